@@ -1,0 +1,148 @@
+"""The whole interface of the PBFT core: events in, actions out.
+
+    actions = replica.handle(event)
+
+The driver (node/consensus_driver.py, or the simulator) must carry out the
+actions *in list order*, with one rule that safety depends on:
+
+    a PersistSafety action must be durable (fsync'd) before any Send or
+    Broadcast that follows it in the same list is handed to the network.
+
+Drivers may merge consecutive PersistSafety actions into one write (only the
+last record matters: each record supersedes the previous one).
+
+Validators are named by their index in the genesis validator list.  Time never
+enters the core except as the delays it asks for in SetTimer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from ledger.certificate import CommitCertificate
+
+
+# -- events (driver -> core) ------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A consensus message from validator `sender` (transport-authenticated);
+    `message` is a decoded consensus.messages object."""
+    sender: int
+    message: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """A timer set with SetTimer(kind, ...) expired; `token` echoes SetTimer.token
+    so a stale timer that fires after being replaced is ignored."""
+    kind: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """The driver built a block payload for `seq` after next_proposal_seq()
+    returned that seq; `digest` is the proposal digest of the payload."""
+    seq: int
+    payload: bytes
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RequestsPending:
+    """The driver holds client requests (txs) that are not yet committed: if
+    they do not get committed in time, the primary is suspected (view change)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """Block `seq` was executed and stored; `state_digest` is its block hash
+    (covers the state root).  Drives checkpoints."""
+    seq: int
+    state_digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """The driver fetched, verified, executed and stored blocks up to `seq`
+    (after a RequestSync or on its own); the core resumes from there."""
+    seq: int
+    state_digest: bytes
+
+
+Event = Union[MessageReceived, TimerFired, Propose, RequestsPending, Executed, Synced]
+
+
+# -- actions (core -> driver) -----------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PersistSafety:
+    """Make `record` durable (fsync) before carrying out any later send in the
+    same action list.  Opaque bytes; handed back to Replica(...) on restart."""
+    record: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    to: int
+    message: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send to every other validator."""
+    message: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Block `seq` is committed.  Delivered exactly once each, in seq order with
+    no gaps (after a Synced the next one is Synced.seq + 1).  payload == b""
+    is a null block."""
+    seq: int
+    payload: bytes
+    certificate: CommitCertificate
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """(Re)arm timer `kind` to fire after delay_ms; replaces an armed timer of
+    the same kind."""
+    kind: str
+    delay_ms: int
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSync:
+    """The core is behind: a stable checkpoint at `target_seq` exists that its
+    log cannot reach.  The driver should fetch certified blocks up to at least
+    target_seq from `peers` and then feed Synced."""
+    target_seq: int
+    target_digest: bytes
+    peers: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFault:
+    """A peer sent something invalid (bad signature, malformed, equivocation...).
+    Dropped already; the driver counts it and may penalise the peer."""
+    sender: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ViewChanged:
+    """The replica entered `view` (new primary = view % n).  For metrics/logs."""
+    view: int
+
+
+Action = Union[PersistSafety, Send, Broadcast, Deliver, SetTimer, CancelTimer,
+               RequestSync, ReportFault, ViewChanged]

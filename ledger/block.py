@@ -1,0 +1,170 @@
+"""Blocks, and the proposal digest that consensus orders.
+
+A block header has two kinds of fields:
+  * proposed — chain_id, height, proposer, timestamp_ms, tx_root: fixed by the
+    primary; their digest (`proposal_digest`) is what PBFT votes on and what a
+    commit certificate signs;
+  * derived at commit — view (the view the certificate was formed in),
+    prev_hash and state_root (after executing this block): computed by every
+    node identically from the committed history.
+Splitting them lets the primary pipeline several heights before the previous
+one is executed, and survives view changes that turn a height into a null
+block, while the block hash still chains every header to its parent.
+A null block (PBFT's null request after a view change) has no txs, proposer ""
+and the constant digest NULL_DIGEST.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import codec
+from .codec import DecodeError
+from .crypto import HASH_LEN, hash256
+from .merkle import merkle_root
+from .tx import MAX_CHAIN_ID_LEN, Transaction
+
+PROPOSAL_DOMAIN = b"ynchain/proposal/v1\x00"
+HEADER_DOMAIN = b"ynchain/header/v1\x00"
+NULL_DIGEST = bytes(HASH_LEN)
+GENESIS_HASH = bytes(HASH_LEN)     # prev_hash of height 1
+MAX_BLOCK_TXS = 100_000
+MAX_NAME_LEN = 64
+
+
+def proposal_digest(chain_id: str, height: int, proposer: str, timestamp_ms: int, tx_root: bytes) -> bytes:
+    return hash256(PROPOSAL_DOMAIN + codec.pack([chain_id, height, proposer, timestamp_ms, tx_root]))
+
+
+@dataclass(frozen=True, slots=True)
+class BlockHeader:
+    chain_id: str
+    height: int
+    view: int
+    prev_hash: bytes
+    tx_root: bytes
+    state_root: bytes
+    proposer: str
+    timestamp_ms: int
+    _hash: bytes | None = field(default=None, compare=False, repr=False)
+
+    def to_record(self) -> list:
+        return [self.chain_id, self.height, self.view, self.prev_hash, self.tx_root,
+                self.state_root, self.proposer, self.timestamp_ms]
+
+    def encode(self) -> bytes:
+        return codec.pack(self.to_record())
+
+    @property
+    def hash(self) -> bytes:
+        h = self._hash
+        if h is None:
+            h = hash256(HEADER_DOMAIN + self.encode())
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    @property
+    def is_null(self) -> bool:
+        return self.proposer == ""
+
+    def proposal_digest(self) -> bytes:
+        if self.is_null:
+            return NULL_DIGEST
+        return proposal_digest(self.chain_id, self.height, self.proposer, self.timestamp_ms, self.tx_root)
+
+    @classmethod
+    def from_record(cls, rec: Any) -> "BlockHeader":
+        codec.expect_list(rec, 8, "header")
+        chain_id, height, view, prev_hash, tx_root, state_root, proposer, ts = rec
+        codec.expect_str(chain_id, "header.chain_id", MAX_CHAIN_ID_LEN)
+        codec.expect_uint(height, "header.height")
+        codec.expect_uint(view, "header.view")
+        codec.expect_bytes(prev_hash, "header.prev_hash", HASH_LEN)
+        codec.expect_bytes(tx_root, "header.tx_root", HASH_LEN)
+        codec.expect_bytes(state_root, "header.state_root", HASH_LEN)
+        codec.expect_str(proposer, "header.proposer", MAX_NAME_LEN)
+        codec.expect_uint(ts, "header.timestamp_ms")
+        return cls(chain_id, height, view, prev_hash, tx_root, state_root, proposer, ts)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "BlockHeader":
+        return cls.from_record(codec.unpack(data))
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """What the primary puts in a PRE-PREPARE: the proposed header fields and
+    the transactions.  An empty payload (b"") is the null proposal."""
+
+    chain_id: str
+    height: int
+    proposer: str
+    timestamp_ms: int
+    txs: tuple[Transaction, ...]
+    _root: bytes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def tx_root(self) -> bytes:
+        root = self._root
+        if root is None:
+            root = merkle_root([tx.id for tx in self.txs])
+            object.__setattr__(self, "_root", root)
+        return root
+
+    def digest(self) -> bytes:
+        return proposal_digest(self.chain_id, self.height, self.proposer, self.timestamp_ms, self.tx_root)
+
+    def encode(self) -> bytes:
+        return codec.pack([self.chain_id, self.height, self.proposer, self.timestamp_ms,
+                           [tx.to_record() for tx in self.txs]])
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Proposal":
+        rec = codec.expect_list(codec.unpack(data), 5, "proposal")
+        chain_id, height, proposer, ts, txs = rec
+        codec.expect_str(chain_id, "proposal.chain_id", MAX_CHAIN_ID_LEN)
+        codec.expect_uint(height, "proposal.height")
+        codec.expect_str(proposer, "proposal.proposer", MAX_NAME_LEN)
+        if not proposer:
+            raise DecodeError("proposal.proposer: must not be empty")
+        codec.expect_uint(ts, "proposal.timestamp_ms")
+        if not isinstance(txs, list) or len(txs) > MAX_BLOCK_TXS:
+            raise DecodeError("proposal.txs: expected an array of at most "
+                              f"{MAX_BLOCK_TXS} transactions")
+        return cls(chain_id, height, proposer, ts, tuple(Transaction.from_record(t) for t in txs))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    header: BlockHeader
+    txs: tuple[Transaction, ...]
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @property
+    def hash(self) -> bytes:
+        return self.header.hash
+
+    def to_record(self) -> list:
+        return [self.header.to_record(), [tx.to_record() for tx in self.txs]]
+
+    def encode(self) -> bytes:
+        return codec.pack(self.to_record())
+
+    def check_tx_root(self) -> bool:
+        return merkle_root([tx.id for tx in self.txs]) == self.header.tx_root
+
+    @classmethod
+    def from_record(cls, rec: Any) -> "Block":
+        codec.expect_list(rec, 2, "block")
+        header = BlockHeader.from_record(rec[0])
+        if not isinstance(rec[1], list) or len(rec[1]) > MAX_BLOCK_TXS:
+            raise DecodeError(f"block.txs: expected an array of at most {MAX_BLOCK_TXS} transactions")
+        return cls(header, tuple(Transaction.from_record(t) for t in rec[1]))
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Block":
+        return cls.from_record(codec.unpack(data))

@@ -1,0 +1,94 @@
+"""Canonical msgpack encoding and the checks every decoder shares.
+
+Records are msgpack *arrays* (field order is the schema), binary fields are
+msgpack bin, strings are str.  `unpack` turns every failure of the msgpack
+library into one `DecodeError`, so callers never see another exception type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from .errors import DecodeError
+
+U64_MAX = 2**64 - 1
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise DecodeError(f"msgpack extension type {code} is not allowed")
+
+
+def unpack(data: bytes) -> Any:
+    """Decode one msgpack value, rejecting ext types, trailing bytes and
+    non-hashable map keys."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    try:
+        return msgpack.unpackb(
+            data, raw=False, use_list=True, strict_map_key=False,
+            ext_hook=_no_ext, timestamp=0,
+        )
+    except DecodeError:
+        raise
+    except Exception as exc:  # msgpack raises a zoo of types; callers see one
+        raise DecodeError(f"invalid msgpack: {exc.__class__.__name__}: {exc}") from None
+
+
+# -- field checks used by every record decoder ---------------------------------
+
+def expect_list(value: Any, length: int, what: str) -> list:
+    if not isinstance(value, list):
+        raise DecodeError(f"{what}: expected an array, got {type(value).__name__}")
+    if len(value) != length:
+        raise DecodeError(f"{what}: expected {length} fields, got {len(value)}")
+    return value
+
+
+def expect_uint(value: Any, what: str, maximum: int = U64_MAX) -> int:
+    if type(value) is not int or value < 0 or value > maximum:
+        raise DecodeError(f"{what}: expected an unsigned integer <= {maximum}")
+    return value
+
+
+def expect_bytes(value: Any, what: str, length: int | None = None, max_len: int | None = None) -> bytes:
+    if type(value) is not bytes:
+        raise DecodeError(f"{what}: expected bytes, got {type(value).__name__}")
+    if length is not None and len(value) != length:
+        raise DecodeError(f"{what}: expected {length} bytes, got {len(value)}")
+    if max_len is not None and len(value) > max_len:
+        raise DecodeError(f"{what}: longer than {max_len} bytes")
+    return value
+
+
+def expect_str(value: Any, what: str, max_len: int = 256) -> str:
+    if type(value) is not str:
+        raise DecodeError(f"{what}: expected a string, got {type(value).__name__}")
+    if len(value) > max_len:
+        raise DecodeError(f"{what}: longer than {max_len} characters")
+    return value
+
+
+def check_plain(value: Any, what: str, depth: int = 0) -> None:
+    """Accept only plain msgpack data (nil, bool, int, float, str, bytes,
+    arrays, maps with str/int/bytes keys), nested at most 32 deep."""
+    if depth > 32:
+        raise DecodeError(f"{what}: nested too deeply")
+    if value is None or type(value) in (bool, int, float, str, bytes):
+        return
+    if type(value) is list:
+        for item in value:
+            check_plain(item, what, depth + 1)
+        return
+    if type(value) is dict:
+        for key, item in value.items():
+            if type(key) not in (str, int, bytes):
+                raise DecodeError(f"{what}: map keys must be str, int or bytes")
+            check_plain(item, what, depth + 1)
+        return
+    raise DecodeError(f"{what}: {type(value).__name__} is not plain msgpack data")

@@ -1,0 +1,21 @@
+"""Every error type of the ledger layer, in one place."""
+
+
+class LedgerError(Exception):
+    """Base class of the errors this package raises on purpose."""
+
+
+class DecodeError(LedgerError):
+    """Bytes that are not a valid encoding of the expected object."""
+
+
+class ValidationError(LedgerError):
+    """A well-formed object that breaks a rule (wrong chain, bad signature, ...)."""
+
+
+class KeyFileError(LedgerError):
+    """A key file that is missing, malformed or readable by others."""
+
+
+class GenesisError(LedgerError):
+    """A genesis file that is malformed; the message says exactly what is wrong."""

@@ -1,0 +1,119 @@
+"""A node's config.toml: where its key, data and genesis live and what it listens on.
+
+    [node]
+    name = "node0"                # must match a validator name in genesis
+    key_file = "node.key"         # paths are relative to the home directory
+    data_dir = "data"
+    genesis = "../genesis.json"
+    [p2p]
+    listen = "127.0.0.1:26656"
+    [api]
+    listen = "127.0.0.1:8545"
+    [mempool]
+    max_txs = 50000
+    max_bytes = 67108864
+    [log]
+    level = "info"                # debug | info | warning | error
+    format = "text"               # text | json
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.genesis import parse_address
+
+
+class ConfigError(Exception):
+    """A config.toml that cannot be used; the message says what and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    home: Path
+    name: str
+    key_file: Path
+    data_dir: Path
+    genesis: Path
+    p2p_listen: tuple[str, int]
+    api_listen: tuple[str, int]
+    mempool_max_txs: int = 50_000
+    mempool_max_bytes: int = 64 * 1024 * 1024
+    log_level: str = "info"
+    log_format: str = "text"
+
+
+_SCHEMA = {
+    "node": {"name": str, "key_file": str, "data_dir": str, "genesis": str},
+    "p2p": {"listen": str},
+    "api": {"listen": str},
+    "mempool": {"max_txs": int, "max_bytes": int},
+    "log": {"level": str, "format": str},
+}
+_REQUIRED = {("node", "name"), ("node", "key_file"), ("node", "data_dir"), ("node", "genesis"),
+             ("p2p", "listen"), ("api", "listen")}
+
+
+def load_config(home: str | Path) -> NodeConfig:
+    home = Path(home).resolve()
+    path = home / "config.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (is {home} a node home directory?)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    for section, body in data.items():
+        if section not in _SCHEMA or not isinstance(body, dict):
+            raise ConfigError(f"{path}: unknown section [{section}]")
+        for key, value in body.items():
+            want = _SCHEMA[section].get(key)
+            if want is None:
+                raise ConfigError(f"{path}: unknown key {section}.{key}")
+            if type(value) is not want:
+                raise ConfigError(f"{path}: {section}.{key} must be a {want.__name__}")
+    for section, key in sorted(_REQUIRED):
+        if key not in data.get(section, {}):
+            raise ConfigError(f"{path}: missing {section}.{key}")
+    get = lambda s, k, d=None: data.get(s, {}).get(k, d)  # noqa: E731
+    try:
+        p2p = parse_address(get("p2p", "listen"), "p2p.listen")
+        api = parse_address(get("api", "listen"), "api.listen")
+    except Exception as exc:
+        raise ConfigError(f"{path}: {str(exc).removeprefix('genesis.')}") from None
+    level = get("log", "level", "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{path}: log.level must be debug, info, warning or error")
+    fmt = get("log", "format", "text")
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"{path}: log.format must be text or json")
+    max_txs = get("mempool", "max_txs", NodeConfig.mempool_max_txs)
+    max_bytes = get("mempool", "max_bytes", NodeConfig.mempool_max_bytes)
+    if max_txs < 1 or max_bytes < 1024:
+        raise ConfigError(f"{path}: mempool.max_txs must be >= 1 and mempool.max_bytes >= 1024")
+    return NodeConfig(
+        home=home, name=get("node", "name"),
+        key_file=(home / get("node", "key_file")).resolve(),
+        data_dir=(home / get("node", "data_dir")).resolve(),
+        genesis=(home / get("node", "genesis")).resolve(),
+        p2p_listen=p2p, api_listen=api, mempool_max_txs=max_txs, mempool_max_bytes=max_bytes,
+        log_level=level, log_format=fmt,
+    )
+
+
+def render_config(name: str, p2p: tuple[str, int], api: tuple[str, int], *,
+                  genesis: str = "../genesis.json", key_file: str = "node.key",
+                  data_dir: str = "data") -> str:
+    """The text of a config.toml (what `ynchain testnet init` writes)."""
+    return (
+        f'[node]\nname = "{name}"\nkey_file = "{key_file}"\ndata_dir = "{data_dir}"\n'
+        f'genesis = "{genesis}"\n\n'
+        f'[p2p]\nlisten = "{p2p[0]}:{p2p[1]}"\n\n'
+        f'[api]\nlisten = "{api[0]}:{api[1]}"\n\n'
+        f'[mempool]\nmax_txs = {NodeConfig.mempool_max_txs}\nmax_bytes = {NodeConfig.mempool_max_bytes}\n\n'
+        f'[log]\nlevel = "info"\nformat = "text"\n'
+    )
