@@ -58,6 +58,9 @@ class NodeFacade(Protocol):
 
     def get_tx(self, tx_id: bytes) -> TxRecord | None: ...
 
+    def tx_pending(self, tx_id: bytes) -> bool:
+        """True if the tx is in this node's mempool (admitted, not yet committed)."""
+
     def get_block(self, height: int) -> CommittedBlock | None: ...
 
     def height(self) -> int: ...
