@@ -1,17 +1,18 @@
 """Blocks, and the proposal digest that consensus orders.
 
 A block header has two kinds of fields:
-  * proposed — chain_id, height, proposer, timestamp_ms, tx_root: fixed by the
-    primary; their digest (`proposal_digest`) is what PBFT votes on and what a
-    commit certificate signs;
-  * derived at commit — view (the view the certificate was formed in),
-    prev_hash and state_root (after executing this block): computed by every
-    node identically from the committed history.
+  * proposed — chain_id, height, view (the view it was first proposed in),
+    proposer, timestamp_ms, tx_root: fixed by the primary; their digest
+    (`proposal_digest`) is what PBFT votes on and what a commit certificate
+    signs (a re-proposal after a view change keeps them, so the certificate's
+    view may be higher than the header's);
+  * derived at commit — prev_hash and state_root (after executing this
+    block): computed by every node identically from the committed history.
 Splitting them lets the primary pipeline several heights before the previous
 one is executed, and survives view changes that turn a height into a null
 block, while the block hash still chains every header to its parent.
-A null block (PBFT's null request after a view change) has no txs, proposer ""
-and the constant digest NULL_DIGEST.
+A null block (PBFT's null request after a view change) has no txs, proposer "",
+the parent's view and timestamp, and the constant digest NULL_DIGEST.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ MAX_BLOCK_TXS = 100_000
 MAX_NAME_LEN = 64
 
 
-def proposal_digest(chain_id: str, height: int, proposer: str, timestamp_ms: int, tx_root: bytes) -> bytes:
-    return hash256(PROPOSAL_DOMAIN + codec.pack([chain_id, height, proposer, timestamp_ms, tx_root]))
+def proposal_digest(chain_id: str, height: int, view: int, proposer: str, timestamp_ms: int,
+                    tx_root: bytes) -> bytes:
+    return hash256(PROPOSAL_DOMAIN + codec.pack([chain_id, height, view, proposer, timestamp_ms, tx_root]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,8 @@ class BlockHeader:
     def proposal_digest(self) -> bytes:
         if self.is_null:
             return NULL_DIGEST
-        return proposal_digest(self.chain_id, self.height, self.proposer, self.timestamp_ms, self.tx_root)
+        return proposal_digest(self.chain_id, self.height, self.view, self.proposer,
+                               self.timestamp_ms, self.tx_root)
 
     @classmethod
     def from_record(cls, rec: Any) -> "BlockHeader":
@@ -99,6 +102,7 @@ class Proposal:
 
     chain_id: str
     height: int
+    view: int
     proposer: str
     timestamp_ms: int
     txs: tuple[Transaction, ...]
@@ -113,18 +117,20 @@ class Proposal:
         return root
 
     def digest(self) -> bytes:
-        return proposal_digest(self.chain_id, self.height, self.proposer, self.timestamp_ms, self.tx_root)
+        return proposal_digest(self.chain_id, self.height, self.view, self.proposer,
+                               self.timestamp_ms, self.tx_root)
 
     def encode(self) -> bytes:
-        return codec.pack([self.chain_id, self.height, self.proposer, self.timestamp_ms,
+        return codec.pack([self.chain_id, self.height, self.view, self.proposer, self.timestamp_ms,
                            [tx.to_record() for tx in self.txs]])
 
     @classmethod
     def decode(cls, data: bytes) -> "Proposal":
-        rec = codec.expect_list(codec.unpack(data), 5, "proposal")
-        chain_id, height, proposer, ts, txs = rec
+        rec = codec.expect_list(codec.unpack(data), 6, "proposal")
+        chain_id, height, view, proposer, ts, txs = rec
         codec.expect_str(chain_id, "proposal.chain_id", MAX_CHAIN_ID_LEN)
         codec.expect_uint(height, "proposal.height")
+        codec.expect_uint(view, "proposal.view")
         codec.expect_str(proposer, "proposal.proposer", MAX_NAME_LEN)
         if not proposer:
             raise DecodeError("proposal.proposer: must not be empty")
@@ -132,7 +138,7 @@ class Proposal:
         if not isinstance(txs, list) or len(txs) > MAX_BLOCK_TXS:
             raise DecodeError("proposal.txs: expected an array of at most "
                               f"{MAX_BLOCK_TXS} transactions")
-        return cls(chain_id, height, proposer, ts, tuple(Transaction.from_record(t) for t in txs))
+        return cls(chain_id, height, view, proposer, ts, tuple(Transaction.from_record(t) for t in txs))
 
 
 @dataclass(frozen=True, slots=True)
