@@ -19,3 +19,13 @@ class KeyFileError(LedgerError):
 
 class GenesisError(LedgerError):
     """A genesis file that is malformed; the message says exactly what is wrong."""
+
+
+class ContractError(LedgerError):
+    """A contract call refused by its contract; becomes the tx's receipt.
+    `code` is a ledger.receipt status (never OK)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

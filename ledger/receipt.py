@@ -17,11 +17,13 @@ ERR_NOT_FOUND = 5
 ERR_DUPLICATE = 6      # same tx id already committed (only a faulty primary proposes one)
 ERR_EXPIRED = 7        # valid_until below the block height (likewise)
 ERR_INVALID = 8        # unknown sender, wrong chain or bad signature (likewise)
+ERR_CONFLICT = 9       # the state forbids it: receipt number taken, already reimbursed
 
 STATUS_NAMES = {
     OK: "ok", ERR_UNKNOWN_CONTRACT: "unknown_contract", ERR_UNKNOWN_METHOD: "unknown_method",
     ERR_BAD_ARGS: "bad_args", ERR_PERMISSION: "permission_denied", ERR_NOT_FOUND: "not_found",
     ERR_DUPLICATE: "duplicate", ERR_EXPIRED: "expired", ERR_INVALID: "invalid",
+    ERR_CONFLICT: "conflict",
 }
 
 
