@@ -1,0 +1,128 @@
+"""The execution engine: apply a committed block's transactions to the state.
+
+Every node runs `execute_block` on the same committed blocks in the same order,
+so it must be a pure function of its inputs: no clock, no randomness, no I/O,
+no iteration over unordered containers that could leak into the result.
+
+Per-tx write sets: a call writes into its own dict; on success the dict is
+merged into the block's write set (so later txs of the block read it), on
+failure it is dropped, so a failed tx leaves no trace in the state.  The
+receipt says what happened either way.
+
+Txs that admission would have refused (duplicate, wrong chain, unknown sender,
+outside the validity window) get an error receipt and no effect.  Honest
+primaries never propose them, but a faulty one may, and every node must then
+still compute the same thing.  Signatures are not checked again here: every
+validator checked them before voting for the block.
+
+State root.  root(h) = H(STATE_ROOT_DOMAIN || root(h-1) || pack(sorted writes of h)),
+root(0) = INITIAL_STATE_ROOT, and a block without writes keeps its parent's root.
+The writes of a block are fixed by the committed history (deterministic
+execution), sorting makes their encoding canonical, and deletes are nil where
+values are bin, so two nodes with the same committed history have the same
+root, and a node whose state diverged at any height has different roots from
+then on.  It commits to the history of changes, not to a key-value tree: it
+proves agreement, not membership of one key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from . import admission, codec
+from .contracts import REGISTRY, CallContext, ContractState, StateReader
+from .crypto import hash256
+from .errors import ContractError, ValidationError
+from .genesis import Genesis
+from .receipt import (ERR_DUPLICATE, ERR_EXPIRED, ERR_INVALID, ERR_UNKNOWN_CONTRACT,
+                      ERR_UNKNOWN_METHOD, OK, Receipt)
+from .tx import Transaction
+
+STATE_ROOT_DOMAIN = b"ynchain/state-root/v1\x00"
+INITIAL_STATE_ROOT = hash256(b"ynchain/state-root/initial")
+MAX_MESSAGE_LEN = 1024            # Receipt.from_record's bound
+
+GetState = Callable[[bytes], "bytes | None"]
+Writes = dict[bytes, "bytes | None"]       # state key -> packed value, None = deleted
+
+_MISSING = object()
+# What a tx that fails admission gets (all but the signature, see module doc).
+_ADMISSION_STATUS = {
+    admission.WRONG_CHAIN: ERR_INVALID,
+    admission.UNKNOWN_SENDER: ERR_INVALID,
+    admission.TOO_FAR_AHEAD: ERR_INVALID,
+    admission.EXPIRED: ERR_EXPIRED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    receipts: tuple[Receipt, ...]          # one per tx, in block order
+    writes: Writes                         # what to apply to the state store
+    state_root: bytes
+
+
+def next_state_root(prev_root: bytes, writes: Writes) -> bytes:
+    if not writes:
+        return prev_root
+    return hash256(STATE_ROOT_DOMAIN + prev_root + codec.pack(sorted(writes.items())))
+
+
+def execute_block(genesis: Genesis, get_state: GetState, height: int,
+                  txs: Sequence[Transaction], prev_state_root: bytes,
+                  is_committed: Callable[[bytes], bool]) -> ExecutionResult:
+    """Execute block `height` (>= 1) on top of the state `get_state` reads
+    (the state after height-1).  `is_committed(tx_id)` answers for txs of
+    earlier blocks; duplicates inside the block are found here."""
+    if height < 1:
+        raise ValueError(f"block height must be >= 1, got {height}")
+    block_writes: Writes = {}
+
+    def read(key: bytes) -> bytes | None:
+        value = block_writes.get(key, _MISSING)
+        return get_state(key) if value is _MISSING else value
+
+    seen: set[bytes] = set()
+    receipts = []
+    for tx in txs:
+        tx_id = tx.id
+        if tx_id in seen or is_committed(tx_id):
+            receipts.append(Receipt(ERR_DUPLICATE, "transaction already committed"))
+            continue
+        seen.add(tx_id)
+        problem = (admission.static_problem(tx, genesis)
+                   or admission.window_problem(tx, height - 1, genesis))
+        if problem is not None:
+            receipts.append(Receipt(_ADMISSION_STATUS[problem], problem))
+            continue
+        ctx = CallContext(genesis.account_by_key(tx.sender), height, tx_id)
+        receipt, tx_writes = _call(ctx, tx, read)
+        receipts.append(receipt)
+        if receipt.ok:
+            block_writes.update(tx_writes)
+    return ExecutionResult(tuple(receipts), block_writes,
+                           next_state_root(prev_state_root, block_writes))
+
+
+def _call(ctx: CallContext, tx: Transaction, read: GetState) -> tuple[Receipt, Writes]:
+    contract = REGISTRY.get(tx.contract)
+    if contract is None:
+        return Receipt(ERR_UNKNOWN_CONTRACT, f"unknown contract {tx.contract!r}"), {}
+    method = contract.methods.get(tx.method)
+    if method is None:
+        return Receipt(ERR_UNKNOWN_METHOD, f"contract {contract.name} has no method {tx.method!r}"), {}
+    writes: Writes = {}
+    try:
+        result = method(ctx, ContractState(contract.name, read, writes), tx.args)
+    except ContractError as exc:
+        return Receipt(exc.code, exc.message[:MAX_MESSAGE_LEN]), {}
+    return Receipt(OK, "", result), writes
+
+
+def query_state(get_state: GetState, contract: str, key: str) -> Any | None:
+    """The decoded value a contract shows for `key` (None if absent)."""
+    found = REGISTRY.get(contract)
+    if found is None:
+        raise ValidationError(f"unknown contract {contract!r}")
+    return found.query(StateReader(found.name, get_state), key)
