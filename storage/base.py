@@ -1,0 +1,67 @@
+"""What the node, the consensus driver and the simulator need from a store.
+
+Implemented by `LevelDBStore` (storage.leveldb_store, the node's) and
+`MemoryStore` (storage.memory_store, for tests and the simulator); both share
+one implementation (storage.kv_store), so they behave identically.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+from ledger.block import Block
+from ledger.certificate import CommitCertificate
+from ledger.receipt import Receipt
+
+
+@runtime_checkable
+class Store(Protocol):
+    # -- the chain tip (kept in memory: no I/O) --------------------------------
+    def last_height(self) -> int:
+        """Height of the last committed block; 0 when none is."""
+
+    def last_block_hash(self) -> bytes:
+        """Hash of the last committed block; ledger.block.GENESIS_HASH when none is."""
+
+    def last_state_root(self) -> bytes:
+        """State root after the last committed block; the initial root when none is."""
+
+    # -- blocks ------------------------------------------------------------------
+    def get_block(self, height: int) -> Block | None: ...
+
+    def get_block_bytes(self, height: int) -> bytes | None:
+        """The block as encoded (Block.encode), to serve sync without re-encoding."""
+
+    def get_certificate(self, height: int) -> CommitCertificate | None: ...
+
+    def height_of(self, block_hash: bytes) -> int | None: ...
+
+    # -- transactions and state ---------------------------------------------------
+    def get_tx(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
+        """(height, index in block, receipt) of the first commit of this tx id."""
+
+    def has_tx(self, tx_id: bytes) -> bool:
+        """Fast duplicate check for the mempool's hot path."""
+
+    def get_state(self, key: bytes) -> bytes | None: ...
+
+    # -- writing -----------------------------------------------------------------
+    def commit(self, block: Block, certificate: CommitCertificate,
+               receipts: Sequence[Receipt], state_writes: Mapping[bytes, bytes | None],
+               state_root: bytes) -> None:
+        """Atomically and durably append `block` (all of it or, after a crash,
+        none of it).  Raises CommitOrderError unless it extends the tip.
+        A tx id already indexed (earlier block, or earlier in this block)
+        keeps its first entry.  `state_writes` maps key -> value, None deletes."""
+
+    def load_safety_record(self) -> bytes | None: ...
+
+    def save_safety_record(self, data: bytes) -> None:
+        """Durable (fsync'd) before it returns: the driver sends votes after it."""
+
+    def close(self) -> None:
+        """Release the store; idempotent.  Any later call raises StoreError."""
+
+    def __enter__(self) -> "Store": ...
+
+    def __exit__(self, *exc_info: object) -> None: ...

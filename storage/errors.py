@@ -1,0 +1,33 @@
+"""Every error type of the storage layer, in one place.
+
+Each carries a one-line message naming the store's path and what is wrong,
+so the CLI and daemon can print it as is.
+"""
+
+
+class StoreError(Exception):
+    """Base class of the errors this package raises on purpose."""
+
+
+class NotAStoreError(StoreError):
+    """The path is not a ynchain store (missing, a file, or someone else's data)."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written with another schema version than this code reads."""
+
+
+class StoreLockedError(StoreError):
+    """Another process (or another handle in this one) holds the store open."""
+
+
+class GenesisMismatchError(StoreError):
+    """The store belongs to a chain with another genesis."""
+
+
+class CommitOrderError(StoreError):
+    """A commit that does not extend the last committed block."""
+
+
+class CorruptStoreError(StoreError):
+    """A stored record that does not decode: the database was damaged or edited."""

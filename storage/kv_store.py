@@ -1,0 +1,253 @@
+"""The Store logic, written once over a small byte-keyed backend.
+
+LevelDBStore (plyvel) and MemoryStore (a dict) differ only in their backend,
+so they share every rule — commit order, first-entry-wins tx index, tip
+bookkeeping, record encodings — and tests of one hold for the other.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Protocol, Sequence, TypeVar
+
+import msgpack
+
+from ledger.block import GENESIS_HASH, Block
+from ledger.certificate import CommitCertificate
+from ledger.codec import DecodeError, pack
+from ledger.crypto import HASH_LEN
+from ledger.receipt import Receipt
+
+from . import layout
+from .errors import (
+    CommitOrderError, CorruptStoreError, GenesisMismatchError, NotAStoreError,
+    SchemaVersionError, StoreError,
+)
+from .layout import Tip
+
+T = TypeVar("T")
+
+
+class Batch(Protocol):
+    """Writes collected in memory and applied atomically and durably by write()."""
+
+    def put(self, key: bytes, value: bytes) -> None: ...
+
+    def delete(self, key: bytes) -> None: ...
+
+    def write(self) -> None: ...
+
+
+class Backend(Protocol):
+    """Raw byte storage.  Errors of the underlying engine surface as StoreError."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def batch(self) -> Batch: ...
+
+    def put_sync(self, key: bytes, value: bytes) -> None: ...
+
+    def is_empty(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class _ClosedBackend:
+    """Stands in for the backend after close(), so no read path needs a check."""
+
+    def _closed(self, *args: object) -> None:
+        raise StoreError("store is closed")
+
+    get = batch = put_sync = is_empty = _closed
+
+    def close(self) -> None:
+        pass
+
+
+_CLOSED = _ClosedBackend()
+
+
+def _check_hash(value: object, what: str) -> bytes:
+    if type(value) is not bytes or len(value) != HASH_LEN:
+        raise ValueError(f"{what}: expected {HASH_LEN} bytes")
+    return value
+
+
+class KVStore:
+    """A Store (storage.base) over a Backend; see storage.layout for the keys."""
+
+    def __init__(self, backend: Backend, where: str, genesis_hash: bytes, *,
+                 initial_state_root: bytes = bytes(HASH_LEN), create: bool = True) -> None:
+        _check_hash(genesis_hash, "genesis_hash")
+        _check_hash(initial_state_root, "initial_state_root")
+        self._kv: Backend = backend
+        self.where = where
+        self.genesis_hash = genesis_hash
+        self._tip = self._open_or_create(genesis_hash, initial_state_root, create)
+
+    def _open_or_create(self, genesis_hash: bytes, initial_state_root: bytes, create: bool) -> Tip:
+        kv = self._kv
+        raw_schema = kv.get(layout.KEY_SCHEMA)
+        if raw_schema is None:
+            # An empty database is a store whose creation was cut short (or a
+            # fresh one): initialising it is safe.  Anything else is not ours.
+            if not kv.is_empty():
+                raise NotAStoreError(f"{self.where}: holds data but no ynchain metadata; not a ynchain store")
+            if not create:
+                raise NotAStoreError(f"{self.where}: no ynchain store here")
+            tip = Tip(0, GENESIS_HASH, initial_state_root)
+            batch = kv.batch()
+            batch.put(layout.KEY_SCHEMA, pack(layout.SCHEMA_VERSION))
+            batch.put(layout.KEY_GENESIS, pack(genesis_hash))
+            batch.put(layout.KEY_TIP, tip.encode())
+            batch.write()
+            return tip
+        try:
+            schema = layout.decode_uint(raw_schema, "schema version")
+        except DecodeError:
+            raise SchemaVersionError(f"{self.where}: unreadable schema version "
+                                     f"{raw_schema[:16]!r}, expected {layout.SCHEMA_VERSION}") from None
+        if schema != layout.SCHEMA_VERSION:
+            raise SchemaVersionError(f"{self.where}: store schema version is {schema}, "
+                                     f"this ynchain reads version {layout.SCHEMA_VERSION}")
+        stored_genesis = self._decode(layout.decode_hash, kv.get(layout.KEY_GENESIS), "genesis hash")
+        if stored_genesis != genesis_hash:
+            raise GenesisMismatchError(f"{self.where}: store belongs to genesis {stored_genesis.hex()}, "
+                                       f"not {genesis_hash.hex()}")
+        return self._decode(Tip.decode, kv.get(layout.KEY_TIP), "tip")
+
+    def _decode(self, decode: Callable[..., T], raw: bytes | None, what: str, *args: object) -> T:
+        if raw is None:
+            raise CorruptStoreError(f"{self.where}: {what} is missing")
+        try:
+            return decode(raw, *args)
+        except DecodeError as exc:
+            raise CorruptStoreError(f"{self.where}: {what} does not decode: {exc}") from None
+
+    # -- the tip ----------------------------------------------------------------
+    def last_height(self) -> int:
+        return self._tip.height
+
+    def last_block_hash(self) -> bytes:
+        return self._tip.block_hash
+
+    def last_state_root(self) -> bytes:
+        return self._tip.state_root
+
+    # -- reads ------------------------------------------------------------------
+    def get_block_bytes(self, height: int) -> bytes | None:
+        # Heights beyond the tip are never read: after a crash the tip, not
+        # whatever else is on disk, defines the chain.
+        if not 0 < height <= self._tip.height:
+            return None
+        return self._kv.get(layout.BLOCK + layout.height_key(height))
+
+    def get_block(self, height: int) -> Block | None:
+        raw = self.get_block_bytes(height)
+        return None if raw is None else self._decode(Block.decode, raw, f"block {height}")
+
+    def get_certificate(self, height: int) -> CommitCertificate | None:
+        if not 0 < height <= self._tip.height:
+            return None
+        raw = self._kv.get(layout.CERTIFICATE + layout.height_key(height))
+        return None if raw is None else self._decode(
+            CommitCertificate.decode, raw, f"certificate {height}")
+
+    def height_of(self, block_hash: bytes) -> int | None:
+        raw = self._kv.get(layout.BLOCK_HASH + block_hash)
+        return None if raw is None else self._decode(
+            layout.decode_uint, raw, f"height of block {block_hash.hex()}", "height")
+
+    def get_tx(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
+        raw = self._kv.get(layout.TX + tx_id)
+        return None if raw is None else self._decode(layout.decode_tx_entry, raw, f"tx {tx_id.hex()}")
+
+    def has_tx(self, tx_id: bytes) -> bool:
+        return self._kv.get(layout.TX + tx_id) is not None
+
+    def get_state(self, key: bytes) -> bytes | None:
+        return self._kv.get(layout.STATE + key)
+
+    # -- writes -----------------------------------------------------------------
+    def commit(self, block: Block, certificate: CommitCertificate,
+               receipts: Sequence[Receipt], state_writes: Mapping[bytes, bytes | None],
+               state_root: bytes) -> None:
+        tip = self._tip
+        header = block.header
+        height = header.height
+        if height != tip.height + 1:
+            raise CommitOrderError(f"{self.where}: block {height} does not follow the last "
+                                   f"committed height {tip.height}")
+        if header.prev_hash != tip.block_hash:
+            raise CommitOrderError(f"{self.where}: block {height} links to {header.prev_hash.hex()}, "
+                                   f"the last committed block is {tip.block_hash.hex()}")
+        if certificate.height != height:
+            raise StoreError(f"{self.where}: certificate for height {certificate.height} "
+                             f"given with block {height}")
+        if len(receipts) != len(block.txs):
+            raise StoreError(f"{self.where}: block {height} has {len(block.txs)} txs "
+                             f"but {len(receipts)} receipts")
+        _check_hash(state_root, "state_root")
+        new_tip = Tip(height, block.hash, state_root)
+        hkey = layout.height_key(height)
+        kv = self._kv
+        get = kv.get
+        batch = kv.batch()
+        put = batch.put
+        try:
+            put(layout.BLOCK + hkey, block.encode())
+            put(layout.CERTIFICATE + hkey, certificate.encode())
+            put(layout.BLOCK_HASH + new_tip.block_hash, pack(height))
+            tx_prefix = layout.TX
+            encode_entry = layout.encode_tx_entry
+            # A Packer per commit: reused for every entry, never shared between threads.
+            pack_entry = msgpack.Packer(use_bin_type=True).pack
+            indexed: set[bytes] = set()
+            for index, (tx, receipt) in enumerate(zip(block.txs, receipts)):
+                key = tx_prefix + tx.id
+                # First entry wins: a repeated tx (only a faulty primary proposes
+                # one) got an ERR_DUPLICATE receipt that must not hide the original.
+                if key in indexed or get(key) is not None:
+                    continue
+                indexed.add(key)
+                put(key, encode_entry(height, index, receipt, pack_entry))
+            state_prefix = layout.STATE
+            for key, value in state_writes.items():
+                if type(key) is not bytes:
+                    raise StoreError(f"{self.where}: state key {key!r} is not bytes")
+                if value is None:
+                    batch.delete(state_prefix + key)
+                elif type(value) is bytes:
+                    put(state_prefix + key, value)
+                else:
+                    raise StoreError(f"{self.where}: state value for {key!r} is not bytes or None")
+            put(layout.KEY_TIP, new_tip.encode())
+        except (TypeError, ValueError, OverflowError) as exc:
+            # msgpack's complaint about an unencodable receipt result or header field
+            raise StoreError(f"{self.where}: block {height} cannot be encoded: {exc}") from exc
+        batch.write()
+        self._tip = new_tip
+
+    def load_safety_record(self) -> bytes | None:
+        return self._kv.get(layout.KEY_SAFETY)
+
+    def save_safety_record(self, data: bytes) -> None:
+        if type(data) is not bytes:
+            raise StoreError(f"{self.where}: safety record must be bytes, got {type(data).__name__}")
+        if len(data) > layout.MAX_SAFETY_RECORD:
+            raise StoreError(f"{self.where}: safety record of {len(data)} bytes exceeds "
+                             f"{layout.MAX_SAFETY_RECORD}")
+        self._kv.put_sync(layout.KEY_SAFETY, data)
+
+    # -- lifetime -----------------------------------------------------------------
+    def close(self) -> None:
+        kv, self._kv = self._kv, _CLOSED
+        kv.close()
+
+    def __enter__(self) -> "KVStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.where!r}, height={self._tip.height})"

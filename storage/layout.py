@@ -1,0 +1,91 @@
+"""The on-disk layout: key families and the records stored under them.
+
+Every key starts with a two-byte family prefix; heights in keys are 8-byte
+big-endian so LevelDB's byte order is height order.  Values are msgpack
+arrays (ledger.codec) unless noted.
+
+    m/schema            -> SCHEMA_VERSION (uint)
+    m/genesis           -> genesis hash (bin 32)
+    m/tip               -> [last height, last block hash, last state root]
+    b/ + height (8 BE)  -> the encoded Block (served to syncing peers as is)
+    c/ + height (8 BE)  -> the encoded CommitCertificate
+    h/ + block hash     -> height (uint)
+    t/ + tx id          -> [height, index in block, receipt record]
+    s/ + state key      -> state value (raw bytes, not msgpack)
+    p/safety            -> the consensus safety record (raw bytes, opaque here)
+
+The tip is one record so that height, hash and state root can never disagree,
+and it is written in the same batch as the block it points to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+from ledger import codec
+from ledger.crypto import HASH_LEN
+from ledger.receipt import Receipt
+
+SCHEMA_VERSION = 1
+
+KEY_SCHEMA = b"m/schema"
+KEY_GENESIS = b"m/genesis"
+KEY_TIP = b"m/tip"
+KEY_SAFETY = b"p/safety"
+
+BLOCK = b"b/"
+CERTIFICATE = b"c/"
+BLOCK_HASH = b"h/"
+TX = b"t/"
+STATE = b"s/"
+
+FAMILIES = (b"m/", BLOCK, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/")
+
+# The consensus driver's record is a few hundred bytes; a cap keeps a bug
+# from turning every vote into a multi-megabyte fsync.
+MAX_SAFETY_RECORD = 1 << 20
+
+
+def height_key(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Tip:
+    """The last committed block, or the empty chain (height 0)."""
+    height: int
+    block_hash: bytes
+    state_root: bytes
+
+    def encode(self) -> bytes:
+        return codec.pack([self.height, self.block_hash, self.state_root])
+
+    @classmethod
+    def decode(cls, data: bytes) -> "Tip":
+        rec = codec.expect_list(codec.unpack(data), 3, "tip")
+        codec.expect_uint(rec[0], "tip.height")
+        codec.expect_bytes(rec[1], "tip.block_hash", HASH_LEN)
+        codec.expect_bytes(rec[2], "tip.state_root", HASH_LEN)
+        return cls(rec[0], rec[1], rec[2])
+
+
+def encode_tx_entry(height: int, index: int, receipt: Receipt,
+                    pack: Callable[[Any], bytes] = codec.pack) -> bytes:
+    """`pack` lets a commit pass one reusable msgpack.Packer (same bytes,
+    half the cost of codec.pack's one-shot packer per call)."""
+    return pack([height, index, receipt.to_record()])
+
+
+def decode_tx_entry(data: bytes) -> tuple[int, int, Receipt]:
+    rec = codec.expect_list(codec.unpack(data), 3, "tx entry")
+    codec.expect_uint(rec[0], "tx entry.height")
+    codec.expect_uint(rec[1], "tx entry.index")
+    return rec[0], rec[1], Receipt.from_record(rec[2])
+
+
+def decode_uint(data: bytes, what: str) -> int:
+    return codec.expect_uint(codec.unpack(data), what)
+
+
+def decode_hash(data: bytes, what: str) -> bytes:
+    return codec.expect_bytes(codec.unpack(data), what, HASH_LEN)

@@ -1,0 +1,92 @@
+"""A deterministic test chain: everything a commit needs, derived from the height.
+
+Both the crash-test child process and its checker build the same commits from
+the same heights, so the checker can recompute what the store must hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.block import GENESIS_HASH, Block, BlockHeader
+from ledger.certificate import CommitCertificate, Vote
+from ledger.codec import pack
+from ledger.crypto import hash256
+from ledger.merkle import merkle_root
+from ledger.receipt import ERR_DUPLICATE, OK, Receipt
+from ledger.tx import Transaction
+from storage import layout
+
+CHAIN_ID = "storage-test"
+GENESIS = hash256(b"storage-test genesis")
+OTHER_GENESIS = hash256(b"another chain")
+STATE_KEYS = 37
+
+
+def make_tx(height: int, i: int) -> Transaction:
+    return Transaction(CHAIN_ID, hash256(b"sender %d" % (i % 5)), height * 1000 + i, height + 100,
+                       "registry", "put", [height, i], hash256(b"sig %d %d" % (height, i)) * 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    block: Block
+    certificate: CommitCertificate
+    receipts: tuple[Receipt, ...]
+    state_writes: dict[bytes, bytes | None]
+    state_root: bytes
+
+    def apply(self, store) -> None:
+        store.commit(self.block, self.certificate, self.receipts, self.state_writes, self.state_root)
+
+
+def make_commit(height: int, prev_hash: bytes, n_txs: int = 4) -> Commit:
+    """Block `height` with n_txs fresh txs, then two repeats (what a faulty
+    primary may propose): tx 0 of the previous height and tx 0 of this one."""
+    fresh = [make_tx(height, i) for i in range(n_txs)]
+    repeats = [make_tx(height - 1, 0)] if height > 1 else []
+    if fresh:
+        repeats.append(fresh[0])
+    txs = tuple(fresh + repeats)
+    receipts = tuple([Receipt(OK, "", [height, i]) for i in range(n_txs)]
+                     + [Receipt(ERR_DUPLICATE, "duplicate")] * len(repeats))
+    # One key set and one deleted, so state both grows and shrinks; when both
+    # are the same key (h = 27 mod 37) the dict keeps the put.
+    put_key = b"k%d" % (height % STATE_KEYS)
+    del_key = b"k%d" % ((height * 5 + 3) % STATE_KEYS)
+    state_writes: dict[bytes, bytes | None] = {del_key: None, put_key: b"v%d" % height}
+    view = height % 3
+    header = BlockHeader(CHAIN_ID, height, view, prev_hash, merkle_root([tx.id for tx in txs]),
+                         hash256(b"root %d" % (height - 1)), f"v{height % 4}", 1_700_000_000_000 + height)
+    certificate = CommitCertificate(view, height, header.proposal_digest(),
+                                    tuple(Vote(v, hash256(b"vote %d %d" % (height, v)) * 2) for v in range(3)))
+    return Commit(Block(header, txs), certificate, receipts, state_writes, hash256(b"root %d" % height))
+
+
+def build_chain(last: int, n_txs: int = 4) -> list[Commit]:
+    chain: list[Commit] = []
+    prev = GENESIS_HASH
+    for height in range(1, last + 1):
+        chain.append(make_commit(height, prev, n_txs))
+        prev = chain[-1].block.hash
+    return chain
+
+
+def expected_records(chain: list[Commit]) -> dict[bytes, bytes]:
+    """Every key/value (outside metadata and the safety record) a store that
+    committed exactly `chain` must hold."""
+    records: dict[bytes, bytes] = {}
+    for c in chain:
+        height = c.block.height
+        hkey = layout.height_key(height)
+        records[layout.BLOCK + hkey] = c.block.encode()
+        records[layout.CERTIFICATE + hkey] = c.certificate.encode()
+        records[layout.BLOCK_HASH + c.block.hash] = pack(height)
+        for index, (tx, receipt) in enumerate(zip(c.block.txs, c.receipts)):
+            records.setdefault(layout.TX + tx.id, layout.encode_tx_entry(height, index, receipt))
+        for key, value in c.state_writes.items():
+            if value is None:
+                records.pop(layout.STATE + key, None)
+            else:
+                records[layout.STATE + key] = value
+    return records
