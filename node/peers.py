@@ -1,0 +1,390 @@
+"""The validator mesh: one authenticated, encrypted session per peer.
+
+Connection rule: between validators i < j, i dials j and j only accepts i.
+With one dialer per pair there is no race that builds two connections and
+must pick one; if the same peer still shows up twice (it restarted before we
+noticed its old socket died), the newer session replaces the older.
+
+Per session there is a nursery with a reader and a writer:
+
+- writer: drains the peer's outbound queue, sending everything queued as one
+  batch frame (up to the frame cap), so many small messages cost one seal and
+  one write under load while an idle peer gets each message immediately.  The
+  queue is bounded in bytes; a peer that cannot keep up overflows it and is
+  disconnected (it resyncs later) so memory never grows with a slow peer.
+  When idle it sends an empty batch every `keepalive_interval` seconds.
+- reader: receives batch frames and hands each to the node as ONE
+  `await inbound.send((peer_index, [(msg_type, payload), ...]))`.  The inbound
+  channel is bounded, so a flooding peer is slowed at its own reader.  A peer
+  silent for `idle_timeout` seconds is considered dead (half-open TCP).
+
+Anything wrong a peer does (garbage, oversized frame, failed handshake, bad
+ciphertext, malformed envelope) closes that one connection, is logged with
+the peer's address and counted in `stats`; the manager keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import trio
+
+from ledger.crypto import KeyPair
+
+from .framing import DEFAULT_MAX_FRAME
+from .handshake import DEFAULT_HANDSHAKE_TIMEOUT, handshake
+from .secure_channel import ABYTES, FRAME_OVERHEAD, SecureChannel
+from .wire import (
+    BATCH_HEADER_MAX, ConnectionClosed, HandshakeError, IdleTimeout, Message,
+    RemoteProtocolError, TransportError, decode_batch, encode_batch, encode_message,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_BYTES = 64 * 1024 * 1024
+PeerTable = dict[int, tuple[bytes, tuple[str, int]]]
+Hook = Callable[[int], None]
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Plain counters the node exports as metrics (bytes include framing and
+    the authentication tag, i.e. what crosses the socket)."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    sessions: int = 0            # authenticated sessions established
+    disconnects: int = 0         # sessions ended, for any reason
+    queue_overflows: int = 0
+    handshake_failures: Counter = field(default_factory=Counter)  # by HandshakeError.reason
+    protocol_errors: Counter = field(default_factory=Counter)     # by RemoteProtocolError.reason
+
+
+class _Session:
+    """One live connection to a peer and its outbound queue."""
+
+    __slots__ = ("index", "address", "channel", "queue", "queued_bytes", "wakeup",
+                 "cancel_scope", "end_reason")
+
+    def __init__(self, index: int, address: str, channel: SecureChannel) -> None:
+        self.index = index
+        self.address = address
+        self.channel = channel
+        self.queue: deque[bytes] = deque()
+        self.queued_bytes = 0
+        self.wakeup = trio.Event()
+        self.cancel_scope = trio.CancelScope()
+        self.end_reason: str | None = None
+
+    def close(self, reason: str) -> None:
+        """End the session; the first reason given is the one reported."""
+        if self.end_reason is None:
+            self.end_reason = reason
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.cancel_scope.cancel()
+
+
+class PeerManager:
+    """Keeps authenticated sessions to every validator in `peers`.
+
+    `peers` maps validator index -> (ed25519 public key, (host, port)); it may
+    include our own entry (ignored).  Received batches go to `inbound`.
+    `on_connect(i)` runs for every new session with validator i (including one
+    that replaces an older session: the peer may have restarted and lost
+    state); `on_disconnect(i)` runs when i no longer has any session.  Both are
+    plain callbacks run in the transport's task: keep them quick; they may
+    call `send`.
+    """
+
+    def __init__(
+        self,
+        my_key: KeyPair,
+        chain_id: str,
+        genesis_hash: bytes,
+        peers: PeerTable,
+        my_index: int,
+        inbound: trio.MemorySendChannel,
+        *,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        keepalive_interval: float = 5.0,
+        idle_timeout: float = 20.0,
+        backoff_initial: float = 0.05,
+        backoff_max: float = 2.0,
+        max_pending_handshakes: int = 64,
+        on_connect: Hook | None = None,
+        on_disconnect: Hook | None = None,
+    ) -> None:
+        own = peers.get(my_index)
+        if own is not None and own[0] != my_key.public_key:
+            raise ValueError(f"peers[{my_index}] is not this node's key")
+        if max_frame <= ABYTES + BATCH_HEADER_MAX:
+            raise ValueError(f"max_frame of {max_frame} bytes is too small")
+        if queue_bytes < 1:
+            raise ValueError("queue_bytes must be positive")
+        if not 0 < keepalive_interval < idle_timeout:
+            raise ValueError("need 0 < keepalive_interval < idle_timeout")
+        if not 0 < backoff_initial <= backoff_max:
+            raise ValueError("need 0 < backoff_initial <= backoff_max")
+        self.stats = TransportStats()
+        self._key = my_key
+        self._chain_id = chain_id
+        self._genesis_hash = genesis_hash
+        self._my_index = my_index
+        self._peers = {i: (pub, addr) for i, (pub, addr) in peers.items() if i != my_index}
+        self._index_by_key = {pub: i for i, (pub, _) in self._peers.items()}
+        if len(self._index_by_key) != len(self._peers):
+            raise ValueError("two peers share a public key")
+        self._inbound = inbound
+        self._max_frame = max_frame
+        self._max_batch = max_frame - ABYTES
+        self._queue_bytes = queue_bytes
+        self._handshake_timeout = handshake_timeout
+        self._keepalive_interval = keepalive_interval
+        self._idle_timeout = idle_timeout
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._max_pending_handshakes = max_pending_handshakes
+        self._pending_handshakes = 0
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._sessions: dict[int, _Session] = {}
+        self._running = False
+
+    # -- public API -------------------------------------------------------------
+
+    async def run(self, listen_host: str, listen_port: int, *,
+                  task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, dial the higher-indexed peers, and keep sessions up until
+        cancelled.  Reports the actual listening port via task_status.started
+        (so port 0 works).  Cancelling it closes every socket."""
+        if self._running:
+            raise RuntimeError("PeerManager.run is already running")
+        self._running = True
+        listeners = await trio.open_tcp_listeners(listen_port, host=listen_host)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.serve_listeners, self._accept, listeners)
+                for index in sorted(self._peers):
+                    if index > self._my_index:
+                        nursery.start_soon(self._dial_loop, index)
+                task_status.started(listeners[0].socket.getsockname()[1])
+        finally:
+            self._running = False
+            for listener in listeners:
+                await trio.aclose_forcefully(listener)
+
+    def send(self, peer_index: int, msg_type: int, payload: Any) -> bool:
+        """Queue one message for a peer without blocking.  False if the peer is
+        not connected or was just disconnected for overflowing its queue.
+        Raises ValueError for a msg_type outside 0..65535 or a message too big
+        for one frame, TypeError for a payload msgpack cannot encode."""
+        session = self._sessions.get(peer_index)
+        if session is None:
+            return False
+        return self._enqueue(session, self._encode(msg_type, payload))
+
+    def broadcast(self, msg_type: int, payload: Any) -> int:
+        """Queue one message for every connected peer (encoded once); returns
+        how many peers it was queued for."""
+        if not self._sessions:
+            return 0
+        envelope = self._encode(msg_type, payload)
+        queued = 0
+        for session in list(self._sessions.values()):
+            queued += self._enqueue(session, envelope)
+        return queued
+
+    def connected(self) -> list[int]:
+        """Indices of validators with a live session, ascending."""
+        return sorted(self._sessions)
+
+    def is_connected(self, peer_index: int) -> bool:
+        return peer_index in self._sessions
+
+    # -- outbound queue -----------------------------------------------------------
+
+    def _encode(self, msg_type: int, payload: Any) -> bytes:
+        envelope = encode_message(msg_type, payload)
+        if len(envelope) + BATCH_HEADER_MAX > self._max_batch:
+            raise ValueError(f"message of {len(envelope)} bytes does not fit in a "
+                             f"{self._max_frame}-byte frame")
+        return envelope
+
+    def _enqueue(self, session: _Session, envelope: bytes) -> bool:
+        if session.end_reason is not None:
+            return False
+        if session.queued_bytes + len(envelope) > self._queue_bytes:
+            self.stats.queue_overflows += 1
+            log.warning("peer %d (%s): outbound queue over %d bytes, disconnecting (too slow)",
+                        session.index, session.address, self._queue_bytes)
+            session.close("queue_overflow")
+            return False
+        session.queue.append(envelope)
+        session.queued_bytes += len(envelope)
+        session.wakeup.set()
+        return True
+
+    # -- connections ------------------------------------------------------------
+
+    async def _dial_loop(self, index: int) -> None:
+        """Keep a session to a higher-indexed peer, redialing with jittered
+        exponential back-off for as long as the manager runs."""
+        pubkey, address = self._peers[index]
+        where = f"{address[0]}:{address[1]}"
+        backoff = self._backoff_initial
+        while True:
+            channel = await self._dial_once(index, pubkey, address, where)
+            if channel is not None:
+                started = trio.current_time()
+                await self._run_session(index, channel, where)
+                # Only a session that lived a while resets the back-off, so a
+                # peer that accepts and promptly drops us is not hammered.
+                if trio.current_time() - started >= self._backoff_max:
+                    backoff = self._backoff_initial
+            await trio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, self._backoff_max)
+
+    async def _dial_once(self, index: int, pubkey: bytes, address: tuple[str, int],
+                         where: str) -> SecureChannel | None:
+        stream = None
+        with trio.move_on_after(self._handshake_timeout):
+            try:
+                stream = await trio.open_tcp_stream(*address)
+            except OSError as exc:
+                # A peer that is down is routine; the back-off loop retries.
+                log.debug("peer %d (%s): dial failed: %s", index, where, exc)
+        if stream is None:
+            return None
+        try:
+            return await handshake(
+                stream, initiator=True, key=self._key, chain_id=self._chain_id,
+                genesis_hash=self._genesis_hash, is_allowed=lambda key: key == pubkey,
+                timeout=self._handshake_timeout, max_frame=self._max_frame)
+        except HandshakeError as exc:
+            self._handshake_failed(where, exc)
+            return None
+
+    async def _accept(self, stream: trio.SocketStream) -> None:
+        where = _remote_address(stream)
+        if self._pending_handshakes >= self._max_pending_handshakes:
+            self._handshake_failed(where, HandshakeError("busy"))
+            await trio.aclose_forcefully(stream)
+            return
+        self._pending_handshakes += 1
+        try:
+            channel = await handshake(
+                stream, initiator=False, key=self._key, chain_id=self._chain_id,
+                genesis_hash=self._genesis_hash, is_allowed=self._may_dial_us,
+                timeout=self._handshake_timeout, max_frame=self._max_frame)
+        except HandshakeError as exc:
+            self._handshake_failed(where, exc)
+            return
+        finally:
+            self._pending_handshakes -= 1
+        await self._run_session(self._index_by_key[channel.peer_key], channel, where)
+
+    def _may_dial_us(self, key: bytes) -> bool:
+        index = self._index_by_key.get(key)
+        return index is not None and index < self._my_index
+
+    def _handshake_failed(self, where: str, exc: HandshakeError) -> None:
+        self.stats.handshake_failures[exc.reason] += 1
+        log.warning("peer %s: %s", where, exc)
+
+    async def _run_session(self, index: int, channel: SecureChannel, where: str) -> None:
+        session = _Session(index, where, channel)
+        old = self._sessions.get(index)
+        if old is not None:
+            old.close("replaced")
+        self._sessions[index] = session
+        self.stats.sessions += 1
+        log.info("peer %d (%s): connected", index, where)
+        try:
+            with session.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._guarded, session, self._reader)
+                    nursery.start_soon(self._guarded, session, self._writer)
+                    self._notify(self._on_connect, index)
+        finally:
+            session.close("shutdown")
+            self.stats.disconnects += 1
+            log.info("peer %d (%s): disconnected: %s", index, where, session.end_reason)
+            if self._sessions.get(index) is session:
+                del self._sessions[index]
+                self._notify(self._on_disconnect, index)
+            await channel.aclose()
+
+    async def _guarded(self, session: _Session, loop: Callable) -> None:
+        """Run the reader or writer; a transport error ends the whole session."""
+        try:
+            await loop(session)
+        except ConnectionClosed as exc:
+            session.close(f"closed ({exc})")
+        except RemoteProtocolError as exc:
+            self.stats.protocol_errors[exc.reason] += 1
+            log.warning("peer %d (%s): protocol error: %s: %s",
+                        session.index, session.address, exc.reason, exc)
+            session.close(exc.reason)
+
+    def _notify(self, hook: Hook | None, index: int) -> None:
+        if hook is None:
+            return
+        try:
+            hook(index)
+        except Exception:  # a bug in the node's hook must not take the transport down
+            log.exception("peer hook %r failed for peer %d", hook, index)
+
+    async def _reader(self, session: _Session) -> None:
+        channel, stats, index = session.channel, self.stats, session.index
+        while True:
+            body = None
+            with trio.move_on_after(self._idle_timeout):
+                body = await channel.receive()
+            if body is None:
+                raise IdleTimeout(f"nothing received for {self._idle_timeout:g}s")
+            messages: list[Message] = decode_batch(body)
+            stats.frames_in += 1
+            stats.bytes_in += len(body) + FRAME_OVERHEAD
+            if messages:  # an empty batch is a keepalive
+                stats.messages_in += len(messages)
+                await self._inbound.send((index, messages))
+
+    async def _writer(self, session: _Session) -> None:
+        channel, stats, queue = session.channel, self.stats, session.queue
+        limit = self._max_batch - BATCH_HEADER_MAX
+        while True:
+            if not queue:
+                session.wakeup = trio.Event()
+                with trio.move_on_after(self._keepalive_interval):
+                    await session.wakeup.wait()
+            batch: list[bytes] = []
+            size = 0
+            while queue and size + len(queue[0]) <= limit:
+                envelope = queue.popleft()
+                size += len(envelope)
+                batch.append(envelope)
+            session.queued_bytes -= size
+            body = encode_batch(batch)  # nothing queued: a keepalive
+            await channel.send(body)
+            stats.frames_out += 1
+            stats.bytes_out += len(body) + FRAME_OVERHEAD
+            stats.messages_out += len(batch)
+
+
+def _remote_address(stream: trio.SocketStream) -> str:
+    try:
+        host, port, *_ = stream.socket.getpeername()
+        return f"{host}:{port}"
+    except (OSError, ValueError, TypeError):
+        return "unknown"
