@@ -87,7 +87,10 @@ def execute_block(genesis: Genesis, get_state: GetState, height: int,
     receipts = []
     for tx in txs:
         tx_id = tx.id
-        if tx_id in seen or is_committed(tx_id):
+        if tx_id in seen:
+            receipts.append(Receipt(ERR_DUPLICATE, "transaction appears earlier in this block"))
+            continue
+        if is_committed(tx_id):
             receipts.append(Receipt(ERR_DUPLICATE, "transaction already committed"))
             continue
         seen.add(tx_id)
