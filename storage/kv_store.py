@@ -102,7 +102,7 @@ class KVStore:
             batch.write()
             return tip
         try:
-            schema = layout.decode_uint(raw_schema, "schema version")
+            schema = layout.decode_uint(raw_schema)
         except DecodeError:
             raise SchemaVersionError(f"{self.where}: unreadable schema version "
                                      f"{raw_schema[:16]!r}, expected {layout.SCHEMA_VERSION}") from None
@@ -115,11 +115,11 @@ class KVStore:
                                        f"not {genesis_hash.hex()}")
         return self._decode(Tip.decode, kv.get(layout.KEY_TIP), "tip")
 
-    def _decode(self, decode: Callable[..., T], raw: bytes | None, what: str, *args: object) -> T:
+    def _decode(self, decode: Callable[[bytes], T], raw: bytes | None, what: str) -> T:
         if raw is None:
             raise CorruptStoreError(f"{self.where}: {what} is missing")
         try:
-            return decode(raw, *args)
+            return decode(raw)
         except DecodeError as exc:
             raise CorruptStoreError(f"{self.where}: {what} does not decode: {exc}") from None
 
@@ -155,7 +155,7 @@ class KVStore:
     def height_of(self, block_hash: bytes) -> int | None:
         raw = self._kv.get(layout.BLOCK_HASH + block_hash)
         return None if raw is None else self._decode(
-            layout.decode_uint, raw, f"height of block {block_hash.hex()}", "height")
+            layout.decode_uint, raw, f"height of block {block_hash.hex()}")
 
     def get_tx(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
         raw = self._kv.get(layout.TX + tx_id)
@@ -250,4 +250,5 @@ class KVStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.where!r}, height={self._tip.height})"
+        tip = getattr(self, "_tip", None)        # None while __init__ is still checking
+        return f"{type(self).__name__}({self.where!r}, height={tip.height if tip else '?'})"

@@ -83,9 +83,9 @@ def decode_tx_entry(data: bytes) -> tuple[int, int, Receipt]:
     return rec[0], rec[1], Receipt.from_record(rec[2])
 
 
-def decode_uint(data: bytes, what: str) -> int:
-    return codec.expect_uint(codec.unpack(data), what)
+def decode_uint(data: bytes) -> int:
+    return codec.expect_uint(codec.unpack(data), "value")
 
 
-def decode_hash(data: bytes, what: str) -> bytes:
-    return codec.expect_bytes(codec.unpack(data), what, HASH_LEN)
+def decode_hash(data: bytes) -> bytes:
+    return codec.expect_bytes(codec.unpack(data), "value", HASH_LEN)

@@ -1,0 +1,159 @@
+"""open_store: creating, reopening, and every way opening must refuse."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import plyvel
+import pytest
+
+from ledger.codec import pack
+from ledger.crypto import hash256
+from storage import (
+    CorruptStoreError, GenesisMismatchError, NotAStoreError, SchemaVersionError,
+    StoreLockedError, layout, open_store,
+)
+
+from .chain import GENESIS, OTHER_GENESIS, build_chain
+from .conftest import put_raw, raw_records
+
+ROOT0 = hash256(b"initial root")
+
+
+def one_line(exc_info) -> str:
+    message = str(exc_info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_reopen_keeps_everything(tmp_path):
+    path = tmp_path / "nested" / "db"        # missing parents are created
+    chain = build_chain(6)
+    with open_store(path, GENESIS, initial_state_root=ROOT0) as store:
+        for c in chain[:4]:
+            c.apply(store)
+        store.save_safety_record(b"voted")
+        before = raw_records(store)
+    with open_store(path, GENESIS, create=False, initial_state_root=bytes(32)) as store:
+        assert raw_records(store) == before
+        assert store.last_height() == 4
+        assert store.last_block_hash() == chain[3].block.hash
+        assert store.last_state_root() == chain[3].state_root
+        assert store.load_safety_record() == b"voted"
+        assert store.get_block(2) == chain[1].block
+        for c in chain[4:]:                  # and the chain continues
+            c.apply(store)
+    with open_store(path, GENESIS) as store:
+        assert store.last_height() == 6
+
+
+def test_initial_state_root_is_fixed_at_creation(tmp_path):
+    with open_store(tmp_path / "db", GENESIS, initial_state_root=ROOT0):
+        pass
+    with open_store(tmp_path / "db", GENESIS) as store:
+        assert store.last_state_root() == ROOT0
+
+
+def test_directory_with_other_files_is_not_a_store(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(NotAStoreError) as exc:
+        open_store(tmp_path, GENESIS)
+    assert "not a ynchain store" in one_line(exc)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]   # left untouched
+
+
+def test_a_file_is_not_a_store(tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(NotAStoreError, match="not a directory"):
+        open_store(tmp_path / "file", GENESIS)
+
+
+def test_missing_store_without_create(tmp_path):
+    with pytest.raises(NotAStoreError, match="does not exist"):
+        open_store(tmp_path / "db", GENESIS, create=False)
+    assert not (tmp_path / "db").exists()
+
+
+def test_someone_elses_leveldb_is_not_a_store(tmp_path):
+    put_raw(tmp_path / "db", b"their key", b"their value")
+    with pytest.raises(NotAStoreError) as exc:
+        open_store(tmp_path / "db", GENESIS)
+    assert "no ynchain metadata" in one_line(exc)
+
+
+def test_empty_leveldb_from_an_interrupted_creation_is_initialised(tmp_path):
+    plyvel.DB(str(tmp_path / "db"), create_if_missing=True).close()
+    with pytest.raises(NotAStoreError, match="no ynchain store"):
+        open_store(tmp_path / "db", GENESIS, create=False)
+    with open_store(tmp_path / "db", GENESIS) as store:
+        assert store.last_height() == 0
+
+
+def test_other_schema_version(tmp_path):
+    open_store(tmp_path / "db", GENESIS).close()
+    put_raw(tmp_path / "db", layout.KEY_SCHEMA, pack(99))
+    with pytest.raises(SchemaVersionError) as exc:
+        open_store(tmp_path / "db", GENESIS)
+    assert f"schema version is 99, this ynchain reads version {layout.SCHEMA_VERSION}" in one_line(exc)
+    put_raw(tmp_path / "db", layout.KEY_SCHEMA, b"\xc1garbage")
+    with pytest.raises(SchemaVersionError, match="unreadable"):
+        open_store(tmp_path / "db", GENESIS)
+
+
+def test_other_genesis(tmp_path):
+    open_store(tmp_path / "db", GENESIS).close()
+    with pytest.raises(GenesisMismatchError) as exc:
+        open_store(tmp_path / "db", OTHER_GENESIS)
+    assert GENESIS.hex() in one_line(exc) and OTHER_GENESIS.hex() in str(exc.value)
+    # the refused open released the database
+    open_store(tmp_path / "db", GENESIS).close()
+
+
+def test_corrupt_records_raise_store_errors(tmp_path):
+    with open_store(tmp_path / "db", GENESIS) as store:
+        for c in build_chain(2):
+            c.apply(store)
+    put_raw(tmp_path / "db", layout.BLOCK + layout.height_key(2), b"\x93\x01")
+    with open_store(tmp_path / "db", GENESIS) as store:
+        with pytest.raises(CorruptStoreError, match="block 2 does not decode"):
+            store.get_block(2)
+        assert store.get_block(1) is not None
+    put_raw(tmp_path / "db", layout.KEY_TIP, b"\x00")
+    with pytest.raises(CorruptStoreError, match="tip does not decode"):
+        open_store(tmp_path / "db", GENESIS)
+
+
+def test_second_open_in_the_same_process_is_refused(tmp_path):
+    with open_store(tmp_path / "db", GENESIS):
+        with pytest.raises(StoreLockedError) as exc:
+            open_store(tmp_path / "db", GENESIS)
+        assert "in use" in one_line(exc)
+    open_store(tmp_path / "db", GENESIS).close()
+
+
+HOLDER = """
+import sys
+from storage import open_store
+from tests.storage.chain import GENESIS
+store = open_store(sys.argv[1], GENESIS)
+print("open", flush=True)
+sys.stdin.read()          # hold the store until the parent closes our stdin
+store.close()
+"""
+
+
+def test_open_held_by_another_process_is_refused(tmp_path, repo_root):
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "db")], cwd=repo_root,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "open\n"
+        with pytest.raises(StoreLockedError) as exc:
+            open_store(tmp_path / "db", GENESIS)
+        assert "Resource temporarily unavailable" in one_line(exc)
+        child.stdin.close()
+        assert child.wait(timeout=10) == 0
+        open_store(tmp_path / "db", GENESIS).close()
+    finally:
+        child.kill()
+        child.wait()
