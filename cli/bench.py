@@ -1,0 +1,371 @@
+"""`ynchain bench`: committed throughput and submit-to-commit latency of a testnet.
+
+Everything that costs client CPU happens before the clock starts: transactions
+(kv puts of distinct keys, round-robin over the department accounts) are signed in
+a process pool and packed into ready-made msgpack batch bodies. The run then only
+POSTs bodies (one thread and one persistent connection per node, batches dealt
+round-robin over the nodes) while one observer follows node0's block stream and
+records when each block is seen; per tx, latency = that moment minus the moment its
+batch was sent. In-flight txs are capped below the mempool's size so the load is
+closed-loop instead of a flood of `mempool_full` refusals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from ledger.crypto import KeyPair
+from ledger.tx import Transaction
+
+from . import procs
+from .errors import CliError, NodeError
+from .http import NodeClient
+from .launch import bring_down, bring_up
+from .layout import Testnet, init_testnet, load_testnet
+from .ports import free_port_base
+from .submit import chain_head, load_key_file, random_nonce
+from .target import print_fields, print_json
+
+PRESIGN_RATE = 2000          # with --duration: txs signed per second of run time
+MAX_PRESIGNED = 1_000_000
+MAX_INFLIGHT = 20_000        # well below the default mempool (50,000 txs)
+STALL_TIMEOUT_S = 30.0       # no commit of ours for this long: give up
+POOL_THRESHOLD = 4000        # below this, signing in-process beats starting a pool
+SIGN_CHUNK = 2000
+
+
+# -- signing (runs in worker processes) ------------------------------------------------
+
+def _sign_chunk(seeds: list[bytes], chain_id: str, valid_until: int, tag: str,
+                start: int, stop: int) -> list[tuple[bytes, bytes]]:
+    """(id, encoded tx) for txs start..stop-1; tx i is sent by account i % len(seeds)."""
+    keys = [KeyPair.from_seed(s) for s in seeds]
+    nonce = random_nonce() >> 1     # room for + i without overflowing 64 bits
+    out = []
+    for i in range(start, stop):
+        tx = Transaction.create(keys[i % len(keys)], chain_id, nonce + i, valid_until,
+                                "kv", "put", {"key": f"bench/{tag}/{i}", "value": i})
+        out.append((tx.id, tx.encode()))
+    return out
+
+
+def sign_all(seeds: list[bytes], chain_id: str, valid_until: int, tag: str,
+             count: int) -> list[tuple[bytes, bytes]]:
+    ranges = [(s, min(s + SIGN_CHUNK, count)) for s in range(0, count, SIGN_CHUNK)]
+    if count < POOL_THRESHOLD:
+        return [item for a, b in ranges for item in _sign_chunk(seeds, chain_id, valid_until, tag, a, b)]
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = [pool.submit(_sign_chunk, seeds, chain_id, valid_until, tag, a, b) for a, b in ranges]
+        return [item for f in futures for item in f.result()]
+
+
+def msgpack_array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    node: int
+    ids: tuple[bytes, ...]
+    body: bytes
+
+
+def make_batches(signed: list[tuple[bytes, bytes]], size: int, nodes: int) -> list[Batch]:
+    batches = []
+    for k, start in enumerate(range(0, len(signed), size)):
+        part = signed[start:start + size]
+        body = msgpack_array_header(len(part)) + b"".join(enc for _, enc in part)
+        batches.append(Batch(k % nodes, tuple(i for i, _ in part), body))
+    return batches
+
+
+# -- the run ----------------------------------------------------------------------------
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+@dataclass
+class _Run:
+    """State shared by the submitter threads, the observer and the main thread."""
+    lock: threading.Condition = field(default_factory=threading.Condition)
+    stop: threading.Event = field(default_factory=threading.Event)
+    submitted_at: dict[bytes, float] = field(default_factory=dict)
+    accepted: int = 0
+    refused: Counter = field(default_factory=Counter)
+    committed: dict[bytes, tuple[float, int]] = field(default_factory=dict)   # id -> (t, height)
+    submitting: int = 0
+    error: BaseException | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+            self.stop.set()
+            self.lock.notify_all()
+
+    def inflight(self) -> int:
+        return self.accepted - len(self.committed)
+
+
+def _submitter(run: _Run, url: str, batches: list[Batch], deadline: float | None) -> None:
+    try:
+        with NodeClient(url, timeout=60.0) as client:
+            for batch in batches:
+                with run.lock:
+                    run.lock.wait_for(lambda: run.stop.is_set() or run.inflight() < MAX_INFLIGHT)
+                if run.stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                    break
+                sent = time.monotonic()
+                doc = client.post_msgpack("/txs", batch.body)
+                results = doc.get("results") if isinstance(doc, dict) else None
+                if not isinstance(results, list) or len(results) != len(batch.ids):
+                    raise NodeError(f"node at {url} answered a batch of {len(batch.ids)} "
+                                    "txs without one result per tx")
+                with run.lock:
+                    for tx_id, result in zip(batch.ids, results):
+                        if result.get("accepted"):
+                            run.submitted_at[tx_id] = sent
+                            run.accepted += 1
+                        else:
+                            run.refused[result.get("reason") or "unknown"] += 1
+    except BaseException as exc:
+        run.fail(exc)
+    finally:
+        with run.lock:
+            run.submitting -= 1
+            run.lock.notify_all()
+
+
+def _our_ids(client: NodeClient, height: int, ours: frozenset[bytes]) -> list[bytes]:
+    doc = client.get(f"/blocks/{height}")
+    mine = []
+    for text in (doc.get("txs") if isinstance(doc, dict) else None) or []:
+        try:
+            tx_id = bytes.fromhex(text)
+        except (TypeError, ValueError):
+            raise NodeError(f"node at {client.url} sent a malformed tx id in block {height}") from None
+        if tx_id in ours:
+            mine.append(tx_id)
+    return mine
+
+
+def _observer(run: _Run, url: str, from_height: int, ours: frozenset[bytes]) -> None:
+    next_height = from_height
+    try:
+        with NodeClient(url, timeout=30.0) as client:
+            while not run.stop.is_set():
+                try:
+                    for event, data in client.events(f"/events/blocks?from={next_height}",
+                                                     idle_timeout=STALL_TIMEOUT_S):
+                        if event != "block" or not isinstance(data, dict):
+                            continue
+                        seen = time.monotonic()
+                        height = data.get("height")
+                        if type(height) is not int or height < next_height:
+                            continue
+                        next_height = height + 1
+                        if data.get("txs"):
+                            mine = _our_ids(client, height, ours)
+                            with run.lock:
+                                for tx_id in mine:
+                                    run.committed.setdefault(tx_id, (seen, height))
+                                run.lock.notify_all()
+                        if run.stop.is_set():
+                            return
+                except NodeError as exc:
+                    # The API closes a subscriber that falls behind; resume where we were.
+                    if "closed the event stream" not in str(exc):
+                        raise
+    except BaseException as exc:
+        run.fail(exc)
+
+
+class _ProgressLine:
+    def __init__(self, total: int):
+        self.total = total
+        self.tty = sys.stderr.isatty()
+        self.last_print = 0.0
+
+    def show(self, run: _Run, elapsed: float, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last_print < (0.2 if self.tty else 5.0):
+            return
+        self.last_print = now
+        done = len(run.committed)
+        width = 30
+        filled = int(width * done / self.total) if self.total else width
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] committed {done}/{self.total}  "
+                f"accepted {run.accepted}  refused {sum(run.refused.values())}  {elapsed:.1f}s")
+        if self.tty:
+            click.echo(f"\r{line}\033[K", err=True, nl=final)
+        else:
+            click.echo(line, err=True)
+
+
+def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: int,
+              batch_size: int, progress: bool = True) -> dict:
+    key_files = net.account_key_files()
+    if accounts > len(key_files):
+        raise CliError(f"--accounts {accounts}: the testnet in {net.dir} has only "
+                       f"{len(key_files)} account key files")
+    seeds = [load_key_file(p).seed for p in key_files[:accounts]]
+    urls = [n.api_url for n in net.nodes]
+    with NodeClient(urls[0]) as client:
+        chain_id, height = chain_head(client)
+    count = txs if txs is not None else min(MAX_PRESIGNED, int(duration * PRESIGN_RATE) or 1)
+    valid_until = height + net.genesis.consensus.tx_validity_window
+    if progress:
+        click.echo(f"signing {count} transactions from {accounts} accounts...", err=True)
+    signed = sign_all(seeds, chain_id, valid_until, os.urandom(4).hex(), count)
+    batches = make_batches(signed, batch_size, len(urls))
+    ours = frozenset(i for i, _ in signed)
+    del signed
+    pids = {n.name: procs.running_pid(n) for n in net.nodes}
+    cpu_before = {name: procs.cpu_seconds(pid) if pid else None for name, pid in pids.items()}
+
+    run = _Run(submitting=len(urls))
+    observer = threading.Thread(target=_observer, args=(run, urls[0], height + 1, ours), daemon=True)
+    observer.start()
+    start = time.monotonic()
+    deadline = start + duration if duration is not None else None
+    submitters = [threading.Thread(target=_submitter, daemon=True,
+                                   args=(run, url, batches[j::len(urls)], deadline))
+                  for j, url in enumerate(urls)]
+    for thread in submitters:
+        thread.start()
+    bar = _ProgressLine(count) if progress else None
+    last_count, last_change = 0, time.monotonic()
+    try:
+        with run.lock:
+            while True:
+                run.lock.wait(timeout=0.2)
+                if run.error is not None:
+                    raise run.error
+                if bar:
+                    bar.show(run, time.monotonic() - start)
+                if run.submitting == 0 and len(run.committed) >= run.accepted:
+                    break
+                if len(run.committed) != last_count:
+                    last_count, last_change = len(run.committed), time.monotonic()
+                elif run.submitting == 0 and time.monotonic() - last_change > STALL_TIMEOUT_S:
+                    raise CliError(f"only {len(run.committed)} of {run.accepted} accepted txs "
+                                   f"committed; none for {STALL_TIMEOUT_S:g}s")
+    except NodeError as exc:
+        raise CliError(f"benchmark failed: {exc.message}") from None
+    finally:
+        run.stop.set()
+        with run.lock:
+            run.lock.notify_all()
+    if bar:
+        bar.show(run, time.monotonic() - start, final=True)
+    if not run.accepted:
+        raise CliError(f"every transaction was refused: {dict(run.refused)}")
+
+    latencies = sorted(t - run.submitted_at[i] for i, (t, _) in run.committed.items()
+                       if i in run.submitted_at)
+    first_submit = min(run.submitted_at.values())
+    last_commit = max(t for t, _ in run.committed.values())
+    elapsed = max(last_commit - first_submit, 1e-9)
+    committed = len(latencies)
+    blocks = len({h for _, h in run.committed.values()})
+    nodes = []
+    for name, pid in pids.items():
+        cpu_after = procs.cpu_seconds(pid) if pid else None
+        before = cpu_before[name]
+        rss = procs.peak_rss_mb(pid) if pid else None
+        nodes.append({"name": name, "pid": pid,
+                      "cpu_s": round(cpu_after - before, 3) if cpu_after is not None and before is not None else None,
+                      "peak_rss_mb": round(rss, 1) if rss is not None else None})
+    return {
+        "tps": round(committed / elapsed, 1),
+        "latency_ms_p50": round(percentile(latencies, 50) * 1000, 1),
+        "latency_ms_p90": round(percentile(latencies, 90) * 1000, 1),
+        "latency_ms_p99": round(percentile(latencies, 99) * 1000, 1),
+        "txs": committed, "refused": dict(run.refused), "duration_s": round(elapsed, 3),
+        "blocks": blocks, "avg_txs_per_block": round(committed / blocks, 1) if blocks else 0,
+        "batch": batch_size, "accounts": accounts, "nodes": nodes,
+    }
+
+
+@contextlib.contextmanager
+def temporary_testnet(nodes: int, progress: bool) -> Iterator[Testnet]:
+    root = tempfile.mkdtemp(prefix="ynchain-bench-")
+    try:
+        net = init_testnet(Path(root), nodes, free_port_base(2 * nodes))
+        try:
+            bring_up(net, timeout_s=60.0, progress=progress)
+            yield net
+        finally:
+            bring_down(net, grace_s=5.0)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@click.command()
+@click.option("--dir", "root", type=click.Path(file_okay=False), default=None,
+              help="Use this running testnet (default: a temporary one).")
+@click.option("--nodes", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Validators of the temporary testnet.")
+@click.option("--txs", type=click.IntRange(1, MAX_PRESIGNED), default=None,
+              help="Transactions to submit (default 5000).")
+@click.option("--duration", type=click.FloatRange(0.1, 3600), default=None,
+              help=f"Submit for this many seconds instead (pre-signs {PRESIGN_RATE} tx/s).")
+@click.option("--accounts", type=click.IntRange(1), default=4, show_default=True,
+              help="Sending accounts (the testnet's department keys).")
+@click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=200,
+              show_default=True, help="Transactions per POST.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench(root, nodes, txs, duration, accounts, batch_size, as_json):
+    """Measure committed tx/s and submit-to-commit latency of a local testnet.
+
+    Latency is observed on node0's block stream; CPU time and peak RSS are read
+    from /proc for the node processes on this machine.
+    """
+    if txs is not None and duration is not None:
+        raise click.UsageError("give --txs or --duration, not both")
+    if txs is None and duration is None:
+        txs = 5000
+    progress = True
+    if root is not None:
+        net = load_testnet(Path(root))
+        if not all(procs.running_pid(n) for n in net.nodes):
+            raise CliError(f"the testnet in {root} is not (fully) running; "
+                           f"start it with `ynchain testnet up --dir {root}`")
+        report = run_bench(net, txs, duration, accounts, batch_size, progress)
+    else:
+        with temporary_testnet(nodes, progress) as net:
+            report = run_bench(net, txs, duration, accounts, batch_size, progress)
+    if as_json:
+        print_json(report)
+        return
+    print_fields([("committed txs", report["txs"]), ("refused", report["refused"] or None),
+                  ("duration", f"{report['duration_s']} s"), ("throughput", f"{report['tps']} tx/s"),
+                  ("latency p50", f"{report['latency_ms_p50']} ms"),
+                  ("latency p90", f"{report['latency_ms_p90']} ms"),
+                  ("latency p99", f"{report['latency_ms_p99']} ms"),
+                  ("blocks", report["blocks"]), ("txs per block", report["avg_txs_per_block"])])
+    for n in report["nodes"]:
+        click.echo(f"  {n['name']}: cpu {n['cpu_s']} s, peak rss {n['peak_rss_mb']} MB")

@@ -1,0 +1,203 @@
+"""Commands that talk to one node's HTTP API: status, tx, query, watch."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+
+import click
+
+from .errors import CliError
+from .http import path_segment
+from .submit import MAX_WAIT_S, chain_head, load_key_file, outcome_problem, sign, submit
+from .target import client_for, json_option, node_option, print_fields, print_json, print_table
+
+_TX_ID = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _json_arg(ctx, param, value):
+    if value is None:
+        return {}
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}") from None
+
+
+def _tx_id(ctx, param, value):
+    if not _TX_ID.fullmatch(value):
+        raise click.BadParameter("expected a transaction id of 64 hex digits")
+    return value.lower()
+
+
+def _block_ref(ctx, param, value):
+    if value == "latest" or (value.isdigit() and int(value) >= 1):
+        return value
+    raise click.BadParameter("expected a height >= 1 or 'latest'")
+
+
+def _when(timestamp_ms) -> str:
+    if type(timestamp_ms) is not int:
+        return "-"
+    return datetime.fromtimestamp(timestamp_ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
+
+
+@click.command()
+@node_option
+@json_option
+def status(node_url, as_json):
+    """Show a node's chain id, height, view, primary, peers and mempool size."""
+    doc = client_for(node_url).get("/status")
+    if as_json:
+        print_json(doc)
+        return
+    keys = ("chain_id", "node", "height", "last_block_hash", "view", "primary", "peers",
+            "mempool", "syncing")
+    print_fields([(k, ", ".join(doc[k]) if k == "peers" and isinstance(doc.get(k), list)
+                   else doc.get(k)) for k in keys])
+
+
+@click.group()
+def tx():
+    """Submit transactions and look them up."""
+
+
+@tx.command("submit")
+@node_option
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False),
+              help="Key file of the sending account.")
+@click.argument("contract")
+@click.argument("method")
+@click.argument("args", metavar="[ARGS_JSON]", required=False, callback=_json_arg)
+@click.option("--wait", is_flag=True, help="Wait until the transaction is committed.")
+@click.option("--timeout", type=click.FloatRange(0.1, MAX_WAIT_S), default=10.0,
+              show_default=True, help="Seconds to wait for the commit (with --wait).")
+@click.option("--valid-for", type=click.IntRange(1), default=500, show_default=True,
+              help="Blocks from the current height during which the tx may be committed.")
+@json_option
+def tx_submit(node_url, key_file, contract, method, args, wait, timeout, valid_for, as_json):
+    """Sign CONTRACT.METHOD(ARGS_JSON) with --key and submit it.
+
+    Prints the transaction id; with --wait, also its receipt. Exits 1 if the node
+    refuses the transaction, it is not committed in time, or it fails.
+    Example: ynchain tx submit --key accounts/finance.key kv put '{"key": "a", "value": 1}'
+    """
+    key = load_key_file(key_file)
+    client = client_for(node_url)
+    chain_id, height = chain_head(client)
+    transaction = sign(key, chain_id, height, valid_for, contract, method, args)
+    result = submit(client, transaction, wait, timeout)
+    problem = outcome_problem(result, wait, timeout)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(result.get("id") or transaction.id.hex())
+        if wait and result.get("committed"):
+            receipt = result.get("receipt") or {}
+            print_fields([("height", result.get("height")), ("index", result.get("index")),
+                          ("status", receipt.get("status")), ("message", receipt.get("message") or None),
+                          ("result", receipt.get("result"))])
+    if problem:
+        raise CliError(problem)
+
+
+@tx.command("status")
+@click.argument("tx_id", metavar="TXID", callback=_tx_id)
+@node_option
+@json_option
+def tx_status(tx_id, node_url, as_json):
+    """Show whether transaction TXID is committed (and its receipt) or pending."""
+    doc = client_for(node_url).get(f"/txs/{tx_id}")
+    if as_json:
+        print_json(doc)
+        return
+    pairs = [("id", doc.get("id")), ("status", doc.get("status"))]
+    if doc.get("status") == "committed":
+        receipt, body = doc.get("receipt") or {}, doc.get("tx") or {}
+        pairs += [("height", doc.get("height")), ("index", doc.get("index")),
+                  ("call", f"{body.get('contract')}.{body.get('method')}"),
+                  ("args", body.get("args")), ("sender", body.get("sender")),
+                  ("receipt", receipt.get("status")), ("message", receipt.get("message") or None),
+                  ("result", receipt.get("result"))]
+    print_fields(pairs)
+
+
+@click.group()
+def query():
+    """Read blocks, contract state and validators."""
+
+
+@query.command("block")
+@click.argument("ref", metavar="HEIGHT|latest", callback=_block_ref)
+@node_option
+@json_option
+def query_block(ref, node_url, as_json):
+    """Show a committed block, its transaction ids and its commit certificate."""
+    doc = client_for(node_url).get(f"/blocks/{ref}")
+    if as_json:
+        print_json(doc)
+        return
+    header, cert = doc.get("header") or {}, doc.get("certificate") or {}
+    txs = doc.get("txs") or []
+    print_fields([("height", doc.get("height")), ("hash", doc.get("hash")),
+                  ("prev_hash", header.get("prev_hash")), ("proposer", header.get("proposer") or None),
+                  ("time", _when(header.get("timestamp_ms"))), ("view", header.get("view")),
+                  ("state_root", header.get("state_root")), ("txs", len(txs)),
+                  ("signed by", ", ".join(str(v.get("name")) for v in cert.get("votes") or []))])
+    for tx_id in txs:
+        click.echo(f"  {tx_id}")
+
+
+@query.command("state")
+@click.argument("contract")
+@click.argument("key")
+@node_option
+@json_option
+def query_state(contract, key, node_url, as_json):
+    """Show the value stored under KEY by CONTRACT (e.g. `fiscal R-0001`)."""
+    doc = client_for(node_url).get(f"/state/{path_segment(contract)}/{path_segment(key)}")
+    if as_json:
+        print_json(doc)
+        return
+    print_fields([("contract", doc.get("contract")), ("key", doc.get("key")),
+                  ("height", doc.get("height")), ("value", json.dumps(doc.get("value")))])
+
+
+@query.command("validators")
+@node_option
+@json_option
+def query_validators(node_url, as_json):
+    """List the validators, whether the node is connected to each, and the primary."""
+    doc = client_for(node_url).get("/validators")
+    if as_json:
+        print_json(doc)
+        return
+    rows = [[v.get("name"), v.get("org"), v.get("p2p"), v.get("api"),
+             "yes" if v.get("connected") else "no", "*" if v.get("primary") else ""]
+            for v in (doc or {}).get("validators") or []]
+    print_table(["NAME", "ORG", "P2P", "API", "CONNECTED", "PRIMARY"], rows)
+
+
+@click.command()
+@node_option
+@click.option("--from", "from_height", type=click.IntRange(1), default=None,
+              help="Replay committed blocks from this height first.")
+@json_option
+def watch(node_url, from_height, as_json):
+    """Print one line per committed block until Ctrl-C."""
+    client = client_for(node_url)
+    path = "/events/blocks" + (f"?from={from_height}" if from_height else "")
+    try:
+        # Three missed 15 s heartbeats: the node is gone.
+        for event, data in client.events(path, idle_timeout=45.0):
+            if event != "block" or not isinstance(data, dict):
+                continue
+            if as_json:
+                click.echo(json.dumps(data))
+            else:
+                click.echo(f"height {data.get('height')}  hash {data.get('hash')}  "
+                           f"txs {data.get('txs')}  proposer {data.get('proposer') or '-'}  "
+                           f"{_when(data.get('timestamp_ms'))}")
+    except KeyboardInterrupt:
+        return

@@ -1,0 +1,49 @@
+"""The `ynchain` command."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import click
+
+from .bench import bench
+from .chain_cmd import query, status, tx, watch
+from .group import YnGroup
+from .keys_cmd import keys
+from .node_cmd import node
+from .testnet_cmd import testnet
+
+
+def _version() -> str:
+    try:
+        return metadata.version("ynchain")
+    except metadata.PackageNotFoundError:   # run from a checkout without `pip install`
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text())["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+@click.group(cls=YnGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="ynchain")
+def cli():
+    """ynchain: a permissioned consortium blockchain node and its tools.
+
+    Commands that talk to a node take --node URL (default: $YNCHAIN_NODE, else the
+    first validator of ./genesis.json or ./testnet/genesis.json).
+    """
+
+
+for command in (keys, testnet, node, status, tx, query, watch, bench):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli.main(prog_name="ynchain")
+
+
+if __name__ == "__main__":
+    main()
