@@ -1,0 +1,133 @@
+"""The committed chain as the node sees it: turning an ordered proposal into a
+stored block, and checking blocks fetched from peers.
+
+Used only from the consensus task (single writer to the store).  No trio here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ledger import admission
+from ledger.block import Block, BlockHeader, Proposal
+from ledger.certificate import CommitCertificate
+from ledger.codec import DecodeError
+from ledger.execution import ExecutionResult, execute_block
+from ledger.genesis import Genesis
+from ledger.merkle import EMPTY_ROOT
+from ledger.receipt import Receipt
+from storage.base import Store
+
+
+class SyncedBlockError(Exception):
+    """A block served by a peer that does not check out."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    block: Block
+    certificate: CommitCertificate
+    receipts: tuple[Receipt, ...]
+
+
+class Chain:
+    def __init__(self, genesis: Genesis, store: Store) -> None:
+        self.genesis = genesis
+        self.store = store
+        self._validator_names = {v.name for v in genesis.validators}
+
+    @property
+    def height(self) -> int:
+        return self.store.last_height()
+
+    # -- proposals -------------------------------------------------------------------
+    def check_proposal(self, seq: int, payload: bytes,
+                       verified: Callable[[bytes], bool]) -> Proposal | str:
+        """Decode and validate a proposed payload for `seq`; the Proposal, or why
+        it is refused.  `verified(tx_id)` says a signature was already checked."""
+        try:
+            proposal = Proposal.decode(payload)
+        except DecodeError as exc:
+            return f"malformed proposal: {exc}"
+        if proposal.chain_id != self.genesis.chain_id:
+            return "proposal for another chain"
+        if proposal.height != seq:
+            return f"proposal height {proposal.height} at seq {seq}"
+        if proposal.proposer not in self._validator_names:
+            return f"proposer {proposal.proposer!r} is not a validator"
+        if len(proposal.txs) > self.genesis.consensus.max_block_txs:
+            return "too many transactions"
+        seen: set[bytes] = set()
+        has_tx = self.store.has_tx
+        for tx in proposal.txs:
+            tx_id = tx.id
+            if tx_id in seen or has_tx(tx_id):
+                return f"duplicate transaction {tx_id.hex()}"
+            seen.add(tx_id)
+            problem = admission.static_problem(tx, self.genesis)
+            if problem is None and tx.valid_until < seq:
+                problem = admission.EXPIRED
+            if problem is None and not verified(tx_id) and not tx.verify_signature():
+                problem = admission.BAD_SIGNATURE
+            if problem:
+                return f"transaction {tx_id.hex()}: {problem}"
+        return proposal
+
+    # -- commit ----------------------------------------------------------------------
+    def _build(self, seq: int, proposal: Proposal | None) -> tuple[Block, ExecutionResult]:
+        store = self.store
+        prev_hash = store.last_block_hash()
+        if proposal is None:
+            # A null block repeats its parent's view and time: every node derives
+            # the same header, whatever view it saw the null request commit in.
+            txs: tuple = ()
+            proposer, tx_root = "", EMPTY_ROOT
+            parent = store.get_block(seq - 1) if seq > 1 else None
+            view, timestamp = (parent.header.view, parent.header.timestamp_ms) if parent else (0, 0)
+        else:
+            txs, view, proposer, tx_root, timestamp = (proposal.txs, proposal.view, proposal.proposer,
+                                                       proposal.tx_root, proposal.timestamp_ms)
+        result = execute_block(self.genesis, store.get_state, seq, txs,
+                               store.last_state_root(), store.has_tx)
+        header = BlockHeader(self.genesis.chain_id, seq, view, prev_hash, tx_root,
+                             result.state_root, proposer, timestamp)
+        return Block(header, tuple(txs)), result
+
+    def commit(self, seq: int, proposal: Proposal | None, certificate: CommitCertificate) -> CommitResult:
+        """Execute and store the block ordered at `seq` (None = null block)."""
+        assert seq == self.height + 1, (seq, self.height)
+        block, result = self._build(seq, proposal)
+        assert block.header.proposal_digest() == certificate.digest, "certificate does not match block"
+        self.store.commit(block, certificate, result.receipts, result.writes, result.state_root)
+        return CommitResult(block, certificate, result.receipts)
+
+    def apply_synced(self, block: Block, certificate: CommitCertificate) -> CommitResult:
+        """Verify a block fetched from a peer against its certificate, re-execute
+        it and check the derived header fields, then store it."""
+        seq = block.height
+        if seq != self.height + 1:
+            raise SyncedBlockError(f"block {seq} does not follow height {self.height}")
+        if certificate.height != seq:
+            raise SyncedBlockError(f"certificate is for height {certificate.height}, block is {seq}")
+        problem = certificate.problem(self.genesis.chain_id, self.genesis.validator_keys)
+        if problem:
+            raise SyncedBlockError(f"block {seq}: invalid certificate: {problem}")
+        if block.header.proposal_digest() != certificate.digest:
+            raise SyncedBlockError(f"block {seq}: certificate signs another proposal")
+        if not block.check_tx_root():
+            raise SyncedBlockError(f"block {seq}: tx root does not match its transactions")
+        if block.header.is_null:
+            if block.txs:
+                raise SyncedBlockError(f"block {seq}: null block with transactions")
+            proposal = None
+        else:
+            h = block.header
+            proposal = Proposal(h.chain_id, seq, h.view, h.proposer, h.timestamp_ms, block.txs)
+        built, result = self._build(seq, proposal)
+        if built.hash != block.hash:
+            raise SyncedBlockError(
+                f"block {seq}: re-execution gives another header (prev_hash/state_root/view differ); "
+                "the serving peer or this node diverged")
+        self.store.commit(built, certificate, result.receipts, result.writes, result.state_root)
+        return CommitResult(built, certificate, result.receipts)

@@ -1,0 +1,150 @@
+"""Carries out what the PBFT core asks for.
+
+`ConsensusDriver.step(events)` feeds events to the Replica and executes the
+resulting actions in order, feeding follow-up events (Executed after a commit,
+TimerFired, ...) back in until nothing is left.  It never awaits: in trio a
+synchronous function cannot be interleaved with other tasks, so the Replica has
+exactly one user at a time without a channel hop per message.
+
+The one ordering rule the core relies on: a PersistSafety action is written
+with an fsync before any Send/Broadcast after it in the same list leaves.
+Consecutive PersistSafety actions are merged (only the latest record matters).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Callable, Iterable
+
+from consensus import events as ev
+from ledger.block import Proposal
+from node import gossip
+from node.chain import Chain, CommitResult
+from node.mempool import Mempool
+from storage.base import Store
+
+log = logging.getLogger("ynchain.consensus")
+
+
+class ConsensusDriver:
+    def __init__(self, replica, chain: Chain, store: Store, mempool: Mempool, *,
+                 send: Callable[[int, int, object], bool],
+                 broadcast: Callable[[int, object], None],
+                 timers, on_commit: Callable[[CommitResult], None],
+                 on_sync_request: Callable[[ev.RequestSync], None],
+                 on_fault: Callable[[int, str], None],
+                 on_view_change: Callable[[int], None]) -> None:
+        self.replica = replica
+        self.chain = chain
+        self.store = store
+        self.mempool = mempool
+        self._send = send
+        self._broadcast = broadcast
+        self._timers = timers
+        self._on_commit = on_commit
+        self._on_sync_request = on_sync_request
+        self._on_fault = on_fault
+        self._on_view_change = on_view_change
+        self._proposals: dict[bytes, Proposal] = {}   # digest -> decoded, validated proposal
+        self._stepping = False
+
+    # -- the step loop ---------------------------------------------------------------
+    def step(self, events: Iterable[ev.Event]) -> None:
+        self._run([], deque(events))
+
+    def start(self) -> None:
+        """Carry out what the replica asks for at boot (arming timers, ...)."""
+        self._run(self.replica.start(), deque())
+
+    def _run(self, actions: list, queue: deque) -> None:
+        assert not self._stepping, "ConsensusDriver.step is not re-entrant"
+        self._stepping = True
+        try:
+            self._execute(actions, queue)
+            while queue:
+                self._execute(self.replica.handle(queue.popleft()), queue)
+        finally:
+            self._stepping = False
+
+    def _execute(self, actions: list, queue: deque) -> None:
+        pending_record: bytes | None = None
+        for action in actions:
+            kind = type(action)
+            if kind is ev.PersistSafety:
+                pending_record = action.record
+                continue
+            if pending_record is not None and kind in (ev.Send, ev.Broadcast):
+                self.store.save_safety_record(pending_record)   # fsync before the vote leaves
+                pending_record = None
+            if kind is ev.Send:
+                self._send(action.to, gossip.CONSENSUS, action.message.encode())
+            elif kind is ev.Broadcast:
+                self._broadcast(gossip.CONSENSUS, action.message.encode())
+            elif kind is ev.Deliver:
+                self._deliver(action, queue)
+            elif kind is ev.SetTimer:
+                self._timers.set(action.kind, action.delay_ms, action.token)
+            elif kind is ev.CancelTimer:
+                self._timers.cancel(action.kind)
+            elif kind is ev.RequestSync:
+                self._on_sync_request(action)
+            elif kind is ev.ReportFault:
+                self._on_fault(action.sender, action.reason)
+            elif kind is ev.ViewChanged:
+                self._on_view_change(action.view)
+            else:  # pragma: no cover - a new action type the driver does not know
+                raise AssertionError(f"unknown action {action!r}")
+        if pending_record is not None:
+            self.store.save_safety_record(pending_record)
+
+    # -- proposals ---------------------------------------------------------------------
+    def check_payload(self, seq: int, payload: bytes) -> bytes | None:
+        """ReplicaConfig.check_payload: validate a proposal we were sent."""
+        result = self.chain.check_proposal(seq, payload, self.mempool.knows_valid)
+        if isinstance(result, str):
+            log.warning("refusing proposal for height %d: %s", seq, result)
+            return None
+        digest = result.digest()
+        self._remember(digest, result)
+        return digest
+
+    def propose(self, seq: int, proposal: Proposal) -> None:
+        digest = proposal.digest()
+        self._remember(digest, proposal)
+        self.step([ev.Propose(seq, proposal.encode(), digest)])
+
+    def _remember(self, digest: bytes, proposal: Proposal) -> None:
+        self._proposals[digest] = proposal
+        self.mempool.mark_in_flight(proposal.height, (tx.id for tx in proposal.txs))
+        if len(self._proposals) > 4 * 1024:   # bounded: drop the oldest
+            del self._proposals[next(iter(self._proposals))]
+
+    # -- commit ------------------------------------------------------------------------
+    def _deliver(self, action: ev.Deliver, queue: deque) -> None:
+        seq = action.seq
+        if seq <= self.chain.height:
+            return   # already stored by block sync
+        if action.payload == b"":
+            proposal = None
+        else:
+            proposal = self._proposals.pop(action.certificate.digest, None)
+            if proposal is None:
+                proposal = Proposal.decode(action.payload)
+        result = self.chain.commit(seq, proposal, action.certificate)
+        for digest in [d for d, p in self._proposals.items() if p.height <= seq]:
+            del self._proposals[digest]
+        self._on_commit(result)
+        queue.append(ev.Executed(seq, result.block.hash))
+        if self.mempool.ready_count:
+            queue.append(ev.RequestsPending())   # keep the progress timer armed
+
+    def synced(self, results: list[CommitResult]) -> None:
+        """Blocks stored by block sync: tell the core where the chain is now."""
+        if not results:
+            return
+        for result in results:
+            self._on_commit(result)
+        last = results[-1].block
+        self.mempool.release_all_in_flight()
+        self.step([ev.Synced(last.height, last.hash)])

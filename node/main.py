@@ -1,0 +1,66 @@
+"""`ynchain node start`: load everything, run the daemon until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import trio
+
+from ledger.crypto import load_key
+from ledger.errors import LedgerError
+from ledger.execution import INITIAL_STATE_ROOT
+from ledger.genesis import load_genesis
+from node.config import ConfigError, load_config
+from node.logs import setup_logging
+from storage.errors import StoreError
+from storage.leveldb_store import open_store
+
+log = logging.getLogger("ynchain.node")
+
+
+async def _serve(node) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(node.run)
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    log.info("received %s, shutting down", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    return
+            nursery.start_soon(stop_on_signal)
+
+
+def run_node(home: Path, log_format: str | None = None) -> int:
+    """Run the node whose home directory is `home`; the process exit code."""
+    from node.app import Node, NodeError   # heavy imports only once the config is good
+
+    try:
+        config = load_config(home)
+    except ConfigError as exc:
+        setup_logging("info", log_format or "text")
+        log.error("%s", exc)
+        return 1
+    setup_logging(config.log_level, log_format or config.log_format, config.name)
+    try:
+        genesis = load_genesis(config.genesis)
+        key = load_key(config.key_file)
+        store = open_store(config.data_dir, genesis.hash, initial_state_root=INITIAL_STATE_ROOT)
+    except (LedgerError, StoreError) as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        node = Node(config, genesis, key, store)
+        trio.run(_serve, node)
+        log.info("stopped cleanly at height %d", store.last_height())
+        return 0
+    except NodeError as exc:
+        log.error("%s", exc)
+        return 1
+    except OSError as exc:   # e.g. a listen address already in use
+        log.error("cannot run: %s", exc)
+        return 1
+    finally:
+        store.close()

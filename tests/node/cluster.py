@@ -1,0 +1,155 @@
+"""A real ynchain network for integration tests: N node processes on 127.0.0.1.
+
+Written with `cli.layout.init_testnet` on free ports, each node started as
+`python -m node --home DIR` in its own process group; every process is killed
+when the test ends (the `cluster` fixture calls close()).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from cli.layout import init_testnet
+from cli.ports import free_port_base
+from ledger.crypto import load_key
+from ledger.tx import Transaction
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Cluster:
+    def __init__(self, root: Path, n: int = 4) -> None:
+        self.root = root
+        self.testnet = init_testnet(root, nodes=n, base_port=free_port_base(2 * n))
+        self.n = n
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.accounts = {p.stem: load_key(p) for p in sorted((root / "accounts").glob("*.key"))}
+        self._nonce = 0
+
+    # -- processes -----------------------------------------------------------------------
+    def start(self, i: int) -> None:
+        node = self.testnet.nodes[i]
+        log = open(node.home / "node.log", "ab")
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        self.procs[i] = subprocess.Popen(
+            [sys.executable, "-m", "node", "--home", str(node.home)],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
+            start_new_session=True)
+        log.close()
+
+    def start_all(self) -> None:
+        for i in range(self.n):
+            self.start(i)
+
+    def kill(self, i: int) -> None:
+        """SIGKILL, as a crash would."""
+        proc = self.procs.pop(i)
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def stop(self, i: int, timeout: float = 10.0) -> int:
+        """SIGTERM and wait; the exit code."""
+        proc = self.procs.pop(i)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"node{i} did not stop within {timeout}s of SIGTERM")
+
+    def alive(self, i: int) -> bool:
+        proc = self.procs.get(i)
+        return proc is not None and proc.poll() is None
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        self.procs.clear()
+
+    def log_tail(self, i: int, lines: int = 30) -> str:
+        path = self.testnet.nodes[i].home / "node.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    # -- HTTP ------------------------------------------------------------------------------
+    def url(self, i: int) -> str:
+        return self.testnet.nodes[i].api_url
+
+    def request(self, i: int, method: str, path: str, body: Any = None,
+                timeout: float = 30.0) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url(i) + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    async def get(self, i: int, path: str) -> tuple[int, Any]:
+        return await trio.to_thread.run_sync(self.request, i, "GET", path)
+
+    async def status(self, i: int) -> dict | None:
+        try:
+            code, body = await trio.to_thread.run_sync(lambda: self.request(i, "GET", "/status", timeout=2))
+        except (OSError, ValueError):
+            return None
+        return body if code == 200 else None
+
+    def make_tx(self, account: str, contract: str, method: str, args: Any,
+                valid_until: int = 10**6) -> Transaction:
+        self._nonce += 1
+        return Transaction.create(self.accounts[account], self.testnet.genesis.chain_id,
+                                  self._nonce, valid_until, contract, method, args)
+
+    async def submit(self, i: int, txs: list[Transaction], wait: bool = False,
+                     timeout: float = 30) -> list[dict]:
+        path = f"/txs?wait=true&timeout={timeout}" if wait else "/txs"
+        body = {"txs": [tx.encode().hex() for tx in txs]}
+        code, answer = await trio.to_thread.run_sync(
+            lambda: self.request(i, "POST", path, body, timeout=timeout + 10))
+        assert code == 200, answer
+        return answer["results"]
+
+    async def wait_until(self, predicate, timeout: float, what: str, poll: float = 0.1):
+        """Poll an async predicate until it returns a truthy value (returned)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            await trio.sleep(poll)
+
+    async def wait_ready(self, nodes=None, timeout: float = 30.0) -> None:
+        nodes = list(range(self.n)) if nodes is None else nodes
+
+        async def ready():
+            for i in nodes:
+                s = await self.status(i)
+                if s is None or len(s["peers"]) < len(nodes) - 1:
+                    return False
+            return True
+        await self.wait_until(ready, timeout, f"nodes {nodes} to be up and connected")
+
+    async def heights(self, nodes=None) -> dict[int, int | None]:
+        nodes = list(range(self.n)) if nodes is None else nodes
+        out = {}
+        for i in nodes:
+            s = await self.status(i)
+            out[i] = None if s is None else s["height"]
+        return out

@@ -1,0 +1,104 @@
+"""Chain: executing ordered proposals into stored blocks, and checking blocks
+served by peers (certificate, proposal digest, re-execution)."""
+
+import dataclasses
+
+import pytest
+
+from ledger.block import NULL_DIGEST, Block, Proposal
+from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
+from ledger.execution import INITIAL_STATE_ROOT
+from node.chain import Chain, SyncedBlockError
+from storage.memory_store import MemoryStore
+from tests.factories import make_genesis, make_tx
+
+GENESIS, VALIDATORS, ACCOUNTS = make_genesis()
+KEYS = [VALIDATORS[v.name] for v in GENESIS.validators]
+
+
+def certify(height, digest, view=0, signers=(0, 1, 2)):
+    msg = vote_bytes(PHASE_COMMIT, GENESIS.chain_id, view, height, digest)
+    return CommitCertificate(view, height, digest, tuple(Vote(i, KEYS[i].sign(msg)) for i in signers))
+
+
+def new_chain():
+    return Chain(GENESIS, MemoryStore(GENESIS.hash, initial_state_root=INITIAL_STATE_ROOT))
+
+
+def proposal(height, txs, view=0):
+    return Proposal(GENESIS.chain_id, height, view, "node0", 1_700_000_000_000 + height, tuple(txs))
+
+
+def txs(n, start=0):
+    return [make_tx(ACCOUNTS["finance"], GENESIS, args={"key": f"k{i}", "value": i}, nonce=i)
+            for i in range(start, start + n)]
+
+
+def build(chain, n_blocks):
+    out = []
+    for h in range(1, n_blocks + 1):
+        p = proposal(h, txs(3, 10 * h)) if h % 3 else None   # every third block is null
+        cert = certify(h, p.digest() if p else NULL_DIGEST)
+        out.append(chain.commit(h, p, cert))
+    return out
+
+
+def test_commit_executes_and_links_blocks():
+    chain = new_chain()
+    results = build(chain, 6)
+    assert chain.height == 6
+    for prev, cur in zip(results, results[1:]):
+        assert cur.block.header.prev_hash == prev.block.hash
+    null = results[2].block
+    assert null.header.is_null and null.txs == () and null.header.view == results[1].block.header.view
+    assert all(r.ok for r in results[0].receipts)
+    assert chain.store.get_tx(results[0].block.txs[0].id)[0] == 1
+
+
+def test_check_proposal_rejects_bad_payloads():
+    chain = new_chain()
+    good = proposal(1, txs(2))
+    assert isinstance(chain.check_proposal(1, good.encode(), lambda _: False), Proposal)
+    assert "height" in chain.check_proposal(2, good.encode(), lambda _: False)
+    assert "malformed" in chain.check_proposal(1, b"\xc1garbage", lambda _: False)
+    dup = proposal(1, txs(1) * 2)
+    assert "duplicate" in chain.check_proposal(1, dup.encode(), lambda _: False)
+    t = txs(1)[0]
+    forged = dataclasses.replace(t, signature=bytes(64), _payload=None, _id=None)
+    assert "bad_signature" in chain.check_proposal(1, proposal(1, [forged]).encode(), lambda _: False)
+    # A signature this node already verified is not checked again.
+    assert isinstance(chain.check_proposal(1, proposal(1, [forged]).encode(), lambda _: True), Proposal)
+    stranger = dataclasses.replace(good, proposer="mallory")
+    assert "not a validator" in chain.check_proposal(1, stranger.encode(), lambda _: False)
+
+
+def test_synced_blocks_verify_and_reproduce_the_same_chain():
+    source = new_chain()
+    results = build(source, 6)
+    replica = new_chain()
+    for r in results:
+        block = Block.decode(source.store.get_block_bytes(r.block.height))
+        replica.apply_synced(block, source.store.get_certificate(r.block.height))
+    assert replica.store.last_block_hash() == source.store.last_block_hash()
+    assert replica.store.last_state_root() == source.store.last_state_root()
+
+
+@pytest.mark.parametrize("tamper", ["short_cert", "wrong_digest", "bad_state_root", "bad_sig", "gap"])
+def test_synced_block_that_does_not_check_out_is_refused(tamper):
+    source = new_chain()
+    [r1, r2] = build(source, 2)
+    replica = new_chain()
+    block, cert = r1.block, r1.certificate
+    if tamper == "short_cert":
+        cert = dataclasses.replace(cert, votes=cert.votes[:2])
+    elif tamper == "wrong_digest":
+        cert = certify(1, r2.certificate.digest)
+    elif tamper == "bad_state_root":
+        block = Block(dataclasses.replace(block.header, state_root=bytes(32), _hash=None), block.txs)
+    elif tamper == "bad_sig":
+        cert = dataclasses.replace(cert, votes=(Vote(0, bytes(64)),) + cert.votes[1:])
+    elif tamper == "gap":
+        block, cert = r2.block, r2.certificate
+    with pytest.raises(SyncedBlockError):
+        replica.apply_synced(block, cert)
+    assert replica.height == 0

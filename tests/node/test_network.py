@@ -1,0 +1,219 @@
+"""Integration: four real node processes on 127.0.0.1 (issue: the node daemon).
+
+Each test is bounded by trio.fail_after; the `make_cluster` fixture kills every
+process it started.  Waiting is condition-based (poll the HTTP API until a
+predicate holds, with a deadline), never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+
+import trio
+
+from ledger.crypto import KeyPair
+from node.handshake import handshake
+from node.wire import HandshakeError
+
+
+async def _all_same_chain(cluster, nodes, upto: int) -> None:
+    """Every node in `nodes` has the same block hash at every height 1..upto."""
+    for height in range(1, upto + 1):
+        hashes = set()
+        for i in nodes:
+            code, block = await cluster.get(i, f"/blocks/{height}")
+            assert code == 200, (i, height, block)
+            hashes.add(block["hash"])
+        assert len(hashes) == 1, f"nodes disagree at height {height}: {hashes}"
+
+
+async def _committed_everywhere(cluster, nodes, tx_ids) -> None:
+    for i in nodes:
+        for tx_id in tx_ids:
+            code, body = await cluster.get(i, f"/txs/{tx_id}")
+            assert code == 200 and body["status"] == "committed", (i, tx_id, body)
+
+
+async def test_four_nodes_commit_txs_sent_to_different_nodes(make_cluster):
+    cluster = make_cluster(4)
+    with trio.fail_after(90):
+        cluster.start_all()
+        await cluster.wait_ready()
+        ids = []
+        for i, account in enumerate(["finance", "tax", "agriculture", "tourism"]):
+            tx = cluster.make_tx(account, "kv", "put", {"key": f"k-{account}", "value": i})
+            [result] = await cluster.submit(i, [tx], wait=True)
+            assert result["accepted"] and result["committed"], result
+            assert result["receipt"]["status"] == "ok", result
+            ids.append(result["id"])
+        top = max((await cluster.heights()).values())
+        await cluster.wait_until(
+            lambda: _heights_at_least(cluster, range(4), top), 30, f"all nodes at height {top}")
+        await _all_same_chain(cluster, range(4), top)
+        await _committed_everywhere(cluster, range(4), ids)
+        code, state = await cluster.get(3, "/state/kv/k-finance")
+        assert code == 200 and state["value"] == 0
+
+
+async def _heights_at_least(cluster, nodes, height):
+    heights = await cluster.heights(list(nodes))
+    return all(h is not None and h >= height for h in heights.values())
+
+
+async def test_killing_the_primary_changes_view_and_commits_continue(make_cluster):
+    cluster = make_cluster(4)
+    with trio.fail_after(120):
+        cluster.start_all()
+        await cluster.wait_ready()
+        [first] = await cluster.submit(1, [cluster.make_tx("finance", "kv", "put",
+                                                           {"key": "before", "value": 1})], wait=True)
+        assert first["committed"], first
+        status = await cluster.status(1)
+        primary = int(status["primary"].removeprefix("node"))
+        cluster.kill(primary)
+        survivors = [i for i in range(4) if i != primary]
+        started = time.monotonic()
+        tx = cluster.make_tx("tax", "kv", "put", {"key": "after", "value": 2})
+        [result] = await cluster.submit(survivors[0], [tx], wait=True, timeout=45)
+        took = time.monotonic() - started
+        assert result["committed"], result
+        new_status = await cluster.status(survivors[0])
+        assert new_status["view"] > status["view"] and new_status["primary"] != f"node{primary}"
+        # The view-change timeout is 2 s (genesis default); allow for back-off and a slow CI box.
+        assert took < 20, f"commit after killing the primary took {took:.1f}s"
+        print(f"view change + commit after killing the primary: {took:.2f}s")
+
+
+async def _load(cluster, nodes, acked: list, stop: trio.Event, prefix: str):
+    n = 0
+    while not stop.is_set():
+        node = nodes[n % len(nodes)]
+        txs = [cluster.make_tx(["finance", "tax"][k % 2], "kv", "put",
+                               {"key": f"{prefix}-{n}-{k}", "value": k}) for k in range(20)]
+        n += 1
+        try:
+            results = await cluster.submit(node, txs, wait=True, timeout=20)
+        except (OSError, AssertionError):
+            continue
+        acked.extend(r["id"] for r in results if r.get("committed"))
+
+
+async def test_restarted_node_catches_up_under_load_and_loses_nothing(make_cluster):
+    cluster = make_cluster(4)
+    with trio.fail_after(180):
+        cluster.start_all()
+        await cluster.wait_ready()
+        status = await cluster.status(0)
+        victim = (int(status["primary"].removeprefix("node")) + 1) % 4
+        others = [i for i in range(4) if i != victim]
+        acked: list[str] = []
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_load, cluster, others, acked, stop, "load")
+            await cluster.wait_until(lambda: _acked_at_least(acked, 100), 60, "100 acked txs")
+            cluster.kill(victim)
+            mark = len(acked)
+            await cluster.wait_until(lambda: _acked_at_least(acked, mark + 200), 60,
+                                     "200 more txs committed without the victim")
+            cluster.start(victim)
+            t0 = time.monotonic()
+            h0 = (await cluster.status(others[0]))["height"]
+
+            async def caught_up():
+                mine = await cluster.status(victim)
+                theirs = await cluster.status(others[0])
+                return mine and theirs and mine["height"] >= theirs["height"] - 2 and mine["height"] >= h0
+            await cluster.wait_until(caught_up, 60, f"node{victim} to catch up while under load")
+            rate = (await cluster.status(victim))["height"] / max(time.monotonic() - t0, 1e-3)
+            print(f"restarted node caught up at ~{rate:.0f} blocks/s")
+            stop.set()
+        top = max(h for h in (await cluster.heights()).values())
+        await cluster.wait_until(lambda: _heights_at_least(cluster, range(4), top), 30, "all at top")
+        await _all_same_chain(cluster, range(4), top)
+        await _committed_everywhere(cluster, range(4), acked)
+        # exactly once: no tx id appears twice in the chain
+        seen: set[str] = set()
+        for height in range(1, top + 1):
+            _, block = await cluster.get(victim, f"/blocks/{height}")
+            for tx_id in block["txs"]:
+                assert tx_id not in seen, f"tx {tx_id} committed twice"
+                seen.add(tx_id)
+        assert set(acked) <= seen
+
+
+async def _acked_at_least(acked, n):
+    return len(acked) >= n
+
+
+async def test_kill_all_and_restart_continues_the_chain(make_cluster):
+    cluster = make_cluster(4)
+    with trio.fail_after(120):
+        cluster.start_all()
+        await cluster.wait_ready()
+        for k in range(3):
+            [r] = await cluster.submit(k, [cluster.make_tx("finance", "kv", "put",
+                                                           {"key": f"a{k}", "value": k})], wait=True)
+            assert r["committed"], r
+        before = await cluster.heights()
+        for i in range(4):
+            cluster.kill(i)
+        cluster.start_all()
+        await cluster.wait_ready()
+        after = await cluster.heights()
+        assert after == before, "restart lost or invented blocks"
+        [r] = await cluster.submit(2, [cluster.make_tx("tax", "kv", "put", {"key": "b", "value": 9})],
+                                   wait=True, timeout=45)
+        assert r["committed"] and r["height"] > max(before.values()), r
+        top = r["height"]
+        await cluster.wait_until(lambda: _heights_at_least(cluster, range(4), top), 30, "all at top")
+        await _all_same_chain(cluster, range(4), top)
+        for i in range(4):
+            _, text = await trio.to_thread.run_sync(lambda: _metrics(cluster, i))
+            assert 'ynchain_consensus_faults_total{reason="equivocation"}' not in text
+
+
+def _metrics(cluster, i):
+    import urllib.request
+    with urllib.request.urlopen(cluster.url(i) + "/metrics", timeout=5) as resp:
+        return resp.status, resp.read().decode()
+
+
+async def test_bad_input_does_not_disturb_the_network(make_cluster):
+    cluster = make_cluster(4)
+    with trio.fail_after(90):
+        cluster.start_all()
+        await cluster.wait_ready()
+        target = cluster.testnet.nodes[1]
+        host, port = target.p2p
+
+        def raw(data: bytes) -> None:
+            with socket.create_connection((host, port), timeout=5) as s:
+                s.sendall(data)
+                s.settimeout(5)
+                try:
+                    s.recv(1024)
+                except OSError:
+                    pass
+        await trio.to_thread.run_sync(raw, os.urandom(4096))
+        await trio.to_thread.run_sync(raw, struct.pack(">I", 0xFFFFFFF0) + b"x" * 100)
+        stream = await trio.open_tcp_stream(host, port)
+        try:
+            await handshake(stream, initiator=True, key=KeyPair.generate(),
+                            chain_id=cluster.testnet.genesis.chain_id,
+                            genesis_hash=cluster.testnet.genesis.hash, is_allowed=lambda k: True)
+            raise AssertionError("a handshake with an unknown key was accepted")
+        except HandshakeError:
+            pass
+        for method, path, body in [("POST", "/txs", None), ("POST", "/txs", {"txs": "nope"}),
+                                   ("POST", "/txs", {"tx": "zz"}), ("GET", "/blocks/abc", None),
+                                   ("GET", "/txs/1234", None), ("GET", "/nowhere", None)]:
+            code, answer = await trio.to_thread.run_sync(
+                lambda: cluster.request(1, method, path, body))
+            assert 400 <= code < 500 and "error" in answer, (method, path, code, answer)
+        assert all(cluster.alive(i) for i in range(4))
+        [r] = await cluster.submit(1, [cluster.make_tx("finance", "kv", "put", {"key": "ok", "value": 1})],
+                                   wait=True)
+        assert r["committed"], r
