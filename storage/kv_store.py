@@ -73,7 +73,12 @@ def _check_hash(value: object, what: str) -> bytes:
 
 
 class KVStore:
-    """A Store (storage.base) over a Backend; see storage.layout for the keys."""
+    """A Store (storage.base) over a Backend; see storage.layout for the keys.
+
+    Threads: reads may run in any thread, also during a commit (the tip is
+    replaced in one assignment after the batch is durable); commits must be
+    serialised by the caller, as the consensus driver does anyway.
+    """
 
     def __init__(self, backend: Backend, where: str, genesis_hash: bytes, *,
                  initial_state_root: bytes = bytes(HASH_LEN), create: bool = True) -> None:

@@ -103,9 +103,12 @@ def _check_directory(path: Path, create: bool) -> None:
         has_files = next(path.iterdir(), None) is not None
     except OSError as exc:
         raise StoreError(f"{path}: cannot list directory: {exc.strerror}") from None
-    if has_files and not (path / "CURRENT").is_file():
-        raise NotAStoreError(f"{path}: directory holds files but no LevelDB database; "
-                             "not a ynchain store")
+    if not (path / "CURRENT").is_file():
+        if has_files:
+            raise NotAStoreError(f"{path}: directory holds files but no LevelDB database; "
+                                 "not a ynchain store")
+        if not create:
+            raise NotAStoreError(f"{path}: no ynchain store here (the directory is empty)")
 
 
 def open_store(path: str | os.PathLike, genesis_hash: bytes, *, create: bool = True,

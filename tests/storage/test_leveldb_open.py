@@ -75,6 +75,12 @@ def test_missing_store_without_create(tmp_path):
     assert not (tmp_path / "db").exists()
 
 
+def test_empty_directory_without_create(tmp_path):
+    with pytest.raises(NotAStoreError, match="directory is empty"):
+        open_store(tmp_path, GENESIS, create=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_someone_elses_leveldb_is_not_a_store(tmp_path):
     put_raw(tmp_path / "db", b"their key", b"their value")
     with pytest.raises(NotAStoreError) as exc:

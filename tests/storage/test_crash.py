@@ -1,0 +1,113 @@
+"""kill -9 a process that commits as fast as it can, many times; the store
+must always hold a whole prefix of the chain and nothing else."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from ledger.block import GENESIS_HASH
+from storage import layout, open_store
+
+from .chain import GENESIS, build_chain, expected_records
+from .conftest import raw_records
+
+ROUNDS = 20
+MAX_KILL_DELAY_S = 0.25
+TEST_BUDGET_S = 45
+
+
+class ProgressReader(threading.Thread):
+    """Reads the writer's stdout: the height it started from, then each
+    height whose commit returned."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.ready = threading.Event()
+        self.start_height = -1
+        self.last_acked = 0
+
+    def run(self) -> None:
+        for line in self.stream:
+            if not self.ready.is_set():
+                word, height = line.split()
+                assert word == b"ready"
+                self.start_height = self.last_acked = int(height)
+                self.ready.set()
+            else:
+                self.last_acked = int(line)
+
+
+def run_and_kill(path, repo_root, delay_s: float, timeout_s: float) -> ProgressReader:
+    child = subprocess.Popen([sys.executable, "-m", "tests.storage.crash_writer", str(path)],
+                             cwd=repo_root, stdout=subprocess.PIPE)
+    reader = ProgressReader(child.stdout)
+    try:
+        reader.start()
+        assert reader.ready.wait(timeout_s), "the writer did not open the store in time"
+        time.sleep(delay_s)          # the random moment of the crash
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=10) == -signal.SIGKILL, "the writer ended before it was killed"
+    finally:
+        child.kill()
+        child.wait()
+        reader.join(timeout=10)
+        child.stdout.close()
+    return reader
+
+
+def check_store(path) -> int:
+    with open_store(path, GENESIS, create=False) as store:
+        last = store.last_height()
+        chain = build_chain(last)
+        raw = raw_records(store)
+        tip = layout.Tip.decode(raw[layout.KEY_TIP])
+        assert tip == layout.Tip(last, chain[-1].block.hash if chain else GENESIS_HASH,
+                                 chain[-1].state_root if chain else bytes(32))
+        # Exactly the records of heights 1..last: every block, certificate,
+        # hash and tx entry and the state they produce, nothing beyond.
+        body = {k: v for k, v in raw.items() if not k.startswith((b"m/", b"p/"))}
+        assert body == expected_records(chain)
+        # The same, through the Store interface, and the chain links.
+        prev = GENESIS_HASH
+        for c in chain:
+            h = c.block.height
+            block = store.get_block(h)
+            assert block == c.block and block.header.prev_hash == prev
+            assert store.get_certificate(h) == c.certificate
+            assert store.height_of(block.hash) == h
+            assert all(store.has_tx(tx.id) for tx in block.txs)
+            prev = block.hash
+        assert store.get_block(last + 1) is None
+        # The safety record is saved before each commit: it is for the last
+        # block or for the one being committed when the kill came.
+        assert store.load_safety_record() in ({b"before %d" % last, b"before %d" % (last + 1)}
+                                              if last else {None, b"before 1"})
+        return last
+
+
+def test_kill_9_during_commits_never_leaves_a_partial_block(tmp_path, repo_root):
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    print(f"kill delays from random seed {seed}")     # shown if the test fails
+    path = tmp_path / "db"
+    deadline = time.monotonic() + TEST_BUDGET_S
+    acked = 0
+    for round_no in range(ROUNDS):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"out of time after {round_no} rounds (seed {seed})"
+        reader = run_and_kill(path, repo_root, rng.uniform(0, MAX_KILL_DELAY_S), remaining)
+        # Every commit that returned survived the kill that followed it.
+        assert reader.start_height >= acked, f"round {round_no}: lost acknowledged blocks (seed {seed})"
+        acked = max(acked, reader.last_acked)
+        if round_no % 5 == 4:
+            assert check_store(path) >= acked, f"seed {seed}"
+    last = check_store(path)
+    assert last >= acked
+    # The kills landed among many commits, not before the first one.
+    assert last >= 10 * ROUNDS, f"only {last} blocks committed (seed {seed})"
