@@ -16,6 +16,7 @@ from ledger.tx import Transaction
 
 DEFAULT_ACCOUNTS = ("finance", "tax", "agriculture", "tourism")
 CHAIN_ID = "ynchain-test"
+_KV_PUT = object()      # make_tx's default args (None is a legitimate args value)
 
 
 def key_for(kind: str, name: str) -> KeyPair:
@@ -74,10 +75,10 @@ def make_genesis(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUN
 
 
 def make_tx(key: KeyPair, genesis: Genesis, contract: str = "kv", method: str = "put",
-            args: Any = None, *, nonce: int = 0, valid_until: int = 100,
+            args: Any = _KV_PUT, *, nonce: int = 0, valid_until: int = 100,
             chain_id: str | None = None) -> Transaction:
     """A signed transaction; by default a kv put of {"key": "k", "value": 1}."""
-    if args is None:
+    if args is _KV_PUT:
         args = {"key": "k", "value": 1}
     return Transaction.create(key, chain_id if chain_id is not None else genesis.chain_id,
                               nonce, valid_until, contract, method, args)

@@ -1,0 +1,178 @@
+"""The execution engine: write sets, receipts, admission outcomes, state root."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from ledger import codec, execution
+from ledger.contracts import Contract, ContractError
+from ledger.errors import ValidationError
+from ledger.execution import INITIAL_STATE_ROOT, execute_block, next_state_root, query_state
+from ledger.receipt import (ERR_BAD_ARGS, ERR_DUPLICATE, ERR_EXPIRED, ERR_INVALID, ERR_NOT_FOUND, ERR_PERMISSION,
+                            ERR_UNKNOWN_CONTRACT, ERR_UNKNOWN_METHOD, OK, Receipt)
+from tests.factories import key_for, make_genesis, make_tx
+from tests.ledger.chain import Chain
+
+GENESIS, VALIDATORS, ACCOUNTS = make_genesis(tx_validity_window=50)
+FIN, TAX = ACCOUNTS["finance"], ACCOUNTS["tax"]
+
+
+def put(key=FIN, k="k", v=1, nonce=0, valid_until=20, **kw):
+    return make_tx(key, GENESIS, "kv", "put", {"key": k, "value": v}, nonce=nonce,
+                   valid_until=valid_until, **kw)
+
+
+def delete(key=FIN, k="k", nonce=0):
+    return make_tx(key, GENESIS, "kv", "delete", {"key": k}, nonce=nonce, valid_until=20)
+
+
+def call(key, contract, method, args, nonce=0):
+    return make_tx(key, GENESIS, contract, method, args, nonce=nonce, valid_until=20)
+
+
+def statuses(result) -> list[int]:
+    return [r.status for r in result.receipts]
+
+
+def test_one_receipt_per_tx_in_order_and_writes_are_packed() -> None:
+    chain = Chain(GENESIS)
+    r = chain.run([put(k="a", v=[1, "x"]), put(TAX, k="a", v=2), put(k="b", v={"n": 1})])
+    assert statuses(r) == [OK, ERR_PERMISSION, OK]
+    assert r.writes[b"kv/data/a"] == codec.pack([1, "x"])
+    assert query_state(chain.state.get, "kv", "a") == [1, "x"]
+    assert query_state(chain.state.get, "kv", "b") == {"n": 1}
+    for receipt in r.receipts:      # storable as they are
+        assert Receipt.from_record(codec.unpack(codec.pack(receipt.to_record()))) == receipt
+
+
+def test_later_txs_see_earlier_writes_of_the_block() -> None:
+    chain = Chain(GENESIS)
+    r = chain.run([put(v=1), put(v=2, nonce=1), delete(nonce=2), delete(nonce=3)])
+    assert statuses(r) == [OK, OK, OK, ERR_NOT_FOUND]
+    assert r.writes[b"kv/data/k"] is None            # deleted within the block
+    assert query_state(chain.state.get, "kv", "k") is None
+
+
+def _writes_then_fails(ctx, state, args):
+    state.put("half", "done")
+    if args == "fail":
+        raise ContractError(ERR_BAD_ARGS, "x" * 5000)
+    return "fine"
+
+
+@pytest.fixture
+def test_contract(monkeypatch):
+    registry = dict(execution.REGISTRY)
+    registry["t"] = Contract("t", {"go": _writes_then_fails})
+    monkeypatch.setattr(execution, "REGISTRY", registry)
+
+
+def test_a_failed_tx_leaves_no_writes(test_contract) -> None:
+    chain = Chain(GENESIS)
+    r = chain.run([call(FIN, "t", "go", "fail")])
+    assert statuses(r) == [ERR_BAD_ARGS]
+    assert r.writes == {} and r.state_root == INITIAL_STATE_ROOT
+    assert len(r.receipts[0].message) == 1024          # bounded like Receipt.from_record wants
+    r = chain.run([call(FIN, "t", "go", "ok")])
+    assert r.receipts[0] == Receipt(OK, "", "fine")
+    assert r.writes == {b"t/data/half": codec.pack("done")}
+
+
+def test_duplicates_committed_or_within_the_block() -> None:
+    chain = Chain(GENESIS)
+    first = put(v=1)
+    r = chain.run([first, put(v=2, nonce=1), first])
+    assert statuses(r) == [OK, OK, ERR_DUPLICATE]
+    assert "earlier in this block" in r.receipts[2].message
+    assert query_state(chain.state.get, "kv", "k") == 2      # the repeat did not write 1 again
+    r = chain.run([first])
+    assert statuses(r) == [ERR_DUPLICATE] and r.writes == {}
+    assert "already committed" in r.receipts[0].message
+
+
+def test_expiry_is_relative_to_the_block_height() -> None:
+    chain = Chain(GENESIS)
+    chain.run([])
+    chain.run([])                                      # next block is height 3
+    r = chain.run([put(valid_until=2), put(valid_until=3, nonce=1)])
+    assert statuses(r) == [ERR_EXPIRED, OK]
+    assert r.receipts[0].message == "expired"
+
+
+def test_too_far_ahead_is_invalid() -> None:
+    chain = Chain(GENESIS)
+    r = chain.run([put(valid_until=51), put(valid_until=50, nonce=1)])   # block 1, window 50
+    assert statuses(r) == [ERR_INVALID, OK]
+    assert r.receipts[0].message == "too_far_ahead"
+
+
+def test_wrong_chain_and_unknown_sender_are_invalid_and_have_no_effect() -> None:
+    chain = Chain(GENESIS)
+    stranger = key_for("account", "stranger")
+    r = chain.run([put(chain_id="other-chain"), put(stranger), put(VALIDATORS["node0"])])
+    assert statuses(r) == [ERR_INVALID] * 3
+    assert [x.message for x in r.receipts] == ["wrong_chain", "unknown_sender", "unknown_sender"]
+    assert r.writes == {} and r.state_root == INITIAL_STATE_ROOT
+
+
+def test_unknown_contract_and_method() -> None:
+    chain = Chain(GENESIS)
+    r = chain.run([call(FIN, "nope", "put", {}), call(FIN, "kv", "nope", {})])
+    assert statuses(r) == [ERR_UNKNOWN_CONTRACT, ERR_UNKNOWN_METHOD]
+    assert r.receipts[0].message == "unknown contract 'nope'"
+    assert r.receipts[1].message == "contract kv has no method 'nope'"
+
+
+def test_signatures_are_not_checked_again() -> None:
+    unsigned = dataclasses.replace(put(), signature=bytes(64))
+    assert statuses(Chain(GENESIS).run([unsigned])) == [OK]
+
+
+def _history(n_blocks: int) -> list[list]:
+    return [[put(k=f"k{h % 3}", v=h, nonce=h), put(TAX, k=f"t{h}", v=[h], nonce=h),
+             call(TAX, "fiscal", "issue",
+                  {"receipt_no": f"R{h}", "amount_cents": 100 + h, "payer": "p"}, nonce=h)]
+            for h in range(n_blocks)]
+
+
+def test_same_history_same_roots() -> None:
+    a, b = Chain(GENESIS), Chain(GENESIS)
+    roots_a = [a.run(txs).state_root for txs in _history(8)]
+    roots_b = [b.run(txs).state_root for txs in _history(8)]
+    assert roots_a == roots_b and len(set(roots_a)) == 8
+    assert a.state == b.state
+
+
+def test_root_changes_with_writes_and_commits_to_the_past() -> None:
+    chain = Chain(GENESIS)
+    r1 = chain.run([put(v=1)])
+    assert r1.state_root != INITIAL_STATE_ROOT
+    r2 = chain.run([])                                 # no writes: root unchanged
+    assert r2.state_root == r1.state_root
+    other = Chain(GENESIS)
+    assert other.run([put(v=2)]).state_root != r1.state_root
+    # same writes on top of a different past give a different root
+    writes = {b"kv/data/k": codec.pack(3)}
+    assert next_state_root(r1.state_root, writes) != next_state_root(INITIAL_STATE_ROOT, writes)
+    # a delete is not the same as any value
+    assert next_state_root(INITIAL_STATE_ROOT, {b"x": None}) != \
+        next_state_root(INITIAL_STATE_ROOT, {b"x": b""})
+
+
+def test_root_does_not_depend_on_dict_order() -> None:
+    w1 = {b"a": b"1", b"b": None}
+    w2 = {b"b": None, b"a": b"1"}
+    assert next_state_root(INITIAL_STATE_ROOT, w1) == next_state_root(INITIAL_STATE_ROOT, w2)
+
+
+def test_height_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        execute_block(GENESIS, {}.get, 0, [], INITIAL_STATE_ROOT, lambda _: False)
+
+
+def test_query_state() -> None:
+    assert query_state({}.get, "kv", "absent") is None
+    with pytest.raises(ValidationError, match="unknown contract 'nope'"):
+        query_state({}.get, "nope", "k")
