@@ -26,6 +26,12 @@ from pathlib import Path
 from ledger.genesis import parse_address
 
 
+# Module constants, not NodeConfig.<field>: on a slots dataclass that attribute is a
+# member descriptor, not the default value.
+DEFAULT_MEMPOOL_MAX_TXS = 50_000
+DEFAULT_MEMPOOL_MAX_BYTES = 64 * 1024 * 1024
+
+
 class ConfigError(Exception):
     """A config.toml that cannot be used; the message says what and where."""
 
@@ -39,8 +45,8 @@ class NodeConfig:
     genesis: Path
     p2p_listen: tuple[str, int]
     api_listen: tuple[str, int]
-    mempool_max_txs: int = 50_000
-    mempool_max_bytes: int = 64 * 1024 * 1024
+    mempool_max_txs: int = DEFAULT_MEMPOOL_MAX_TXS
+    mempool_max_bytes: int = DEFAULT_MEMPOOL_MAX_BYTES
     log_level: str = "info"
     log_format: str = "text"
 
@@ -91,8 +97,8 @@ def load_config(home: str | Path) -> NodeConfig:
     fmt = get("log", "format", "text")
     if fmt not in ("text", "json"):
         raise ConfigError(f"{path}: log.format must be text or json")
-    max_txs = get("mempool", "max_txs", NodeConfig.mempool_max_txs)
-    max_bytes = get("mempool", "max_bytes", NodeConfig.mempool_max_bytes)
+    max_txs = get("mempool", "max_txs", DEFAULT_MEMPOOL_MAX_TXS)
+    max_bytes = get("mempool", "max_bytes", DEFAULT_MEMPOOL_MAX_BYTES)
     if max_txs < 1 or max_bytes < 1024:
         raise ConfigError(f"{path}: mempool.max_txs must be >= 1 and mempool.max_bytes >= 1024")
     return NodeConfig(
@@ -114,6 +120,6 @@ def render_config(name: str, p2p: tuple[str, int], api: tuple[str, int], *,
         f'genesis = "{genesis}"\n\n'
         f'[p2p]\nlisten = "{p2p[0]}:{p2p[1]}"\n\n'
         f'[api]\nlisten = "{api[0]}:{api[1]}"\n\n'
-        f'[mempool]\nmax_txs = {NodeConfig.mempool_max_txs}\nmax_bytes = {NodeConfig.mempool_max_bytes}\n\n'
+        f'[mempool]\nmax_txs = {DEFAULT_MEMPOOL_MAX_TXS}\nmax_bytes = {DEFAULT_MEMPOOL_MAX_BYTES}\n\n'
         f'[log]\nlevel = "info"\nformat = "text"\n'
     )
