@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 from . import admission, codec
 from .contracts import REGISTRY, CallContext, ContractState, StateReader
 from .crypto import hash256
-from .errors import ContractError, ValidationError
+from .errors import ContractError
 from .genesis import Genesis
 from .receipt import (ERR_DUPLICATE, ERR_EXPIRED, ERR_INVALID, ERR_UNKNOWN_CONTRACT,
                       ERR_UNKNOWN_METHOD, OK, Receipt)
@@ -124,8 +124,9 @@ def _call(ctx: CallContext, tx: Transaction, read: GetState) -> tuple[Receipt, W
 
 
 def query_state(get_state: GetState, contract: str, key: str) -> Any | None:
-    """The decoded value a contract shows for `key` (None if absent)."""
+    """The decoded value a contract shows for `key`; None if absent, which
+    includes every key of a contract that does not exist."""
     found = REGISTRY.get(contract)
     if found is None:
-        raise ValidationError(f"unknown contract {contract!r}")
+        return None
     return found.query(StateReader(found.name, get_state), key)

@@ -30,7 +30,10 @@ _MISSING = object()
 
 
 def state_key(contract: str, table: str, key: str) -> bytes:
-    return f"{contract}/{table}/{key}".encode()
+    # surrogatepass: a query key from outside (URL, JSON) may hold a lone
+    # surrogate; it then names a key no tx can write (txs carry valid UTF-8)
+    # instead of raising.
+    return f"{contract}/{table}/{key}".encode("utf-8", "surrogatepass")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ import pytest
 
 from ledger import codec, execution
 from ledger.contracts import Contract, ContractError
-from ledger.errors import ValidationError
 from ledger.execution import INITIAL_STATE_ROOT, execute_block, next_state_root, query_state
 from ledger.receipt import (ERR_BAD_ARGS, ERR_DUPLICATE, ERR_EXPIRED, ERR_INVALID, ERR_NOT_FOUND, ERR_PERMISSION,
                             ERR_UNKNOWN_CONTRACT, ERR_UNKNOWN_METHOD, OK, Receipt)
@@ -172,7 +171,10 @@ def test_height_must_be_positive() -> None:
         execute_block(GENESIS, {}.get, 0, [], INITIAL_STATE_ROOT, lambda _: False)
 
 
-def test_query_state() -> None:
-    assert query_state({}.get, "kv", "absent") is None
-    with pytest.raises(ValidationError, match="unknown contract 'nope'"):
-        query_state({}.get, "nope", "k")
+def test_query_state_of_absent_things_is_none() -> None:
+    chain = Chain(GENESIS)
+    chain.run([put(k="k", v=1)])
+    assert query_state(chain.state.get, "kv", "k") == 1
+    assert query_state(chain.state.get, "kv", "absent") is None
+    assert query_state(chain.state.get, "nope", "k") is None
+    assert query_state(chain.state.get, "kv", "\ud800") is None     # a lone surrogate from a URL
