@@ -1,0 +1,334 @@
+"""PeerManager over real TCP on 127.0.0.1: four managers in one process."""
+
+from __future__ import annotations
+
+import socket
+from typing import Callable
+
+import pytest
+import trio
+from trio.testing import wait_all_tasks_blocked
+
+from ledger.crypto import KeyPair
+from node.handshake import handshake
+from node.peers import PeerManager
+from node.wire import ConnectionClosed, HandshakeError, encode_batch
+
+CHAIN = "peers-test"
+GENESIS = b"\x33" * 32
+T = 7  # a message type
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Watch:
+    """Lets a test wait for a condition that hooks and receivers change,
+    without polling or sleeping."""
+
+    def __init__(self) -> None:
+        self._changed = trio.Event()
+
+    def poke(self, *_args) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            await self._changed.wait()
+
+
+class Node:
+    """One PeerManager plus everything it has received, in order."""
+
+    def __init__(self, index: int, keys: list[KeyPair], ports: list[int], watch: Watch,
+                 inbound_capacity: int = 64, **options) -> None:
+        self.index = index
+        self.port = ports[index]
+        table = {i: (k.public_key, ("127.0.0.1", ports[i])) for i, k in enumerate(keys)}
+        self.send_channel, self.receive_channel = trio.open_memory_channel(inbound_capacity)
+        options.setdefault("backoff_max", 0.2)
+        self.manager = PeerManager(keys[index], CHAIN, GENESIS, table, index, self.send_channel,
+                                   on_connect=watch.poke, on_disconnect=watch.poke, **options)
+        self.batches: list[tuple[int, list]] = []
+        self.watch = watch
+        self.scope: trio.CancelScope | None = None
+
+    def received(self, sender: int | None = None, msg_type: int = T) -> list:
+        return [payload for peer, messages in self.batches if sender in (None, peer)
+                for t, payload in messages if t == msg_type]
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as self.scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.manager.run, "127.0.0.1", self.port)
+                nursery.start_soon(self._collect)
+                task_status.started()
+
+    async def _collect(self) -> None:
+        async for batch in self.receive_channel:
+            self.batches.append(batch)
+            self.watch.poke()
+
+
+def make_keys(n: int) -> list[KeyPair]:
+    return [KeyPair.from_seed(bytes([i + 1]) * 32) for i in range(n)]
+
+
+def fully_connected(nodes: list[Node]) -> Callable[[], bool]:
+    def check() -> bool:
+        return all(n.manager.connected() == [m.index for m in nodes if m is not n] for n in nodes)
+    return check
+
+
+async def start_mesh(nursery, n: int = 4, **options) -> tuple[list[Node], Watch, list[KeyPair]]:
+    keys = make_keys(n)
+    ports = [free_port() for _ in range(n)]
+    watch = Watch()
+    nodes = [Node(i, keys, ports, watch, **options) for i in range(n)]
+    for node in nodes:
+        await nursery.start(node.run)
+    await watch.until(fully_connected(nodes))
+    return nodes, watch, keys
+
+
+async def exchange_all(nodes: list[Node], watch: Watch, tag: str) -> None:
+    """Every node broadcasts `tag`; wait until every other node has it."""
+    for node in nodes:
+        assert node.manager.broadcast(T, [tag, node.index]) == len(nodes) - 1
+    await watch.until(lambda: all(
+        [tag, m.index] in n.received(m.index) for n in nodes for m in nodes if m is not n))
+
+
+async def test_mesh_connects_and_delivers_batched_messages():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nodes, watch, _ = await start_mesh(nursery)
+            a, d = nodes[0], nodes[3]
+            for i in range(500):
+                assert a.manager.send(3, T, i)
+            await watch.until(lambda: len(d.received(0)) == 500)
+            assert d.received(0) == list(range(500))  # in order, none lost
+            batches_from_a = [b for b in d.batches if b[0] == 0]
+            assert len(batches_from_a) < 100  # many messages per frame, not one each
+            assert a.manager.stats.messages_out >= 500
+            assert a.manager.stats.frames_out < a.manager.stats.messages_out
+
+            await exchange_all(nodes, watch, "hello")
+            assert a.manager.send(0, T, "to myself") is False  # not a peer
+            for node in nodes:
+                stats = node.manager.stats
+                assert stats.disconnects == 0 and not stats.protocol_errors
+                assert not stats.handshake_failures
+            nursery.cancel_scope.cancel()
+
+
+async def test_restarted_manager_is_reconnected_and_cancel_closes_sockets():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nodes, watch, keys = await start_mesh(nursery)
+            victim = nodes[1]
+            victim.scope.cancel()
+            others = [n for n in nodes if n is not victim]
+            await watch.until(lambda: all(1 not in n.manager.connected() for n in others))
+            # its listener is closed: nobody can connect to it now
+            with pytest.raises(OSError):
+                await trio.open_tcp_stream("127.0.0.1", victim.port)
+
+            ports = [n.port for n in nodes]
+            reborn = Node(1, keys, ports, watch)
+            nodes[1] = reborn
+            await nursery.start(reborn.run)
+            await watch.until(fully_connected(nodes))
+            await exchange_all(nodes, watch, "after restart")
+            nursery.cancel_scope.cancel()
+
+
+async def raw_connection(port: int) -> trio.SocketStream:
+    return await trio.open_tcp_stream("127.0.0.1", port)
+
+
+async def read_until_eof(stream) -> None:
+    """Returns once the manager has closed the connection and finished
+    handling it (so its counters are up to date)."""
+    try:
+        while await stream.receive_some(65536):
+            pass
+    except trio.BrokenResourceError:  # a reset is a close too
+        pass
+    await wait_all_tasks_blocked()
+
+
+async def lone_manager(nursery, **options) -> tuple[Node, list[KeyPair]]:
+    """Validator 1 running alone; the test plays validator 0 (which 1 only
+    accepts, never dials), so nothing else competes for that session."""
+    keys = make_keys(2)
+    node = Node(1, keys, [free_port(), free_port()], Watch(), **options)
+    await nursery.start(node.run)
+    return node, keys
+
+
+async def impersonate(port: int, key: KeyPair):
+    """An authenticated session to the manager on `port`, as `key`."""
+    stream = await raw_connection(port)
+    channel = await handshake(stream, initiator=True, key=key, chain_id=CHAIN,
+                              genesis_hash=GENESIS, is_allowed=lambda k: True)
+    return stream, channel
+
+
+async def test_garbage_and_strangers_do_not_disturb_the_mesh():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nodes, watch, keys = await start_mesh(nursery)
+            target = nodes[3]
+            failures = target.manager.stats.handshake_failures
+
+            garbage = await raw_connection(target.port)
+            await garbage.send_all(b"\x00\x00\x00\x08GARBAGE!")
+            await read_until_eof(garbage)
+
+            oversized = await raw_connection(target.port)
+            await oversized.send_all(b"\x7f\xff\xff\xff")
+            await read_until_eof(oversized)
+            assert failures["malformed"] == 2
+
+            stranger = KeyPair.from_seed(b"\x99" * 32)
+            with pytest.raises(HandshakeError) as info:
+                await handshake(await raw_connection(target.port), initiator=True, key=stranger,
+                                chain_id=CHAIN, genesis_hash=GENESIS, is_allowed=lambda k: True)
+            assert info.value.reason == "closed"
+            await wait_all_tasks_blocked()
+            assert failures["unknown_key"] == 1
+
+            # a higher-indexed validator must not dial a lower one
+            with pytest.raises(HandshakeError):
+                await handshake(await raw_connection(nodes[0].port), initiator=True, key=keys[3],
+                                chain_id=CHAIN, genesis_hash=GENESIS, is_allowed=lambda k: True)
+            await wait_all_tasks_blocked()
+            assert nodes[0].manager.stats.handshake_failures["unknown_key"] == 1
+
+            assert fully_connected(nodes)()
+            await exchange_all(nodes, watch, "still fine")
+            for node in nodes:
+                assert node.manager.stats.disconnects == 0
+            nursery.cancel_scope.cancel()
+
+
+async def test_newer_session_replaces_older_and_the_dropped_peer_redials():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            # a slow first redial keeps validator 0 from replacing our session at once
+            nodes, watch, keys = await start_mesh(nursery, backoff_initial=0.5, backoff_max=1.0)
+            target = nodes[3]
+            sessions_before = target.manager.stats.sessions
+            stream, channel = await impersonate(target.port, keys[0])
+            await watch.until(lambda: 3 not in nodes[0].manager.connected())
+            assert nodes[0].manager.stats.disconnects == 1  # its session was replaced by ours
+            await stream.send_all(b"\xff\xff\xff\xff")  # a length prefix far over the cap
+            await read_until_eof(stream)
+            assert target.manager.stats.protocol_errors["frame_too_large"] == 1
+            # the real validator 0 dials again and the mesh is whole
+            await watch.until(lambda: target.manager.stats.sessions >= sessions_before + 2
+                              and fully_connected(nodes)())
+            await exchange_all(nodes, watch, "recovered")
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("wire, reason", [
+    (b"\x00\x00\x00\x20" + b"\x00" * 32, "decrypt"),     # not sealed with the session key
+    (b"\x00\x00\x00\x00", "bad_frame"),                   # zero-length frame
+    (b"\x00\x00\x01\x00", "frame_too_large"),             # over this manager's 255-byte cap
+])
+async def test_authenticated_peer_sending_bad_frames_is_dropped(wire, reason):
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            node, keys = await lone_manager(nursery, max_frame=255)
+            stream, _ = await impersonate(node.port, keys[0])
+            await stream.send_all(wire)
+            await read_until_eof(stream)
+            assert dict(node.manager.stats.protocol_errors) == {reason: 1}
+            assert node.manager.connected() == []
+            nursery.cancel_scope.cancel()
+
+
+async def test_authenticated_peer_sending_a_malformed_envelope_is_dropped():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            node, keys = await lone_manager(nursery)
+            stream, channel = await impersonate(node.port, keys[0])
+            await channel.send(b"\x91\x93\x01\x02\x03")  # [[1, 2, 3]]: not [type, payload]
+            await read_until_eof(stream)
+            assert dict(node.manager.stats.protocol_errors) == {"malformed_envelope": 1}
+            nursery.cancel_scope.cancel()
+
+
+async def test_peer_that_stops_reading_is_disconnected_at_the_queue_bound():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            keys = make_keys(2)
+            ports = [free_port(), free_port()]
+            watch = Watch()
+            fast = Node(0, keys, ports, watch, queue_bytes=1024 * 1024)
+            # capacity 0 and nobody collecting: its reader blocks on the first batch,
+            # so it stops reading its socket
+            stuck = Node(1, keys, ports, watch, inbound_capacity=0)
+            await nursery.start(fast.run)
+            await nursery.start(stuck.manager.run, "127.0.0.1", stuck.port)
+            await watch.until(lambda: fast.manager.connected() == [1])
+
+            blob = b"\x5a" * (256 * 1024)
+            sent = 0
+            while fast.manager.send(1, T, blob):
+                sent += 1
+                await wait_all_tasks_blocked()  # the writer pushed what the socket takes
+            # Some messages went out before the socket filled up; then exactly the
+            # queue bound (4 messages of 256 KiB) was held before the peer was cut off.
+            assert fast.manager.stats.messages_out >= 1
+            assert sent >= fast.manager.stats.messages_out + 4
+            assert fast.manager.stats.queue_overflows == 1
+            await watch.until(lambda: fast.manager.stats.disconnects >= 1)
+            nursery.cancel_scope.cancel()
+
+
+async def test_keepalives_hold_an_idle_session_and_silence_ends_one():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            node, keys = await lone_manager(nursery, keepalive_interval=0.05, idle_timeout=0.5)
+            stream, channel = await impersonate(node.port, keys[0])
+            # Answer each keepalive with one of ours for well over idle_timeout:
+            # the session stays up although no message is exchanged.
+            start = trio.current_time()
+            while trio.current_time() - start < 1.5:
+                assert await channel.receive() == encode_batch([])
+                await channel.send(encode_batch([]))
+            assert node.manager.connected() == [0]
+            assert node.manager.stats.messages_in == 0 and node.manager.stats.disconnects == 0
+            # fall silent: the manager cuts the session off
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    await channel.receive()
+            await wait_all_tasks_blocked()
+            assert dict(node.manager.stats.protocol_errors) == {"idle_timeout": 1}
+            nursery.cancel_scope.cancel()
+
+
+def test_constructor_rejects_inconsistent_tables():
+    keys = make_keys(2)
+    send, _ = trio.open_memory_channel(1)
+    table = {0: (keys[0].public_key, ("127.0.0.1", 1)), 1: (keys[0].public_key, ("127.0.0.1", 2))}
+    with pytest.raises(ValueError):
+        PeerManager(keys[1], CHAIN, GENESIS, table, 1, send)  # our entry holds another key
+    with pytest.raises(ValueError):
+        PeerManager(keys[0], CHAIN, GENESIS, {**table, 2: table[1]}, 2, send)  # shared key
+
+
+def test_send_rejects_messages_that_cannot_fit_a_frame():
+    keys = make_keys(2)
+    send, _ = trio.open_memory_channel(1)
+    table = {1: (keys[1].public_key, ("127.0.0.1", 1))}
+    manager = PeerManager(keys[0], CHAIN, GENESIS, table, 0, send, max_frame=1024)
+    assert manager.send(1, T, b"x") is False  # not connected
+    assert manager.broadcast(T, b"x") == 0
