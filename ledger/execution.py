@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from . import admission, codec
-from .contracts import REGISTRY, CallContext, ContractState, StateReader
+from .contracts import REGISTRY
+from .contracts.base import CallContext, ContractState, ReadState, StateReader, Writes
 from .crypto import hash256
 from .errors import ContractError
 from .genesis import Genesis
@@ -42,9 +43,6 @@ from .tx import Transaction
 STATE_ROOT_DOMAIN = b"ynchain/state-root/v1\x00"
 INITIAL_STATE_ROOT = hash256(b"ynchain/state-root/initial")
 MAX_MESSAGE_LEN = 1024            # Receipt.from_record's bound
-
-GetState = Callable[[bytes], "bytes | None"]
-Writes = dict[bytes, "bytes | None"]       # state key -> packed value, None = deleted
 
 _MISSING = object()
 # What a tx that fails admission gets (all but the signature, see module doc).
@@ -69,7 +67,7 @@ def next_state_root(prev_root: bytes, writes: Writes) -> bytes:
     return hash256(STATE_ROOT_DOMAIN + prev_root + codec.pack(sorted(writes.items())))
 
 
-def execute_block(genesis: Genesis, get_state: GetState, height: int,
+def execute_block(genesis: Genesis, get_state: ReadState, height: int,
                   txs: Sequence[Transaction], prev_state_root: bytes,
                   is_committed: Callable[[bytes], bool]) -> ExecutionResult:
     """Execute block `height` (>= 1) on top of the state `get_state` reads
@@ -108,7 +106,7 @@ def execute_block(genesis: Genesis, get_state: GetState, height: int,
                            next_state_root(prev_state_root, block_writes))
 
 
-def _call(ctx: CallContext, tx: Transaction, read: GetState) -> tuple[Receipt, Writes]:
+def _call(ctx: CallContext, tx: Transaction, read: ReadState) -> tuple[Receipt, Writes]:
     contract = REGISTRY.get(tx.contract)
     if contract is None:
         return Receipt(ERR_UNKNOWN_CONTRACT, f"unknown contract {tx.contract!r}"), {}
@@ -123,7 +121,7 @@ def _call(ctx: CallContext, tx: Transaction, read: GetState) -> tuple[Receipt, W
     return Receipt(OK, "", result), writes
 
 
-def query_state(get_state: GetState, contract: str, key: str) -> Any | None:
+def query_state(get_state: ReadState, contract: str, key: str) -> Any | None:
     """The decoded value a contract shows for `key`; None if absent, which
     includes every key of a contract that does not exist."""
     found = REGISTRY.get(contract)

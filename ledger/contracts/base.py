@@ -25,7 +25,8 @@ from ..receipt import ERR_BAD_ARGS, ERR_PERMISSION
 
 DATA = "data"      # the table `query_state` reads unless a contract says otherwise
 
-ReadState = Callable[[bytes], "bytes | None"]
+ReadState = Callable[[bytes], "bytes | None"]     # state key -> packed value
+Writes = dict[bytes, "bytes | None"]              # state key -> packed value, None = deleted
 _MISSING = object()
 
 
@@ -68,7 +69,7 @@ class ContractState(StateReader):
 
     __slots__ = ("_writes",)
 
-    def __init__(self, contract: str, read: ReadState, writes: dict[bytes, bytes | None]) -> None:
+    def __init__(self, contract: str, read: ReadState, writes: Writes) -> None:
         super().__init__(contract, read)
         self._writes = writes
 
