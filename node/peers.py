@@ -64,6 +64,7 @@ class TransportStats:
     sessions: int = 0            # authenticated sessions established
     disconnects: int = 0         # sessions ended, for any reason
     queue_overflows: int = 0
+    dial_failures: int = 0       # TCP connects that failed or timed out (peer down)
     handshake_failures: Counter = field(default_factory=Counter)  # by HandshakeError.reason
     protocol_errors: Counter = field(default_factory=Counter)     # by RemoteProtocolError.reason
 
@@ -167,12 +168,15 @@ class PeerManager:
                   task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Listen, dial the higher-indexed peers, and keep sessions up until
         cancelled.  Reports the actual listening port via task_status.started
-        (so port 0 works).  Cancelling it closes every socket."""
+        (so port 0 works).  Cancelling it closes every socket.  Raises OSError
+        if it cannot listen; if the node closes `inbound`, the resulting
+        trio.BrokenResourceError/ClosedResourceError ends run() too."""
         if self._running:
             raise RuntimeError("PeerManager.run is already running")
         self._running = True
-        listeners = await trio.open_tcp_listeners(listen_port, host=listen_host)
+        listeners = []
         try:
+            listeners = await trio.open_tcp_listeners(listen_port, host=listen_host)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.serve_listeners, self._accept, listeners)
                 for index in sorted(self._peers):
@@ -265,6 +269,7 @@ class PeerManager:
                 # A peer that is down is routine; the back-off loop retries.
                 log.debug("peer %d (%s): dial failed: %s", index, where, exc)
         if stream is None:
+            self.stats.dial_failures += 1
             return None
         try:
             return await handshake(

@@ -149,3 +149,16 @@ def test_malformed_batches_raise_malformed_envelope(body):
 def test_encode_message_rejects_bad_types(msg_type):
     with pytest.raises(ValueError):
         encode_message(msg_type, b"")
+
+
+async def test_large_frames_round_trip():
+    with trio.fail_after(5):
+        a, b, _, _ = framed_pair(cap=4 * 1024 * 1024)
+        bodies = [bytes([i]) * (3 * 1024 * 1024 + i) for i in range(3)]  # several reads each
+        async with trio.open_nursery() as nursery:
+            async def send():
+                for body in bodies:
+                    await a.send_frame(body)
+            nursery.start_soon(send)
+            for body in bodies:
+                assert await b.receive_frame() == body
