@@ -1,0 +1,133 @@
+"""The node's Prometheus metrics, in a registry of its own.
+
+One `NodeMetrics` per node (a private CollectorRegistry, so several nodes in
+one test process never share or clash).  The daemon calls the small methods
+below; the ones on hot paths (frames, admissions) use label children bound
+once, so a call is one locked add.  Label values that come from reasons are
+bounded: once MAX_LABEL_VALUES - 1 distinct reasons are in use, new ones
+count as "other", so a peer that invents reasons cannot grow the registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_LABEL_VALUES = 32
+OTHER_REASON = "other"
+
+COMMIT_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BLOCK_TXS_BUCKETS = (0, 1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 50000, 100000)
+
+
+class _ReasonCounter:
+    """A Counter labelled by `reason` with a bounded set of label values."""
+
+    __slots__ = ("_counter", "_children")
+
+    def __init__(self, counter: Counter) -> None:
+        self._counter = counter
+        self._children: dict = {}
+
+    def inc(self, reason: str, amount: int = 1) -> None:
+        child = self._children.get(reason)
+        if child is None:
+            if len(self._children) >= MAX_LABEL_VALUES - 1:  # keep one for "other"
+                reason = OTHER_REASON
+            child = self._children.get(reason)
+            if child is None:
+                child = self._children[reason] = self._counter.labels(reason=reason)
+        child.inc(amount)
+
+
+class NodeMetrics:
+    """Everything /metrics reports.  Gauges and counters are public attributes
+    for anything the methods below do not cover."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.height = Gauge("ynchain_height", "Height of the last committed block", registry=r)
+        self.view = Gauge("ynchain_view", "Current PBFT view", registry=r)
+        self.view_changes = Counter("ynchain_view_changes", "View changes completed", registry=r)
+        self.committed_txs = Counter("ynchain_committed_txs", "Transactions committed", registry=r)
+        self.committed_blocks = Counter("ynchain_committed_blocks", "Blocks committed", registry=r)
+        self.mempool_size = Gauge("ynchain_mempool_size", "Transactions in the mempool", registry=r)
+        self.mempool_bytes = Gauge("ynchain_mempool_bytes", "Encoded bytes in the mempool", registry=r)
+        self.peers_connected = Gauge("ynchain_peers_connected", "Connected peers", registry=r)
+        self.commit_latency = Histogram(
+            "ynchain_commit_latency_seconds",
+            "Seconds from proposal (or admission to this node's mempool) to commit",
+            buckets=COMMIT_LATENCY_BUCKETS, registry=r)
+        self.block_txs = Histogram("ynchain_block_txs", "Transactions per committed block",
+                                   buckets=BLOCK_TXS_BUCKETS, registry=r)
+        self.sync_target_height = Gauge("ynchain_sync_target_height",
+                                        "Height block sync is catching up to (0 when idle)", registry=r)
+        self.sync_blocks = Counter("ynchain_sync_blocks", "Blocks fetched and applied by block sync",
+                                   registry=r)
+        self.mempool_rejections = _ReasonCounter(Counter(
+            "ynchain_mempool_rejections", "Transactions the mempool refused", ["reason"], registry=r))
+        self.consensus_faults = _ReasonCounter(Counter(
+            "ynchain_consensus_faults", "Consensus messages dropped as faulty", ["reason"], registry=r))
+        self.handshake_failures = _ReasonCounter(Counter(
+            "ynchain_handshake_failures", "Failed peer handshakes", ["reason"], registry=r))
+        frames = Counter("ynchain_transport_frames", "Transport frames", ["direction"], registry=r)
+        nbytes = Counter("ynchain_transport_bytes", "Transport frame bytes", ["direction"], registry=r)
+        self._frames_in, self._frames_out = frames.labels(direction="in"), frames.labels(direction="out")
+        self._bytes_in, self._bytes_out = nbytes.labels(direction="in"), nbytes.labels(direction="out")
+
+    # -- consensus and commit ---------------------------------------------------
+
+    def block_committed(self, height: int, tx_count: int) -> None:
+        self.height.set(height)
+        self.committed_blocks.inc()
+        self.committed_txs.inc(tx_count)
+        self.block_txs.observe(tx_count)
+
+    def commit_latency_observed(self, seconds: float) -> None:
+        self.commit_latency.observe(seconds)
+
+    def view_changed(self, view: int) -> None:
+        self.view.set(view)
+        self.view_changes.inc()
+
+    def consensus_fault(self, reason: str) -> None:
+        self.consensus_faults.inc(reason)
+
+    # -- mempool ------------------------------------------------------------------
+
+    def mempool_changed(self, size: int, nbytes: int) -> None:
+        self.mempool_size.set(size)
+        self.mempool_bytes.set(nbytes)
+
+    def mempool_rejected(self, reason: str, count: int = 1) -> None:
+        self.mempool_rejections.inc(reason, count)
+
+    # -- peers and transport ------------------------------------------------------
+
+    def peers_changed(self, connected: int) -> None:
+        self.peers_connected.set(connected)
+
+    def frame_sent(self, nbytes: int) -> None:
+        self._frames_out.inc()
+        self._bytes_out.inc(nbytes)
+
+    def frame_received(self, nbytes: int) -> None:
+        self._frames_in.inc()
+        self._bytes_in.inc(nbytes)
+
+    def handshake_failed(self, reason: str) -> None:
+        self.handshake_failures.inc(reason)
+
+    # -- block sync -----------------------------------------------------------------
+
+    def sync_started(self, target_height: int) -> None:
+        self.sync_target_height.set(target_height)
+
+    def sync_block_applied(self) -> None:
+        self.sync_blocks.inc()
+
+    def sync_finished(self) -> None:
+        self.sync_target_height.set(0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

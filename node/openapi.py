@@ -1,0 +1,246 @@
+"""The OpenAPI 3.1 document of the node's HTTP API (served at /openapi.json).
+
+tests/node/test_api.py keeps it true: every route the app serves is here,
+every path here is served, and the tests' responses validate against the
+schemas below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api_http import DEFAULT_MAX_BODY_BYTES, ERROR_CODES
+from .api_txs import MAX_TXS_PER_REQUEST
+
+HEX = {"type": "string", "pattern": "^([0-9a-f]{2})*$", "description": "lowercase hex"}
+HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "32 bytes, lowercase hex"}
+UINT = {"type": "integer", "minimum": 0}
+PLAIN = {
+    "description": (
+        "A plain msgpack value rendered as JSON: nil, bool, int, float and str as is; "
+        'arrays as arrays; bytes as {"hex": "<lowercase hex>"}; map keys as text '
+        "(ints in decimal, bytes in hex); non-finite floats as \"NaN\", \"Infinity\", \"-Infinity\"."),
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(properties) if required is None else required,
+            "properties": properties, **extra}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_COMMON_ERRORS = {
+    "405": _error("Wrong method for this path (code method_not_allowed; Allow header lists the right one)"),
+    "500": _error("Unexpected failure; logged on the node (code internal)"),
+}
+
+
+def _responses(ok: dict[str, Any], **errors: str) -> dict[str, Any]:
+    return {"200": ok, **{code.removeprefix("e"): _error(text) for code, text in errors.items()},
+            **_COMMON_ERRORS}
+
+
+def _schemas() -> dict[str, Any]:
+    receipt = _obj({
+        "status": {"type": "string", "description": '"ok" or the error status name (ledger.receipt)'},
+        "code": {"type": "integer", "minimum": 0, "maximum": 255, "description": "0 is ok"},
+        "message": {"type": "string"},
+        "result": PLAIN,
+    })
+    tx = _obj({
+        "chain_id": {"type": "string"}, "sender": HASH, "nonce": UINT, "valid_until": UINT,
+        "contract": {"type": "string"}, "method": {"type": "string"}, "args": PLAIN,
+        "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+    })
+    vote = _obj({"validator": UINT, "name": {"type": ["string", "null"]},
+                 "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}})
+    validator = _obj({
+        "name": {"type": "string"}, "org": {"type": "string"}, "public_key": HASH,
+        "p2p": {"type": "string"}, "api": {"type": "string"},
+        "connected": {"type": "boolean"}, "primary": {"type": "boolean"},
+    })
+    return {
+        "Error": _obj({"error": {"type": "string"},
+                       "code": {"type": "string", "enum": [*ERROR_CODES, "http_error"]}}),
+        "Status": _obj({
+            "chain_id": {"type": "string"}, "node": {"type": "string"}, "height": UINT,
+            "last_block_hash": HEX, "view": UINT,
+            "primary": {"type": "string", "description": "name of the current primary"},
+            "peers": {"type": "array", "items": {"type": "string"},
+                      "description": "names of connected validators"},
+            "mempool": UINT, "syncing": {"type": "boolean"},
+        }),
+        "SubmitJson": {
+            "oneOf": [
+                _obj({"tx": HEX}, additionalProperties=False),
+                _obj({"txs": {"type": "array", "items": HEX, "maxItems": MAX_TXS_PER_REQUEST}},
+                     additionalProperties=False),
+            ],
+            "description": "hex of Transaction.encode(): one, or a batch",
+        },
+        "SubmitMsgpack": {
+            "type": "array", "maxItems": MAX_TXS_PER_REQUEST,
+            "description": "msgpack array of transaction records (Transaction.to_record(): "
+                           "[chain_id, sender, nonce, valid_until, contract, method, args, signature])",
+        },
+        "SubmitResult": _obj({
+            "id": {"type": ["string", "null"], "description": "null when the element was malformed"},
+            "accepted": {"type": "boolean"},
+            "reason": {"type": ["string", "null"],
+                       "description": 'why refused: "malformed", or the mempool\'s reason '
+                                      '("duplicate", "bad_signature", ...)'},
+            "detail": {"type": "string", "description": "what was malformed (malformed elements only)"},
+            "committed": {"type": "boolean", "description": "wait=true, accepted only"},
+            "height": UINT, "index": UINT, "receipt": _ref("Receipt"),
+        }, required=["id", "accepted", "reason"]),
+        "SubmitResponse": _obj({"results": {"type": "array", "items": _ref("SubmitResult"),
+                                            "description": "one per element, in request order"}}),
+        "Receipt": receipt,
+        "Transaction": tx,
+        "CommittedTx": _obj({"id": HASH, "status": {"const": "committed"}, "height": UINT,
+                             "index": UINT, "receipt": _ref("Receipt"), "tx": _ref("Transaction")}),
+        "PendingTx": _obj({"id": HASH, "status": {"const": "pending"}}),
+        "BlockHeader": _obj({
+            "chain_id": {"type": "string"}, "height": UINT, "view": UINT, "prev_hash": HASH,
+            "tx_root": HASH, "state_root": HASH,
+            "proposer": {"type": "string", "description": 'empty for a null block'},
+            "timestamp_ms": UINT,
+        }),
+        "Vote": vote,
+        "Certificate": _obj({"view": UINT, "height": UINT, "digest": HASH,
+                             "votes": {"type": "array", "items": _ref("Vote")}}),
+        "Block": _obj({"height": UINT, "hash": HASH, "header": _ref("BlockHeader"),
+                       "txs": {"type": "array", "items": HASH, "description": "transaction ids"},
+                       "certificate": _ref("Certificate")}),
+        "StateEntry": _obj({"contract": {"type": "string"}, "key": {"type": "string"},
+                            "value": PLAIN, "height": UINT}),
+        "Validator": validator,
+        "Validators": _obj({"validators": {"type": "array", "items": _ref("Validator"),
+                                           "description": "in genesis order"}}),
+        "BlockEvent": _obj({"height": UINT, "hash": HASH, "txs": UINT,
+                            "proposer": {"type": "string"}, "timestamp_ms": UINT}),
+    }
+
+
+def _paths() -> dict[str, Any]:
+    tx_id = {"name": "tx_id", "in": "path", "required": True,
+             "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}
+    height = {"name": "height", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    return {
+        "/status": {"get": {
+            "summary": "The node's view of the chain",
+            "responses": _responses(_json(_ref("Status"), "Node status")),
+        }},
+        "/txs": {"post": {
+            "summary": "Submit one or many signed transactions",
+            "description": (
+                f"At most {MAX_TXS_PER_REQUEST} transactions and {DEFAULT_MAX_BODY_BYTES} body bytes "
+                "(the node's default) per request. A malformed element gets its own result "
+                '{"accepted": false, "reason": "malformed", "id": null}; the others still go in.'),
+            "parameters": [
+                {"name": "wait", "in": "query", "schema": {"type": "boolean", "default": False},
+                 "description": "wait until the accepted transactions commit (or the timeout)"},
+                {"name": "timeout", "in": "query",
+                 "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 10},
+                 "description": "seconds to wait with wait=true"},
+            ],
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("SubmitJson")},
+                "application/msgpack": {"schema": _ref("SubmitMsgpack")},
+            }},
+            "responses": _responses(
+                _json(_ref("SubmitResponse"), "One result per element"),
+                e400="Body not JSON/msgpack, wrong shape, too many transactions or bad query parameter",
+                e413="Body larger than the node's limit",
+                e415="Content type neither application/json nor application/msgpack"),
+        }},
+        "/txs/{tx_id}": {"get": {
+            "summary": "A transaction by id: committed (with receipt) or pending in the mempool",
+            "parameters": [tx_id],
+            "responses": _responses(
+                _json({"oneOf": [_ref("CommittedTx"), _ref("PendingTx")]}, "Committed or pending"),
+                e400="Not 64 hex digits", e404="Neither committed nor in the mempool"),
+        }},
+        "/blocks/latest": {"get": {
+            "summary": "The last committed block",
+            "responses": _responses(_json(_ref("Block"), "Block with its commit certificate"),
+                                    e404="No block committed yet"),
+        }},
+        "/blocks/{height}": {"get": {
+            "summary": "A committed block by height",
+            "parameters": [height],
+            "responses": _responses(_json(_ref("Block"), "Block with its commit certificate"),
+                                    e400="Height not an integer >= 1", e404="No block at that height"),
+        }},
+        "/state/{contract}/{key}": {"get": {
+            "summary": "One key of a contract's state (the key may contain '/')",
+            "parameters": [
+                {"name": "contract", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": _responses(_json(_ref("StateEntry"), "Value and the height it was read at"),
+                                    e400="Contract or key too long", e404="Key absent"),
+        }},
+        "/validators": {"get": {
+            "summary": "The validator set and who is connected / primary",
+            "responses": _responses(_json(_ref("Validators"), "Validators in genesis order")),
+        }},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics",
+            "responses": _responses({
+                "description": "Prometheus text exposition format 0.0.4",
+                "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+            }),
+        }},
+        "/events/blocks": {"get": {
+            "summary": "Committed blocks as server-sent events",
+            "description": (
+                "Each block is `id: <height>`, `event: block`, `data: <BlockEvent JSON>`. "
+                "A comment line `: subscribed` marks the switch to live blocks and `: heartbeat` "
+                "comes every 15 s of silence. With `from` (or Last-Event-ID) stored blocks are "
+                "replayed first, with no gap or repeat before the live ones. The stream ends when "
+                "the client goes away, or if it reads too slowly for the node (resume with `from`)."),
+            "parameters": [
+                {"name": "from", "in": "query", "schema": {"type": "integer", "minimum": 1},
+                 "description": "replay committed blocks from this height first"},
+                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 1},
+                 "description": "resume after this height (ignored when `from` is given)"},
+            ],
+            "responses": _responses({
+                "description": "Event stream; each event's data is a BlockEvent",
+                "content": {"text/event-stream": {"schema": {"type": "string"},
+                                                  "x-event-data": _ref("BlockEvent")}},
+            }, e400="`from` or Last-Event-ID not an integer >= 1"),
+        }},
+        "/openapi.json": {"get": {
+            "summary": "This document",
+            "responses": _responses(_json({"type": "object"}, "OpenAPI 3.1 document")),
+        }},
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ynchain node API",
+            "version": "1",
+            "description": (
+                "HTTP API of one ynchain node. Binary ids, keys, hashes and signatures are lowercase "
+                "hex. Every error is JSON {\"error\": \"<one line>\", \"code\": \"<short_code>\"}; "
+                "unknown paths answer 404 (code not_found)."),
+        },
+        "paths": _paths(),
+        "components": {"schemas": _schemas()},
+    }

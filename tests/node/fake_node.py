@@ -1,0 +1,154 @@
+"""A small in-memory NodeFacade for the HTTP API tests.
+
+It keeps a mempool, commits blocks on demand (with real commit certificates
+signed by the test validators) and notifies block subscribers the way the
+daemon does: bounded channels, and a subscriber that falls behind is closed.
+Tests drive it directly (`commit`, `fail_next`) and can wait on its events
+(`waiting`, `subscribers_changed`) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import trio
+
+from ledger.block import GENESIS_HASH, Block, BlockHeader
+from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
+from ledger.crypto import HASH_LEN
+from ledger.merkle import merkle_root
+from ledger.receipt import Receipt
+from ledger.tx import Transaction
+from node.facade import Admission, CommittedBlock, TxRecord
+from node.metrics import NodeMetrics
+from tests.factories import make_genesis
+
+SUBSCRIBER_BUFFER = 16
+
+
+class FakeNode:
+    def __init__(self, n_validators: int = 4) -> None:
+        self.genesis, self.validator_keys, self.account_keys = make_genesis(n_validators)
+        self.chain_id = self.genesis.chain_id
+        self.name = self.genesis.validators[0].name
+        self.metrics = NodeMetrics()
+        self.blocks: list[CommittedBlock] = []
+        self.txs: dict[bytes, TxRecord] = {}
+        self.mempool: dict[bytes, Transaction] = {}
+        self.state: dict[tuple[str, str], Any] = {}
+        self.fail_next: Exception | None = None   # raised by the next status() call
+        self.subscribers: set[trio.MemorySendChannel] = set()
+        self.subscribers_changed = trio.Event()
+        self.waiting = trio.Event()                # set when someone awaits wait_committed
+        self._committed = trio.Event()
+
+    # -- driving the fake from tests ---------------------------------------------
+
+    def commit(self, txs: list[Transaction] | None = None,
+               receipts: list[Receipt] | None = None) -> CommittedBlock:
+        """Commit a block of `txs` (default: the whole mempool)."""
+        txs = list(self.mempool.values()) if txs is None else txs
+        receipts = receipts or [Receipt(0, "", {"n": i}) for i in range(len(txs))]
+        height = len(self.blocks) + 1
+        prev = self.blocks[-1].block.hash if self.blocks else GENESIS_HASH
+        header = BlockHeader(self.chain_id, height, 0, prev, merkle_root([tx.id for tx in txs]),
+                             bytes(HASH_LEN), self.name, 1_700_000_000_000 + height)
+        digest = header.proposal_digest()
+        message = vote_bytes(PHASE_COMMIT, self.chain_id, 0, height, digest)
+        votes = tuple(Vote(i, self.validator_keys[v.name].sign(message))
+                      for i, v in enumerate(self.genesis.validators[:self.genesis.quorum]))
+        committed = CommittedBlock(Block(header, tuple(txs)), CommitCertificate(0, height, digest, votes))
+        self.blocks.append(committed)
+        for index, (tx, receipt) in enumerate(zip(txs, receipts)):
+            self.mempool.pop(tx.id, None)
+            self.txs[tx.id] = TxRecord(tx, height, index, receipt)
+            if tx.contract == "kv" and isinstance(tx.args, dict) and "key" in tx.args:
+                self.state[("kv", str(tx.args["key"]))] = tx.args.get("value")
+        self.metrics.block_committed(height, len(txs))
+        self._committed.set()
+        self._committed = trio.Event()
+        for channel in list(self.subscribers):
+            try:
+                channel.send_nowait(committed)
+            except trio.WouldBlock:      # too far behind: drop it, as the daemon does
+                channel.close()
+                self._forget(channel)
+        return committed
+
+    def _forget(self, channel: trio.MemorySendChannel) -> None:
+        self.subscribers.discard(channel)
+        self.subscribers_changed.set()
+        self.subscribers_changed = trio.Event()
+
+    # -- NodeFacade ----------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        last = self.blocks[-1].block.hash.hex() if self.blocks else GENESIS_HASH.hex()
+        return {"chain_id": self.chain_id, "node": self.name, "height": self.height(),
+                "last_block_hash": last, "view": 0, "primary": self.name,
+                "peers": [v.name for v in self.genesis.validators[1:]],
+                "mempool": len(self.mempool), "syncing": False}
+
+    def submit(self, txs: list[Transaction]) -> list[Admission]:
+        answers = []
+        for tx in txs:
+            if tx.chain_id != self.chain_id:
+                answers.append(Admission(tx.id, False, "wrong_chain"))
+            elif not tx.verify_signature():
+                answers.append(Admission(tx.id, False, "bad_signature"))
+            elif tx.id in self.mempool or tx.id in self.txs:
+                answers.append(Admission(tx.id, False, "duplicate"))
+            else:
+                self.mempool[tx.id] = tx
+                answers.append(Admission(tx.id, True))
+        return answers
+
+    async def wait_committed(self, tx_ids: list[bytes], timeout_s: float) -> dict[bytes, TxRecord]:
+        self.waiting.set()
+        with trio.move_on_after(timeout_s):
+            while not all(i in self.txs for i in tx_ids):
+                await self._committed.wait()
+        return {i: self.txs[i] for i in tx_ids if i in self.txs}
+
+    def get_tx(self, tx_id: bytes) -> TxRecord | None:
+        return self.txs.get(tx_id)
+
+    def tx_pending(self, tx_id: bytes) -> bool:
+        return tx_id in self.mempool
+
+    def get_block(self, height: int) -> CommittedBlock | None:
+        return self.blocks[height - 1] if 1 <= height <= len(self.blocks) else None
+
+    def height(self) -> int:
+        return len(self.blocks)
+
+    def get_state(self, contract: str, key: str) -> tuple[Any, int] | None:
+        if (contract, key) not in self.state:
+            return None
+        return self.state[(contract, key)], self.height()
+
+    def validators(self) -> list[dict[str, Any]]:
+        return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
+                 "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
+                 "connected": i > 0, "primary": i == 0}
+                for i, v in enumerate(self.genesis.validators)]
+
+    @asynccontextmanager
+    async def subscribe_blocks(self) -> AsyncIterator[trio.MemoryReceiveChannel]:
+        send, receive = trio.open_memory_channel(SUBSCRIBER_BUFFER)
+        self.subscribers.add(send)
+        self.subscribers_changed.set()
+        self.subscribers_changed = trio.Event()
+        try:
+            async with receive:
+                yield receive
+        finally:
+            send.close()
+            self._forget(send)
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
