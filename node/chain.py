@@ -65,9 +65,8 @@ class Chain:
             if tx_id in seen or has_tx(tx_id):
                 return f"duplicate transaction {tx_id.hex()}"
             seen.add(tx_id)
-            problem = admission.static_problem(tx, self.genesis)
-            if problem is None and tx.valid_until < seq:
-                problem = admission.EXPIRED
+            problem = (admission.static_problem(tx, self.genesis)
+                       or admission.window_problem(tx, seq - 1, self.genesis))
             if problem is None and not verified(tx_id) and not tx.verify_signature():
                 problem = admission.BAD_SIGNATURE
             if problem:
