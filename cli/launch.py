@@ -71,21 +71,22 @@ def describe(state: dict[str, Any], testnet: Testnet) -> str:
 
 
 class _Progress:
-    """One status line on stderr: rewritten in place on a terminal, else printed on change."""
+    """One status line on stderr: rewritten in place on a terminal; elsewhere (logs,
+    CI) printed only when `key` changes, so the log is not a line per poll."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
-        self.last = ""
+        self.last_key: object = None
 
-    def show(self, text: str) -> None:
-        if not self.enabled or text == self.last:
+    def show(self, key: object, text: str) -> None:
+        if not self.enabled or (not self.tty and key == self.last_key):
             return
-        self.last = text
+        self.last_key = key
         click.echo(f"\r{text}\033[K" if self.tty else text, err=True, nl=not self.tty)
 
     def done(self) -> None:
-        if self.enabled and self.tty and self.last:
+        if self.enabled and self.tty and self.last_key is not None:
             click.echo("", err=True)
 
 
@@ -126,7 +127,7 @@ def _wait_ready(testnet: Testnet, started: list[tuple[NodeHome, int]], timeout_s
             states = testnet_states(testnet)
             answering = sum(s["height"] is not None for s in states)
             ready = sum(is_ready(s, testnet) for s in states)
-            progress.show(f"waiting for {total} nodes: {answering}/{total} answering, "
+            progress.show((answering, ready), f"waiting for {total} nodes: {answering}/{total} answering, "
                           f"{ready}/{total} connected to all peers "
                           f"({time.monotonic() - begin:.1f}s)")
             if ready == total:

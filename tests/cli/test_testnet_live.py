@@ -1,0 +1,195 @@
+"""The real thing: `ynchain testnet init/up/status/down` with node processes on
+free 127.0.0.1 ports, transactions submitted and queried through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli.layout import load_testnet
+from cli.ports import free_port_base
+from ledger.crypto import KeyPair, save_key
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ENV.pop("YNCHAIN_NODE", None)
+
+
+def ynchain(*args, timeout: float = 90, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "cli.main", *map(str, args)], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if check:
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    return proc
+
+
+def ynchain_json(*args, **kwargs):
+    return json.loads(ynchain(*args, "--json", **kwargs).stdout)
+
+
+def kill_leftovers(root: Path) -> None:
+    """Last resort after `testnet down`: no test may leave a node behind."""
+    for pid_file in root.glob("node*/node.pid"):
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+        except (ValueError, ProcessLookupError, PermissionError):
+            pass
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def testnet(tmp_path_factory):
+    root = tmp_path_factory.mktemp("live") / "tn"
+    ynchain("testnet", "init", "--dir", root, "--base-port", free_port_base(8))
+    try:
+        up = ynchain("testnet", "up", "--dir", root, "--timeout", 60, timeout=90)
+        assert "all 4 nodes ready" in up.stdout
+        yield load_testnet(root)
+    finally:
+        ynchain("testnet", "down", "--dir", root, "--grace", 5, check=False)
+        kill_leftovers(root)
+
+
+def submit(net, *args, key="finance"):
+    return ynchain("tx", "submit", "--node", net.nodes[0].api_url, "--key",
+                   net.accounts_dir / f"{key}.key", *args, check=False)
+
+
+def test_status_shows_every_node_connected(testnet):
+    doc = ynchain_json("testnet", "status", "--dir", testnet.dir)
+    assert [n["name"] for n in doc["nodes"]] == ["node0", "node1", "node2", "node3"]
+    for node in doc["nodes"]:
+        assert node["alive"] and node["pid"] and node["height"] is not None
+        assert sorted(node["peers"]) == sorted({"node0", "node1", "node2", "node3"} - {node["name"]})
+    assert "already running" in ynchain("testnet", "up", "--dir", testnet.dir).stdout
+
+
+def test_submit_and_query_everywhere(testnet):
+    result = submit(testnet, "kv", "put", '{"key": "greeting", "value": "hello"}', "--wait", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["committed"] and doc["receipt"]["status"] == "ok"
+    height = doc["height"]
+    hashes = set()
+    for node in testnet.nodes:
+        block = wait_until(lambda: ynchain("query", "block", height, "--node", node.api_url,
+                                           "--json", check=False), 15, f"block on {node.name}")
+        block = json.loads(block.stdout)
+        assert doc["id"] in block["txs"]
+        assert len(block["certificate"]["votes"]) >= 3
+        hashes.add(block["hash"])
+        state = ynchain_json("query", "state", "kv", "greeting", "--node", node.api_url)
+        assert state["value"] == "hello"
+    assert len(hashes) == 1
+    tx = ynchain_json("tx", "status", doc["id"], "--node", testnet.nodes[2].api_url)
+    assert tx["status"] == "committed" and tx["height"] == height
+    validators = ynchain_json("query", "validators", "--node", testnet.nodes[1].api_url)["validators"]
+    assert [v["name"] for v in validators] == ["node0", "node1", "node2", "node3"]
+    assert sum(v["primary"] for v in validators) == 1
+    status = ynchain_json("status", "--node", testnet.nodes[0].api_url)
+    assert status["height"] >= height and status["chain_id"] == testnet.genesis.chain_id
+
+
+def test_contract_error_exits_1(testnet):
+    result = submit(testnet, "kv", "delete", '{"key": "never-written"}', "--wait")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: ") and "not_found" in result.stderr
+
+
+def test_unknown_sender_is_refused(testnet, tmp_path):
+    stranger = tmp_path / "stranger.key"
+    save_key(stranger, KeyPair.generate())
+    result = ynchain("tx", "submit", "--node", testnet.nodes[0].api_url, "--key", stranger,
+                     "kv", "put", '{"key": "x", "value": 1}', check=False)
+    assert result.returncode == 1 and "refused: unknown_sender" in result.stderr
+
+
+def test_watch_follows_blocks_until_ctrl_c(testnet):
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "watch", "--json", "--node",
+                             testnet.nodes[1].api_url, "--from", "1"], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())
+        assert first["height"] == 1 and len(first["hash"]) == 64
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def test_kill_and_restart_a_node(testnet):
+    ynchain("testnet", "kill", "--dir", testnet.dir, "node3")
+    doc = ynchain_json("testnet", "status", "--dir", testnet.dir)
+    assert [n["alive"] for n in doc["nodes"]] == [True, True, True, False]
+    # 3 of 4 validators are a quorum: the chain goes on without node3.
+    result = submit(testnet, "kv", "put", '{"key": "while-down", "value": 3}', "--wait", "--json")
+    assert result.returncode == 0, result.stderr
+    height = json.loads(result.stdout)["height"]
+    ynchain("testnet", "start", "--dir", testnet.dir, "node3")
+    wait_until(lambda: (ynchain_json("testnet", "status", "--dir", testnet.dir)["nodes"][3]["height"] or 0)
+               >= height, 60, "node3 to catch up")
+
+
+def test_bench_on_the_running_testnet(testnet):
+    report = ynchain_json("bench", "--dir", testnet.dir, "--txs", 300, "--batch", 50, timeout=120)
+    assert report["txs"] == 300 and report["tps"] > 0 and report["blocks"] >= 1
+    assert report["latency_ms_p50"] <= report["latency_ms_p90"] <= report["latency_ms_p99"]
+    assert [n["name"] for n in report["nodes"]] == ["node0", "node1", "node2", "node3"]
+    assert all(n["cpu_s"] is not None and n["peak_rss_mb"] > 0 for n in report["nodes"])
+
+
+def test_demo_reuses_the_running_testnet(testnet):
+    proc = subprocess.run([sys.executable, "-m", "cli.demo", "--dir", testnet.dir], cwd=ROOT,
+                          env=ENV, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert "already running" in proc.stdout and "all 4 nodes hold the same block" in proc.stdout
+    assert "testnet down --dir" in proc.stdout
+
+
+def test_zz_down_stops_everything(testnet):
+    down = ynchain("testnet", "down", "--dir", testnet.dir, "--grace", 5)
+    assert sorted(down.stdout.split()) == sorted(
+        "node0: stopped node1: stopped node2: stopped node3: stopped".split())
+    doc = ynchain_json("testnet", "status", "--dir", testnet.dir)
+    assert not any(n["alive"] for n in doc["nodes"])
+    assert not list(testnet.dir.glob("node*/node.pid"))
+
+
+def test_busy_port_is_reported_by_up(tmp_path):
+    root = tmp_path / "tn"
+    base = free_port_base(2)
+    ynchain("testnet", "init", "--dir", root, "--nodes", 1, "--base-port", base)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", base + 1))
+        sock.listen()
+        try:
+            result = ynchain("testnet", "up", "--dir", root, "--timeout", 5, check=False)
+        finally:
+            kill_leftovers(root)
+    assert result.returncode == 1
+    assert f"node0: api address 127.0.0.1:{base + 1} is already in use" in result.stderr
+    assert not (root / "node0" / "node.pid").exists()
