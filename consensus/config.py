@@ -1,0 +1,62 @@
+"""Static configuration of one PBFT replica."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ledger.certificate import MAX_VALIDATORS
+from ledger.crypto import PUBKEY_LEN
+
+from .errors import LocalProtocolError
+
+VIEW_CHANGE_TIMER = "view_change"
+RETRANSMIT_TIMER = "retransmit"
+MAX_WINDOW = 1024       # the largest W a message decoder accepts (bounds VIEW-CHANGE size)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaConfig:
+    """`check_payload(seq, payload)` returns the proposal digest of `payload`
+    if it is acceptable at `seq`, else None.  It must be deterministic: the
+    digest is what binds a payload to the signatures over it.  The core never
+    calls it for the null payload b"" (whose digest is NULL_DIGEST)."""
+
+    chain_id: str
+    validators: tuple[bytes, ...]
+    me: int
+    checkpoint_interval: int
+    window: int
+    view_change_timeout_ms: int
+    max_view_change_timeout_ms: int
+    check_payload: Callable[[int, bytes], bytes | None]
+    max_in_flight: int = 4
+    # How often lost messages are re-sent (0: half the base view-change timeout).
+    retransmit_ms: int = 0
+
+    def __post_init__(self) -> None:
+        n = len(self.validators)
+        if not 1 <= n <= MAX_VALIDATORS:
+            raise LocalProtocolError(f"validators: need 1..{MAX_VALIDATORS}, got {n}")
+        if any(type(k) is not bytes or len(k) != PUBKEY_LEN for k in self.validators):
+            raise LocalProtocolError("validators: every key must be 32 bytes")
+        if len(set(self.validators)) != n:
+            raise LocalProtocolError("validators: duplicate key")
+        if not 0 <= self.me < n:
+            raise LocalProtocolError(f"me: {self.me} is not a validator index")
+        if self.checkpoint_interval < 1:
+            raise LocalProtocolError("checkpoint_interval must be >= 1")
+        if not self.checkpoint_interval <= self.window <= MAX_WINDOW:
+            raise LocalProtocolError(
+                f"window must be in [checkpoint_interval, {MAX_WINDOW}], got {self.window}")
+        if self.max_in_flight < 1:
+            raise LocalProtocolError("max_in_flight must be >= 1")
+        if not 1 <= self.view_change_timeout_ms <= self.max_view_change_timeout_ms:
+            raise LocalProtocolError(
+                "need 1 <= view_change_timeout_ms <= max_view_change_timeout_ms")
+        if self.retransmit_ms < 0:
+            raise LocalProtocolError("retransmit_ms must be >= 0")
+
+    @property
+    def retransmit_interval_ms(self) -> int:
+        return self.retransmit_ms or max(1, self.view_change_timeout_ms // 2)

@@ -1,0 +1,121 @@
+"""The replica's durable safety record (cf. CometBFT's privval last-sign state).
+
+It holds what a replica must remember across a crash so that it never signs
+two different digests for one (view, seq, phase), never goes back to a lower
+view, and never forgets a prepared certificate it may have to report in a
+view change (forgetting one would let a new primary re-propose a committed
+sequence number as null):
+
+  view, active      the highest view entered, and whether its NEW-VIEW was accepted
+  checkpoint        the stable checkpoint proof (the low watermark)
+  votes             (seq, phase) -> digest signed in `view`, seqs above the checkpoint
+  prepared          seq -> the prepared certificate of the highest view, above the checkpoint
+
+Bounded: votes and prepared certificates exist only for the (at most W)
+sequence numbers above the stable checkpoint, and votes only for one view.
+Payloads are never stored (a certificate travels without one if need be).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger import codec
+from ledger.codec import DecodeError
+from ledger.crypto import HASH_LEN
+
+from .errors import SafetyRecordError
+from .messages import CheckpointProof, PreparedProof
+
+PHASE_PRE_PREPARE = "pre-prepare"
+PHASE_PREPARE = "prepare"
+PHASE_COMMIT = "commit"
+_PHASES = (PHASE_PRE_PREPARE, PHASE_PREPARE, PHASE_COMMIT)
+_FORMAT = 1
+
+GENESIS_CHECKPOINT = CheckpointProof(0, bytes(HASH_LEN), ())
+
+
+@dataclass(slots=True)
+class SafetyState:
+    view: int = 0
+    active: bool = True          # view 0 needs no NEW-VIEW
+    checkpoint: CheckpointProof = GENESIS_CHECKPOINT
+    votes: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    prepared: dict[int, PreparedProof] = field(default_factory=dict)
+
+    # -- rules ---------------------------------------------------------------------
+
+    def may_sign(self, view: int, seq: int, phase: str, digest: bytes) -> bool:
+        if view != self.view or seq <= self.checkpoint.seq:
+            return False
+        signed = self.votes.get((seq, phase))
+        return signed is None or signed == digest
+
+    def record_vote(self, view: int, seq: int, phase: str, digest: bytes) -> bool:
+        """Record that we sign `digest` at (view, seq, phase); False (and no
+        change) if that would contradict what we signed before."""
+        if not self.may_sign(view, seq, phase, digest):
+            return False
+        self.votes[(seq, phase)] = digest
+        return True
+
+    def enter_view(self, view: int, *, active: bool) -> None:
+        assert view >= self.view, "a replica never goes back to a lower view"
+        if view > self.view:
+            self.view = view
+            self.votes.clear()
+        self.active = active
+
+    def record_prepared(self, proof: PreparedProof) -> None:
+        if proof.seq <= self.checkpoint.seq:
+            return
+        held = self.prepared.get(proof.seq)
+        if held is None or held.view < proof.view:
+            self.prepared[proof.seq] = proof if proof.payload is None else PreparedProof(
+                proof.view, proof.seq, proof.digest, proof.primary_signature, proof.prepares)
+
+    def advance_checkpoint(self, proof: CheckpointProof) -> None:
+        """A higher stable checkpoint: forget everything at or below it."""
+        if proof.seq <= self.checkpoint.seq:
+            return
+        self.checkpoint = proof
+        self.votes = {key: d for key, d in self.votes.items() if key[0] > proof.seq}
+        self.prepared = {seq: p for seq, p in self.prepared.items() if seq > proof.seq}
+
+    # -- encoding ------------------------------------------------------------------
+
+    def encode(self) -> bytes:
+        return codec.pack([
+            _FORMAT, self.view, self.active, self.checkpoint.to_record(),
+            [[seq, _PHASES.index(phase), digest] for (seq, phase), digest in self.votes.items()],
+            [p.signed_record() for p in self.prepared.values()],
+        ])
+
+    @classmethod
+    def decode(cls, data: bytes) -> "SafetyState":
+        try:
+            rec = codec.expect_list(codec.unpack(data), 6, "safety record")
+            fmt, view, active, checkpoint, votes, prepared = rec
+            if fmt != _FORMAT:
+                raise DecodeError(f"unknown safety record format {fmt!r}")
+            codec.expect_uint(view, "safety.view")
+            if type(active) is not bool:
+                raise DecodeError("safety.active: expected a bool")
+            state = cls(view, active, CheckpointProof.from_record(checkpoint))
+            if type(votes) is not list or type(prepared) is not list:
+                raise DecodeError("safety: votes and prepared must be arrays")
+            for vote in votes:
+                seq, phase, digest = codec.expect_list(vote, 3, "safety.vote")
+                codec.expect_uint(seq, "safety.vote.seq")
+                codec.expect_uint(phase, "safety.vote.phase", len(_PHASES) - 1)
+                codec.expect_bytes(digest, "safety.vote.digest", HASH_LEN)
+                state.votes[(seq, _PHASES[phase])] = digest
+            for item in prepared:
+                proof = PreparedProof.from_record(
+                    (item + [None]) if type(item) is list else item)
+                state.prepared[proof.seq] = proof
+            return state
+        except (DecodeError, ValueError) as exc:
+            raise SafetyRecordError(f"unreadable safety record: {exc}") from None

@@ -1,0 +1,143 @@
+"""Signature and proof checks, and the NEW-VIEW computation every replica repeats.
+
+All methods answer None for "valid" or a short reason for "invalid", which
+the replica turns into a ReportFault; none of them raises on peer input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+from ledger.block import NULL_DIGEST
+from ledger.certificate import PHASE_PREPARE, quorum_size, vote_bytes
+from ledger.crypto import verify
+
+from .messages import (CheckpointProof, NewView, PreparedProof, ViewChange,
+                       checkpoint_bytes, pre_prepare_bytes)
+
+
+def reproposals(view_changes: Iterable[ViewChange]) -> tuple[CheckpointProof, list[tuple[int, bytes]]]:
+    """What a NEW-VIEW must re-propose (Castro & Liskov, the set O): start
+    after the highest stable checkpoint among the VIEW-CHANGEs; for each seq up
+    to the highest prepared one take the digest prepared in the highest view
+    (the first one seen on a tie, so the result depends only on message order)
+    and the null digest where nothing was prepared."""
+    view_changes = list(view_changes)
+    checkpoint = max((vc.checkpoint for vc in view_changes), key=lambda c: c.seq)
+    best: dict[int, PreparedProof] = {}
+    for vc in view_changes:
+        for proof in vc.prepared:
+            if proof.seq > checkpoint.seq:
+                held = best.get(proof.seq)
+                if held is None or proof.view > held.view:
+                    best[proof.seq] = proof
+    last = max(best, default=checkpoint.seq)
+    return checkpoint, [(seq, best[seq].digest if seq in best else NULL_DIGEST)
+                        for seq in range(checkpoint.seq + 1, last + 1)]
+
+
+class Verifier:
+    __slots__ = ("chain_id", "keys", "n", "quorum", "interval", "window", "_check_payload")
+
+    def __init__(self, chain_id: str, keys: Sequence[bytes], interval: int, window: int,
+                 check_payload: Callable[[int, bytes], bytes | None]) -> None:
+        self.chain_id = chain_id
+        self.keys = tuple(keys)
+        self.n = len(self.keys)
+        self.quorum = quorum_size(self.n)
+        self.interval = interval
+        self.window = window
+        self._check_payload = check_payload
+
+    def primary(self, view: int) -> int:
+        return view % self.n
+
+    def signed(self, message: Any) -> bool:
+        """The message's signature is valid for the replica it names."""
+        return (message.replica < self.n
+                and verify(self.keys[message.replica], message.signed_bytes(self.chain_id),
+                           message.signature))
+
+    def payload_matches(self, seq: int, payload: bytes, digest: bytes) -> bool:
+        if payload == b"":
+            return digest == NULL_DIGEST
+        return digest != NULL_DIGEST and self._check_payload(seq, payload) == digest
+
+    def checkpoint_problem(self, proof: CheckpointProof) -> str | None:
+        if proof.seq % self.interval:
+            return f"checkpoint at {proof.seq} is not a multiple of {self.interval}"
+        if proof.seq == 0:
+            return "checkpoint 0 carries votes" if proof.votes else None
+        if len(proof.votes) < self.quorum:
+            return f"checkpoint proof has {len(proof.votes)} votes, a quorum is {self.quorum}"
+        message = checkpoint_bytes(self.chain_id, proof.seq, proof.state_digest)
+        for vote in proof.votes:
+            if vote.validator >= self.n or not verify(self.keys[vote.validator], message,
+                                                      vote.signature):
+                return f"bad checkpoint signature from {vote.validator}"
+        return None
+
+    def prepared_problem(self, proof: PreparedProof) -> str | None:
+        primary = self.primary(proof.view)
+        if not verify(self.keys[primary],
+                      pre_prepare_bytes(self.chain_id, proof.view, proof.seq, proof.digest),
+                      proof.primary_signature):
+            return f"bad pre-prepare signature in prepared proof for {proof.seq}"
+        if len(proof.prepares) < self.quorum - 1:
+            return f"prepared proof for {proof.seq} has too few prepares"
+        message = vote_bytes(PHASE_PREPARE, self.chain_id, proof.view, proof.seq, proof.digest)
+        for vote in proof.prepares:
+            if vote.validator >= self.n or vote.validator == primary:
+                return f"prepare from validator {vote.validator} cannot count"
+            if not verify(self.keys[vote.validator], message, vote.signature):
+                return f"bad prepare signature from {vote.validator}"
+        if proof.payload is not None and not self.payload_matches(proof.seq, proof.payload,
+                                                                  proof.digest):
+            return f"payload of prepared proof for {proof.seq} does not match its digest"
+        return None
+
+    def view_change_problem(self, vc: ViewChange) -> str | None:
+        if vc.new_view == 0:
+            return "view-change to view 0"
+        if not self.signed(vc):
+            return "bad view-change signature"
+        problem = self.checkpoint_problem(vc.checkpoint)
+        if problem:
+            return problem
+        low, previous = vc.checkpoint.seq, vc.checkpoint.seq
+        for proof in vc.prepared:
+            if proof.seq <= previous or proof.seq > low + self.window:
+                return f"prepared proof for {proof.seq} out of order or outside the watermarks"
+            if proof.view >= vc.new_view:
+                return f"prepared proof from view {proof.view} in a view-change to {vc.new_view}"
+            previous = proof.seq
+            problem = self.prepared_problem(proof)
+            if problem:
+                return problem
+        return None
+
+    def new_view_problem(self, nv: NewView, known: Callable[[ViewChange], bool]) -> str | None:
+        """`known(vc)` says a VIEW-CHANGE was verified already (skip its signatures)."""
+        if nv.view == 0 or nv.replica != self.primary(nv.view):
+            return "new-view not from the primary of its view"
+        if not self.signed(nv):
+            return "bad new-view signature"
+        senders = {vc.replica for vc in nv.view_changes}
+        if len(senders) != len(nv.view_changes) or len(senders) < self.quorum:
+            return "new-view needs view-changes from a quorum of distinct replicas"
+        for vc in nv.view_changes:
+            if vc.new_view != nv.view:
+                return f"new-view carries a view-change to view {vc.new_view}"
+            if not known(vc):
+                problem = self.view_change_problem(vc)
+                if problem:
+                    return f"new-view carries an invalid view-change: {problem}"
+        _, expected = reproposals(nv.view_changes)
+        if [(pp.seq, pp.digest) for pp in nv.pre_prepares] != expected:
+            return "new-view pre-prepares differ from the ones its view-changes imply"
+        for pp in nv.pre_prepares:
+            if pp.view != nv.view or pp.replica != nv.replica or not self.signed(pp):
+                return f"bad pre-prepare for {pp.seq} in new-view"
+            if not self.payload_matches(pp.seq, pp.payload, pp.digest):
+                return f"payload for {pp.seq} in new-view does not match its digest"
+        return None
