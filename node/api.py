@@ -149,6 +149,8 @@ class _Routes:
         return Response(self.facade.metrics_text(), media_type=METRICS_CONTENT_TYPE)
 
     async def block_events(self, request: Request) -> Any:
+        if request.method == "HEAD":   # headers only; never start an endless stream
+            return Response(media_type="text/event-stream")
         start = request.query_params.get("from")
         resume = request.headers.get("last-event-id")
         if start is not None:

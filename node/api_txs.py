@@ -8,7 +8,7 @@ inside a good batch only gets its own result {"accepted": false, "reason":
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ledger import codec
 from ledger.errors import DecodeError
@@ -37,9 +37,12 @@ def decode_submission(content_type: str, body: bytes) -> list[Decoded]:
                    f"unsupported content type {media_type[:80]!r}: use application/json or application/msgpack")
 
 
-def _check_count(n: int) -> None:
-    if n > MAX_TXS_PER_REQUEST:
-        raise bad_request(f"{n} transactions in one request; at most {MAX_TXS_PER_REQUEST}")
+def _decode_each(items: Any, shape_error: str, decode_one: Callable[[Any], Decoded]) -> list[Decoded]:
+    if not isinstance(items, list):
+        raise bad_request(shape_error)
+    if len(items) > MAX_TXS_PER_REQUEST:
+        raise bad_request(f"{len(items)} transactions in one request; at most {MAX_TXS_PER_REQUEST}")
+    return [decode_one(item) for item in items]
 
 
 def _decode_msgpack(body: bytes) -> list[Decoded]:
@@ -47,10 +50,7 @@ def _decode_msgpack(body: bytes) -> list[Decoded]:
         records = codec.unpack(body)
     except DecodeError as exc:
         raise bad_request(f"request body is not valid msgpack: {exc}") from None
-    if not isinstance(records, list):
-        raise bad_request("msgpack body: expected an array of transaction records")
-    _check_count(len(records))
-    return [_from_record(rec) for rec in records]
+    return _decode_each(records, "msgpack body: expected an array of transaction records", _from_record)
 
 
 def _from_record(rec: Any) -> Decoded:
@@ -71,11 +71,7 @@ def _decode_json(body: bytes) -> list[Decoded]:
         raise bad_request('JSON body: expected {"tx": "<hex>"} or {"txs": ["<hex>", ...]}')
     if "tx" in doc:
         return [_from_hex(doc["tx"])]
-    items = doc["txs"]
-    if not isinstance(items, list):
-        raise bad_request('JSON body: "txs" must be an array of hex strings')
-    _check_count(len(items))
-    return [_from_hex(item) for item in items]
+    return _decode_each(doc["txs"], 'JSON body: "txs" must be an array of hex strings', _from_hex)
 
 
 def _from_hex(item: Any) -> Decoded:

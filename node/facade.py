@@ -69,7 +69,8 @@ class NodeFacade(Protocol):
         """(value, height at which it was read) or None if the key is absent."""
 
     def validators(self) -> list[dict[str, Any]]:
-        """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool)."""
+        """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool).
+        In genesis order: a certificate vote's validator index names an entry."""
 
     def subscribe_blocks(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel]:
         """A bounded channel of CommittedBlock as they commit; a subscriber that

@@ -3,14 +3,19 @@
 One `NodeMetrics` per node (a private CollectorRegistry, so several nodes in
 one test process never share or clash).  The daemon calls the small methods
 below; the ones on hot paths (frames, admissions) use label children bound
-once, so a call is one locked add.  Label values that come from reasons are
+once, so a call is one locked add; transport totals are plain integers read
+at scrape time (see track_transport).  Label values that come from reasons are
 bounded: once MAX_LABEL_VALUES - 1 distinct reasons are in use, new ones
 count as "other", so a peer that invents reasons cannot grow the registry.
 """
 
 from __future__ import annotations
 
+from typing import Iterator, Mapping, Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_LABEL_VALUES = 32
@@ -38,6 +43,59 @@ class _ReasonCounter:
             if child is None:
                 child = self._children[reason] = self._counter.labels(reason=reason)
         child.inc(amount)
+
+
+class TransportTotals(Protocol):
+    """What the transport counts (node.peers.TransportStats has this shape)."""
+    frames_in: int
+    frames_out: int
+    bytes_in: int
+    bytes_out: int
+    handshake_failures: Mapping[str, int]
+
+
+class _TransportTally:
+    """The totals kept here when the transport's own are not tracked."""
+
+    __slots__ = ("frames_in", "frames_out", "bytes_in", "bytes_out", "handshake_failures")
+
+    def __init__(self) -> None:
+        self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
+        self.handshake_failures: dict[str, int] = {}
+
+
+class _TransportCollector(Collector):
+    """Reads the transport's plain integer totals at scrape time, so the
+    per-frame cost is an integer add in the transport, not a metrics call."""
+
+    def __init__(self) -> None:
+        self.totals: TransportTotals = _TransportTally()
+
+    def collect(self) -> Iterator[Metric]:
+        t = self.totals
+        frames = CounterMetricFamily("ynchain_transport_frames", "Transport frames", labels=["direction"])
+        frames.add_metric(["in"], t.frames_in)
+        frames.add_metric(["out"], t.frames_out)
+        nbytes = CounterMetricFamily("ynchain_transport_bytes",
+                                     "Transport bytes (framing and authentication tag included)",
+                                     labels=["direction"])
+        nbytes.add_metric(["in"], t.bytes_in)
+        nbytes.add_metric(["out"], t.bytes_out)
+        failures = CounterMetricFamily("ynchain_handshake_failures", "Failed peer handshakes",
+                                       labels=["reason"])
+        for reason, count in _bounded(t.handshake_failures).items():
+            failures.add_metric([reason], count)
+        return iter((frames, nbytes, failures))
+
+
+def _bounded(by_reason: Mapping[str, int]) -> dict[str, int]:
+    """At most MAX_LABEL_VALUES reasons: the rest summed as "other"."""
+    if len(by_reason) <= MAX_LABEL_VALUES:
+        return dict(by_reason)
+    reasons = sorted(by_reason)
+    kept = {r: by_reason[r] for r in reasons[:MAX_LABEL_VALUES - 1]}
+    kept[OTHER_REASON] = kept.get(OTHER_REASON, 0) + sum(by_reason[r] for r in reasons[MAX_LABEL_VALUES - 1:])
+    return kept
 
 
 class NodeMetrics:
@@ -68,12 +126,8 @@ class NodeMetrics:
             "ynchain_mempool_rejections", "Transactions the mempool refused", ["reason"], registry=r))
         self.consensus_faults = _ReasonCounter(Counter(
             "ynchain_consensus_faults", "Consensus messages dropped as faulty", ["reason"], registry=r))
-        self.handshake_failures = _ReasonCounter(Counter(
-            "ynchain_handshake_failures", "Failed peer handshakes", ["reason"], registry=r))
-        frames = Counter("ynchain_transport_frames", "Transport frames", ["direction"], registry=r)
-        nbytes = Counter("ynchain_transport_bytes", "Transport frame bytes", ["direction"], registry=r)
-        self._frames_in, self._frames_out = frames.labels(direction="in"), frames.labels(direction="out")
-        self._bytes_in, self._bytes_out = nbytes.labels(direction="in"), nbytes.labels(direction="out")
+        self._transport = _TransportCollector()
+        r.register(self._transport)
 
     # -- consensus and commit ---------------------------------------------------
 
@@ -107,16 +161,25 @@ class NodeMetrics:
     def peers_changed(self, connected: int) -> None:
         self.peers_connected.set(connected)
 
+    def track_transport(self, totals: TransportTotals) -> None:
+        """Report the transport's own totals (e.g. node.peers.TransportStats),
+        read at scrape time; frame_sent/frame_received/handshake_failed are then
+        not needed."""
+        self._transport.totals = totals
+
     def frame_sent(self, nbytes: int) -> None:
-        self._frames_out.inc()
-        self._bytes_out.inc(nbytes)
+        t = self._transport.totals
+        t.frames_out += 1
+        t.bytes_out += nbytes
 
     def frame_received(self, nbytes: int) -> None:
-        self._frames_in.inc()
-        self._bytes_in.inc(nbytes)
+        t = self._transport.totals
+        t.frames_in += 1
+        t.bytes_in += nbytes
 
     def handshake_failed(self, reason: str) -> None:
-        self.handshake_failures.inc(reason)
+        failures = self._transport.totals.handshake_failures
+        failures[reason] = failures.get(reason, 0) + 1
 
     # -- block sync -----------------------------------------------------------------
 

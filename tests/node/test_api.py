@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import msgpack
@@ -23,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ledger.receipt import ERR_PERMISSION, Receipt
 from node.api import create_app, serve_api
 from node.jsonview import plain_to_json
+from node.metrics import NodeMetrics
 from node.openapi import openapi_document
 from tests.factories import make_tx
 from tests.node.fake_node import SUBSCRIBER_BUFFER, FakeNode
@@ -198,11 +200,28 @@ async def test_metrics_text_parses(api: Api) -> None:
         assert len(reasons) == 32 and "other" in reasons
         assert samples[("ynchain_mempool_rejections_total", (("reason", "other"),))] == 100 - 31
         names = {name for name, _ in samples}
+        assert samples[("ynchain_transport_frames_total", (("direction", "out"),))] == 1
         for family in ("ynchain_view", "ynchain_view_changes_total", "ynchain_committed_blocks_total",
                        "ynchain_mempool_size", "ynchain_mempool_bytes", "ynchain_peers_connected",
                        "ynchain_commit_latency_seconds_count", "ynchain_sync_target_height",
                        "ynchain_sync_blocks_total"):
             assert family in names
+
+
+def test_metrics_track_the_transports_totals() -> None:
+    metrics = NodeMetrics()
+    stats = SimpleNamespace(frames_in=5, frames_out=7, bytes_in=500, bytes_out=700,
+                            handshake_failures={f"r{i:02}": 1 for i in range(40)})
+    metrics.track_transport(stats)
+    stats.frames_in += 1            # read at scrape time, not copied
+    samples = {(s.name, tuple(s.labels.values())): s.value
+               for family in text_string_to_metric_families(metrics.render().decode())
+               for s in family.samples}
+    assert samples[("ynchain_transport_frames_total", ("in",))] == 6
+    assert samples[("ynchain_transport_bytes_total", ("out",))] == 700
+    failures = {labels[0]: v for (name, labels), v in samples.items()
+                if name == "ynchain_handshake_failures_total"}
+    assert len(failures) == 32 and failures["other"] == 40 - 31 and failures["r00"] == 1
 
 
 async def test_unknown_route_and_wrong_method(api: Api) -> None:
@@ -530,6 +549,8 @@ async def test_events_heartbeat_and_bad_start(nursery) -> None:
             check_error(resp, "GET", "/events/blocks", 400, "bad_request")
         resp = await api.get("/events/blocks", headers={"Last-Event-ID": "nope"})
         check_error(resp, "GET", "/events/blocks", 400, "bad_request")
+        head = await http(api.port, "HEAD", "/events/blocks")   # answered, not streamed forever
+        assert head.status == 200 and head.headers["content-type"].startswith("text/event-stream")
 
 
 async def test_events_end_when_client_leaves_or_lags(api: Api) -> None:
