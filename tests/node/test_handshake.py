@@ -74,14 +74,18 @@ async def run_pair(client_stream, server_stream, client_params, server_params):
     return results["client"], results["server"]
 
 
-async def connected_pair(client_wrap=lambda s: s):
+async def connected_pair(tamper_write: int = 0, offset: int = 0):
+    """Handshake CLIENT with SERVER; returns (client, server, the client's
+    TamperingStream, which records what the client wrote)."""
     left, right = trio.testing.memory_stream_pair()
-    return await run_pair(client_wrap(left), right, params(CLIENT, SERVER), params(SERVER, CLIENT))
+    wire = TamperingStream(left, tamper_write, offset)
+    client, server = await run_pair(wire, right, params(CLIENT, SERVER), params(SERVER, CLIENT))
+    return client, server, wire
 
 
 async def test_handshake_success_and_two_way_traffic():
     with trio.fail_after(5):
-        client, server = await connected_pair()
+        client, server, _ = await connected_pair()
         assert client.peer_key == SERVER.public_key
         assert server.peer_key == CLIENT.public_key
         for i in range(5):
@@ -105,13 +109,7 @@ async def test_largest_message_fits_and_larger_is_refused():
 
 async def test_payload_is_not_visible_on_the_wire():
     with trio.fail_after(5):
-        recorder = None
-
-        def wrap(stream):
-            nonlocal recorder
-            recorder = TamperingStream(stream)
-            return recorder
-        client, server = await connected_pair(wrap)
+        client, server, recorder = await connected_pair()
         secret = b"TAX-RECEIPT-4711-CONFIDENTIAL" * 4
         await client.send(secret)
         assert await server.receive() == secret
@@ -122,7 +120,7 @@ async def test_payload_is_not_visible_on_the_wire():
 async def test_tampered_ciphertext_closes_the_channel():
     with trio.fail_after(5):
         # writes: 1 = hello, 2 = auth, 3 = first sealed frame; flip a ciphertext byte
-        client, server = await connected_pair(lambda s: TamperingStream(s, tamper_write=3, offset=10))
+        client, server, _ = await connected_pair(tamper_write=3, offset=10)
         await client.send(b"transfer 100 to alice")
         with pytest.raises(DecryptError):
             await server.receive()
@@ -135,13 +133,7 @@ async def test_tampered_ciphertext_closes_the_channel():
 
 async def test_replayed_frame_is_rejected():
     with trio.fail_after(5):
-        recorder = None
-
-        def wrap(stream):
-            nonlocal recorder
-            recorder = TamperingStream(stream)
-            return recorder
-        client, server = await connected_pair(wrap)
+        client, server, recorder = await connected_pair()
         await client.send(b"pay once")
         assert await server.receive() == b"pay once"
         await recorder.inner.send_all(recorder.writes[-1])  # the same sealed frame again
@@ -183,7 +175,7 @@ async def test_chain_and_genesis_must_match(override, reason):
 async def test_bad_signature_is_rejected():
     with trio.fail_after(5):
         # write 2 is AUTH = header(4) + 0x92 0xc4 0x40 + 64-byte signature: flip a signature byte
-        client, server = await connected_pair(lambda s: TamperingStream(s, tamper_write=2, offset=20))
+        client, server, _ = await connected_pair(tamper_write=2, offset=20)
         assert isinstance(server, HandshakeError) and server.reason == "bad_signature"
 
 
