@@ -8,6 +8,7 @@ Every refusal is an `ApiError`, answered as {"error": "<one line>", "code":
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -58,11 +59,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        async with aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
     except ClientDisconnect:  # nobody to answer; not worth a traceback in the log
         raise bad_request("client disconnected while sending the body") from None
     return b"".join(chunks)
