@@ -79,6 +79,7 @@ class Node:
         peers = {i: (v.public_key, v.p2p) for i, v in enumerate(genesis.validators) if i != index}
         self.peers = PeerManager(key, genesis.chain_id, genesis.hash, peers, index, self._inbound_send,
                                  on_connect=self._on_peer_connect)
+        self.metrics.track_transport(self.peers.stats)
         self.timers = Timers(self._timer_fired)
         self.driver = ConsensusDriver(
             None, self.chain, store, self.mempool,
