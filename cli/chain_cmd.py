@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import click
@@ -37,6 +38,22 @@ def _block_ref(ctx, param, value):
     raise click.BadParameter("expected a height >= 1 or 'latest'")
 
 
+def show(node_url: str | None, path: str, as_json: bool, render: Callable[[dict], None]) -> None:
+    """GET `path` and print the answer: as is with --json, else through `render`."""
+    doc = client_for(node_url).get(path)
+    if as_json:
+        print_json(doc)
+    elif not isinstance(doc, dict):
+        raise CliError(f"unexpected answer to GET {path}: expected a JSON object")
+    else:
+        render(doc)
+
+
+def _receipt_fields(receipt: dict) -> list[tuple[str, object]]:
+    return [("receipt", receipt.get("status")), ("message", receipt.get("message") or None),
+            ("result", receipt.get("result"))]
+
+
 def _when(timestamp_ms) -> str:
     if type(timestamp_ms) is not int:
         return "-"
@@ -48,10 +65,10 @@ def _when(timestamp_ms) -> str:
 @json_option
 def status(node_url, as_json):
     """Show a node's chain id, height, view, primary, peers and mempool size."""
-    doc = client_for(node_url).get("/status")
-    if as_json:
-        print_json(doc)
-        return
+    show(node_url, "/status", as_json, _print_status)
+
+
+def _print_status(doc: dict) -> None:
     keys = ("chain_id", "node", "height", "last_block_hash", "view", "primary", "peers",
             "mempool", "syncing")
     print_fields([(k, ", ".join(doc[k]) if k == "peers" and isinstance(doc.get(k), list)
@@ -96,8 +113,7 @@ def tx_submit(node_url, key_file, contract, method, args, wait, timeout, valid_f
         if wait and result.get("committed"):
             receipt = result.get("receipt") or {}
             print_fields([("height", result.get("height")), ("index", result.get("index")),
-                          ("status", receipt.get("status")), ("message", receipt.get("message") or None),
-                          ("result", receipt.get("result"))])
+                          *_receipt_fields(receipt)])
     if problem:
         raise CliError(problem)
 
@@ -108,18 +124,17 @@ def tx_submit(node_url, key_file, contract, method, args, wait, timeout, valid_f
 @json_option
 def tx_status(tx_id, node_url, as_json):
     """Show whether transaction TXID is committed (and its receipt) or pending."""
-    doc = client_for(node_url).get(f"/txs/{tx_id}")
-    if as_json:
-        print_json(doc)
-        return
+    show(node_url, f"/txs/{tx_id}", as_json, _print_tx)
+
+
+def _print_tx(doc: dict) -> None:
     pairs = [("id", doc.get("id")), ("status", doc.get("status"))]
     if doc.get("status") == "committed":
         receipt, body = doc.get("receipt") or {}, doc.get("tx") or {}
         pairs += [("height", doc.get("height")), ("index", doc.get("index")),
                   ("call", f"{body.get('contract')}.{body.get('method')}"),
                   ("args", body.get("args")), ("sender", body.get("sender")),
-                  ("receipt", receipt.get("status")), ("message", receipt.get("message") or None),
-                  ("result", receipt.get("result"))]
+                  *_receipt_fields(receipt)]
     print_fields(pairs)
 
 
@@ -134,10 +149,10 @@ def query():
 @json_option
 def query_block(ref, node_url, as_json):
     """Show a committed block, its transaction ids and its commit certificate."""
-    doc = client_for(node_url).get(f"/blocks/{ref}")
-    if as_json:
-        print_json(doc)
-        return
+    show(node_url, f"/blocks/{ref}", as_json, _print_block)
+
+
+def _print_block(doc: dict) -> None:
     header, cert = doc.get("header") or {}, doc.get("certificate") or {}
     txs = doc.get("txs") or []
     print_fields([("height", doc.get("height")), ("hash", doc.get("hash")),
@@ -156,10 +171,10 @@ def query_block(ref, node_url, as_json):
 @json_option
 def query_state(contract, key, node_url, as_json):
     """Show the value stored under KEY by CONTRACT (e.g. `fiscal R-0001`)."""
-    doc = client_for(node_url).get(f"/state/{path_segment(contract)}/{path_segment(key)}")
-    if as_json:
-        print_json(doc)
-        return
+    show(node_url, f"/state/{path_segment(contract)}/{path_segment(key)}", as_json, _print_state)
+
+
+def _print_state(doc: dict) -> None:
     print_fields([("contract", doc.get("contract")), ("key", doc.get("key")),
                   ("height", doc.get("height")), ("value", json.dumps(doc.get("value")))])
 
@@ -169,10 +184,10 @@ def query_state(contract, key, node_url, as_json):
 @json_option
 def query_validators(node_url, as_json):
     """List the validators, whether the node is connected to each, and the primary."""
-    doc = client_for(node_url).get("/validators")
-    if as_json:
-        print_json(doc)
-        return
+    show(node_url, "/validators", as_json, _print_validators)
+
+
+def _print_validators(doc: dict) -> None:
     rows = [[v.get("name"), v.get("org"), v.get("p2p"), v.get("api"),
              "yes" if v.get("connected") else "no", "*" if v.get("primary") else ""]
             for v in (doc or {}).get("validators") or []]

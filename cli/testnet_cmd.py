@@ -9,7 +9,8 @@ import click
 from . import procs
 from .errors import CliError
 from .launch import bring_down, bring_up, describe, testnet_states
-from .layout import DEFAULT_BASE_PORT, DEFAULT_CHAIN_ID, Testnet, init_testnet, load_testnet
+from .layout import (DEFAULT_BASE_PORT, DEFAULT_CHAIN_ID, NodeHome, Testnet, init_testnet,
+                     load_testnet)
 from .target import json_option, print_json, print_table
 
 dir_option = click.option("--dir", "root", required=True,
@@ -126,13 +127,17 @@ def testnet_down(root, grace):
         click.echo(f"{node.name}: {how}")
 
 
+def _node_and_pid(root: Path, name: str) -> tuple[NodeHome, int | None]:
+    node = load_testnet(root).node(name)
+    return node, procs.running_pid(node)
+
+
 @testnet.command("kill")
 @dir_option
 @click.argument("name", metavar="NODE")
 def testnet_kill(root, name):
     """Kill NODE at once (SIGKILL), as a crash would."""
-    node = load_testnet(root).node(name)
-    pid = procs.running_pid(node)
+    node, pid = _node_and_pid(root, name)
     if pid is None:
         raise CliError(f"{name} is not running")
     procs.stop_processes([(node, pid)], grace_s=0, hard=True)
@@ -144,8 +149,7 @@ def testnet_kill(root, name):
 @click.argument("name", metavar="NODE")
 def testnet_start(root, name):
     """Start one stopped NODE in the background."""
-    node = load_testnet(root).node(name)
-    pid = procs.running_pid(node)
+    node, pid = _node_and_pid(root, name)
     if pid is not None:
         click.echo(f"{name} is already running (pid {pid})")
         return

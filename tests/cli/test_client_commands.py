@@ -118,7 +118,7 @@ def test_failed_receipt_exits_1(run, fake, key_file):
     result = run("tx", "submit", "--node", fake.url, "--key", key_file, "kv", "put", "{}", "--wait")
     line = one_error_line(result)
     assert "permission_denied: key owned by tax" in line
-    assert "permission_denied" in result.stdout        # the receipt is printed too
+    assert "receipt: permission_denied" in result.stdout        # the receipt is printed too
 
 
 def test_not_committed_in_time_exits_1(run, fake, key_file):

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -193,3 +194,27 @@ def test_busy_port_is_reported_by_up(tmp_path):
     assert result.returncode == 1
     assert f"node0: api address 127.0.0.1:{base + 1} is already in use" in result.stderr
     assert not (root / "node0" / "node.pid").exists()
+
+
+def test_bench_on_a_temporary_testnet():
+    before = set(Path(tempfile.gettempdir()).glob("ynchain-bench-*"))
+    report = ynchain_json("bench", "--nodes", 4, "--txs", 200, "--batch", 100, timeout=120)
+    assert report["txs"] == 200 and report["avg_txs_per_block"] > 0
+    assert len(report["nodes"]) == 4
+    # torn down: its directory is gone and its node processes with it
+    assert set(Path(tempfile.gettempdir()).glob("ynchain-bench-*")) == before
+    assert not [pid for pid in _bench_node_pids() if not any(str(d) in pid[1] for d in before)]
+
+
+def _bench_node_pids() -> list[tuple[str, str]]:
+    """(pid, command line) of live processes whose command line names a bench testnet."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(") ", 1)[1][0]
+        except (OSError, IndexError):
+            continue
+        if "ynchain-bench-" in cmd and "cli.main" in cmd and state != "Z":
+            found.append((proc.name, cmd))
+    return found

@@ -1,0 +1,38 @@
+"""The pieces of `ynchain bench` that need no running node."""
+
+import math
+
+import pytest
+
+from cli.bench import make_batches, msgpack_array_header, percentile, sign_all
+from ledger import codec
+from ledger.crypto import KeyPair
+from ledger.tx import Transaction
+
+
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 65535, 65536])
+def test_array_header_matches_msgpack(n):
+    assert msgpack_array_header(n) == codec.pack([None] * n)[:len(msgpack_array_header(n))]
+    assert codec.unpack(msgpack_array_header(n) + b"\xc0" * n) == [None] * n
+
+
+def test_presigned_batches_decode_to_valid_distinct_txs():
+    keys = [KeyPair.generate() for _ in range(3)]
+    signed = sign_all([k.seed for k in keys], "chain-x", 99, "t", 25)
+    batches = make_batches(signed, size=10, nodes=2)
+    assert [b.node for b in batches] == [0, 1, 0]
+    assert [len(b.ids) for b in batches] == [10, 10, 5]
+    txs = [Transaction.from_record(rec) for b in batches for rec in codec.unpack(b.body)]
+    assert [tx.id for tx in txs] == [i for b in batches for i in b.ids]
+    assert len({tx.id for tx in txs}) == 25
+    assert all(tx.verify_signature() and tx.valid_until == 99 and tx.chain_id == "chain-x" for tx in txs)
+    assert [tx.sender for tx in txs[:4]] == [k.public_key for k in keys] + [keys[0].public_key]
+    assert len({tx.args["key"] for tx in txs}) == 25
+    assert {(tx.contract, tx.method) for tx in txs} == {("kv", "put")}
+
+
+def test_percentile_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 90), percentile(values, 99)) == (50.0, 90.0, 99.0)
+    assert percentile([7.0], 99) == 7.0
+    assert math.isnan(percentile([], 50))
