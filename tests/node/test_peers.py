@@ -293,6 +293,23 @@ async def test_peer_that_stops_reading_is_disconnected_at_the_queue_bound():
             nursery.cancel_scope.cancel()
 
 
+async def test_handshakes_beyond_the_pending_limit_are_refused():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            node, keys = await lone_manager(nursery, max_pending_handshakes=1)
+            silent = await raw_connection(node.port)  # holds the only handshake slot
+            await wait_all_tasks_blocked()
+            refused = await raw_connection(node.port)
+            await read_until_eof(refused)
+            assert dict(node.manager.stats.handshake_failures) == {"busy": 1}
+            await silent.aclose()
+            await wait_all_tasks_blocked()
+            # the slot is free again: a real validator gets in
+            _, channel = await impersonate(node.port, keys[0])
+            assert channel.peer_key == keys[1].public_key
+            nursery.cancel_scope.cancel()
+
+
 async def test_keepalives_hold_an_idle_session_and_silence_ends_one():
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
