@@ -40,7 +40,7 @@ from .handshake import DEFAULT_HANDSHAKE_TIMEOUT, handshake
 from .secure_channel import ABYTES, FRAME_OVERHEAD, SecureChannel
 from .wire import (
     BATCH_HEADER_MAX, ConnectionClosed, HandshakeError, IdleTimeout, Message,
-    RemoteProtocolError, TransportError, decode_batch, encode_batch, encode_message,
+    RemoteProtocolError, decode_batch, encode_batch, encode_message,
 )
 
 log = logging.getLogger(__name__)
