@@ -33,7 +33,7 @@ from ledger.tx import Transaction
 
 from . import procs
 from .errors import CliError, NodeError
-from .http import NodeClient
+from .client import NodeClient
 from .launch import bring_down, bring_up
 from .layout import Testnet, init_testnet, load_testnet
 from .ports import free_port_base
@@ -142,7 +142,8 @@ def _submitter(run: _Run, url: str, batches: list[Batch], deadline: float | None
                 sent = time.monotonic()
                 doc = client.post_msgpack("/txs", batch.body)
                 results = doc.get("results") if isinstance(doc, dict) else None
-                if not isinstance(results, list) or len(results) != len(batch.ids):
+                if (not isinstance(results, list) or len(results) != len(batch.ids)
+                        or not all(isinstance(r, dict) for r in results)):
                     raise NodeError(f"node at {url} answered a batch of {len(batch.ids)} "
                                     "txs without one result per tx")
                 with run.lock:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import click
 
 from .errors import CliError
-from .http import path_segment
+from .client import path_segment
 from .submit import MAX_WAIT_S, chain_head, load_key_file, outcome_problem, sign, submit
 from .target import client_for, json_option, node_option, print_fields, print_json, print_table
 

@@ -18,7 +18,7 @@ import click
 from . import procs
 from .errors import CliError, NodeError
 from .group import YnCommand
-from .http import NodeClient, path_segment
+from .client import NodeClient, path_segment
 from .launch import bring_up
 from .layout import DEFAULT_BASE_PORT, Testnet, init_testnet, load_testnet
 from .submit import chain_head, load_key_file, outcome_problem, sign, submit

@@ -17,7 +17,7 @@ import click
 
 from . import procs
 from .errors import CliError, NodeError
-from .http import NodeClient
+from .client import NodeClient
 from .layout import NodeHome, Testnet
 
 STATUS_TIMEOUT_S = 2.0

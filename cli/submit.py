@@ -11,7 +11,7 @@ from ledger.errors import KeyFileError
 from ledger.tx import MAX_TX_BYTES, Transaction
 
 from .errors import CliError, NodeError
-from .http import NodeClient
+from .client import NodeClient
 
 MAX_WAIT_S = 60.0          # the API's cap on ?timeout=
 

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .errors import CliError
-from .http import NodeClient
+from .client import NodeClient
 from .layout import first_api_url
 
 NODE_HELP = ("Node API URL, e.g. http://127.0.0.1:26651. Default: $YNCHAIN_NODE, else the "

@@ -174,7 +174,7 @@ def test_watch_prints_a_line_per_block(run, fake):
 
 
 def test_non_json_error_answer(fake):
-    from cli.http import NodeClient
+    from cli.client import NodeClient
     from cli.errors import NodeError
     with NodeClient(fake.url) as client, pytest.raises(NodeError) as info:
         client.get("/broken")
@@ -183,7 +183,7 @@ def test_non_json_error_answer(fake):
 
 
 def test_connection_is_reused(fake):
-    from cli.http import NodeClient
+    from cli.client import NodeClient
     with NodeClient(fake.url) as client:
         client.get("/status")
         conn = client._conn

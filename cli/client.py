@@ -179,6 +179,8 @@ class NodeClient:
                     raise self._unreachable(exc, idle_timeout or self.timeout) from None
                 if not raw:
                     raise NodeError(f"node at {self.url} closed the event stream")
+                if len(raw) >= MAX_SSE_LINE and not raw.endswith(b"\n"):
+                    raise NodeError(f"node at {self.url} sent an event line over {MAX_SSE_LINE} bytes")
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if not line:
                     if data:
