@@ -1,0 +1,58 @@
+"""Run one seed: the scenario's faults, then the liveness check once they stop."""
+
+from __future__ import annotations
+
+from .scenario import Scenario
+from .world import SeedResult, World
+
+
+def run_seed(seed: int, n: int = 4, twins: int = 0) -> SeedResult:
+    sc = Scenario.from_seed(seed, n, twins)
+    world = World(sc)
+    for p in sc.partitions:
+        world.at(p.start_ms, world.partitions_now.append, p.side_a)
+        world.at(p.end_ms, _heal, world, p.side_a)
+    for c in sc.crashes:
+        world.at(c.start_ms, _crash, world, c.validator)
+        world.at(c.end_ms, _restart, world, c.validator)
+    world.at(0, world.client_tick, True)
+    world.run_until(sc.faults_end_ms)
+
+    # Faults stop: the network heals, crashed replicas come back (Byzantine ones stay).
+    world.partitions_now.clear()
+    world.loss = world.duplicate = 0.0
+    for v in list(world.faulty_now):
+        _restart(world, v)
+    correct = [h for h in world.hosts if h.correct]
+    targets = {h.label: h.height + sc.liveness_blocks for h in correct}
+    deadline = sc.faults_end_ms + sc.liveness_ms
+    world.run_until(deadline, lambda: all(h.height >= targets[h.label] for h in correct))
+
+    lagging = [f"{h.label} at {h.height} < {targets[h.label]}" for h in correct
+               if h.height < targets[h.label]]
+    liveness = None
+    if lagging and world.violation is None:
+        liveness = f"no progress within {sc.liveness_ms}ms after faults stopped: " + ", ".join(lagging)
+    return SeedResult(seed, world.violation, liveness,
+                      min((h.height for h in correct), default=0), world.now, world.stats)
+
+
+def _heal(world: World, side: frozenset[int]) -> None:
+    if side in world.partitions_now:
+        world.partitions_now.remove(side)
+
+
+def _crash(world: World, validator: int) -> None:
+    if validator in world.faulty_now:
+        return
+    world.faulty_now.add(validator)
+    for host in world.by_validator[validator]:
+        world.crash(host)
+
+
+def _restart(world: World, validator: int) -> None:
+    if validator not in world.faulty_now:
+        return
+    world.faulty_now.discard(validator)
+    for host in world.by_validator[validator]:
+        world.restart(host)
