@@ -171,6 +171,12 @@ def test_demo_reuses_the_running_testnet(testnet):
     assert "testnet down --dir" in proc.stdout
 
 
+def test_init_force_refuses_while_running(testnet):
+    result = ynchain("testnet", "init", "--dir", testnet.dir, "--force", check=False)
+    assert result.returncode == 1 and "stop it first" in result.stderr
+    assert (testnet.dir / "node0" / "data").is_dir()
+
+
 def test_zz_down_stops_everything(testnet):
     down = ynchain("testnet", "down", "--dir", testnet.dir, "--grace", 5)
     assert sorted(down.stdout.split()) == sorted(
@@ -218,3 +224,18 @@ def _bench_node_pids() -> list[tuple[str, str]]:
         if "ynchain-bench-" in cmd and "cli.main" in cmd and state != "Z":
             found.append((proc.name, cmd))
     return found
+
+
+def test_node_that_dies_at_start_up_shows_its_log(tmp_path):
+    root = tmp_path / "tn"
+    ynchain("testnet", "init", "--dir", root, "--nodes", 1, "--base-port", free_port_base(2))
+    config = root / "node0" / "config.toml"
+    config.write_text(config.read_text().replace('level = "info"', 'level = "loud"'))
+    try:
+        result = ynchain("testnet", "up", "--dir", root, "--timeout", 30, check=False)
+    finally:
+        kill_leftovers(root)
+    assert result.returncode == 1
+    assert "node0 exited during start-up; last lines of" in result.stderr
+    assert "log.level" in result.stderr                 # the node's own complaint, from its log
+    assert not (root / "node0" / "node.pid").exists()
