@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 from consensus import events as ev
 from ledger.block import Proposal
+from ledger.codec import DecodeError
 from node import gossip
 from node.chain import Chain, CommitResult
 from node.mempool import Mempool
@@ -101,6 +102,15 @@ class ConsensusDriver:
     # -- proposals ---------------------------------------------------------------------
     def check_payload(self, seq: int, payload: bytes) -> bytes | None:
         """ReplicaConfig.check_payload: validate a proposal we were sent."""
+        if seq <= self.chain.height:
+            # Already committed here (e.g. a prepared certificate carried into a
+            # new view): the payload is acceptable iff it is what we committed.
+            try:
+                digest = Proposal.decode(payload).digest()
+            except DecodeError:
+                return None
+            certificate = self.store.get_certificate(seq)
+            return digest if certificate is not None and certificate.digest == digest else None
         result = self.chain.check_proposal(seq, payload, self.mempool.knows_valid)
         if isinstance(result, str):
             log.warning("refusing proposal for height %d: %s", seq, result)

@@ -110,7 +110,7 @@ class Cluster:
         return body if code == 200 else None
 
     def make_tx(self, account: str, contract: str, method: str, args: Any,
-                valid_until: int = 10**6) -> Transaction:
+                valid_until: int = 900) -> Transaction:
         self._nonce += 1
         return Transaction.create(self.accounts[account], self.testnet.genesis.chain_id,
                                   self._nonce, valid_until, contract, method, args)
