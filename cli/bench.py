@@ -227,9 +227,12 @@ class _ProgressLine:
             click.echo(line, err=True)
 
 
-def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: int,
+def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: int | None,
               batch_size: int, progress: bool = True) -> dict:
     key_files = net.account_key_files()
+    if not key_files:
+        raise CliError(f"no account key files in {net.accounts_dir}")
+    accounts = accounts or len(key_files)
     if accounts > len(key_files):
         raise CliError(f"--accounts {accounts}: the testnet in {net.dir} has only "
                        f"{len(key_files)} account key files")
@@ -335,8 +338,8 @@ def temporary_testnet(nodes: int, progress: bool) -> Iterator[Testnet]:
               help="Transactions to submit (default 5000).")
 @click.option("--duration", type=click.FloatRange(0.1, 3600), default=None,
               help=f"Submit for this many seconds instead (pre-signs {PRESIGN_RATE} tx/s).")
-@click.option("--accounts", type=click.IntRange(1), default=4, show_default=True,
-              help="Sending accounts (the testnet's department keys).")
+@click.option("--accounts", type=click.IntRange(1), default=None,
+              help="Sending accounts (the testnet's department keys; default: all of them).")
 @click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=200,
               show_default=True, help="Transactions per POST.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

@@ -98,7 +98,10 @@ def tx_submit(node_url, key_file, contract, method, args, wait, timeout, valid_f
 
     Prints the transaction id; with --wait, also its receipt. Exits 1 if the node
     refuses the transaction, it is not committed in time, or it fails.
-    Example: ynchain tx submit --key accounts/finance.key kv put '{"key": "a", "value": 1}'
+
+    \b
+    Example:
+      ynchain tx submit --key accounts/finance.key kv put '{"key": "a", "value": 1}'
     """
     key = load_key_file(key_file)
     client = client_for(node_url)

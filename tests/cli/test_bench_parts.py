@@ -36,3 +36,19 @@ def test_percentile_nearest_rank():
     assert (percentile(values, 50), percentile(values, 90), percentile(values, 99)) == (50.0, 90.0, 99.0)
     assert percentile([7.0], 99) == 7.0
     assert math.isnan(percentile([], 50))
+
+
+def test_more_accounts_than_key_files(tmp_path):
+    from cli.bench import run_bench
+    from cli.errors import CliError
+    from cli.layout import init_testnet
+    net = init_testnet(tmp_path / "tn", 4, 31000)
+    with pytest.raises(CliError, match="--accounts 9: .* has only 4 account key files"):
+        run_bench(net, 10, None, 9, 10, progress=False)
+
+
+def test_bench_dir_must_be_running(run, tmp_path):
+    from cli.layout import init_testnet
+    from .conftest import one_error_line
+    init_testnet(tmp_path / "tn", 4, 31000)
+    assert "is not (fully) running" in one_error_line(run("bench", "--dir", tmp_path / "tn"))
