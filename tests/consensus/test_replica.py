@@ -1,0 +1,320 @@
+"""Scripted interactions with the PBFT core (etcd/raft style): every message
+delivery, drop and timer firing is spelled out by the test."""
+
+from dataclasses import replace
+
+import pytest
+
+from consensus.config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER
+from consensus.errors import LocalProtocolError
+from consensus.events import (Broadcast, Deliver, MessageReceived, PersistSafety, Propose,
+                              ReportFault, RequestsPending, SetTimer, TimerFired)
+from consensus.messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, ViewChange,
+                                decode_message, sign)
+from consensus.replica import Replica
+from ledger.block import NULL_DIGEST
+
+from .cluster import CHAIN, GENESIS, Cluster, config, keys, make_payload
+
+
+def assert_agreement_and_certificates(cluster, members=None):
+    members = range(cluster.n) if members is None else members
+    validators = [k.public_key for k in cluster.keys]
+    longest = max((cluster.digests(i) for i in members), key=len)
+    for i in members:
+        delivered = cluster.nodes[i].delivered
+        assert [d.seq for d in delivered] == list(range(1, len(delivered) + 1))
+        assert cluster.digests(i) == longest[:len(delivered)]
+        for d in delivered:
+            assert d.certificate.height == d.seq
+            assert d.certificate.problem(CHAIN, validators) is None
+
+
+def commit_blocks(cluster, count):
+    for _ in range(count):
+        assert cluster.propose() is not None
+        cluster.step()
+
+
+# -- normal case ---------------------------------------------------------------------
+
+def test_normal_case_delivers_in_order_with_valid_certificates():
+    c = Cluster(4)
+    commit_blocks(c, 6)
+    assert [len(node.delivered) for node in c.nodes] == [6] * 4
+    assert_agreement_and_certificates(c)
+    assert all(not node.faults for node in c.nodes)
+    assert [d.payload for d in c.nodes[2].delivered][0] == make_payload(1)[0]
+
+
+def test_single_node_chain_commits_on_propose():
+    c = Cluster(1)
+    replica = c.nodes[0].replica
+    payload, digest = make_payload(1)
+    actions = replica.handle(Propose(1, payload, digest))
+    delivers = [a for a in actions if isinstance(a, Deliver)]
+    assert [d.seq for d in delivers] == [1]
+    assert delivers[0].certificate.problem(CHAIN, [keys(1)[0].public_key]) is None
+    # the safety record is persisted before the pre-prepare and the commit leave
+    kinds = [type(a) for a in actions]
+    assert kinds.index(PersistSafety) < kinds.index(Broadcast)
+
+
+def test_pipelining_stops_at_max_in_flight_and_resumes_after_commits():
+    c = Cluster(4, max_in_flight=3)
+    assert [c.propose() for _ in range(4)] == [1, 2, 3, None]
+    assert c.nodes[0].replica.next_proposal_seq() is None
+    c.step()
+    assert [len(node.delivered) for node in c.nodes] == [3] * 4
+    assert c.propose() == 4
+
+
+def test_commits_out_of_order_are_delivered_in_seq_order_without_gaps():
+    c = Cluster(4)
+    c.propose(), c.propose()
+    held = []
+    c.step(drop=lambda s, d, m: m.seq == 1 and held.append((s, d, m)) is None
+           if isinstance(m, (Prepare, Commit)) else False)
+    assert all(not node.delivered for node in c.nodes)        # 2 is committed, 1 is not
+    for src, dst, message in held:
+        c.queue.append((src, dst, message.encode()))
+    c.step()
+    assert [[d.seq for d in node.delivered] for node in c.nodes] == [[1, 2]] * 4
+
+
+def test_faulty_messages_are_reported_and_ignored():
+    c = Cluster(4)
+    replica = c.nodes[1].replica
+    k = keys(4)
+    d = make_payload(1)[1]
+    cases = [
+        (2, sign(Prepare(0, 1, d, 3), k[3], CHAIN), "claims to be from replica 3"),
+        (2, replace(sign(Prepare(0, 1, d, 2), k[2], CHAIN), signature=bytes(64)), "bad prepare signature"),
+        (2, sign(Prepare(0, 1, d, 2), k[2], "another-chain"), "bad prepare signature"),
+        (2, sign(PrePrepare(0, 1, d, make_payload(1)[0], 2), k[2], CHAIN), "pre-prepare from a backup"),
+        (0, sign(PrePrepare(0, 1, d, b"not msgpack", 0), k[0], CHAIN), "payload rejected"),
+        (0, sign(Prepare(0, 1, d, 0), k[0], CHAIN), "prepare from the primary"),
+        (2, sign(Commit(0, 99, d, 2), k[2], CHAIN), "above the high watermark"),
+        (2, sign(Checkpoint(3, d, 2), k[2], CHAIN), "not a checkpoint seq"),
+    ]
+    for sender, message, reason in cases:
+        actions = replica.handle(MessageReceived(sender, message))
+        assert [type(a) for a in actions] == [ReportFault], reason
+        assert reason in actions[0].reason
+    with pytest.raises(LocalProtocolError):
+        replica.handle(MessageReceived(7, cases[0][1]))
+    with pytest.raises(LocalProtocolError):
+        replica.handle("not an event")
+
+
+def test_equivocating_primary_is_reported_and_second_proposal_ignored():
+    c = Cluster(4)
+    replica = c.nodes[1].replica
+    k0 = keys(4)[0]
+    p1, d1 = make_payload(1, "a")
+    p2, d2 = make_payload(1, "b")
+    first = replica.handle(MessageReceived(0, sign(PrePrepare(0, 1, d1, p1, 0), k0, CHAIN)))
+    assert any(isinstance(a, Broadcast) and isinstance(a.message, Prepare) for a in first)
+    second = replica.handle(MessageReceived(0, sign(PrePrepare(0, 1, d2, p2, 0), k0, CHAIN)))
+    assert [type(a) for a in second] == [ReportFault]
+    assert "equivocated" in second[0].reason
+
+
+# -- checkpoints and garbage collection ----------------------------------------------
+
+def test_checkpoints_become_stable_and_log_stays_bounded_over_thousands_of_blocks():
+    c = Cluster(1, checkpoint_interval=10, window=20)
+    replica = c.nodes[0].replica
+    sizes = []
+    for _ in range(3000):
+        c.propose()
+        sizes.append(replica.log_size)
+    assert replica.last_delivered == 3000
+    assert replica.stable_checkpoint == 3000
+    assert max(sizes) <= 3 * 20 + 10
+
+
+def test_four_replicas_collect_garbage_at_each_stable_checkpoint():
+    c = Cluster(4, checkpoint_interval=4, window=8)
+    peak = 0
+    for _ in range(300):
+        c.propose()
+        c.step()
+        peak = max(peak, max(node.replica.log_size for node in c.nodes))
+    assert all(node.replica.stable_checkpoint == 300 for node in c.nodes)
+    assert peak <= 4 * 8
+    assert_agreement_and_certificates(c)
+
+
+# -- view change ---------------------------------------------------------------------
+
+def crash_primary_and_change_view(c, live=(1, 2, 3)):
+    c.down.add(0)
+    for i in live:
+        c.apply(i, c.nodes[i].replica.handle(RequestsPending()))
+        c.fire(i, VIEW_CHANGE_TIMER)
+    c.step()
+
+
+def test_view_change_carries_prepared_certificates_into_the_new_view():
+    c = Cluster(4)
+    proposed = [make_payload(s)[1] for s in (1, 2, 3)]
+    for _ in range(3):
+        c.propose()
+    c.step(drop=lambda s, d, m: isinstance(m, Commit))        # prepared everywhere, committed nowhere
+    assert all(not node.delivered for node in c.nodes)
+    crash_primary_and_change_view(c)
+    for i in (1, 2, 3):
+        replica = c.nodes[i].replica
+        assert (replica.view, replica.primary, replica.in_view_change) == (1, 1, False)
+        assert c.digests(i) == proposed          # the same blocks, re-proposed in view 1
+        assert all(d.certificate.view == 1 for d in c.nodes[i].delivered)
+    commit_blocks(c, 2)
+    assert_agreement_and_certificates(c, (1, 2, 3))
+    assert len(c.nodes[1].delivered) == 5
+
+
+def test_view_change_fills_gaps_with_null_blocks():
+    c = Cluster(4)
+    for _ in range(3):
+        c.propose()
+    # seq 2 reaches nobody; 1 and 3 prepare but do not commit
+    c.step(drop=lambda s, d, m: isinstance(m, Commit) or m.seq == 2 if hasattr(m, "seq") else False)
+    crash_primary_and_change_view(c)
+    digests = c.digests(1)
+    assert digests == [make_payload(1)[1], NULL_DIGEST, make_payload(3)[1]]
+    assert c.nodes[1].delivered[1].payload == b""
+    assert_agreement_and_certificates(c, (1, 2, 3))
+
+
+def tampered_new_view(c, mutate):
+    """Replica 1 (primary of view 1) builds a NEW-VIEW; `mutate` changes it
+    and the test re-signs it with the primary's real key."""
+    sent = []
+    c.step(drop=lambda s, d, m: isinstance(m, NewView) and sent.append(m) is None)
+    nv = mutate(sent[0])
+    return sign(nv, keys(4)[1], CHAIN)
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda nv: replace(nv, pre_prepares=tuple(
+        sign(replace(pp, digest=NULL_DIGEST, payload=b""), keys(4)[1], CHAIN)
+        for pp in nv.pre_prepares)), "differ from the ones its view-changes imply"),
+    (lambda nv: replace(nv, pre_prepares=nv.pre_prepares[:-1]), "differ from the ones"),
+    (lambda nv: replace(nv, view_changes=nv.view_changes[:2]), "quorum of distinct replicas"),
+    (lambda nv: replace(nv, view_changes=(nv.view_changes[0],) * 3), "quorum of distinct replicas"),
+])
+def test_bad_new_view_is_rejected(mutate, reason):
+    c = Cluster(4)
+    c.propose(), c.propose()
+    c.step(drop=lambda s, d, m: isinstance(m, Commit))
+    c.down.add(0)
+    for i in (1, 2, 3):
+        c.apply(i, c.nodes[i].replica.handle(RequestsPending()))
+        c.fire(i, VIEW_CHANGE_TIMER)
+    bad = tampered_new_view(c, mutate)
+    replica = c.nodes[2].replica
+    actions = replica.handle(MessageReceived(1, bad))
+    assert [type(a) for a in actions] == [ReportFault]
+    assert reason in actions[0].reason
+    assert replica.in_view_change and replica.view == 1
+    forged = replace(bad, signature=bytes(64))
+    assert "bad new-view signature" in replica.handle(MessageReceived(1, forged))[0].reason
+
+
+def test_view_change_timeout_backs_off_and_is_capped():
+    replica = Replica(config(4, 2, view_change_timeout_ms=100, max_view_change_timeout_ms=1000),
+                      keys(4)[2], None, (0, GENESIS))
+    replica.start()
+    delays = []
+    actions = replica.handle(RequestsPending())
+    for _ in range(7):
+        timer = next(a for a in actions if isinstance(a, SetTimer) and a.kind == VIEW_CHANGE_TIMER)
+        delays.append(timer.delay_ms)
+        actions = replica.handle(TimerFired(VIEW_CHANGE_TIMER, timer.token))
+    assert delays == [100, 200, 400, 800, 1000, 1000, 1000]
+    assert replica.view == 7 and replica.in_view_change
+    # a stale token is ignored
+    assert replica.handle(TimerFired(VIEW_CHANGE_TIMER, 1)) == []
+
+
+def test_replica_joins_a_view_change_when_f_plus_1_are_ahead():
+    c = Cluster(4)
+    c.apply(1, c.nodes[1].replica.handle(RequestsPending()))
+    c.fire(1, VIEW_CHANGE_TIMER)                  # only replica 1 suspects the primary
+    c.step()
+    assert c.nodes[2].replica.view == 0           # one is not enough (f = 1)
+    c.apply(3, c.nodes[3].replica.handle(RequestsPending()))
+    c.fire(3, VIEW_CHANGE_TIMER)                  # a second one: 0 and 2 join, view 1 starts
+    c.step()
+    assert [(n.replica.view, n.replica.in_view_change) for n in c.nodes] == [(1, False)] * 4
+    commit_blocks(c, 1)
+    assert [len(n.delivered) for n in c.nodes] == [1] * 4
+
+
+# -- falling behind, restarts ---------------------------------------------------------
+
+def test_lagging_replica_syncs_to_a_stable_checkpoint_and_catches_up():
+    c = Cluster(4, checkpoint_interval=4, window=8)
+    for _ in range(13):
+        c.propose()
+        c.step(drop=lambda s, d, m: d == 3)        # replica 3 hears nothing
+    assert not c.nodes[3].delivered
+    for i in (0, 1, 2):                            # it hears again: re-sent checkpoints
+        c.fire(i, RETRANSMIT_TIMER)
+    c.step()
+    syncs = c.nodes[3].syncs
+    assert syncs and syncs[-1].target_seq == 12 and set(syncs[-1].peers) <= {0, 1, 2}
+    c.sync(3, 0, 13)
+    for _ in range(7):
+        c.propose()
+        c.step()
+    assert len(c.nodes[3].delivered) == 20 == len(c.nodes[0].delivered)
+    assert_agreement_and_certificates(c)
+
+
+def test_restart_honours_the_safety_record():
+    c = Cluster(4)
+    c.propose()
+    c.step(drop=lambda s, d, m: isinstance(m, Commit))
+    record = c.nodes[2].record
+    assert record is not None
+    c.restart(2)
+    replica = c.nodes[2].replica
+    p, d = make_payload(1, "other")
+    conflicting = sign(PrePrepare(0, 1, d, p, 0), keys(4)[0], CHAIN)
+    actions = replica.handle(MessageReceived(0, conflicting))
+    assert [type(a) for a in actions] == [ReportFault]
+    assert "conflicts with my vote" in actions[0].reason
+
+
+def test_restart_keeps_the_view_and_rejoins_the_view_change():
+    c = Cluster(4)
+    c.propose()
+    c.step(drop=lambda s, d, m: isinstance(m, Commit))
+    crash_primary_and_change_view(c)
+    assert c.nodes[3].replica.view == 1
+    c.restart(3)
+    assert c.nodes[3].replica.view == 1 and not c.nodes[3].replica.in_view_change
+    # restarted during a view change: back in it, and its VIEW-CHANGE goes out again
+    c.apply(2, c.nodes[2].replica.handle(RequestsPending()))
+    c.fire(2, VIEW_CHANGE_TIMER)
+    c.queue.clear()
+    c.restart(2)
+    replica = c.nodes[2].replica
+    assert replica.view == 2 and replica.in_view_change
+    resent = [decode_message(data) for src, _, data in c.queue if src == 2]
+    assert resent and all(isinstance(m, ViewChange) and m.new_view == 2 for m in resent)
+
+
+def test_retransmission_recovers_lost_messages():
+    c = Cluster(4)
+    c.propose()
+    c.step(drop=lambda s, d, m: True)              # everything is lost once
+    for i in range(4):
+        c.fire(i, RETRANSMIT_TIMER)
+    c.step()
+    for i in range(4):
+        c.fire(i, RETRANSMIT_TIMER)
+    c.step()
+    assert [len(n.delivered) for n in c.nodes] == [1] * 4
