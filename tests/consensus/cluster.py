@@ -17,23 +17,14 @@ from consensus.events import (Broadcast, Deliver, Executed, MessageReceived, Per
                               Propose, RequestSync, Send, SetTimer, Synced, TimerFired)
 from consensus.messages import decode_message
 from consensus.replica import Replica
+from consensus.sim.world import check_payload as payload_digest
 
 CHAIN = "test-chain"
 GENESIS = bytes(32)
 
 
-def payload_digest(seq: int, payload: bytes) -> bytes | None:
-    try:
-        rec = codec.unpack(payload)
-    except codec.DecodeError:
-        return None
-    if type(rec) is not list or len(rec) != 2 or rec[0] != seq:
-        return None
-    return hash256(b"test-payload" + payload)
-
-
 def make_payload(seq: int, tag: str = "") -> tuple[bytes, bytes]:
-    payload = codec.pack([seq, tag])
+    payload = codec.pack([seq, tag, 0])
     return payload, payload_digest(seq, payload)
 
 
