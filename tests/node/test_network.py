@@ -119,22 +119,25 @@ async def test_restarted_node_catches_up_under_load_and_loses_nothing(make_clust
             await cluster.wait_until(lambda: _acked_at_least(acked, mark + 200), 60,
                                      "200 more txs committed without the victim")
             cluster.start(victim)
-            t0 = time.monotonic()
             h0 = (await cluster.status(others[0]))["height"]
+            first = await cluster.wait_until(lambda: cluster.status(victim), 30, f"node{victim} to answer")
+            t0 = time.monotonic()
 
             async def caught_up():
                 mine = await cluster.status(victim)
                 theirs = await cluster.status(others[0])
                 return mine and theirs and mine["height"] >= theirs["height"] - 2 and mine["height"] >= h0
             await cluster.wait_until(caught_up, 60, f"node{victim} to catch up while under load")
-            rate = (await cluster.status(victim))["height"] / max(time.monotonic() - t0, 1e-3)
-            print(f"restarted node caught up at ~{rate:.0f} blocks/s")
+            synced = (await cluster.status(victim))["height"] - first["height"]
+            took = time.monotonic() - t0
+            print(f"restarted node caught up {synced} blocks in {took:.2f}s under load "
+                  f"(~{synced / max(took, 1e-3):.0f} blocks/s, the others kept committing)")
             stop.set()
         top = max(h for h in (await cluster.heights()).values())
         await cluster.wait_until(lambda: _heights_at_least(cluster, range(4), top), 30, "all at top")
-        await _all_same_chain(cluster, range(4), top)
-        await _committed_everywhere(cluster, range(4), acked)
-        # exactly once: no tx id appears twice in the chain
+        await _all_same_chain(cluster, range(4), top)   # so every node holds the same txs
+        await _committed_everywhere(cluster, range(4), acked[::max(1, len(acked) // 50)])
+        # exactly once: no tx id appears twice in the chain, and every acked one is there
         seen: set[str] = set()
         for height in range(1, top + 1):
             _, block = await cluster.get(victim, f"/blocks/{height}")
@@ -208,11 +211,17 @@ async def test_bad_input_does_not_disturb_the_network(make_cluster):
         except HandshakeError:
             pass
         for method, path, body in [("POST", "/txs", None), ("POST", "/txs", {"txs": "nope"}),
-                                   ("POST", "/txs", {"tx": "zz"}), ("GET", "/blocks/abc", None),
-                                   ("GET", "/txs/1234", None), ("GET", "/nowhere", None)]:
+                                   ("GET", "/blocks/abc", None), ("GET", "/txs/1234", None),
+                                   ("GET", "/nowhere", None), ("DELETE", "/status", None)]:
             code, answer = await trio.to_thread.run_sync(
                 lambda: cluster.request(1, method, path, body))
             assert 400 <= code < 500 and "error" in answer, (method, path, code, answer)
+        # A malformed element in a well-formed batch is refused on its own.
+        good = cluster.make_tx("tax", "kv", "put", {"key": "batch", "value": 1})
+        code, answer = await trio.to_thread.run_sync(
+            lambda: cluster.request(1, "POST", "/txs", {"txs": ["zz", good.encode().hex()]}))
+        assert code == 200 and [r["accepted"] for r in answer["results"]] == [False, True], answer
+        assert answer["results"][0]["reason"] == "malformed"
         assert all(cluster.alive(i) for i in range(4))
         [r] = await cluster.submit(1, [cluster.make_tx("finance", "kv", "put", {"key": "ok", "value": 1})],
                                    wait=True)
