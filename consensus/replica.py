@@ -32,6 +32,9 @@ from .safety import PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, SafetyState
 from .verification import Verifier, reproposals
 
 
+MAX_PAYLOADS_PER_SEQ = 4
+
+
 class _Slot:
     """What the current view knows about one sequence number."""
     __slots__ = ("pre_prepare", "prepares", "commits", "prepared", "committed")
@@ -66,7 +69,9 @@ class Replica:
 
         self._last_delivered = height
         self._slots: dict[int, _Slot] = {}
-        self._payloads: dict[int, tuple[bytes, bytes]] = {}   # seq -> (digest, payload) prepared
+        # seq -> digest -> payload of every pre-prepare seen in the window, across
+        # views: a view change must re-propose a prepared digest with its payload
+        self._payloads: dict[int, dict[bytes, bytes]] = {}
         self._next_seq = self._restart_seq()       # next seq I propose as primary
         self._uncommitted_own: set[int] = set()
 
@@ -81,6 +86,7 @@ class Replica:
         self._answered: set[int] = set()                 # replicas sent a NEW-VIEW this tick
         self._pending_requests = False
         self._failed_view_changes = 0                     # consecutive, without a delivery
+        self._vc_timer_delay = 0
         self._timers: dict[str, int] = {}                 # kind -> token of the armed timer
         self._token = 0
 
@@ -196,6 +202,13 @@ class Replica:
         mine = [seq for seq, phase in self._safety.votes if phase == PHASE_PRE_PREPARE]
         return max(mine + [self._low, self._last_delivered]) + 1
 
+    def _store_pre_prepare(self, pp: PrePrepare) -> None:
+        self._slot(pp.seq).pre_prepare = pp
+        by_digest = self._payloads.setdefault(pp.seq, {})
+        by_digest[pp.digest] = pp.payload
+        if len(by_digest) > MAX_PAYLOADS_PER_SEQ:     # one per view: keep the latest few
+            del by_digest[next(iter(by_digest))]
+
     def _slot(self, seq: int) -> _Slot:
         slot = self._slots.get(seq)
         if slot is None:
@@ -268,10 +281,9 @@ class Replica:
         if not self._safety.record_vote(view, seq, PHASE_PREPARE, digest):
             return None
         self._dirty = True
-        slot = self._slot(seq)
-        slot.pre_prepare = m
+        self._store_pre_prepare(m)
         prepare = self._sign(Prepare(view, seq, digest, self._me))
-        slot.prepares[self._me] = prepare
+        self._slots[seq].prepares[self._me] = prepare
         return prepare
 
     def _on_vote(self, out: list[Action], sender: int, m: Prepare | Commit) -> None:
@@ -313,7 +325,6 @@ class Replica:
                                   tuple(Vote(p.replica, p.signature)
                                         for p in prepares[:self._quorum - 1]))
             self._safety.record_prepared(proof)
-            self._payloads[seq] = (digest, pp.payload)
             self._dirty = True
             if self._safety.record_vote(view, seq, PHASE_COMMIT, digest):
                 commit = self._sign(Commit(view, seq, digest, self._me))
@@ -362,7 +373,7 @@ class Replica:
             return
         self._dirty = True
         pp = self._sign(PrePrepare(view, seq, event.digest, event.payload, self._me))
-        self._slot(seq).pre_prepare = pp
+        self._store_pre_prepare(pp)
         self._uncommitted_own.add(seq)
         self._send(out, pp)
         self._advance(out, seq)
@@ -491,14 +502,24 @@ class Replica:
         checkpoint = self._safety.checkpoint
         proofs = []
         for seq, proof in sorted(self._safety.prepared.items()):
-            digest, payload = self._payloads.get(seq, (None, None))
             proofs.append(PreparedProof(proof.view, seq, proof.digest, proof.primary_signature,
                                         proof.prepares,
-                                        payload if digest == proof.digest else None))
+                                        self._payloads.get(seq, {}).get(proof.digest)))
         vc = self._sign(ViewChange(self._safety.view, checkpoint, tuple(proofs), self._me))
         self._view_changes[self._me] = vc
         self._send(out, vc)
-        out.append(self._set_timer(VIEW_CHANGE_TIMER, self._view_change_timeout()))
+        self._arm_view_change_timer(out)
+
+    def _arm_view_change_timer(self, out: list[Action]) -> None:
+        """While waiting for NEW-VIEW: the backed-off timeout, unless another
+        replica is already in a higher view.  Then the base one, so that
+        replicas left a few views behind (whose capped timeouts would keep
+        them exactly that far behind) catch up and meet in one view."""
+        view = self._safety.view
+        behind = any(vc.new_view > view for r, vc in self._view_changes.items() if r != self._me)
+        delay = self._cfg.view_change_timeout_ms if behind else self._view_change_timeout()
+        self._vc_timer_delay = delay
+        out.append(self._set_timer(VIEW_CHANGE_TIMER, delay))
 
     def _on_view_change(self, out: list[Action], sender: int, m: ViewChange) -> None:
         view = self._safety.view
@@ -523,6 +544,8 @@ class Replica:
             self._start_view_change(out, ahead[self._f])
         elif m.new_view == view:
             self._try_new_view(out)
+        elif not self._safety.active and self._vc_timer_delay > self._cfg.view_change_timeout_ms:
+            self._arm_view_change_timer(out)
 
     def _try_new_view(self, out: list[Action]) -> None:
         """As the primary of a view being changed to, send NEW-VIEW once a
@@ -556,7 +579,8 @@ class Replica:
         self._enter_view(out, nv, checkpoint)
 
     def _known_payloads(self, view_changes: list[ViewChange]) -> dict[tuple[int, bytes], bytes]:
-        known = {(seq, digest): payload for seq, (digest, payload) in self._payloads.items()}
+        known = {(seq, digest): payload for seq, by_digest in self._payloads.items()
+                 for digest, payload in by_digest.items()}
         for vc in view_changes:
             for proof in vc.prepared:
                 if proof.payload is not None:
@@ -601,7 +625,7 @@ class Replica:
             if pp.seq <= self._low:
                 continue
             if primary:
-                self._slot(pp.seq).pre_prepare = pp
+                self._store_pre_prepare(pp)
                 self._uncommitted_own.add(pp.seq)
                 continue
             prepare = self._accept_pre_prepare(pp)
