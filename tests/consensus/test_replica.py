@@ -318,3 +318,24 @@ def test_retransmission_recovers_lost_messages():
         c.fire(i, RETRANSMIT_TIMER)
     c.step()
     assert [len(n.delivered) for n in c.nodes] == [1] * 4
+
+
+def test_replicas_behind_in_a_view_change_catch_up_on_the_base_timeout():
+    c = Cluster(4)                                  # base timeout 1000 ms
+    c.down.add(0)
+    for i in (1, 2, 3):
+        c.apply(i, c.nodes[i].replica.handle(RequestsPending()))
+    c.fire(2, VIEW_CHANGE_TIMER)
+    c.fire(2, VIEW_CHANGE_TIMER)                    # replica 2 alone is in view 2
+    c.fire(1, VIEW_CHANGE_TIMER)
+    c.fire(3, VIEW_CHANGE_TIMER)                    # 1 and 3 in view 1 with a 2000 ms timer
+    assert c.nodes[1].timers[VIEW_CHANGE_TIMER].delay_ms == 2000
+    c.step()
+    # one replica ahead is not f+1, but it shortens their wait to the base timeout
+    assert [c.nodes[i].replica.view for i in (1, 2, 3)] == [1, 2, 1]
+    assert c.nodes[1].timers[VIEW_CHANGE_TIMER].delay_ms == 1000
+    c.fire(1, VIEW_CHANGE_TIMER)
+    c.fire(3, VIEW_CHANGE_TIMER)
+    c.step()
+    assert [(c.nodes[i].replica.view, c.nodes[i].replica.in_view_change)
+            for i in (1, 2, 3)] == [(2, False)] * 3
