@@ -113,11 +113,11 @@ async def test_restarted_node_catches_up_under_load_and_loses_nothing(make_clust
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_load, cluster, others, acked, stop, "load")
-            await cluster.wait_until(lambda: _acked_at_least(acked, 100), 60, "100 acked txs")
+            await cluster.wait_until(lambda: _acked_at_least(acked, 300), 60, "300 acked txs")
             cluster.kill(victim)
             mark = len(acked)
-            await cluster.wait_until(lambda: _acked_at_least(acked, mark + 200), 60,
-                                     "200 more txs committed without the victim")
+            await cluster.wait_until(lambda: _acked_at_least(acked, mark + 500), 60,
+                                     "500 more txs committed without the victim")
             cluster.start(victim)
             h0 = (await cluster.status(others[0]))["height"]
             first = await cluster.wait_until(lambda: cluster.status(victim), 30, f"node{victim} to answer")
