@@ -131,10 +131,18 @@ class _Run:
         return self.accepted - len(self.committed)
 
 
-def _submitter(run: _Run, url: str, batches: list[Batch], deadline: float | None) -> None:
+def _submitter(run: _Run, url: str, batches: list[Batch], deadline: float | None,
+               batch_interval: float | None) -> None:
+    """Submit `batches` in order; with `batch_interval`, one batch per interval
+    (an open-loop offered load, so latency is measured below saturation)."""
     try:
         with NodeClient(url, timeout=60.0) as client:
-            for batch in batches:
+            started = time.monotonic()
+            for k, batch in enumerate(batches):
+                if batch_interval is not None:
+                    delay = started + k * batch_interval - time.monotonic()
+                    if delay > 0 and run.stop.wait(delay):
+                        break
                 with run.lock:
                     run.lock.wait_for(lambda: run.stop.is_set() or run.inflight() < MAX_INFLIGHT)
                 if run.stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
@@ -228,7 +236,7 @@ class _ProgressLine:
 
 
 def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: int | None,
-              batch_size: int, progress: bool = True) -> dict:
+              batch_size: int, progress: bool = True, rate: float | None = None) -> dict:
     key_files = net.account_key_files()
     if not key_files:
         raise CliError(f"no account key files in {net.accounts_dir}")
@@ -240,7 +248,8 @@ def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: i
     urls = [n.api_url for n in net.nodes]
     with NodeClient(urls[0]) as client:
         chain_id, height = chain_head(client)
-    count = txs if txs is not None else min(MAX_PRESIGNED, int(duration * PRESIGN_RATE) or 1)
+    presign_rate = rate * 1.05 if rate else PRESIGN_RATE
+    count = txs if txs is not None else min(MAX_PRESIGNED, int(duration * presign_rate) or 1)
     valid_until = height + net.genesis.consensus.tx_validity_window
     if progress:
         click.echo(f"signing {count} transactions from {accounts} accounts...", err=True)
@@ -256,8 +265,10 @@ def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: i
     observer.start()
     start = time.monotonic()
     deadline = start + duration if duration is not None else None
+    # Each of the len(urls) submitters offers rate/len(urls) tx/s.
+    batch_interval = batch_size * len(urls) / rate if rate else None
     submitters = [threading.Thread(target=_submitter, daemon=True,
-                                   args=(run, url, batches[j::len(urls)], deadline))
+                                   args=(run, url, batches[j::len(urls)], deadline, batch_interval))
                   for j, url in enumerate(urls)]
     for thread in submitters:
         thread.start()
@@ -311,7 +322,7 @@ def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: i
         "latency_ms_p99": round(percentile(latencies, 99) * 1000, 1),
         "txs": committed, "refused": dict(run.refused), "duration_s": round(elapsed, 3),
         "blocks": blocks, "avg_txs_per_block": round(committed / blocks, 1) if blocks else 0,
-        "batch": batch_size, "accounts": accounts, "nodes": nodes,
+        "batch": batch_size, "accounts": accounts, "offered_rate": rate, "nodes": nodes,
     }
 
 
@@ -342,8 +353,11 @@ def temporary_testnet(nodes: int, progress: bool) -> Iterator[Testnet]:
               help="Sending accounts (the testnet's department keys; default: all of them).")
 @click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=200,
               show_default=True, help="Transactions per POST.")
+@click.option("--rate", type=click.FloatRange(1, 1_000_000), default=None,
+              help="Offer this many tx/s in total (open loop) instead of submitting as fast "
+                   "as the nodes accept; latency is only meaningful below saturation.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench(root, nodes, txs, duration, accounts, batch_size, as_json):
+def bench(root, nodes, txs, duration, accounts, batch_size, rate, as_json):
     """Measure committed tx/s and submit-to-commit latency of a local testnet.
 
     Latency is observed on node0's block stream; CPU time and peak RSS are read
@@ -359,14 +373,15 @@ def bench(root, nodes, txs, duration, accounts, batch_size, as_json):
         if not all(procs.running_pid(n) for n in net.nodes):
             raise CliError(f"the testnet in {root} is not (fully) running; "
                            f"start it with `ynchain testnet up --dir {root}`")
-        report = run_bench(net, txs, duration, accounts, batch_size, progress)
+        report = run_bench(net, txs, duration, accounts, batch_size, progress, rate)
     else:
         with temporary_testnet(nodes, progress) as net:
-            report = run_bench(net, txs, duration, accounts, batch_size, progress)
+            report = run_bench(net, txs, duration, accounts, batch_size, progress, rate)
     if as_json:
         print_json(report)
         return
     print_fields([("committed txs", report["txs"]), ("refused", report["refused"] or None),
+                  ("offered", f"{rate:g} tx/s" if rate else "as fast as accepted"),
                   ("duration", f"{report['duration_s']} s"), ("throughput", f"{report['tps']} tx/s"),
                   ("latency p50", f"{report['latency_ms_p50']} ms"),
                   ("latency p90", f"{report['latency_ms_p90']} ms"),

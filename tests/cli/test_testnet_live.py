@@ -163,6 +163,15 @@ def test_bench_on_the_running_testnet(testnet):
     assert all(n["cpu_s"] is not None and n["peak_rss_mb"] > 0 for n in report["nodes"])
 
 
+def test_bench_paces_an_offered_rate(testnet):
+    # 800 txs in batches of 50 offered at 400 tx/s: each of the 4 submitters sends
+    # a batch every 0.5 s, its 4th at 1.5 s; unpaced this takes a fraction of that.
+    report = ynchain_json("bench", "--dir", testnet.dir, "--txs", 800, "--batch", 50,
+                          "--rate", 400, timeout=120)
+    assert report["txs"] == 800 and report["offered_rate"] == 400
+    assert report["duration_s"] >= 1.5
+
+
 def test_demo_reuses_the_running_testnet(testnet):
     proc = subprocess.run([sys.executable, "-m", "cli.demo", "--dir", testnet.dir], cwd=ROOT,
                           env=ENV, capture_output=True, text=True, timeout=90)

@@ -39,6 +39,7 @@ BAD_USAGE = [
     ["bench", "--txs", "10", "--duration", "5"],
     ["bench", "--batch", "0"],
     ["bench", "--accounts", "0"],
+    ["bench", "--rate", "0"],
 ]
 
 
