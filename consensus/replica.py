@@ -206,8 +206,10 @@ class Replica:
         self._slot(pp.seq).pre_prepare = pp
         by_digest = self._payloads.setdefault(pp.seq, {})
         by_digest[pp.digest] = pp.payload
-        if len(by_digest) > MAX_PAYLOADS_PER_SEQ:     # one per view: keep the latest few
-            del by_digest[next(iter(by_digest))]
+        if len(by_digest) > MAX_PAYLOADS_PER_SEQ:     # one per view: keep the latest few,
+            proof = self._safety.prepared.get(pp.seq)  # and always the prepared one
+            keep = proof.digest if proof is not None else None
+            del by_digest[next(d for d in by_digest if d != keep)]
 
     def _slot(self, seq: int) -> _Slot:
         slot = self._slots.get(seq)
