@@ -339,3 +339,24 @@ def test_replicas_behind_in_a_view_change_catch_up_on_the_base_timeout():
     c.step()
     assert [(c.nodes[i].replica.view, c.nodes[i].replica.in_view_change)
             for i in (1, 2, 3)] == [(2, False)] * 3
+
+
+def test_a_replica_left_in_an_old_view_is_brought_in_by_a_relayed_new_view():
+    c = Cluster(4)
+    c.propose()
+    c.step(drop=lambda s, d, m: isinstance(m, Commit))
+    crash_primary_and_change_view(c)               # 1, 2, 3 are in view 1; 0 missed it all
+    c.down.discard(0)
+    old = c.nodes[0].replica
+    assert old.view == 0
+    c.apply(0, old.handle(RequestsPending()))
+    c.fire(0, VIEW_CHANGE_TIMER)                   # it suspects its own view and asks around
+    c.step()
+    assert (old.view, old.in_view_change) == (1, False)
+    commit_blocks(c, 2)
+    assert [len(n.delivered) for n in c.nodes] == [0, 3, 3, 3]   # 0 misses the commits for 1
+    for i in (1, 2, 3):
+        c.fire(i, RETRANSMIT_TIMER)
+    c.step()
+    assert [len(n.delivered) for n in c.nodes] == [3, 3, 3, 3]
+    assert_agreement_and_certificates(c)
