@@ -132,10 +132,13 @@ class World:
 
     def run_until(self, time_ms: int, stop: Callable[[], bool] = lambda: False) -> None:
         heap = self._heap
-        while heap and heap[0][0] <= time_ms and self.violation is None and not stop():
+        while heap and heap[0][0] <= time_ms and self.violation is None:
+            if stop():
+                return
             self.now, _, fn, args = heapq.heappop(heap)
             fn(*args)
-        self.now = max(self.now, time_ms) if not stop() and self.violation is None else self.now
+        if self.violation is None:
+            self.now = time_ms
 
     def fail(self, what: str) -> None:
         if self.violation is None:
