@@ -325,7 +325,7 @@ class Replica:
             slot.prepared = True
             proof = PreparedProof(view, seq, digest, pp.signature,
                                   tuple(Vote(p.replica, p.signature)
-                                        for p in prepares[:self._quorum - 1]))
+                                        for p in prepares[:self._quorum - 1]), pp.payload)
             self._safety.record_prepared(proof)
             self._dirty = True
             if self._safety.record_vote(view, seq, PHASE_COMMIT, digest):
@@ -502,11 +502,7 @@ class Replica:
 
     def _send_view_change(self, out: list[Action]) -> None:
         checkpoint = self._safety.checkpoint
-        proofs = []
-        for seq, proof in sorted(self._safety.prepared.items()):
-            proofs.append(PreparedProof(proof.view, seq, proof.digest, proof.primary_signature,
-                                        proof.prepares,
-                                        self._payloads.get(seq, {}).get(proof.digest)))
+        proofs = [proof for _, proof in sorted(self._safety.prepared.items())]
         vc = self._sign(ViewChange(self._safety.view, checkpoint, tuple(proofs), self._me))
         self._view_changes[self._me] = vc
         self._send(out, vc)
@@ -583,6 +579,9 @@ class Replica:
     def _known_payloads(self, view_changes: list[ViewChange]) -> dict[tuple[int, bytes], bytes]:
         known = {(seq, digest): payload for seq, by_digest in self._payloads.items()
                  for digest, payload in by_digest.items()}
+        for proof in self._safety.prepared.values():
+            if proof.payload is not None:
+                known[(proof.seq, proof.digest)] = proof.payload
         for vc in view_changes:
             for proof in vc.prepared:
                 if proof.payload is not None:

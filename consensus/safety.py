@@ -9,11 +9,15 @@ sequence number as null):
   view, active      the highest view entered, and whether its NEW-VIEW was accepted
   checkpoint        the stable checkpoint proof (the low watermark)
   votes             (seq, phase) -> digest signed in `view`, seqs above the checkpoint
-  prepared          seq -> the prepared certificate of the highest view, above the checkpoint
+  prepared          seq -> the prepared certificate of the highest view, above the
+                    checkpoint, with its payload: if every replica that held a prepared
+                    payload crashed, no new primary could re-propose it and the chain
+                    would stop for good
 
 Bounded: votes and prepared certificates exist only for the (at most W)
 sequence numbers above the stable checkpoint, and votes only for one view.
-Payloads are never stored (a certificate travels without one if need be).
+The price is that the record carries up to W payloads; drivers rewrite it
+whole, so keep W modest for large blocks.
 """
 
 from __future__ import annotations
@@ -73,8 +77,7 @@ class SafetyState:
             return
         held = self.prepared.get(proof.seq)
         if held is None or held.view < proof.view:
-            self.prepared[proof.seq] = proof if proof.payload is None else PreparedProof(
-                proof.view, proof.seq, proof.digest, proof.primary_signature, proof.prepares)
+            self.prepared[proof.seq] = proof
 
     def advance_checkpoint(self, proof: CheckpointProof) -> None:
         """A higher stable checkpoint: forget everything at or below it."""
@@ -90,7 +93,7 @@ class SafetyState:
         return codec.pack([
             _FORMAT, self.view, self.active, self.checkpoint.to_record(),
             [[seq, _PHASES.index(phase), digest] for (seq, phase), digest in self.votes.items()],
-            [p.signed_record() for p in self.prepared.values()],
+            [p.to_record() for p in self.prepared.values()],
         ])
 
     @classmethod
@@ -113,8 +116,7 @@ class SafetyState:
                 codec.expect_bytes(digest, "safety.vote.digest", HASH_LEN)
                 state.votes[(seq, _PHASES[phase])] = digest
             for item in prepared:
-                proof = PreparedProof.from_record(
-                    (item + [None]) if type(item) is list else item)
+                proof = PreparedProof.from_record(item)
                 state.prepared[proof.seq] = proof
             return state
         except (DecodeError, ValueError) as exc:

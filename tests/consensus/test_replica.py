@@ -360,3 +360,17 @@ def test_a_replica_left_in_an_old_view_is_brought_in_by_a_relayed_new_view():
     c.step()
     assert [len(n.delivered) for n in c.nodes] == [3, 3, 3, 3]
     assert_agreement_and_certificates(c)
+
+
+def test_prepared_payloads_survive_when_every_holder_restarts():
+    c = Cluster(4)
+    proposed = make_payload(1)
+    c.propose()
+    c.step(drop=lambda s, d, m: isinstance(m, Commit))        # prepared at 1, 2, 3
+    for i in (1, 2, 3):
+        c.restart(i)                                          # every copy in memory is gone
+    c.queue.clear()
+    crash_primary_and_change_view(c)
+    for i in (1, 2, 3):
+        assert [(d.payload, d.certificate.digest) for d in c.nodes[i].delivered] == [proposed]
+    assert_agreement_and_certificates(c, (1, 2, 3))
