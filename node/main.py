@@ -33,6 +33,13 @@ async def _serve(node) -> None:
             nursery.start_soon(stop_on_signal)
 
 
+def _first_cause(exc: BaseException) -> BaseException:
+    """The first leaf of a (nested) exception group, for a one-line summary."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def run_node(home: Path, log_format: str | None = None) -> int:
     """Run the node whose home directory is `home`; the process exit code."""
     from node.app import Node, NodeError   # heavy imports only once the config is good
@@ -56,11 +63,17 @@ def run_node(home: Path, log_format: str | None = None) -> int:
         trio.run(_serve, node)
         log.info("stopped cleanly at height %d", store.last_height())
         return 0
-    except NodeError as exc:
-        log.error("%s", exc)
-        return 1
-    except OSError as exc:   # e.g. a listen address already in use
-        log.error("cannot run: %s", exc)
-        return 1
+    except Exception as exc:  # noqa: BLE001 - report it in one line, then exit non-zero
+        cause = _first_cause(exc)
+        if isinstance(cause, NodeError):
+            log.error("%s", cause)
+            return 1
+        if isinstance(cause, OSError):   # e.g. a listen address already in use
+            log.error("cannot run: %s", cause)
+            return 1
+        # A bug or a failing disk: the one-line summary first, the traceback for the report.
+        log.critical("node stopped by an unexpected error: %s: %s", type(cause).__name__, cause,
+                     exc_info=exc)
+        return 2
     finally:
         store.close()
