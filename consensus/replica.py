@@ -68,6 +68,7 @@ class Replica:
         self._dirty = False                       # safety record changed since last persist
 
         self._last_delivered = height
+        self._booted_at = (height, block_hash)
         self._slots: dict[int, _Slot] = {}
         # seq -> digest -> payload of every pre-prepare seen in the window, across
         # views: a view change must re-propose a prepared digest with its payload
@@ -150,6 +151,12 @@ class Replica:
                                tuple(v.validator for v in checkpoint.votes))
         if not self._safety.active:
             self._send_view_change(out)
+        seq, state_digest = self._safety.own_checkpoint
+        height, block_hash = self._booted_at
+        if height % self._cfg.checkpoint_interval == 0 and height > seq:
+            seq, state_digest = height, block_hash      # stored, but Executed never came
+        if seq > self._low:
+            self._checkpoint(out, seq, state_digest)
         return out
 
     def handle(self, event: Event) -> list[Action]:
@@ -392,7 +399,9 @@ class Replica:
     def _checkpoint(self, out: list[Action], seq: int, state_digest: bytes) -> None:
         own = self._sign(Checkpoint(seq, state_digest, self._me))
         self._own_checkpoint = own
-        out.append(Broadcast(own))
+        self._safety.own_checkpoint = (seq, state_digest)
+        self._dirty = True
+        self._send(out, own)
         self._store_checkpoint(out, own)
 
     def _on_checkpoint(self, out: list[Action], sender: int, m: Checkpoint) -> None:

@@ -9,6 +9,9 @@ sequence number as null):
   view, active      the highest view entered, and whether its NEW-VIEW was accepted
   checkpoint        the stable checkpoint proof (the low watermark)
   votes             (seq, phase) -> digest signed in `view`, seqs above the checkpoint
+  own_checkpoint    (seq, state digest) of the last CHECKPOINT this replica sent: after a
+                    restart it sends it again, or a checkpoint whose messages were lost
+                    before the crash could never become stable (the window would stay full)
   prepared          seq -> the prepared certificate of the highest view, above the
                     checkpoint, with its payload: if every replica that held a prepared
                     payload crashed, no new primary could re-propose it and the chain
@@ -46,6 +49,7 @@ class SafetyState:
     view: int = 0
     active: bool = True          # view 0 needs no NEW-VIEW
     checkpoint: CheckpointProof = GENESIS_CHECKPOINT
+    own_checkpoint: tuple[int, bytes] = (0, bytes(HASH_LEN))
     votes: dict[tuple[int, str], bytes] = field(default_factory=dict)
     prepared: dict[int, PreparedProof] = field(default_factory=dict)
 
@@ -92,6 +96,7 @@ class SafetyState:
     def encode(self) -> bytes:
         return codec.pack([
             _FORMAT, self.view, self.active, self.checkpoint.to_record(),
+            list(self.own_checkpoint),
             [[seq, _PHASES.index(phase), digest] for (seq, phase), digest in self.votes.items()],
             [p.to_record() for p in self.prepared.values()],
         ])
@@ -99,14 +104,18 @@ class SafetyState:
     @classmethod
     def decode(cls, data: bytes) -> "SafetyState":
         try:
-            rec = codec.expect_list(codec.unpack(data), 6, "safety record")
-            fmt, view, active, checkpoint, votes, prepared = rec
+            rec = codec.expect_list(codec.unpack(data), 7, "safety record")
+            fmt, view, active, checkpoint, own, votes, prepared = rec
             if fmt != _FORMAT:
                 raise DecodeError(f"unknown safety record format {fmt!r}")
             codec.expect_uint(view, "safety.view")
             if type(active) is not bool:
                 raise DecodeError("safety.active: expected a bool")
-            state = cls(view, active, CheckpointProof.from_record(checkpoint))
+            own_seq, own_digest = codec.expect_list(own, 2, "safety.own_checkpoint")
+            own_checkpoint = (codec.expect_uint(own_seq, "safety.own_checkpoint.seq"),
+                              codec.expect_bytes(own_digest, "safety.own_checkpoint.digest",
+                                                 HASH_LEN))
+            state = cls(view, active, CheckpointProof.from_record(checkpoint), own_checkpoint)
             if type(votes) is not list or type(prepared) is not list:
                 raise DecodeError("safety: votes and prepared must be arrays")
             for vote in votes:

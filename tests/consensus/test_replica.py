@@ -374,3 +374,17 @@ def test_prepared_payloads_survive_when_every_holder_restarts():
     for i in (1, 2, 3):
         assert [(d.payload, d.certificate.digest) for d in c.nodes[i].delivered] == [proposed]
     assert_agreement_and_certificates(c, (1, 2, 3))
+
+
+def test_a_restarted_replica_resends_its_last_checkpoint():
+    c = Cluster(4, checkpoint_interval=4, window=8)
+    for _ in range(12):
+        c.propose()
+        c.step(drop=lambda s, d, m: isinstance(m, Checkpoint) and m.seq >= 8)
+    assert {n.replica.stable_checkpoint for n in c.nodes} == {4}   # later checkpoints lost
+    assert c.propose() is None                                      # and the window is full
+    for i in range(4):
+        c.restart(i)
+    c.step()
+    assert {n.replica.stable_checkpoint for n in c.nodes} == {12}
+    assert c.propose() == 13

@@ -18,6 +18,7 @@ operation = st.one_of(
     st.tuples(st.just("view"), st.integers(0, 4), st.booleans()),
     st.tuples(st.just("checkpoint"), st.integers(0, 12)),
     st.tuples(st.just("prepared"), st.integers(0, 4), st.integers(0, 12), digests),
+    st.tuples(st.just("own checkpoint"), st.integers(0, 12), digests),
     st.tuples(st.just("restart")),
 )
 
@@ -47,6 +48,8 @@ def test_never_signs_two_digests_and_never_goes_back(ops):
         elif op[0] == "prepared":
             _, view, seq, digest = op
             state.record_prepared(PreparedProof(view, seq, digest, SIG, (Vote(1, SIG),), b"p"))
+        elif op[0] == "own checkpoint":
+            state.own_checkpoint = (op[1] * 4, op[2])
         else:
             before = state
             state = SafetyState.decode(state.encode())
