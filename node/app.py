@@ -13,6 +13,7 @@ status/sync, HTTP API.  Consensus steps are synchronous (see consensus_driver).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,6 +43,7 @@ from node.timers import Timers
 from storage.base import Store
 
 log = logging.getLogger("ynchain.node")
+_DIGITS = re.compile(r"\d+")
 
 MAX_PROPOSAL_BYTES = 8 * 1024 * 1024
 MAX_WAITERS = 100_000
@@ -286,7 +288,8 @@ class Node:
         self.mempool.evict_invalid(height)
 
     def _on_fault(self, peer: int, reason: str) -> None:
-        self.metrics.consensus_fault(reason.split(":")[0][:40])
+        # Numbers (seqs, views) would make every fault its own metrics label.
+        self.metrics.consensus_fault(_DIGITS.sub("N", reason)[:60])
         log.debug("fault from peer %d: %s", peer, reason)
 
     def _on_view_change(self, view: int) -> None:
