@@ -51,6 +51,7 @@ SUBSCRIBER_BUFFER = 1024
 STATUS_INTERVAL_S = 1.0
 STALL_BEFORE_SYNC_S = 1.0
 GOSSIP_FLUSH_S = 0.005
+MAX_RESYNC_TXS = 20_000       # pending txs handed to a peer when it (re)connects
 
 
 class NodeError(Exception):
@@ -155,6 +156,11 @@ class Node:
 
     def _on_peer_connect(self, peer: int) -> None:
         self.peers.send(peer, gossip.STATUS, [self.chain.height, self.store.last_block_hash()])
+        # A peer that (re)connects may have lost its mempool; if it becomes primary it
+        # must know the txs still waiting here, or they wait for another view change.
+        pending = [tx.to_record() for tx in self.mempool.pending(MAX_RESYNC_TXS)]
+        for i in range(0, len(pending), gossip.MAX_GOSSIP_TXS):
+            self.peers.send(peer, gossip.TXS, pending[i:i + gossip.MAX_GOSSIP_TXS])
 
     def _serve_blocks(self, peer: int, first: int, last: int) -> None:
         items, total = [], 0

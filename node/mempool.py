@@ -86,6 +86,15 @@ class Mempool:
         """True if this tx passed admission here (its signature is verified)."""
         return tx_id in self._entries
 
+    def pending(self, limit: int) -> list[Transaction]:
+        """Up to `limit` txs not yet in a proposal this node knows of, oldest first."""
+        out = []
+        for tx_id in self._ready:
+            if len(out) >= limit:
+                break
+            out.append(self._entries[tx_id].tx)
+        return out
+
     # -- proposals -----------------------------------------------------------------
     def take(self, max_txs: int, max_bytes: int) -> list[Transaction]:
         """Up to max_txs ready txs (FIFO) for a new proposal; they stay in the

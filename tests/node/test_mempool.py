@@ -61,6 +61,16 @@ def test_take_is_fifo_and_in_flight_txs_are_not_proposed_twice():
     assert mp.ready_count == 0 and len(mp) == 5
 
 
+def test_pending_lists_ready_txs_oldest_first_up_to_a_limit():
+    mp = pool()
+    txs = [tx(n) for n in range(5)]
+    for t in txs:
+        mp.admit(t, 0, 0.0)
+    mp.mark_in_flight(1, [txs[0].id])
+    assert mp.pending(3) == txs[1:4]
+    assert len(mp) == 5 and mp.ready_count == 4      # listing takes nothing out
+
+
 def test_commit_removes_and_returns_what_did_not_make_it():
     mp = pool()
     txs = [tx(n) for n in range(4)]
