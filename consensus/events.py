@@ -9,7 +9,8 @@ actions *in list order*, with one rule that safety depends on:
     Broadcast that follows it in the same list is handed to the network.
 
 Drivers may merge consecutive PersistSafety actions into one write (only the
-last record matters: each record supersedes the previous one).
+last record matters: each record supersedes the previous one; payload stores and
+deletes apply in order).
 
 Validators are named by their index in the genesis validator list.  Time never
 enters the core except as the delays it asks for in SetTimer.
@@ -80,8 +81,16 @@ Event = Union[MessageReceived, TimerFired, Propose, RequestsPending, Executed, S
 @dataclass(frozen=True, slots=True)
 class PersistSafety:
     """Make `record` durable (fsync) before carrying out any later send in the
-    same action list.  Opaque bytes; handed back to Replica(...) on restart."""
+    same action list.  Opaque bytes; handed back to Replica(...) on restart.
+
+    Prepared payloads travel beside the record, not in it (blocks are large and
+    the record is rewritten on every vote): store each of `payloads` under its
+    (seq, digest) and delete the `dropped` keys, in the same durable write.
+    At restart pass Replica(..., prepared_payloads={key: payload for every key in
+    consensus.safety.payload_keys(record)})."""
     record: bytes
+    payloads: tuple[tuple[int, bytes, bytes], ...] = ()   # (seq, digest, payload)
+    dropped: tuple[tuple[int, bytes], ...] = ()            # (seq, digest)
 
 
 @dataclass(frozen=True, slots=True)

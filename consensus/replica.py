@@ -15,7 +15,7 @@ every peer message is verified once before it changes state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from ledger.block import NULL_DIGEST
 from ledger.certificate import CommitCertificate, Vote
@@ -49,7 +49,8 @@ class _Slot:
 
 class Replica:
     def __init__(self, config: ReplicaConfig, signer: Any, safety_record: bytes | None,
-                 last_executed: tuple[int, bytes]) -> None:
+                 last_executed: tuple[int, bytes], *,
+                 prepared_payloads: Mapping[tuple[int, bytes], bytes] | None = None) -> None:
         height, block_hash = last_executed
         if type(height) is not int or height < 0 or len(block_hash) != HASH_LEN:
             raise LocalProtocolError("last_executed must be (height >= 0, 32-byte hash)")
@@ -64,7 +65,8 @@ class Replica:
         self._v = Verifier(config.chain_id, config.validators, config.checkpoint_interval,
                            config.window, config.check_payload)
         self._quorum = self._v.quorum
-        self._safety = SafetyState.decode(safety_record) if safety_record else SafetyState()
+        self._safety = (SafetyState.decode(safety_record, prepared_payloads) if safety_record
+                        else SafetyState())
         self._dirty = False                       # safety record changed since last persist
 
         self._last_delivered = height
@@ -182,10 +184,15 @@ class Replica:
 
     def _send(self, out: list[Action], message: Any, to: int | None = None) -> None:
         """Queue a message; the safety record goes first if it changed."""
-        if self._dirty:
-            out.append(PersistSafety(self._safety.encode()))
-            self._dirty = False
+        self._persist(out)
         out.append(Broadcast(message) if to is None else Send(to, message))
+
+    def _persist(self, out: list[Action]) -> None:
+        """Queue the safety record (and prepared payloads) if they changed."""
+        if self._dirty:
+            payloads, dropped = self._safety.take_payload_changes()
+            out.append(PersistSafety(self._safety.encode(), payloads, dropped))
+            self._dirty = False
 
     def _sign(self, message: Any) -> Any:
         return sign(message, self._signer, self._cfg.chain_id)
@@ -645,9 +652,7 @@ class Replica:
                 prepares.append(prepare)
         if primary:
             self._next_seq = max(self._next_seq, last + 1, self._last_delivered + 1)
-        if self._dirty:         # even with nothing to vote on, remember the view is active
-            out.append(PersistSafety(self._safety.encode()))
-            self._dirty = False
+        self._persist(out)      # even with nothing to vote on, remember the view is active
         out.extend(Broadcast(p) for p in prepares)
         for seq in sorted(self._slots):
             if seq in self._slots:

@@ -13,20 +13,24 @@ sequence number as null):
                     restart it sends it again, or a checkpoint whose messages were lost
                     before the crash could never become stable (the window would stay full)
   prepared          seq -> the prepared certificate of the highest view, above the
-                    checkpoint, with its payload: if every replica that held a prepared
-                    payload crashed, no new primary could re-propose it and the chain
-                    would stop for good
+                    checkpoint.  Its payload matters too: if every replica that held a
+                    prepared payload crashed, no new primary could re-propose it and the
+                    chain would stop for good.  Payloads are NOT in the record (a block
+                    can be megabytes and the record is rewritten on every vote): the
+                    replica hands the driver each new prepared payload once, keyed by
+                    (seq, digest), in PersistSafety.payloads, and the keys it no longer
+                    needs in PersistSafety.dropped; at restart the driver gives back
+                    the payloads of `payload_keys(record)`.
 
 Bounded: votes and prepared certificates exist only for the (at most W)
-sequence numbers above the stable checkpoint, and votes only for one view.
-The price is that the record carries up to W payloads; drivers rewrite it
-whole, so keep W modest for large blocks.
+sequence numbers above the stable checkpoint, and votes only for one view;
+so do the stored payloads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
 
 from ledger import codec
 from ledger.codec import DecodeError
@@ -43,6 +47,8 @@ _FORMAT = 1
 
 GENESIS_CHECKPOINT = CheckpointProof(0, bytes(HASH_LEN), ())
 
+PayloadKey = tuple[int, bytes]      # (seq, digest) of a prepared payload
+
 
 @dataclass(slots=True)
 class SafetyState:
@@ -52,6 +58,9 @@ class SafetyState:
     own_checkpoint: tuple[int, bytes] = (0, bytes(HASH_LEN))
     votes: dict[tuple[int, str], bytes] = field(default_factory=dict)
     prepared: dict[int, PreparedProof] = field(default_factory=dict)
+    # Payload changes the driver has not been told about yet (not part of the record).
+    new_payloads: dict[PayloadKey, bytes] = field(default_factory=dict, compare=False)
+    dropped_payloads: set[PayloadKey] = field(default_factory=set, compare=False)
 
     # -- rules ---------------------------------------------------------------------
 
@@ -80,8 +89,19 @@ class SafetyState:
         if proof.seq <= self.checkpoint.seq:
             return
         held = self.prepared.get(proof.seq)
-        if held is None or held.view < proof.view:
-            self.prepared[proof.seq] = proof
+        if held is not None and held.view >= proof.view:
+            return
+        if held is not None and held.digest == proof.digest:
+            if proof.payload is None:
+                proof = replace(proof, payload=held.payload)
+        else:
+            if held is not None:
+                self._drop_payload(held)
+            if proof.payload is not None:
+                key = (proof.seq, proof.digest)
+                self.new_payloads[key] = proof.payload
+                self.dropped_payloads.discard(key)
+        self.prepared[proof.seq] = proof
 
     def advance_checkpoint(self, proof: CheckpointProof) -> None:
         """A higher stable checkpoint: forget everything at or below it."""
@@ -89,7 +109,21 @@ class SafetyState:
             return
         self.checkpoint = proof
         self.votes = {key: d for key, d in self.votes.items() if key[0] > proof.seq}
-        self.prepared = {seq: p for seq, p in self.prepared.items() if seq > proof.seq}
+        for seq in [seq for seq in self.prepared if seq <= proof.seq]:
+            self._drop_payload(self.prepared.pop(seq))
+
+    def _drop_payload(self, proof: PreparedProof) -> None:
+        key = (proof.seq, proof.digest)
+        if self.new_payloads.pop(key, None) is None:   # never handed out: nothing stored
+            self.dropped_payloads.add(key)
+
+    def take_payload_changes(self) -> tuple[tuple[tuple[int, bytes, bytes], ...], tuple[PayloadKey, ...]]:
+        """(payloads to store, keys to delete) since the last call."""
+        stored = tuple((seq, digest, payload) for (seq, digest), payload in self.new_payloads.items())
+        dropped = tuple(sorted(self.dropped_payloads))
+        self.new_payloads.clear()
+        self.dropped_payloads.clear()
+        return stored, dropped
 
     # -- encoding ------------------------------------------------------------------
 
@@ -98,11 +132,13 @@ class SafetyState:
             _FORMAT, self.view, self.active, self.checkpoint.to_record(),
             list(self.own_checkpoint),
             [[seq, _PHASES.index(phase), digest] for (seq, phase), digest in self.votes.items()],
-            [p.to_record() for p in self.prepared.values()],
+            [p.signed_record() + [None] for p in self.prepared.values()],
         ])
 
     @classmethod
-    def decode(cls, data: bytes) -> "SafetyState":
+    def decode(cls, data: bytes, payloads: Mapping[PayloadKey, bytes] | None = None) -> "SafetyState":
+        """The state a record describes, with prepared payloads taken from
+        `payloads` (what the driver stored; a missing one stays None)."""
         try:
             rec = codec.expect_list(codec.unpack(data), 7, "safety record")
             fmt, view, active, checkpoint, own, votes, prepared = rec
@@ -126,7 +162,27 @@ class SafetyState:
                 state.votes[(seq, _PHASES[phase])] = digest
             for item in prepared:
                 proof = PreparedProof.from_record(item)
-                state.prepared[proof.seq] = proof
+                payload = (payloads or {}).get((proof.seq, proof.digest))
+                state.prepared[proof.seq] = replace(proof, payload=payload)
             return state
         except (DecodeError, ValueError) as exc:
             raise SafetyRecordError(f"unreadable safety record: {exc}") from None
+
+
+def payload_keys(record: bytes | None) -> list[PayloadKey]:
+    """The (seq, digest) of every prepared payload a stored record refers to:
+    what a driver must load and pass back to Replica(..., prepared_payloads=)."""
+    if not record:
+        return []
+    return [(p.seq, p.digest) for p in SafetyState.decode(record).prepared.values()]
+
+
+def apply_payload_changes(stored: dict[PayloadKey, bytes],
+                          payloads: tuple[tuple[int, bytes, bytes], ...],
+                          dropped: tuple[PayloadKey, ...]) -> None:
+    """Apply a PersistSafety's payload changes to an in-memory payload store
+    (the simulator's and the tests' stand-in for durable storage)."""
+    for seq, digest, payload in payloads:
+        stored[(seq, digest)] = payload
+    for key in dropped:
+        stored.pop(key, None)

@@ -24,6 +24,7 @@ from consensus import events as ev
 from consensus.errors import RemoteProtocolError as ConsensusProtocolError
 from consensus.messages import decode_message
 from consensus.replica import Replica, ReplicaConfig
+from consensus.safety import payload_keys
 from ledger.block import Proposal
 from ledger.codec import DecodeError
 from ledger.crypto import KeyPair
@@ -95,8 +96,12 @@ class Node:
             max_in_flight=4, view_change_timeout_ms=params.view_change_timeout_ms,
             max_view_change_timeout_ms=params.max_view_change_timeout_ms,
             check_payload=self.driver.check_payload)
-        self.replica = Replica(replica_config, key, store.load_safety_record(),
-                               (store.last_height(), store.last_block_hash()))
+        record = store.load_safety_record()
+        payloads = {k: p for k in payload_keys(record)
+                    if (p := store.get_prepared_payload(*k)) is not None}
+        self.replica = Replica(replica_config, key, record,
+                               (store.last_height(), store.last_block_hash()),
+                               prepared_payloads=payloads)
         self.driver.replica = self.replica
         self.sync = BlockSync(self.chain, send=self.peers.send, connected=self.peers.connected,
                               apply=self.driver.synced, on_progress=self._on_sync_progress)

@@ -69,15 +69,14 @@ class ConsensusDriver:
             self._stepping = False
 
     def _execute(self, actions: list, queue: deque) -> None:
-        pending_record: bytes | None = None
+        persist = _PendingPersist()
         for action in actions:
             kind = type(action)
             if kind is ev.PersistSafety:
-                pending_record = action.record
+                persist.merge(action)
                 continue
-            if pending_record is not None and kind in (ev.Send, ev.Broadcast):
-                self.store.save_safety_record(pending_record)   # fsync before the vote leaves
-                pending_record = None
+            if persist and kind in (ev.Send, ev.Broadcast):
+                persist.write(self.store)   # fsync'd before the vote leaves
             if kind is ev.Send:
                 self._send(action.to, gossip.CONSENSUS, action.message.encode())
             elif kind is ev.Broadcast:
@@ -96,8 +95,8 @@ class ConsensusDriver:
                 self._on_view_change(action.view)
             else:  # pragma: no cover - a new action type the driver does not know
                 raise AssertionError(f"unknown action {action!r}")
-        if pending_record is not None:
-            self.store.save_safety_record(pending_record)
+        if persist:
+            persist.write(self.store)
 
     # -- proposals ---------------------------------------------------------------------
     def check_payload(self, seq: int, payload: bytes) -> bytes | None:
@@ -158,3 +157,32 @@ class ConsensusDriver:
         last = results[-1].block
         self.mempool.release_all_in_flight()
         self.step([ev.Synced(last.height, last.hash)])
+
+
+class _PendingPersist:
+    """Consecutive PersistSafety actions merged into one durable write: the
+    last record, and the payload stores/deletes applied in order."""
+
+    __slots__ = ("record", "payloads")
+
+    def __init__(self) -> None:
+        self.record: bytes | None = None
+        self.payloads: dict[tuple[int, bytes], bytes | None] = {}   # None: delete
+
+    def __bool__(self) -> bool:
+        return self.record is not None
+
+    def merge(self, action: ev.PersistSafety) -> None:
+        self.record = action.record
+        for seq, digest, payload in action.payloads:
+            self.payloads[(seq, digest)] = payload
+        for key in action.dropped:
+            self.payloads[key] = None
+
+    def write(self, store: Store) -> None:
+        store.save_safety_record(
+            self.record,
+            payloads=[(seq, digest, p) for (seq, digest), p in self.payloads.items() if p is not None],
+            dropped=[key for key, p in self.payloads.items() if p is None])
+        self.record = None
+        self.payloads = {}

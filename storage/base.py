@@ -56,8 +56,14 @@ class Store(Protocol):
 
     def load_safety_record(self) -> bytes | None: ...
 
-    def save_safety_record(self, data: bytes) -> None:
-        """Durable (fsync'd) before it returns: the driver sends votes after it."""
+    def save_safety_record(self, data: bytes,
+                           payloads: Sequence[tuple[int, bytes, bytes]] = (),
+                           dropped: Sequence[tuple[int, bytes]] = ()) -> None:
+        """Durable (fsync'd) before it returns: the driver sends votes after it.
+        In the same write, store each (seq, digest, payload) of `payloads` and
+        delete the (seq, digest) payloads in `dropped` (consensus.events.PersistSafety)."""
+
+    def get_prepared_payload(self, seq: int, digest: bytes) -> bytes | None: ...
 
     def close(self) -> None:
         """Release the store; idempotent.  Any later call raises StoreError."""

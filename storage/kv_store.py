@@ -235,13 +235,29 @@ class KVStore:
     def load_safety_record(self) -> bytes | None:
         return self._kv.get(layout.KEY_SAFETY)
 
-    def save_safety_record(self, data: bytes) -> None:
+    def save_safety_record(self, data: bytes,
+                           payloads: Sequence[tuple[int, bytes, bytes]] = (),
+                           dropped: Sequence[tuple[int, bytes]] = ()) -> None:
         if type(data) is not bytes:
             raise StoreError(f"{self.where}: safety record must be bytes, got {type(data).__name__}")
         if len(data) > layout.MAX_SAFETY_RECORD:
             raise StoreError(f"{self.where}: safety record of {len(data)} bytes exceeds "
                              f"{layout.MAX_SAFETY_RECORD}")
-        self._kv.put_sync(layout.KEY_SAFETY, data)
+        if not payloads and not dropped:
+            self._kv.put_sync(layout.KEY_SAFETY, data)
+            return
+        batch = self._kv.batch()
+        for seq, digest in dropped:
+            batch.delete(layout.payload_key(seq, digest))
+        for seq, digest, payload in payloads:
+            if type(payload) is not bytes:
+                raise StoreError(f"{self.where}: prepared payload at {seq} is not bytes")
+            batch.put(layout.payload_key(seq, digest), payload)
+        batch.put(layout.KEY_SAFETY, data)
+        batch.write()
+
+    def get_prepared_payload(self, seq: int, digest: bytes) -> bytes | None:
+        return self._kv.get(layout.payload_key(seq, digest))
 
     # -- lifetime -----------------------------------------------------------------
     def close(self) -> None:

@@ -13,6 +13,7 @@ arrays (ledger.codec) unless noted.
     t/ + tx id          -> [height, index in block, receipt record]
     s/ + state key      -> state value (raw bytes, not msgpack)
     p/safety            -> the consensus safety record (raw bytes, opaque here)
+    q/ + seq (8 BE) + digest -> a prepared payload the safety record refers to (raw bytes)
 
 The tip is one record so that height, hash and state root can never disagree,
 and it is written in the same batch as the block it points to.
@@ -38,8 +39,9 @@ CERTIFICATE = b"c/"
 BLOCK_HASH = b"h/"
 TX = b"t/"
 STATE = b"s/"
+PAYLOAD = b"q/"
 
-FAMILIES = (b"m/", BLOCK, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/")
+FAMILIES = (b"m/", BLOCK, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD)
 
 # The consensus driver's record is a few hundred bytes; a cap keeps a bug
 # from turning every vote into a multi-megabyte fsync.
@@ -48,6 +50,10 @@ MAX_SAFETY_RECORD = 1 << 20
 
 def height_key(height: int) -> bytes:
     return height.to_bytes(8, "big")
+
+
+def payload_key(seq: int, digest: bytes) -> bytes:
+    return PAYLOAD + height_key(seq) + digest
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from ledger.crypto import KeyPair, hash256
 
 from ..config import ReplicaConfig
 from ..errors import RemoteProtocolError
+from ..safety import apply_payload_changes
 from ..events import (Broadcast, Deliver, Executed, MessageReceived, PersistSafety, Propose,
                       RequestsPending, RequestSync, Send, SetTimer, Synced, TimerFired)
 from ..messages import PrePrepare, decode_message, sign
@@ -61,7 +62,7 @@ class SeedResult:
 class Host:
     """One running replica instance and the node state that survives crashes
     (its safety record and its delivered blocks)."""
-    __slots__ = ("validator", "label", "side", "behaviour", "replica", "record", "blocks",
+    __slots__ = ("validator", "label", "side", "behaviour", "replica", "record", "payloads", "blocks",
                  "states", "up", "incarnation", "floor", "nonce")
 
     def __init__(self, validator: int, label: str, side: int | None, behaviour: str | None):
@@ -71,6 +72,7 @@ class Host:
         self.behaviour = behaviour
         self.replica: Replica | None = None
         self.record: bytes | None = None
+        self.payloads: dict[tuple[int, bytes], bytes] = {}     # durable, like the record
         self.blocks: list[tuple[bytes, Any]] = []    # (payload, certificate) for seq 1..
         self.states: list[bytes] = [GENESIS]         # state digest after seq i
         self.up = True
@@ -152,7 +154,8 @@ class World:
 
     def _boot(self, host: Host) -> None:
         host.replica = Replica(self._config(host.validator), self.keys[host.validator],
-                               host.record, (host.height, host.states[-1]))
+                               host.record, (host.height, host.states[-1]),
+                               prepared_payloads=host.payloads)
         if host.replica.last_delivered < host.floor:
             self.fail(f"{host.label} restarted below its delivered prefix")
         self.apply(host, host.replica.start())
@@ -181,6 +184,7 @@ class World:
                 self.send(host, action.to, action.message)
             elif kind is PersistSafety:
                 host.record = action.record
+                apply_payload_changes(host.payloads, action.payloads, action.dropped)
             elif kind is Deliver:
                 self.deliver(host, action)
                 if self.violation:

@@ -17,6 +17,7 @@ from consensus.events import (Broadcast, Deliver, Executed, MessageReceived, Per
                               Propose, RequestSync, Send, SetTimer, Synced, TimerFired)
 from consensus.messages import decode_message
 from consensus.replica import Replica
+from consensus.safety import apply_payload_changes
 from consensus.sim.world import check_payload as payload_digest
 
 CHAIN = "test-chain"
@@ -45,6 +46,7 @@ def config(n: int, me: int, **overrides) -> ReplicaConfig:
 class Node:
     replica: Replica
     record: bytes | None = None
+    payloads: dict = field(default_factory=dict)
     delivered: list[Deliver] = field(default_factory=list)
     timers: dict[str, SetTimer] = field(default_factory=dict)
     syncs: list[RequestSync] = field(default_factory=list)
@@ -71,6 +73,7 @@ class Cluster:
             kind = type(action)
             if kind is PersistSafety:
                 node.record = action.record
+                apply_payload_changes(node.payloads, action.payloads, action.dropped)
             elif kind is Broadcast:
                 for j in range(self.n):
                     if j != i:
@@ -124,7 +127,7 @@ class Cluster:
         node = self.nodes[i]
         last = node.delivered[-1].seq if node.delivered else 0
         node.replica = Replica(config(self.n, i, **self.overrides), self.keys[i], node.record,
-                               (last, node.state))
+                               (last, node.state), prepared_payloads=node.payloads)
         node.timers.clear()
         self.apply(i, node.replica.start())
 

@@ -6,7 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from consensus.errors import SafetyRecordError
 from consensus.messages import CheckpointProof, PreparedProof
-from consensus.safety import PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, SafetyState
+from consensus.safety import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, SafetyState,
+                              apply_payload_changes, payload_keys)
 from ledger.certificate import Vote
 
 SIG = bytes(64)
@@ -27,6 +28,7 @@ operation = st.one_of(
 @given(st.lists(operation, max_size=60))
 def test_never_signs_two_digests_and_never_goes_back(ops):
     state = SafetyState()
+    stored: dict = {}                    # the driver's durable payload store
     signed: dict[tuple[int, int, str], bytes] = {}
     highest_view = 0
     for op in ops:
@@ -52,7 +54,8 @@ def test_never_signs_two_digests_and_never_goes_back(ops):
             state.own_checkpoint = (op[1] * 4, op[2])
         else:
             before = state
-            state = SafetyState.decode(state.encode())
+            apply_payload_changes(stored, *state.take_payload_changes())
+            state = SafetyState.decode(state.encode(), stored)
             assert state == before
         assert state.view >= highest_view
         highest_view = state.view
@@ -60,6 +63,10 @@ def test_never_signs_two_digests_and_never_goes_back(ops):
         assert all(seq > state.checkpoint.seq for seq, _ in state.votes)
         assert all(seq > state.checkpoint.seq for seq in state.prepared)
         assert all(p.payload == b"p" for p in state.prepared.values())   # survives restarts
+        # The driver stores only what the record still refers to.
+        apply_payload_changes(stored, *state.take_payload_changes())
+        assert set(stored) == {(p.seq, p.digest) for p in state.prepared.values()}
+        assert payload_keys(state.encode()) == [(p.seq, p.digest) for p in state.prepared.values()]
 
 
 @settings(max_examples=200, deadline=None)
@@ -87,3 +94,15 @@ def test_lower_view_votes_are_refused():
 def test_corrupt_record_is_a_clear_error(data):
     with pytest.raises(SafetyRecordError):
         SafetyState.decode(data)
+
+
+def test_the_record_stays_small_however_large_the_prepared_blocks():
+    state = SafetyState()
+    for seq in range(1, 33):
+        state.record_prepared(PreparedProof(0, seq, bytes([seq]) * 32, SIG, (Vote(1, SIG),) * 2,
+                                            b"x" * 1_000_000))
+    assert len(state.encode()) < 16 * 1024
+    payloads, dropped = state.take_payload_changes()
+    assert len(payloads) == 32 and dropped == ()
+    state.advance_checkpoint(CheckpointProof(16, bytes(32), (Vote(0, SIG),)))
+    assert state.take_payload_changes() == ((), tuple((s, bytes([s]) * 32) for s in range(1, 17)))

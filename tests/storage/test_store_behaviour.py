@@ -168,6 +168,21 @@ def test_state_writes_and_deletes(make_store):
     assert [store.get_state(k) for k in (b"a", b"b", b"c", b"never-set")] == [b"back", b"22", b"3", None]
 
 
+def test_prepared_payloads_are_written_with_the_record(make_store):
+    store = make_store()
+    d1, d2 = bytes([1]) * 32, bytes([2]) * 32
+    store.save_safety_record(b"r1", payloads=[(5, d1, b"block five"), (6, d2, b"six" * 100_000)])
+    assert store.load_safety_record() == b"r1"
+    assert store.get_prepared_payload(5, d1) == b"block five"
+    assert store.get_prepared_payload(6, d2) == b"six" * 100_000
+    assert store.get_prepared_payload(5, d2) is None
+    store.save_safety_record(b"r2", dropped=[(5, d1)])
+    assert store.get_prepared_payload(5, d1) is None and store.get_prepared_payload(6, d2) is not None
+    with pytest.raises(StoreError):
+        store.save_safety_record(b"r3", payloads=[(7, d1, "not bytes")])
+    assert store.load_safety_record() == b"r2"     # nothing of a refused write lands
+
+
 def test_safety_record_round_trip(make_store):
     store = make_store()
     store.save_safety_record(b"first")
