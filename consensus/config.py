@@ -18,9 +18,14 @@ MAX_WINDOW = 1024       # the largest W a message decoder accepts (bounds VIEW-C
 @dataclass(frozen=True, slots=True)
 class ReplicaConfig:
     """`check_payload(seq, payload)` returns the proposal digest of `payload`
-    if it is acceptable at `seq`, else None.  It must be deterministic: the
-    digest is what binds a payload to the signatures over it.  The core never
-    calls it for the null payload b"" (whose digest is NULL_DIGEST)."""
+    if it is acceptable at `seq`, else None: it judges a fresh PRE-PREPARE.
+    `payload_digest(seq, payload)` (default: check_payload) only binds a
+    payload to its digest; it is used for payloads carried by prepared
+    certificates in VIEW-CHANGE and NEW-VIEW, which a quorum already accepted:
+    judging them again against today's state (a tx committed meanwhile, a cache
+    that forgot a signature) could stall the view change for good.  Both must
+    be deterministic about the digest.  The core never calls them for the null
+    payload b"" (whose digest is NULL_DIGEST)."""
 
     chain_id: str
     validators: tuple[bytes, ...]
@@ -33,6 +38,7 @@ class ReplicaConfig:
     max_in_flight: int = 4
     # How often lost messages are re-sent (0: half the base view-change timeout).
     retransmit_ms: int = 0
+    payload_digest: Callable[[int, bytes], bytes | None] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.validators)

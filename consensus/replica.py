@@ -63,7 +63,7 @@ class Replica:
         self._n = len(config.validators)
         self._f = (self._n - 1) // 3
         self._v = Verifier(config.chain_id, config.validators, config.checkpoint_interval,
-                           config.window, config.check_payload)
+                           config.window, config.check_payload, config.payload_digest)
         self._quorum = self._v.quorum
         self._safety = (SafetyState.decode(safety_record, prepared_payloads) if safety_record
                         else SafetyState())

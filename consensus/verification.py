@@ -37,10 +37,12 @@ def reproposals(view_changes: Iterable[ViewChange]) -> tuple[CheckpointProof, li
 
 
 class Verifier:
-    __slots__ = ("chain_id", "keys", "n", "quorum", "interval", "window", "_check_payload")
+    __slots__ = ("chain_id", "keys", "n", "quorum", "interval", "window", "_check_payload",
+                 "_payload_digest")
 
     def __init__(self, chain_id: str, keys: Sequence[bytes], interval: int, window: int,
-                 check_payload: Callable[[int, bytes], bytes | None]) -> None:
+                 check_payload: Callable[[int, bytes], bytes | None],
+                 payload_digest: Callable[[int, bytes], bytes | None] | None = None) -> None:
         self.chain_id = chain_id
         self.keys = tuple(keys)
         self.n = len(self.keys)
@@ -48,6 +50,7 @@ class Verifier:
         self.interval = interval
         self.window = window
         self._check_payload = check_payload
+        self._payload_digest = payload_digest or check_payload
 
     def primary(self, view: int) -> int:
         return view % self.n
@@ -58,10 +61,13 @@ class Verifier:
                 and verify(self.keys[message.replica], message.signed_bytes(self.chain_id),
                            message.signature))
 
-    def payload_matches(self, seq: int, payload: bytes, digest: bytes) -> bool:
+    def payload_matches(self, seq: int, payload: bytes, digest: bytes, *, prepared: bool = False) -> bool:
+        """A fresh proposal: acceptable and of this digest.  `prepared`: carried by
+        a prepared certificate, so only its binding to the digest is checked."""
         if payload == b"":
             return digest == NULL_DIGEST
-        return digest != NULL_DIGEST and self._check_payload(seq, payload) == digest
+        check = self._payload_digest if prepared else self._check_payload
+        return digest != NULL_DIGEST and check(seq, payload) == digest
 
     def checkpoint_problem(self, proof: CheckpointProof) -> str | None:
         if proof.seq % self.interval:
@@ -92,7 +98,7 @@ class Verifier:
             if not verify(self.keys[vote.validator], message, vote.signature):
                 return f"bad prepare signature from {vote.validator}"
         if proof.payload is not None and not self.payload_matches(proof.seq, proof.payload,
-                                                                  proof.digest):
+                                                                  proof.digest, prepared=True):
             return f"payload of prepared proof for {proof.seq} does not match its digest"
         return None
 
@@ -138,6 +144,6 @@ class Verifier:
         for pp in nv.pre_prepares:
             if pp.view != nv.view or pp.replica != nv.replica or not self.signed(pp):
                 return f"bad pre-prepare for {pp.seq} in new-view"
-            if not self.payload_matches(pp.seq, pp.payload, pp.digest):
+            if not self.payload_matches(pp.seq, pp.payload, pp.digest, prepared=True):
                 return f"payload for {pp.seq} in new-view does not match its digest"
         return None

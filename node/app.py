@@ -95,7 +95,7 @@ class Node:
             checkpoint_interval=params.checkpoint_interval, window=params.window,
             max_in_flight=4, view_change_timeout_ms=params.view_change_timeout_ms,
             max_view_change_timeout_ms=params.max_view_change_timeout_ms,
-            check_payload=self.driver.check_payload)
+            check_payload=self.driver.check_payload, payload_digest=self.driver.payload_digest)
         record = store.load_safety_record()
         payloads = {k: p for k in payload_keys(record)
                     if (p := store.get_prepared_payload(*k)) is not None}

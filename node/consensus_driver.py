@@ -100,14 +100,11 @@ class ConsensusDriver:
 
     # -- proposals ---------------------------------------------------------------------
     def check_payload(self, seq: int, payload: bytes) -> bytes | None:
-        """ReplicaConfig.check_payload: validate a proposal we were sent."""
+        """ReplicaConfig.check_payload: validate a fresh proposal we were sent."""
         if seq <= self.chain.height:
-            # Already committed here (e.g. a prepared certificate carried into a
-            # new view): the payload is acceptable iff it is what we committed.
-            try:
-                digest = Proposal.decode(payload).digest()
-            except DecodeError:
-                return None
+            # Committed here already (a retransmission, or this node restarted):
+            # acceptable iff it is what we committed.
+            digest = self.payload_digest(seq, payload)
             certificate = self.store.get_certificate(seq)
             return digest if certificate is not None and certificate.digest == digest else None
         result = self.chain.check_proposal(seq, payload, self.mempool.knows_valid)
@@ -116,6 +113,19 @@ class ConsensusDriver:
             return None
         digest = result.digest()
         self._remember(digest, result)
+        return digest
+
+    def payload_digest(self, seq: int, payload: bytes) -> bytes | None:
+        """ReplicaConfig.payload_digest: the digest of a payload carried by a
+        prepared certificate (a quorum accepted it already; only bind it)."""
+        try:
+            proposal = Proposal.decode(payload)
+        except DecodeError:
+            return None
+        if proposal.chain_id != self.chain.genesis.chain_id or proposal.height != seq:
+            return None
+        digest = proposal.digest()
+        self._proposals.setdefault(digest, proposal)
         return digest
 
     def propose(self, seq: int, proposal: Proposal) -> None:

@@ -14,7 +14,7 @@ from consensus.messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare
 from consensus.replica import Replica
 from ledger.block import NULL_DIGEST
 
-from .cluster import CHAIN, GENESIS, Cluster, config, keys, make_payload
+from .cluster import CHAIN, GENESIS, Cluster, config, keys, make_payload, payload_digest
 
 
 def assert_agreement_and_certificates(cluster, members=None):
@@ -172,6 +172,27 @@ def test_view_change_carries_prepared_certificates_into_the_new_view():
     commit_blocks(c, 2)
     assert_agreement_and_certificates(c, (1, 2, 3))
     assert len(c.nodes[1].delivered) == 5
+
+
+def test_prepared_payloads_are_only_bound_to_their_digest_in_a_view_change():
+    # After the blocks prepared, the application would refuse them as fresh
+    # proposals (say a tx committed meanwhile elsewhere); the view change must
+    # still carry them, checking only that each payload matches its digest.
+    refuse = {"fresh": False}
+
+    def check(seq, payload):
+        return None if refuse["fresh"] else payload_digest(seq, payload)
+
+    c = Cluster(4, check_payload=check, payload_digest=payload_digest)
+    proposed = [make_payload(s)[1] for s in (1, 2)]
+    c.propose()
+    c.propose()
+    c.step(drop=lambda s, d, m: isinstance(m, Commit))
+    refuse["fresh"] = True
+    crash_primary_and_change_view(c)
+    for i in (1, 2, 3):
+        assert c.nodes[i].replica.view == 1 and c.digests(i) == proposed
+    assert_agreement_and_certificates(c, (1, 2, 3))
 
 
 def test_view_change_fills_gaps_with_null_blocks():
