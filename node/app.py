@@ -102,7 +102,8 @@ class Node:
         self.replica = Replica(replica_config, key, record,
                                (store.last_height(), store.last_block_hash()),
                                prepared_payloads=payloads)
-        self.driver.replica = self.replica
+        self.driver.replica = self.replica   # the replica's config needed the driver's callbacks
+        self.metrics.view.set(self.replica.view)
         self.sync = BlockSync(self.chain, send=self.peers.send, connected=self.peers.connected,
                               apply=self.driver.synced, on_progress=self._on_sync_progress)
         self._work = trio.Event()
@@ -293,9 +294,13 @@ class Node:
     def _on_sync_request(self, action: ev.RequestSync) -> None:
         self.sync.want(action.target_seq)
 
-    def _on_sync_progress(self, height: int, target: int) -> None:
-        self.metrics.sync_started(target)
-        self.metrics.sync_block_applied()
+    def _on_sync_progress(self, height: int, target: int, applied: int) -> None:
+        for _ in range(applied):
+            self.metrics.sync_block_applied()
+        if height >= target:
+            self.metrics.sync_finished()
+        else:
+            self.metrics.sync_started(target)
         self.mempool.evict_invalid(height)
 
     def _on_fault(self, peer: int, reason: str) -> None:

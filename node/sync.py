@@ -38,7 +38,7 @@ class BlockSync:
     def __init__(self, chain: Chain, *, send: Callable[[int, int, object], bool],
                  connected: Callable[[], list[int]],
                  apply: Callable[[list[CommitResult]], None],
-                 on_progress: Callable[[int, int], None]) -> None:
+                 on_progress: Callable[[int, int, int], None]) -> None:
         self.chain = chain
         self._send = send
         self._connected = connected
@@ -121,5 +121,5 @@ class BlockSync:
             self._apply(results)
             if results:
                 failures = 0
-                self._on_progress(self.chain.height, goal)
+                self._on_progress(self.chain.height, goal, len(results))
             await trio.sleep(0)
