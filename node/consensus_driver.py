@@ -27,6 +27,10 @@ from storage.base import Store
 
 log = logging.getLogger("ynchain.consensus")
 
+# Decoded proposals kept between validation and commit.  Legitimately at most
+# about a window's worth; the bound only matters against a flood of re-proposals.
+MAX_CACHED_PROPOSALS = 256
+
 
 class ConsensusDriver:
     def __init__(self, replica, chain: Chain, store: Store, mempool: Mempool, *,
@@ -136,7 +140,7 @@ class ConsensusDriver:
     def _remember(self, digest: bytes, proposal: Proposal) -> None:
         self._proposals[digest] = proposal
         self.mempool.mark_in_flight(proposal.height, (tx.id for tx in proposal.txs))
-        if len(self._proposals) > 4 * 1024:   # bounded: drop the oldest
+        if len(self._proposals) > MAX_CACHED_PROPOSALS:   # bounded: drop the oldest
             del self._proposals[next(iter(self._proposals))]
 
     # -- commit ------------------------------------------------------------------------
