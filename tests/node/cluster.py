@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from cli.layout import init_testnet
+from cli.layout import init_testnet, load_testnet
 from cli.ports import free_port_base
 from ledger.crypto import load_key
 from ledger.tx import Transaction
@@ -29,9 +29,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class Cluster:
-    def __init__(self, root: Path, n: int = 4) -> None:
+    def __init__(self, root: Path, n: int = 4, **consensus: int) -> None:
+        """`consensus` overrides genesis consensus parameters (e.g. empty_blocks_interval_ms)."""
         self.root = root
         self.testnet = init_testnet(root, nodes=n, base_port=free_port_base(2 * n))
+        if consensus:
+            path = root / "genesis.json"
+            doc = json.loads(path.read_text())
+            doc["consensus"].update(consensus)
+            path.write_text(json.dumps(doc, indent=2))
+            self.testnet = load_testnet(root)
         self.n = n
         self.procs: dict[int, subprocess.Popen] = {}
         self.accounts = {p.stem: load_key(p) for p in sorted((root / "accounts").glob("*.key"))}

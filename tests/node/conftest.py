@@ -7,8 +7,8 @@ from tests.node.cluster import Cluster
 def make_cluster(tmp_path):
     clusters = []
 
-    def make(n: int = 4) -> Cluster:
-        cluster = Cluster(tmp_path / f"net{len(clusters)}", n)
+    def make(n: int = 4, **consensus: int) -> Cluster:
+        cluster = Cluster(tmp_path / f"net{len(clusters)}", n, **consensus)
         clusters.append(cluster)
         return cluster
     yield make

@@ -199,6 +199,21 @@ async def test_sigterm_stops_a_node_cleanly_and_it_resumes(make_cluster):
         assert (await cluster.status(3))["height"] >= height
 
 
+async def test_empty_blocks_at_the_configured_interval(make_cluster):
+    cluster = make_cluster(4, empty_blocks_interval_ms=200)
+    with trio.fail_after(60):
+        cluster.start_all()
+        await cluster.wait_ready()
+        # With no transactions at all, the chain still advances (a heartbeat).
+        await cluster.wait_until(lambda: _heights_at_least(cluster, range(4), 5), 30, "5 empty blocks")
+        await _all_same_chain(cluster, range(4), 5)
+        code, block = await cluster.get(0, "/blocks/3")
+        assert code == 200 and block["txs"] == [] and block["header"]["proposer"] == "node0"
+        _, later = await cluster.get(0, "/blocks/5")
+        # ... but no faster than the interval: two blocks take at least 2 x 200 ms.
+        assert later["header"]["timestamp_ms"] - block["header"]["timestamp_ms"] >= 380
+
+
 def _metrics(cluster, i):
     import urllib.request
     with urllib.request.urlopen(cluster.url(i) + "/metrics", timeout=5) as resp:
