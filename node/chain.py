@@ -7,7 +7,7 @@ Used only from the consensus task (single writer to the store).  No trio here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Protocol
 
 from ledger import admission
 from ledger.block import Block, BlockHeader, Proposal
@@ -17,7 +17,14 @@ from ledger.execution import ExecutionResult, execute_block
 from ledger.genesis import Genesis
 from ledger.merkle import EMPTY_ROOT
 from ledger.receipt import Receipt
+from ledger.tx import Transaction
 from storage.base import Store
+
+
+class SignatureMemo(Protocol):
+    def knows_valid(self, tx: Transaction) -> bool: ...
+
+    def remember_verified(self, tx: Transaction) -> None: ...
 
 
 class SyncedBlockError(Exception):
@@ -42,10 +49,10 @@ class Chain:
         return self.store.last_height()
 
     # -- proposals -------------------------------------------------------------------
-    def check_proposal(self, seq: int, payload: bytes,
-                       verified: Callable[[bytes], bool]) -> Proposal | str:
+    def check_proposal(self, seq: int, payload: bytes, signatures: SignatureMemo) -> Proposal | str:
         """Decode and validate a proposed payload for `seq`; the Proposal, or why
-        it is refused.  `verified(tx_id)` says a signature was already checked."""
+        it is refused.  `signatures` remembers which tx signatures this node
+        checked already, so none is verified twice."""
         try:
             proposal = Proposal.decode(payload)
         except DecodeError as exc:
@@ -67,8 +74,11 @@ class Chain:
             seen.add(tx_id)
             problem = (admission.static_problem(tx, self.genesis)
                        or admission.window_problem(tx, seq - 1, self.genesis))
-            if problem is None and not verified(tx_id) and not tx.verify_signature():
-                problem = admission.BAD_SIGNATURE
+            if problem is None and not signatures.knows_valid(tx):
+                if not tx.verify_signature():
+                    problem = admission.BAD_SIGNATURE
+                else:
+                    signatures.remember_verified(tx)
             if problem:
                 return f"transaction {tx_id.hex()}: {problem}"
         return proposal

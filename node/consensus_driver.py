@@ -111,7 +111,7 @@ class ConsensusDriver:
             digest = self.payload_digest(seq, payload)
             certificate = self.store.get_certificate(seq)
             return digest if certificate is not None and certificate.digest == digest else None
-        result = self.chain.check_proposal(seq, payload, self.mempool.knows_valid)
+        result = self.chain.check_proposal(seq, payload, self.mempool)
         if isinstance(result, str):
             log.warning("refusing proposal for height %d: %s", seq, result)
             return None

@@ -21,6 +21,8 @@ from ledger import admission
 from ledger.genesis import Genesis
 from ledger.tx import Transaction
 
+MAX_REMEMBERED_SIGNATURES = 100_000
+
 
 @dataclass(slots=True)
 class _Entry:
@@ -40,6 +42,10 @@ class Mempool:
         self._ready: dict[bytes, None] = {}
         self._in_flight: dict[int, list[bytes]] = {}
         self._bytes = 0
+        # tx id -> signature this node checked outside admission (a proposal that
+        # arrived before the gossip did): admission then skips the check.  The
+        # signature is compared too: the id does not cover it.
+        self._verified: dict[bytes, bytes] = {}
 
     # -- size ----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -75,16 +81,29 @@ class Mempool:
             size = len(tx.encode())
         if len(self._entries) >= self.max_txs or self._bytes + size > self.max_bytes:
             return admission.MEMPOOL_FULL
-        if not tx.verify_signature():
+        if self._verified.get(tx_id) == tx.signature:
+            del self._verified[tx_id]        # from now on the entry says it is verified
+        elif not tx.verify_signature():
             return admission.BAD_SIGNATURE
         self._entries[tx_id] = _Entry(tx, size, now)
         self._ready[tx_id] = None
         self._bytes += size
         return None
 
-    def knows_valid(self, tx_id: bytes) -> bool:
-        """True if this tx passed admission here (its signature is verified)."""
-        return tx_id in self._entries
+    def knows_valid(self, tx: Transaction) -> bool:
+        """True if this node verified this tx's signature already (the same
+        signature bytes: a tx id does not cover the signature)."""
+        tx_id = tx.id
+        entry = self._entries.get(tx_id)
+        if entry is not None:
+            return entry.tx.signature == tx.signature
+        return self._verified.get(tx_id) == tx.signature
+
+    def remember_verified(self, tx: Transaction) -> None:
+        """`tx`'s signature was checked outside admission (bounded memory)."""
+        self._verified[tx.id] = tx.signature
+        if len(self._verified) > MAX_REMEMBERED_SIGNATURES:
+            del self._verified[next(iter(self._verified))]
 
     def pending(self, limit: int) -> list[Transaction]:
         """Up to `limit` txs not yet in a proposal this node knows of, oldest first."""

@@ -55,21 +55,46 @@ def test_commit_executes_and_links_blocks():
     assert chain.store.get_tx(results[0].block.txs[0].id)[0] == 1
 
 
+class Memo:
+    """A SignatureMemo that records the signatures it is told about."""
+
+    def __init__(self, known=()):
+        self.known = {(t.id, t.signature) for t in known}
+        self.remembered = []
+
+    def knows_valid(self, tx):
+        return (tx.id, tx.signature) in self.known
+
+    def remember_verified(self, tx):
+        self.remembered.append(tx.id)
+        self.known.add((tx.id, tx.signature))
+
+
 def test_check_proposal_rejects_bad_payloads():
     chain = new_chain()
     good = proposal(1, txs(2))
-    assert isinstance(chain.check_proposal(1, good.encode(), lambda _: False), Proposal)
-    assert "height" in chain.check_proposal(2, good.encode(), lambda _: False)
-    assert "malformed" in chain.check_proposal(1, b"\xc1garbage", lambda _: False)
+    assert isinstance(chain.check_proposal(1, good.encode(), Memo()), Proposal)
+    assert "height" in chain.check_proposal(2, good.encode(), Memo())
+    assert "malformed" in chain.check_proposal(1, b"\xc1garbage", Memo())
     dup = proposal(1, txs(1) * 2)
-    assert "duplicate" in chain.check_proposal(1, dup.encode(), lambda _: False)
+    assert "duplicate" in chain.check_proposal(1, dup.encode(), Memo())
     t = txs(1)[0]
     forged = dataclasses.replace(t, signature=bytes(64), _payload=None, _id=None)
-    assert "bad_signature" in chain.check_proposal(1, proposal(1, [forged]).encode(), lambda _: False)
+    assert "bad_signature" in chain.check_proposal(1, proposal(1, [forged]).encode(), Memo())
     # A signature this node already verified is not checked again.
-    assert isinstance(chain.check_proposal(1, proposal(1, [forged]).encode(), lambda _: True), Proposal)
+    assert isinstance(chain.check_proposal(1, proposal(1, [forged]).encode(), Memo([forged])), Proposal)
+    # ...but the same id with other signature bytes is checked (the id does not cover them).
+    assert "bad_signature" in chain.check_proposal(1, proposal(1, [forged]).encode(), Memo([t]))
     stranger = dataclasses.replace(good, proposer="mallory")
-    assert "not a validator" in chain.check_proposal(1, stranger.encode(), lambda _: False)
+    assert "not a validator" in chain.check_proposal(1, stranger.encode(), Memo())
+
+
+def test_signatures_checked_for_a_proposal_are_remembered():
+    chain = new_chain()
+    memo = Memo()
+    good = proposal(1, txs(3))
+    assert isinstance(chain.check_proposal(1, good.encode(), memo), Proposal)
+    assert memo.remembered == [tx.id for tx in good.txs]
 
 
 def test_synced_blocks_verify_and_reproduce_the_same_chain():

@@ -31,7 +31,7 @@ def test_admits_once_and_refuses_with_reasons():
     forged = tx(5)
     forged = type(forged)(*forged.to_record()[:7], bytes(64))
     assert mp.admit(forged, 0, 0.0) == admission.BAD_SIGNATURE
-    assert len(mp) == 1 and mp.knows_valid(t.id)
+    assert len(mp) == 1 and mp.knows_valid(t)
 
 
 def test_committed_elsewhere_is_a_duplicate():
@@ -105,3 +105,33 @@ def test_evict_invalid_after_sync():
     committed.add(done.id)
     assert mp.evict_invalid(10) == 2
     assert len(mp) == 1 and long_.id in mp
+
+
+def test_a_signature_verified_for_a_proposal_is_not_checked_again_at_admission():
+    mp = pool()
+    t = tx(1)
+    mp.remember_verified(t)
+    assert mp.knows_valid(t)
+    forged = type(t)(*t.to_record()[:7], bytes(64))     # same id, other signature bytes
+    assert not mp.knows_valid(forged)
+    assert mp.admit(forged, 0, 0.0) == admission.BAD_SIGNATURE
+    assert mp.admit(t, 0, 0.0) is None
+    assert mp.knows_valid(t) and not mp.knows_valid(forged)
+
+
+def test_an_admitted_tx_vouches_only_for_its_own_signature():
+    mp = pool()
+    t = tx(1)
+    assert mp.admit(t, 0, 0.0) is None
+    assert mp.knows_valid(t)
+    assert not mp.knows_valid(type(t)(*t.to_record()[:7], bytes(64)))
+
+
+def test_remembered_signatures_are_bounded(monkeypatch):
+    import node.mempool as mempool_module
+    monkeypatch.setattr(mempool_module, "MAX_REMEMBERED_SIGNATURES", 3)
+    mp = pool()
+    txs = [tx(i) for i in range(5)]
+    for t in txs:
+        mp.remember_verified(t)
+    assert [mp.knows_valid(t) for t in txs] == [False, False, True, True, True]
