@@ -85,7 +85,7 @@ def organisations(count: int) -> list[tuple[str, str]]:
 
 
 def build_genesis(chain_id: str, validator_keys: list[KeyPair], account_keys: dict[str, KeyPair],
-                  base_port: int) -> Genesis:
+                  base_port: int, empty_blocks_ms: int = 0) -> Genesis:
     orgs = organisations(len(validator_keys))
     doc = {
         "chain_id": chain_id,
@@ -96,6 +96,7 @@ def build_genesis(chain_id: str, validator_keys: list[KeyPair], account_keys: di
                        for i, k in enumerate(validator_keys)],
         "accounts": [{"name": org, "org": org, "public_key": k.public_key.hex(),
                       "roles": ["writer"]} for org, k in account_keys.items()],
+        "consensus": {"empty_blocks_interval_ms": empty_blocks_ms},
     }
     return parse_genesis(doc)
 
@@ -108,7 +109,8 @@ def _existing_parts(root: Path) -> list[Path]:
 
 
 def init_testnet(root: Path, nodes: int = 4, base_port: int = DEFAULT_BASE_PORT,
-                 chain_id: str = DEFAULT_CHAIN_ID, force: bool = False) -> Testnet:
+                 chain_id: str = DEFAULT_CHAIN_ID, force: bool = False, *,
+                 empty_blocks_ms: int = 0) -> Testnet:
     """Write a fresh testnet into `root`; with `force`, replace an existing one
     (the caller makes sure none of its nodes is running)."""
     if not 1 <= nodes <= MAX_VALIDATORS:
@@ -132,7 +134,7 @@ def init_testnet(root: Path, nodes: int = 4, base_port: int = DEFAULT_BASE_PORT,
 
     validator_keys = [KeyPair.generate() for _ in range(nodes)]
     account_keys = {org: KeyPair.generate() for org, _ in organisations(nodes)}
-    genesis = build_genesis(chain_id, validator_keys, account_keys, base_port)
+    genesis = build_genesis(chain_id, validator_keys, account_keys, base_port, empty_blocks_ms)
     try:
         root.mkdir(parents=True, exist_ok=True)
         (root / "accounts").mkdir()

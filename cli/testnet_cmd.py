@@ -58,13 +58,17 @@ def _refuse_if_running(root: Path) -> None:
 @click.option("--base-port", type=int, default=DEFAULT_BASE_PORT, show_default=True,
               help="Node i listens on p2p BASE+2i and API BASE+2i+1.")
 @click.option("--chain-id", default=DEFAULT_CHAIN_ID, show_default=True)
+@click.option("--empty-blocks", "empty_blocks_ms", type=click.IntRange(0, 3_600_000), default=0,
+              show_default=True, metavar="MS",
+              help="Propose an empty block after MS idle milliseconds (a heartbeat; "
+                   "0: blocks only carry transactions). With it, `up` also waits for a first block.")
 @click.option("--force", is_flag=True, help="Replace an existing testnet (deletes its chain data).")
 @json_option
-def testnet_init(root, nodes, base_port, chain_id, force, as_json):
+def testnet_init(root, nodes, base_port, chain_id, empty_blocks_ms, force, as_json):
     """Write genesis, node configs and keys, and one account key per department."""
     if force:
         _refuse_if_running(root)
-    net = init_testnet(root, nodes, base_port, chain_id, force)
+    net = init_testnet(root, nodes, base_port, chain_id, force, empty_blocks_ms=empty_blocks_ms)
     if as_json:
         print_json({"dir": str(net.dir), "chain_id": net.genesis.chain_id,
                     "nodes": [{"name": n.name, "org": n.org, "home": str(n.home),

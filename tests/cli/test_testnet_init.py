@@ -36,6 +36,14 @@ def test_init_writes_a_valid_testnet(run, tmp_path):
     assert sorted(a.org for a in genesis.accounts) == sorted(o.name for o in genesis.organisations)
 
 
+def test_empty_blocks_interval_goes_into_genesis(run, tmp_path):
+    assert run("testnet", "init", "--dir", tmp_path / "a").exit_code == 0
+    assert load_genesis(tmp_path / "a" / "genesis.json").consensus.empty_blocks_interval_ms == 0
+    assert run("testnet", "init", "--dir", tmp_path / "b", "--empty-blocks", 500).exit_code == 0
+    assert load_genesis(tmp_path / "b" / "genesis.json").consensus.empty_blocks_interval_ms == 500
+    assert run("testnet", "init", "--dir", tmp_path / "c", "--empty-blocks", -1).exit_code == 2
+
+
 def test_more_than_four_nodes_adds_banks(run, tmp_path):
     result = run("testnet", "init", "--dir", tmp_path / "tn", "--nodes", 6, "--json")
     assert result.exit_code == 0, result.output

@@ -163,6 +163,19 @@ def test_bench_on_the_running_testnet(testnet):
     assert all(n["cpu_s"] is not None and n["peak_rss_mb"] > 0 for n in report["nodes"])
 
 
+def test_up_waits_for_a_first_block_when_empty_blocks_are_on(tmp_path):
+    root = tmp_path / "hb"
+    ynchain("testnet", "init", "--dir", root, "--base-port", free_port_base(8), "--empty-blocks", 300)
+    try:
+        up = ynchain("testnet", "up", "--dir", root, "--timeout", 60, timeout=90)
+        assert "all 4 nodes ready" in up.stdout
+        nodes = ynchain_json("testnet", "status", "--dir", root)["nodes"]
+        assert all(n["height"] >= 1 for n in nodes), nodes
+    finally:
+        ynchain("testnet", "down", "--dir", root, "--grace", 5, check=False)
+        kill_leftovers(root)
+
+
 def test_bench_paces_an_offered_rate(testnet):
     # 800 txs in batches of 50 offered at 400 tx/s: each of the 4 submitters sends
     # a batch every 0.5 s, its 4th at 1.5 s; unpaced this takes a fraction of that.
