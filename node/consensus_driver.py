@@ -147,7 +147,12 @@ class ConsensusDriver:
     def _deliver(self, action: ev.Deliver, queue: deque) -> None:
         seq = action.seq
         if seq <= self.chain.height:
-            return   # already stored by block sync
+            # Stored by block sync already; it must be the very block the core committed.
+            stored = self.store.get_certificate(seq)
+            assert stored is not None and stored.digest == action.certificate.digest, (
+                f"safety violation: the core committed another block at height {seq} than the one synced")
+            queue.append(ev.Executed(seq, self.store.get_block(seq).hash))
+            return
         if action.payload == b"":
             proposal = None
         else:
