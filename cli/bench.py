@@ -356,8 +356,11 @@ def temporary_testnet(nodes: int, progress: bool) -> Iterator[Testnet]:
 @click.option("--rate", type=click.FloatRange(1, 1_000_000), default=None,
               help="Offer this many tx/s in total (open loop) instead of submitting as fast "
                    "as the nodes accept; latency is only meaningful below saturation.")
+@click.option("--catch-up", "catch_up_blocks", type=click.IntRange(1, 100_000), default=None,
+              metavar="BLOCKS", help="Afterwards, kill the last node, commit BLOCKS blocks of "
+                                     "--batch txs without it, restart it and time its catch-up.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench(root, nodes, txs, duration, accounts, batch_size, rate, as_json):
+def bench(root, nodes, txs, duration, accounts, batch_size, rate, catch_up_blocks, as_json):
     """Measure committed tx/s and submit-to-commit latency of a local testnet.
 
     Latency is observed on node0's block stream; CPU time and peak RSS are read
@@ -373,10 +376,11 @@ def bench(root, nodes, txs, duration, accounts, batch_size, rate, as_json):
         if not all(procs.running_pid(n) for n in net.nodes):
             raise CliError(f"the testnet in {root} is not (fully) running; "
                            f"start it with `ynchain testnet up --dir {root}`")
-        report = run_bench(net, txs, duration, accounts, batch_size, progress, rate)
+        report = _measure(net, txs, duration, accounts, batch_size, progress, rate, catch_up_blocks)
     else:
         with temporary_testnet(nodes, progress) as net:
-            report = run_bench(net, txs, duration, accounts, batch_size, progress, rate)
+            report = _measure(net, txs, duration, accounts, batch_size, progress, rate,
+                              catch_up_blocks)
     if as_json:
         print_json(report)
         return
@@ -389,3 +393,16 @@ def bench(root, nodes, txs, duration, accounts, batch_size, rate, as_json):
                   ("blocks", report["blocks"]), ("txs per block", report["avg_txs_per_block"])])
     for n in report["nodes"]:
         click.echo(f"  {n['name']}: cpu {n['cpu_s']} s, peak rss {n['peak_rss_mb']} MB")
+    if catch_up := report.get("catch_up"):
+        click.echo(f"catch-up:      {catch_up['node']} synced {catch_up['blocks']} blocks in "
+                   f"{catch_up['seconds']} s ({catch_up['blocks_per_s']} blocks/s, "
+                   f"{catch_up['txs_per_s']} tx/s)")
+
+
+def _measure(net: Testnet, txs, duration, accounts, batch_size, progress, rate,
+             catch_up_blocks) -> dict:
+    report = run_bench(net, txs, duration, accounts, batch_size, progress, rate)
+    if catch_up_blocks:
+        from .bench_catchup import measure_catch_up   # it imports this module
+        report["catch_up"] = measure_catch_up(net, catch_up_blocks, batch_size, progress)
+    return report

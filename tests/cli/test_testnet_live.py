@@ -176,6 +176,15 @@ def test_up_waits_for_a_first_block_when_empty_blocks_are_on(tmp_path):
         kill_leftovers(root)
 
 
+def test_bench_times_the_catch_up_of_a_crashed_node(testnet):
+    report = ynchain_json("bench", "--dir", testnet.dir, "--txs", 100, "--batch", 10,
+                          "--catch-up", 20, timeout=180)
+    catch_up = report["catch_up"]
+    assert catch_up["node"] == "node3" and catch_up["blocks"] >= 20 and catch_up["blocks_per_s"] > 0
+    nodes = ynchain_json("testnet", "status", "--dir", testnet.dir)["nodes"]
+    assert nodes[3]["alive"] and nodes[3]["height"] >= nodes[0]["height"] - 1   # back and caught up
+
+
 def test_bench_paces_an_offered_rate(testnet):
     # 800 txs in batches of 50 offered at 400 tx/s: each of the 4 submitters sends
     # a batch every 0.5 s, its 4th at 1.5 s; unpaced this takes a fraction of that.

@@ -40,6 +40,7 @@ BAD_USAGE = [
     ["bench", "--batch", "0"],
     ["bench", "--accounts", "0"],
     ["bench", "--rate", "0"],
+    ["bench", "--catch-up", "0"],
 ]
 
 
