@@ -112,7 +112,6 @@ class Node:
         self._waiters: dict[bytes, list[trio.Event]] = {}
         self._subscribers: set[trio.MemorySendChannel] = set()
         self._last_commit_at = time.monotonic()
-        self._last_proposal_ts = 0
         self._refresh_gauges()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -259,8 +258,7 @@ class Node:
 
     def _propose(self, seq: int) -> None:
         txs = self.mempool.take(self.genesis.consensus.max_block_txs, MAX_PROPOSAL_BYTES)
-        ts = max(int(time.time() * 1000), self._last_proposal_ts)
-        self._last_proposal_ts = ts
+        ts = max(int(time.time() * 1000), self.driver.latest_timestamp_ms)
         proposal = Proposal(self.chain_id, seq, self.replica.view, self.name, ts, tuple(txs))
         self.driver.propose(seq, proposal)
 

@@ -52,6 +52,11 @@ class ConsensusDriver:
         self._on_fault = on_fault
         self._on_view_change = on_view_change
         self._proposals: dict[bytes, Proposal] = {}   # digest -> decoded, validated proposal
+        # The newest block time this node has seen proposed or committed: its own
+        # proposals never go below it, so block times do not run backwards when
+        # the primary changes to a node whose clock is a little behind.
+        head = store.get_block(store.last_height()) if store.last_height() else None
+        self.latest_timestamp_ms = head.header.timestamp_ms if head else 0
         self._stepping = False
 
     # -- the step loop ---------------------------------------------------------------
@@ -129,7 +134,8 @@ class ConsensusDriver:
         if proposal.chain_id != self.chain.genesis.chain_id or proposal.height != seq:
             return None
         digest = proposal.digest()
-        self._proposals.setdefault(digest, proposal)
+        if digest not in self._proposals:
+            self._remember(digest, proposal)
         return digest
 
     def propose(self, seq: int, proposal: Proposal) -> None:
@@ -139,6 +145,7 @@ class ConsensusDriver:
 
     def _remember(self, digest: bytes, proposal: Proposal) -> None:
         self._proposals[digest] = proposal
+        self.latest_timestamp_ms = max(self.latest_timestamp_ms, proposal.timestamp_ms)
         self.mempool.mark_in_flight(proposal.height, (tx.id for tx in proposal.txs))
         if len(self._proposals) > MAX_CACHED_PROPOSALS:   # bounded: drop the oldest
             del self._proposals[next(iter(self._proposals))]

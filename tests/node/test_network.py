@@ -20,7 +20,9 @@ from node.wire import HandshakeError
 
 
 async def _all_same_chain(cluster, nodes, upto: int) -> None:
-    """Every node in `nodes` has the same block hash at every height 1..upto."""
+    """Every node in `nodes` has the same block hash at every height 1..upto,
+    and block times never run backwards (also across primaries)."""
+    previous_ts = 0
     for height in range(1, upto + 1):
         hashes = set()
         for i in nodes:
@@ -28,6 +30,8 @@ async def _all_same_chain(cluster, nodes, upto: int) -> None:
             assert code == 200, (i, height, block)
             hashes.add(block["hash"])
         assert len(hashes) == 1, f"nodes disagree at height {height}: {hashes}"
+        assert block["header"]["timestamp_ms"] >= previous_ts, f"block time went back at {height}"
+        previous_ts = block["header"]["timestamp_ms"]
 
 
 async def _committed_everywhere(cluster, nodes, tx_ids) -> None:
@@ -82,6 +86,7 @@ async def test_killing_the_primary_changes_view_and_commits_continue(make_cluste
         assert result["committed"], result
         new_status = await cluster.status(survivors[0])
         assert new_status["view"] > status["view"] and new_status["primary"] != f"node{primary}"
+        await _all_same_chain(cluster, survivors, result["height"])
         # The view-change timeout is 2 s (genesis default); allow for back-off and a slow CI box.
         assert took < 20, f"commit after killing the primary took {took:.1f}s"
         print(f"view change + commit after killing the primary: {took:.2f}s")
