@@ -46,7 +46,9 @@ from storage.base import Store
 log = logging.getLogger("ynchain.node")
 _DIGITS = re.compile(r"\d+")
 
-MAX_PROPOSAL_BYTES = 8 * 1024 * 1024
+# A block's txs, encoded.  A NEW-VIEW re-proposes up to max_in_flight (4) blocks in
+# one message, which must fit the transport's 16 MiB frame with room to spare.
+MAX_PROPOSAL_BYTES = 2 * 1024 * 1024
 MAX_WAITERS = 100_000
 SUBSCRIBER_BUFFER = 1024
 STATUS_INTERVAL_S = 1.0
