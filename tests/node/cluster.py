@@ -76,6 +76,13 @@ class Cluster:
             proc.wait()
             raise AssertionError(f"node{i} did not stop within {timeout}s of SIGTERM")
 
+    def freeze(self, i: int) -> None:
+        """SIGSTOP: the node stops dead (a partition, a long GC pause) but keeps its sockets."""
+        self.procs[i].send_signal(signal.SIGSTOP)
+
+    def thaw(self, i: int) -> None:
+        self.procs[i].send_signal(signal.SIGCONT)
+
     def alive(self, i: int) -> bool:
         proc = self.procs.get(i)
         return proc is not None and proc.poll() is None
@@ -83,6 +90,7 @@ class Cluster:
     def close(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)   # a frozen process still dies of SIGKILL, but be plain
                 proc.kill()
             proc.wait()
         self.procs.clear()

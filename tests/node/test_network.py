@@ -92,6 +92,36 @@ async def test_killing_the_primary_changes_view_and_commits_continue(make_cluste
         print(f"view change + commit after killing the primary: {took:.2f}s")
 
 
+async def test_a_frozen_primary_rejoins_the_new_view_when_it_wakes(make_cluster):
+    cluster = make_cluster(4)
+    with trio.fail_after(120):
+        cluster.start_all()
+        await cluster.wait_ready()
+        [r] = await cluster.submit(0, [cluster.make_tx("finance", "kv", "put", {"key": "f0", "value": 0})],
+                                   wait=True)
+        assert r["committed"], r
+        primary = int((await cluster.status(1))["primary"].removeprefix("node"))
+        others = [i for i in range(4) if i != primary]
+        cluster.freeze(primary)                     # cut off without closing a socket
+        for k in range(3):
+            [r] = await cluster.submit(others[k % 3], [cluster.make_tx(
+                "tax", "kv", "put", {"key": f"f{k + 1}", "value": k})], wait=True, timeout=45)
+            assert r["committed"], r
+        cluster.thaw(primary)
+        # The old primary must learn the new view and the blocks it missed, then
+        # accept work itself: a tx sent to it commits.
+        [r] = await cluster.submit(primary, [cluster.make_tx(
+            "agriculture", "kv", "put", {"key": "after-thaw", "value": 1})], wait=True, timeout=45)
+        assert r["committed"], r
+
+        async def same_view_and_height():
+            states = [await cluster.status(i) for i in range(4)]
+            return (all(states) and len({s["view"] for s in states}) == 1
+                    and len({s["height"] for s in states}) == 1)
+        await cluster.wait_until(same_view_and_height, 30, "all nodes in one view at one height")
+        await _all_same_chain(cluster, range(4), r["height"])
+
+
 async def _load(cluster, nodes, acked: list, stop: trio.Event, prefix: str):
     n = 0
     while not stop.is_set():
