@@ -144,7 +144,7 @@ class Node:
                             raise DecodeError("CONSENSUS payload must be bytes")
                         consensus_events.append(ev.MessageReceived(peer, decode_message(payload)))
                     elif msg_type == gossip.TXS:
-                        self._admit_many(gossip.decode_txs(payload), gossip=False)
+                        self._admit_many(gossip.decode_txs(payload), relay=False)
                     elif msg_type == gossip.STATUS:
                         height, _ = gossip.decode_status(payload)
                         self.sync.peer_status(peer, height)
@@ -195,9 +195,11 @@ class Node:
 
     # -- transactions ---------------------------------------------------------------------
     def submit(self, txs: list[Transaction]) -> list[Admission]:
-        return self._admit_many(txs, gossip=True)
+        return self._admit_many(txs, relay=True)
 
-    def _admit_many(self, txs: list[Transaction | None], *, gossip: bool) -> list[Admission]:
+    def _admit_many(self, txs: list[Transaction | None], *, relay: bool) -> list[Admission]:
+        """Admit txs to the mempool; `relay` them to every peer if they came from a
+        client (txs gossiped by a peer reached everyone already: full mesh)."""
         height = self.chain.height
         now = time.monotonic()
         results = []
@@ -209,13 +211,13 @@ class Node:
             reason = self.mempool.admit(tx, height, now)
             if reason is None:
                 admitted += 1
-                if gossip:
+                if relay:
                     self._gossip_buffer.append(tx.to_record())
             else:
                 self.metrics.mempool_rejected(reason)
             results.append(Admission(tx.id, reason is None, reason))
         if admitted:
-            if gossip:
+            if relay:
                 self._gossip_ready.set()
             self.driver.step([ev.RequestsPending()])
             self._work.set()
