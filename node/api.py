@@ -27,7 +27,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .api_events import HEARTBEAT_S, BlockEventStream
-from .api_http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, METHOD_NOT_ALLOWED, NOT_FOUND, ApiError,
+from .api_http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, METHOD_NOT_ALLOWED, NOT_FOUND, UNAVAILABLE,
+                       ApiError,
                        bad_request, error_response, not_found, parse_hex, parse_positive_int,
                        query_bool, query_seconds, read_body)
 from .api_txs import add_commits, decode_submission, submission_results
@@ -159,6 +160,8 @@ class _Routes:
             height = parse_positive_int(resume, "Last-Event-ID") + 1
         else:
             height = None
+        if not self.facade.can_subscribe():
+            raise ApiError(503, UNAVAILABLE, "too many block event streams on this node; try again later")
         return BlockEventStream(self.facade, height, self.heartbeat_s)
 
     async def openapi(self, request: Request) -> Response:

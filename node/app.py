@@ -51,6 +51,7 @@ _DIGITS = re.compile(r"\d+")
 MAX_PROPOSAL_BYTES = 2 * 1024 * 1024
 MAX_WAITERS = 100_000
 SUBSCRIBER_BUFFER = 1024
+MAX_SUBSCRIBERS = 256          # block event streams served at once
 STATUS_INTERVAL_S = 1.0
 STALL_BEFORE_SYNC_S = 1.0
 GOSSIP_FLUSH_S = 0.005
@@ -387,6 +388,9 @@ class Node:
                  "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
                  "connected": i == self.index or i in connected, "primary": i == self.replica.primary}
                 for i, v in enumerate(self.genesis.validators)]
+
+    def can_subscribe(self) -> bool:
+        return len(self._subscribers) < MAX_SUBSCRIBERS
 
     @asynccontextmanager
     async def subscribe_blocks(self):

@@ -72,6 +72,9 @@ class NodeFacade(Protocol):
         """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool).
         In genesis order: a certificate vote's validator index names an entry."""
 
+    def can_subscribe(self) -> bool:
+        """False when the node already serves as many block subscribers as it will."""
+
     def subscribe_blocks(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel]:
         """A bounded channel of CommittedBlock as they commit; a subscriber that
         falls too far behind is closed (its channel ends) rather than slowing the node."""

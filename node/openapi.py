@@ -221,7 +221,8 @@ def _paths() -> dict[str, Any]:
                 "description": "Event stream; each event's data is a BlockEvent",
                 "content": {"text/event-stream": {"schema": {"type": "string"},
                                                   "x-event-data": _ref("BlockEvent")}},
-            }, e400="`from` or Last-Event-ID not an integer >= 1"),
+            }, e400="`from` or Last-Event-ID not an integer >= 1",
+                e503="The node serves as many event streams as it will (code unavailable)"),
         }},
         "/openapi.json": {"get": {
             "summary": "This document",

@@ -39,6 +39,7 @@ class FakeNode:
         self.state: dict[tuple[str, str], Any] = {}
         self.fail_next: Exception | None = None   # raised by the next status() call
         self.subscribers: set[trio.MemorySendChannel] = set()
+        self.max_subscribers = 1000
         self.subscribers_changed = trio.Event()
         self.waiting = trio.Event()                # set when someone awaits wait_committed
         self._committed = trio.Event()
@@ -136,6 +137,9 @@ class FakeNode:
                  "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
                  "connected": i > 0, "primary": i == 0}
                 for i, v in enumerate(self.genesis.validators)]
+
+    def can_subscribe(self) -> bool:
+        return len(self.subscribers) < self.max_subscribers
 
     @asynccontextmanager
     async def subscribe_blocks(self) -> AsyncIterator[trio.MemoryReceiveChannel]:

@@ -553,6 +553,16 @@ async def test_events_heartbeat_and_bad_start(nursery) -> None:
         assert head.status == 200 and head.headers["content-type"].startswith("text/event-stream")
 
 
+async def test_events_are_refused_beyond_the_subscriber_limit(api: Api) -> None:
+    with trio.fail_after(10):
+        api.node.max_subscribers = 1
+        client = await SseClient.connect(api.port, "/events/blocks")
+        async with client.stream:
+            await client.until_comment("subscribed")
+            resp = await api.get("/events/blocks")
+            check_error(resp, "GET", "/events/blocks", 503, "unavailable")
+
+
 async def test_events_end_when_client_leaves_or_lags(api: Api) -> None:
     with trio.fail_after(10):
         client = await SseClient.connect(api.port, "/events/blocks")
