@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .bench import bench
+from .sim_cmd import sim
 from .chain_cmd import query, status, tx, watch
 from .group import YnGroup
 from .keys_cmd import keys
@@ -37,7 +38,7 @@ def cli():
     """
 
 
-for command in (keys, testnet, node, status, tx, query, watch, bench):
+for command in (keys, testnet, node, status, tx, query, watch, bench, sim):
     cli.add_command(command)
 
 

@@ -17,8 +17,8 @@ from .run import run_seed
 MAX_REPORTED = 10
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m consensus.sim", description=__doc__.split("\n")[2])
+def main(argv: list[str] | None = None, prog: str = "python -m consensus.sim") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[2])
     parser.add_argument("--seeds", type=int, default=100, help="how many seeds to run")
     parser.add_argument("--start", type=int, default=0, help="first seed")
     parser.add_argument("--nodes", type=int, default=4, help="validators per run")

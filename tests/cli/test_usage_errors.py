@@ -66,3 +66,17 @@ def test_node_default_is_documented(run, args):
     assert result.exit_code == 0
     text = " ".join(result.stdout.split())
     assert "YNCHAIN_NODE" in text and "genesis.json" in text
+
+
+def test_sim_runs_the_simulator_and_reports_as_json():
+    import json
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "cli.main", "sim", "--seeds", "2", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["seeds"] == 2 and report["violations"] == 0 and report["liveness_failures"] == 0
+    bad = subprocess.run([sys.executable, "-m", "cli.main", "sim", "--seeds", "x"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "ynchain sim: error: argument --seeds" in bad.stderr
