@@ -74,10 +74,15 @@ class BlockSync:
             await self._wanted.wait()
             self._wanted = trio.Event()
             self.active = True
+            start_height, started = self.chain.height, trio.current_time()
             try:
                 await self._catch_up()
             finally:
                 self.active = False
+                synced = self.chain.height - start_height
+                if synced:
+                    log.info("block sync: %d blocks, height %d -> %d in %.2fs", synced,
+                             start_height, self.chain.height, trio.current_time() - started)
 
     async def _catch_up(self) -> None:
         failures = 0
