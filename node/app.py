@@ -156,7 +156,7 @@ class Node:
                     else:
                         raise DecodeError(f"unknown message type {msg_type}")
                 except (DecodeError, ConsensusProtocolError) as exc:
-                    self._on_fault(peer, f"malformed:{msg_type}")
+                    self._on_fault(peer, f"malformed {gossip.NAMES.get(msg_type, 'unknown type')}")
                     log.debug("dropped malformed message type %s from peer %d: %s", msg_type, peer, exc)
             if consensus_events:
                 self.driver.step(consensus_events)

@@ -25,6 +25,9 @@ STATUS = 3
 GET_BLOCKS = 4
 BLOCKS = 5
 
+NAMES = {CONSENSUS: "consensus", TXS: "txs", STATUS: "status", GET_BLOCKS: "get_blocks",
+         BLOCKS: "blocks"}
+
 MAX_GOSSIP_TXS = 5000
 MAX_SYNC_BLOCKS = 64          # blocks per GET_BLOCKS answer
 MAX_SYNC_BYTES = 8 * 1024 * 1024

@@ -79,6 +79,7 @@ class BlockSync:
                 await self._catch_up()
             finally:
                 self.active = False
+                self.target = 0   # reached, or nobody could serve it (a peer may have lied)
                 synced = self.chain.height - start_height
                 if synced:
                     log.info("block sync: %d blocks, height %d -> %d in %.2fs", synced,

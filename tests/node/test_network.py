@@ -14,8 +14,10 @@ import time
 
 import trio
 
-from ledger.crypto import KeyPair
+from ledger.crypto import KeyPair, load_key
+from node import gossip
 from node.handshake import handshake
+from node.peers import PeerManager
 from node.wire import HandshakeError
 
 
@@ -120,6 +122,59 @@ async def test_a_frozen_primary_rejoins_the_new_view_when_it_wakes(make_cluster)
                     and len({s["height"] for s in states}) == 1)
         await cluster.wait_until(same_view_and_height, 30, "all nodes in one view at one height")
         await _all_same_chain(cluster, range(4), r["height"])
+
+
+async def test_a_byzantine_validator_cannot_disturb_the_others(make_cluster):
+    """node3's key in the hands of an attacker that speaks the protocol but sends
+    nonsense of every message type: the three honest nodes keep committing."""
+    cluster = make_cluster(4)
+    genesis = cluster.testnet.genesis
+    with trio.fail_after(90):
+        for i in range(3):
+            cluster.start(i)
+        inbound_send, inbound_recv = trio.open_memory_channel(64)
+        attacker = PeerManager(load_key(cluster.testnet.nodes[3].home / "node.key"), genesis.chain_id,
+                               genesis.hash, {i: (v.public_key, v.p2p) for i, v in enumerate(genesis.validators)},
+                               3, inbound_send)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(attacker.run, *cluster.testnet.nodes[3].p2p)
+            nursery.start_soon(_drain, inbound_recv)
+
+            async def meshed():   # the honest nodes are connected to each other and to "node3"
+                states = [await cluster.status(i) for i in range(3)]
+                return all(s and len(s["peers"]) == 3 for s in states)
+            await cluster.wait_until(meshed, 30, "the honest nodes to connect to the attacker")
+            honest = cluster.make_tx("finance", "kv", "put", {"key": "honest", "value": 1})
+            forged = type(honest)(*cluster.make_tx("tax", "kv", "put", {"key": "forged", "value": 2})
+                                  .to_record()[:7], bytes(64))
+            nonsense = [
+                (gossip.CONSENSUS, os.urandom(200)), (gossip.CONSENSUS, 12345),
+                (gossip.TXS, [forged.to_record(), ["not", "a", "tx"], 7]), (gossip.TXS, "x"),
+                (gossip.STATUS, [2**63, os.urandom(32)]),          # claims to be far ahead
+                (gossip.STATUS, ["high", b""]),
+                (gossip.GET_BLOCKS, [5, 1]), (gossip.GET_BLOCKS, [1, 2**40]),
+                (gossip.BLOCKS, [[os.urandom(100), [0, 1, bytes(32), []]]]),  # unasked, garbage
+                (999, None),
+            ]
+            for _ in range(3):
+                for msg_type, payload in nonsense:
+                    attacker.broadcast(msg_type, payload)
+                [r] = await cluster.submit(0, [cluster.make_tx("agriculture", "kv", "put",
+                                                               {"key": f"k{_}", "value": _})],
+                                           wait=True, timeout=30)
+                assert r["committed"], r
+            code, body = await cluster.get(1, f"/txs/{forged.id.hex()}")
+            assert code == 404                              # the forged tx went nowhere
+            assert all(cluster.alive(i) for i in range(3))
+            _, text = await trio.to_thread.run_sync(lambda: _metrics(cluster, 0))
+            for kind in ("consensus", "txs", "status", "get_blocks", "blocks", "unknown type"):
+                assert f'ynchain_consensus_faults_total{{reason="malformed {kind}"}}' in text, kind
+            nursery.cancel_scope.cancel()
+
+
+async def _drain(channel) -> None:
+    async for _ in channel:
+        pass
 
 
 async def _load(cluster, nodes, acked: list, stop: trio.Event, prefix: str):
