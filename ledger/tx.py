@@ -66,6 +66,13 @@ class Transaction:
             object.__setattr__(self, "_id", tx_id)
         return tx_id
 
+    @property
+    def encoded_size(self) -> int:
+        """len(self.encode()) without encoding again: the record is the signed
+        array plus one bin field (2-byte header for a signature under 256 bytes),
+        and 7 or 8 fields both take a one-byte array header."""
+        return len(self.signing_bytes()) - len(TX_DOMAIN) + 2 + len(self.signature)
+
     def verify_signature(self) -> bool:
         return verify(self.sender, self.signing_bytes(), self.signature)
 

@@ -78,7 +78,7 @@ class Mempool:
         if problem:
             return problem
         if size is None:
-            size = len(tx.encode())
+            size = tx.encoded_size
         if len(self._entries) >= self.max_txs or self._bytes + size > self.max_bytes:
             return admission.MEMPOOL_FULL
         if self._verified.get(tx_id) == tx.signature:

@@ -139,3 +139,12 @@ def test_non_plain_args_are_refused() -> None:
     rec[6] = {(1, 2): 1}      # a map key msgpack decodes to a non-str/int/bytes
     with pytest.raises(DecodeError):
         Transaction.decode(codec.pack(rec))
+
+
+@FUZZ
+@given(tx=transactions)
+def test_encoded_size_is_the_length_of_the_encoding(tx: Transaction) -> None:
+    assert tx.encoded_size == len(tx.encode())
+    unsigned = Transaction(tx.chain_id, tx.sender, tx.nonce, tx.valid_until, tx.contract,
+                           tx.method, tx.args)
+    assert unsigned.encoded_size == len(unsigned.encode())
