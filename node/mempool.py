@@ -105,27 +105,24 @@ class Mempool:
         if len(self._verified) > MAX_REMEMBERED_SIGNATURES:
             del self._verified[next(iter(self._verified))]
 
-    def pending(self, limit: int) -> list[Transaction]:
-        """Up to `limit` txs not yet in a proposal this node knows of, oldest first."""
-        out = []
-        for tx_id in self._ready:
-            if len(out) >= limit:
-                break
-            out.append(self._entries[tx_id].tx)
-        return out
-
-    # -- proposals -----------------------------------------------------------------
-    def take(self, max_txs: int, max_bytes: int) -> list[Transaction]:
-        """Up to max_txs ready txs (FIFO) for a new proposal; they stay in the
-        pool (not ready) until mark_in_flight/release decides their fate."""
+    def pending(self, limit: int, max_bytes: int | None = None) -> list[Transaction]:
+        """Up to `limit` txs (and `max_bytes`) not yet in a proposal this node
+        knows of, oldest first; they stay ready."""
         out: list[Transaction] = []
         total = 0
         for tx_id in self._ready:
             entry = self._entries[tx_id]
-            if len(out) >= max_txs or total + entry.size > max_bytes:
+            if len(out) >= limit or (max_bytes is not None and total + entry.size > max_bytes):
                 break
             out.append(entry.tx)
             total += entry.size
+        return out
+
+    # -- proposals -----------------------------------------------------------------
+    def take(self, max_txs: int, max_bytes: int) -> list[Transaction]:
+        """pending(), for a new proposal: the txs stop being ready until
+        mark_in_flight/committed decides their fate."""
+        out = self.pending(max_txs, max_bytes)
         for tx in out:
             del self._ready[tx.id]
         return out
