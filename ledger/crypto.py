@@ -116,14 +116,3 @@ def load_key(path: str | os.PathLike) -> KeyPair:
     if key.public_key != public_key:
         raise KeyFileError(f"{path}: public_key does not match the seed")
     return key
-
-
-def parse_public_key(text: str, what: str = "public key") -> bytes:
-    """Parse a 64-hex-digit public key, raising ValueError with a clear message."""
-    try:
-        key = bytes.fromhex(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what}: not a hex string") from None
-    if len(key) != PUBKEY_LEN:
-        raise ValueError(f"{what}: expected {PUBKEY_LEN} bytes, got {len(key)}")
-    return key
