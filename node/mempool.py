@@ -62,10 +62,6 @@ class Mempool:
     def ready_count(self) -> int:
         return len(self._ready)
 
-    def admitted_at(self, tx_id: bytes) -> float | None:
-        entry = self._entries.get(tx_id)
-        return entry.admitted_at if entry else None
-
     # -- admission -----------------------------------------------------------------
     def admit(self, tx: Transaction, height: int, now: float, size: int | None = None) -> str | None:
         """Admit `tx` (checked against the chain at `height`); None or the reason

@@ -25,9 +25,6 @@ class Timers:
         if self._armed.pop(kind, None) is not None:
             self._changed.set()
 
-    def armed(self) -> dict[str, tuple[float, int]]:
-        return dict(self._armed)
-
     async def run(self) -> None:
         while True:
             self._changed = trio.Event()
