@@ -20,7 +20,7 @@ from ledger.crypto import HASH_LEN
 from ledger.merkle import merkle_root
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
-from node.facade import Admission, CommittedBlock, TxRecord
+from node.api.facade import Admission, CommittedBlock, TxRecord
 from node.metrics import NodeMetrics
 from tests.factories import make_genesis
 

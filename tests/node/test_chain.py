@@ -8,7 +8,7 @@ import pytest
 from ledger.block import NULL_DIGEST, Block, Proposal
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.execution import INITIAL_STATE_ROOT
-from node.chain import Chain, SyncedBlockError
+from node.core.chain import Chain, SyncedBlockError
 from storage.memory_store import MemoryStore
 from tests.factories import make_genesis, make_tx
 

@@ -10,9 +10,9 @@ import trio.testing
 
 from ledger.codec import pack
 from ledger.crypto import KeyPair
-from node.framing import FramedStream
-from node.handshake import PROTOCOL_VERSION, handshake
-from node.wire import ConnectionClosed, DecryptError, HandshakeError
+from node.transport.framing import FramedStream
+from node.transport.handshake import PROTOCOL_VERSION, handshake
+from node.transport.wire import ConnectionClosed, DecryptError, HandshakeError
 
 CHAIN = "test-chain"
 GENESIS = b"\x11" * 32
@@ -252,6 +252,6 @@ async def test_silent_peer_times_out(autojump_clock):
         left, right = trio.testing.memory_stream_pair()
         start = trio.current_time()
         with pytest.raises(HandshakeError) as info:
-            await handshake(right, initiator=False, timeout=5.0, **params(SERVER, CLIENT))
+            await handshake(right, initiator=False, timeout_s=5.0, **params(SERVER, CLIENT))
         assert info.value.reason == "timeout"
         assert trio.current_time() - start == pytest.approx(5.0)

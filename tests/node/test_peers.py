@@ -10,9 +10,9 @@ import trio
 from trio.testing import wait_all_tasks_blocked
 
 from ledger.crypto import KeyPair
-from node.handshake import handshake
-from node.peers import PeerManager
-from node.wire import ConnectionClosed, HandshakeError, encode_batch
+from node.transport.handshake import handshake
+from node.transport.peers import PeerManager
+from node.transport.wire import ConnectionClosed, HandshakeError, encode_batch
 
 CHAIN = "peers-test"
 GENESIS = b"\x33" * 32
@@ -50,7 +50,7 @@ class Node:
         self.port = ports[index]
         table = {i: (k.public_key, ("127.0.0.1", ports[i])) for i, k in enumerate(keys)}
         self.send_channel, self.receive_channel = trio.open_memory_channel(inbound_capacity)
-        options.setdefault("backoff_max", 0.2)
+        options.setdefault("backoff_max_s", 0.2)
         self.manager = PeerManager(keys[index], CHAIN, GENESIS, table, index, self.send_channel,
                                    on_connect=watch.poke, on_disconnect=watch.poke, **options)
         self.batches: list[tuple[int, list]] = []
@@ -221,7 +221,7 @@ async def test_newer_session_replaces_older_and_the_dropped_peer_redials():
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             # a slow first redial keeps validator 0 from replacing our session at once
-            nodes, watch, keys = await start_mesh(nursery, backoff_initial=0.5, backoff_max=1.0)
+            nodes, watch, keys = await start_mesh(nursery, backoff_initial_s=0.5, backoff_max_s=1.0)
             target = nodes[3]
             sessions_before = target.manager.stats.sessions
             stream, channel = await impersonate(target.port, keys[0])
@@ -313,9 +313,9 @@ async def test_handshakes_beyond_the_pending_limit_are_refused():
 async def test_keepalives_hold_an_idle_session_and_silence_ends_one():
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            node, keys = await lone_manager(nursery, keepalive_interval=0.05, idle_timeout=0.5)
+            node, keys = await lone_manager(nursery, keepalive_interval_s=0.05, idle_timeout_s=0.5)
             stream, channel = await impersonate(node.port, keys[0])
-            # Answer each keepalive with one of ours for well over idle_timeout:
+            # Answer each keepalive with one of ours for well over idle_timeout_s:
             # the session stays up although no message is exchanged.
             start = trio.current_time()
             while trio.current_time() - start < 1.5:

@@ -1,7 +1,9 @@
 """The committed chain as the node sees it: turning an ordered proposal into a
 stored block, and checking blocks fetched from peers.
 
-Used only from the consensus task (single writer to the store).  No trio here.
+The single writer to the store: commits come from the consensus driver and
+from block sync, both of which run synchronously on the node's event loop, so
+they never interleave.  No trio here.
 """
 
 from __future__ import annotations

@@ -18,29 +18,30 @@ from collections import deque
 from typing import Callable, Iterable
 
 from consensus import events as ev
+from consensus.replica import Replica
 from ledger.block import Proposal
-from ledger.codec import DecodeError
-from node import gossip
-from node.chain import Chain, CommitResult
-from node.mempool import Mempool
+from node.core import peer_messages
+from node.core.chain import Chain, CommitResult
+from node.core.mempool import Mempool
+from node.core.proposals import ProposalChecker
+from node.core.timers import Timers
 from storage.base import Store
 
 log = logging.getLogger("ynchain.consensus")
 
-# Decoded proposals kept between validation and commit.  Legitimately at most
-# about a window's worth; the bound only matters against a flood of re-proposals.
-MAX_CACHED_PROPOSALS = 256
-
 
 class ConsensusDriver:
-    def __init__(self, replica, chain: Chain, store: Store, mempool: Mempool, *,
+    def __init__(self, replica: Replica, proposals: ProposalChecker, chain: Chain, store: Store,
+                 mempool: Mempool, *,
                  send: Callable[[int, int, object], bool],
                  broadcast: Callable[[int, object], None],
-                 timers, on_commit: Callable[[CommitResult], None],
+                 timers: Timers, on_commit: Callable[[CommitResult], None],
                  on_sync_request: Callable[[ev.RequestSync], None],
                  on_fault: Callable[[int, str], None],
-                 on_view_change: Callable[[int], None]) -> None:
+                 on_view_change: Callable[[int], None],
+                 on_stepped: Callable[[], None]) -> None:
         self.replica = replica
+        self.proposals = proposals
         self.chain = chain
         self.store = store
         self.mempool = mempool
@@ -51,12 +52,7 @@ class ConsensusDriver:
         self._on_sync_request = on_sync_request
         self._on_fault = on_fault
         self._on_view_change = on_view_change
-        self._proposals: dict[bytes, Proposal] = {}   # digest -> decoded, validated proposal
-        # The newest block time this node has seen proposed or committed: its own
-        # proposals never go below it, so block times do not run backwards when
-        # the primary changes to a node whose clock is a little behind.
-        head = store.get_block(store.last_height()) if store.last_height() else None
-        self.latest_timestamp_ms = head.header.timestamp_ms if head else 0
+        self._on_stepped = on_stepped      # anything a step did may let the primary propose
         self._stepping = False
 
     # -- the step loop ---------------------------------------------------------------
@@ -76,6 +72,7 @@ class ConsensusDriver:
                 self._execute(self.replica.handle(queue.popleft()), queue)
         finally:
             self._stepping = False
+        self._on_stepped()
 
     def _execute(self, actions: list, queue: deque) -> None:
         persist = _PendingPersist()
@@ -87,9 +84,9 @@ class ConsensusDriver:
             if persist and kind in (ev.Send, ev.Broadcast):
                 persist.write(self.store)   # fsync'd before the vote leaves
             if kind is ev.Send:
-                self._send(action.to, gossip.CONSENSUS, action.message.encode())
+                self._send(action.to, peer_messages.CONSENSUS, action.message.encode())
             elif kind is ev.Broadcast:
-                self._broadcast(gossip.CONSENSUS, action.message.encode())
+                self._broadcast(peer_messages.CONSENSUS, action.message.encode())
             elif kind is ev.Deliver:
                 self._deliver(action, queue)
             elif kind is ev.SetTimer:
@@ -107,48 +104,11 @@ class ConsensusDriver:
         if persist:
             persist.write(self.store)
 
-    # -- proposals ---------------------------------------------------------------------
-    def check_payload(self, seq: int, payload: bytes) -> bytes | None:
-        """ReplicaConfig.check_payload: validate a fresh proposal we were sent."""
-        if seq <= self.chain.height:
-            # Committed here already (a retransmission, or this node restarted):
-            # acceptable iff it is what we committed.
-            digest = self.payload_digest(seq, payload)
-            certificate = self.store.get_certificate(seq)
-            return digest if certificate is not None and certificate.digest == digest else None
-        result = self.chain.check_proposal(seq, payload, self.mempool)
-        if isinstance(result, str):
-            log.warning("refusing proposal for height %d: %s", seq, result)
-            return None
-        digest = result.digest()
-        self._remember(digest, result)
-        return digest
-
-    def payload_digest(self, seq: int, payload: bytes) -> bytes | None:
-        """ReplicaConfig.payload_digest: the digest of a payload carried by a
-        prepared certificate (a quorum accepted it already; only bind it)."""
-        try:
-            proposal = Proposal.decode(payload)
-        except DecodeError:
-            return None
-        if proposal.chain_id != self.chain.genesis.chain_id or proposal.height != seq:
-            return None
-        digest = proposal.digest()
-        if digest not in self._proposals:
-            self._remember(digest, proposal)
-        return digest
-
+    # -- proposing -----------------------------------------------------------------------
     def propose(self, seq: int, proposal: Proposal) -> None:
         digest = proposal.digest()
-        self._remember(digest, proposal)
+        self.proposals.remember(digest, proposal)
         self.step([ev.Propose(seq, proposal.encode(), digest)])
-
-    def _remember(self, digest: bytes, proposal: Proposal) -> None:
-        self._proposals[digest] = proposal
-        self.latest_timestamp_ms = max(self.latest_timestamp_ms, proposal.timestamp_ms)
-        self.mempool.mark_in_flight(proposal.height, (tx.id for tx in proposal.txs))
-        if len(self._proposals) > MAX_CACHED_PROPOSALS:   # bounded: drop the oldest
-            del self._proposals[next(iter(self._proposals))]
 
     # -- commit ------------------------------------------------------------------------
     def _deliver(self, action: ev.Deliver, queue: deque) -> None:
@@ -160,15 +120,10 @@ class ConsensusDriver:
                 f"safety violation: the core committed another block at height {seq} than the one synced")
             queue.append(ev.Executed(seq, self.store.get_block(seq).hash))
             return
-        if action.payload == b"":
-            proposal = None
-        else:
-            proposal = self._proposals.pop(action.certificate.digest, None)
-            if proposal is None:
-                proposal = Proposal.decode(action.payload)
+        proposal = (None if action.payload == b""
+                    else self.proposals.take(action.certificate.digest, action.payload))
         result = self.chain.commit(seq, proposal, action.certificate)
-        for digest in [d for d, p in self._proposals.items() if p.height <= seq]:
-            del self._proposals[digest]
+        self.proposals.forget_up_to(seq)
         self._on_commit(result)
         queue.append(ev.Executed(seq, result.block.hash))
         if self.mempool.ready_count:

@@ -38,7 +38,7 @@ from .secure_channel import SecureChannel
 from .wire import ConnectionClosed, HandshakeError, RemoteProtocolError
 
 PROTOCOL_VERSION = 1
-DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+DEFAULT_HANDSHAKE_TIMEOUT_S = 5.0
 DOMAIN = b"ynchain/p2p-handshake/v1"
 NONCE_LEN = 32
 KX_KEY_LEN = sodium.crypto_kx_PUBLIC_KEY_BYTES
@@ -110,7 +110,7 @@ async def handshake(
     chain_id: str,
     genesis_hash: bytes,
     is_allowed: Callable[[bytes], bool],
-    timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
     max_frame: int = DEFAULT_MAX_FRAME,
 ) -> SecureChannel:
     """Authenticate the peer on `stream` and return the encrypted channel.
@@ -121,10 +121,10 @@ async def handshake(
     """
     framed = FramedStream(stream, HANDSHAKE_MAX_FRAME)
     try:
-        with trio.move_on_after(timeout) as scope:
+        with trio.move_on_after(timeout_s) as scope:
             channel = await _exchange(framed, initiator, key, chain_id, genesis_hash, is_allowed)
         if scope.cancelled_caught:
-            raise HandshakeError("timeout", f"no complete handshake within {timeout:g}s")
+            raise HandshakeError("timeout", f"no complete handshake within {timeout_s:g}s")
     except HandshakeError:
         await framed.aclose()
         raise
