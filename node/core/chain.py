@@ -124,17 +124,21 @@ class Chain:
         problem = certificate.problem(self.genesis.chain_id, self.genesis.validator_keys)
         if problem:
             raise SyncedBlockError(f"block {seq}: invalid certificate: {problem}")
-        if block.header.proposal_digest() != certificate.digest:
+        h = block.header
+        if h.proposal_digest() != certificate.digest:
             raise SyncedBlockError(f"block {seq}: certificate signs another proposal")
-        if not block.check_tx_root():
-            raise SyncedBlockError(f"block {seq}: tx root does not match its transactions")
-        if block.header.is_null:
-            if block.txs:
-                raise SyncedBlockError(f"block {seq}: null block with transactions")
+        if h.is_null:
+            if block.txs or h.tx_root != EMPTY_ROOT:
+                raise SyncedBlockError(f"block {seq}: null block with transactions or a tx root")
             proposal = None
         else:
-            h = block.header
+            # The certified header's tx root covers each tx's id and signature
+            # (ledger.block.tx_root); the proposal caches the root, so _build
+            # below does not hash the txs a second time.
             proposal = Proposal(h.chain_id, seq, h.view, h.proposer, h.timestamp_ms, block.txs)
+            if proposal.tx_root != h.tx_root:
+                raise SyncedBlockError(f"block {seq}: tx root does not match its transactions "
+                                       "(ids and signatures); the serving peer altered them")
         built, result = self._build(seq, proposal)
         if built.hash != block.hash:
             raise SyncedBlockError(

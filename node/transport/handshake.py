@@ -37,7 +37,9 @@ from .framing import DEFAULT_MAX_FRAME, FramedStream
 from .secure_channel import SecureChannel
 from .wire import ConnectionClosed, HandshakeError, RemoteProtocolError
 
-PROTOCOL_VERSION = 1
+# 2: proposal digests cover tx signatures (ledger.block.tx_root); a version-1
+# node would never agree with us on a digest, so it is refused at the hello.
+PROTOCOL_VERSION = 2
 DEFAULT_HANDSHAKE_TIMEOUT_S = 5.0
 DOMAIN = b"ynchain/p2p-handshake/v1"
 NONCE_LEN = 32
