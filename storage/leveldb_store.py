@@ -70,8 +70,10 @@ class _PlyvelBackend:
         self._where = where
 
     def get(self, key: bytes) -> bytes | None:
+        # Checked blocks: a damaged table block is an error, not garbage returned
+        # (LevelDB checks a block when it reads it from disk, not from its cache).
         try:
-            return self._db.get(key)
+            return self._db.get(key, verify_checksums=True)
         except plyvel.Error as exc:
             raise _store_error(self._where, "read", exc) from None
 
@@ -86,7 +88,7 @@ class _PlyvelBackend:
 
     def is_empty(self) -> bool:
         try:
-            with self._db.iterator(include_value=False) as it:
+            with self._db.iterator(include_value=False, verify_checksums=True) as it:
                 return next(it, None) is None
         except plyvel.Error as exc:
             raise _store_error(self._where, "read", exc) from None

@@ -201,3 +201,31 @@ def test_resync_of_a_store_in_use_is_refused(tmp_path, repo_root):
         child.kill()
         child.wait()
     assert not list(data.parent.glob("data.damaged-*"))
+
+
+def test_a_damaged_table_file_is_an_error_not_wrong_data(tmp_path):
+    """Reads verify block checksums: unchecked, these flipped bytes came back
+    as a block with other contents."""
+    data, safety = node_dirs(tmp_path)
+    chain = build_chain(40)
+    with open_store(data, GENESIS, safety_dir=safety) as store:
+        for c in chain:
+            c.apply(store)
+        store._kv._db.compact_range()          # into a table file (.ldb), off the .log
+    [table] = data.glob("*.ldb")
+    raw = bytearray(table.read_bytes())
+    middle = len(raw) // 3                      # inside the data blocks, not the index
+    raw[middle:middle + 16] = bytes(b ^ 0xFF for b in raw[middle:middle + 16])
+    table.write_bytes(bytes(raw))
+    errors = 0
+    try:
+        with open_store(data, GENESIS, safety_dir=safety) as store:
+            for c in chain:
+                try:
+                    assert store.get_block(c.block.height) in (c.block, None)
+                except CorruptStoreError as exc:
+                    assert "the database is damaged (read: Corruption: " in str(exc)
+                    errors += 1
+    except CorruptStoreError:
+        errors += 1
+    assert errors
