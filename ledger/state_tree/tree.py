@@ -168,10 +168,7 @@ class StateTree:
         if data is None:
             raise StateTreeError(f"state tree node {key.hex()} is not in the store (version "
                                  f"{key_version(key)} was never written, or was pruned)")
-        try:
-            node = decode_node(data)
-        except DecodeError as exc:
-            raise StateTreeError(f"state tree node {key.hex()} is corrupt: {exc}") from None
+        node = _decode(key, data)
         if len(node) == 4 and key[VERSION_BYTES] < CACHE_DEPTH:
             self._remember(key, node)
         return node
@@ -183,7 +180,8 @@ class StateTree:
         return node
 
     def _load_leaf(self, key: bytes) -> tuple:
-        node = self._load(key)
+        data = self.store.get(key)          # leaves are never cached
+        node = self._load(key) if data is None else _decode(key, data)
         if len(node) != 2:
             raise StateTreeError(f"state tree node {key.hex()} should be a leaf")
         return node
@@ -193,6 +191,13 @@ class StateTree:
         if len(cache) >= MAX_CACHED_PAGES:
             cache.clear()
         cache[key] = page
+
+
+def _decode(key: bytes, data: bytes) -> tuple:
+    try:
+        return decode_node(data)
+    except DecodeError as exc:
+        raise StateTreeError(f"state tree node {key.hex()} is corrupt: {exc}") from None
 
 
 def _check_version(version: int) -> None:
@@ -386,7 +391,10 @@ class _Batch:
         below the top levels most pages see one write per block, and this path
         has no grouping or splicing loops.  The tests check both paths against
         trees built from scratch."""
-        bitmap, leafmap, hashes, versions = self.cache_get(okey) or self.tree._load_page(okey)
+        page = self.cache_get(okey)
+        if page is None:
+            page = self.tree._load_page(okey)
+        bitmap, leafmap, hashes, versions = page
         path, vhash = self.items[i]
         below = depth + 1
         bit = 1 << NIBBLE[depth & 1][path[depth >> 1]]
