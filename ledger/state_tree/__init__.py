@@ -113,11 +113,11 @@ version kept.
 """
 
 from .format import EMPTY_ROOT, key_path, node_key, root_key, value_hash
-from .proof import MAX_PROOF_BYTES, PROOF_FORMAT, Proof, check, verify
+from .proof import MAX_PROOF_BYTES, PROOF_FORMAT, StateProof, check, verify
 from .tree import MemoryNodeStore, NodeStore, StateTree, UpdateResult
 
 __all__ = [
-    "EMPTY_ROOT", "MAX_PROOF_BYTES", "PROOF_FORMAT", "MemoryNodeStore", "NodeStore", "Proof",
+    "EMPTY_ROOT", "MAX_PROOF_BYTES", "PROOF_FORMAT", "MemoryNodeStore", "NodeStore", "StateProof",
     "StateTree", "UpdateResult", "check", "key_path", "node_key", "root_key", "value_hash",
     "verify",
 ]

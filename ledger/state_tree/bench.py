@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from .proof import Proof, check
+from .proof import StateProof, check
 from .tree import MemoryNodeStore, StateTree, UpdateResult
 
 FILL_CHUNK = 50_000
@@ -106,7 +106,7 @@ def run(size: int, block: int, blocks: int, update_share: float, proofs: int, se
         t0 = time.process_time()
         data = tree.prove(version, key).encode()
         t1 = time.process_time()
-        problem = check(root, key, value, Proof.decode(data))
+        problem = check(root, key, value, StateProof.decode(data))
         t2 = time.process_time()
         if problem:
             raise AssertionError(f"proof of {key!r} does not check: {problem}")

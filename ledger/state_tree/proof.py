@@ -26,7 +26,7 @@ Terminal = None | bytes | tuple[bytes, bytes]
 
 
 @dataclass(frozen=True, slots=True)
-class Proof:
+class StateProof:
     """What the tree holds for one key, and the pages on the way to it.
 
     levels[i] = (bitmap, siblings) for the page at depth i on the key's path:
@@ -54,10 +54,11 @@ class Proof:
         return codec.pack(self.to_record())
 
     @classmethod
-    def from_record(cls, rec: Any) -> "Proof":
+    def from_record(cls, rec: Any) -> "StateProof":
         codec.expect_list(rec, 3, "state proof")
-        if rec[0] != PROOF_FORMAT or type(rec[0]) is not int:
-            raise DecodeError(f"state proof: unknown format {rec[0]!r} (this code reads {PROOF_FORMAT})")
+        if type(rec[0]) is not int or rec[0] != PROOF_FORMAT:
+            shown = rec[0] if type(rec[0]) is int else type(rec[0]).__name__
+            raise DecodeError(f"state proof: unknown format {shown} (this code reads {PROOF_FORMAT})")
         raw_levels = rec[1]
         if type(raw_levels) is not list or len(raw_levels) > MAX_DEPTH:
             raise DecodeError(f"state proof: levels must be an array of at most {MAX_DEPTH}")
@@ -85,7 +86,7 @@ class Proof:
         return cls(tuple(levels), terminal)
 
     @classmethod
-    def decode(cls, data: bytes) -> "Proof":
+    def decode(cls, data: bytes) -> "StateProof":
         """Decode an encoded proof; any input that is not the canonical
         encoding of a well-formed proof raises DecodeError (and only that)."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -98,13 +99,15 @@ class Proof:
         return proof
 
 
-def check(root: bytes, key: bytes, value: bytes | None, proof: Proof) -> str | None:
+def check(root: bytes, key: bytes, value: bytes | None, proof: StateProof) -> str | None:
     """None if `proof` shows that, in the tree whose root hash is `root`,
     `key` holds `value` (value None: `key` is absent); otherwise the first
     reason it does not."""
     path = key_path(key)
     levels = proof.levels
     depth = len(levels)
+    if depth > MAX_DEPTH:
+        return f"the proof has {depth} levels, a path has {MAX_DEPTH} nibbles"
     t = proof.terminal
     if t is None:
         if value is not None:
@@ -150,6 +153,6 @@ def check(root: bytes, key: bytes, value: bytes | None, proof: Proof) -> str | N
     return None
 
 
-def verify(root: bytes, key: bytes, value: bytes | None, proof: Proof) -> bool:
+def verify(root: bytes, key: bytes, value: bytes | None, proof: StateProof) -> bool:
     """True iff `proof` shows `key` holding `value` (None: absent) under `root`."""
     return check(root, key, value, proof) is None

@@ -21,7 +21,7 @@ from ..errors import StateTreeError
 from .format import (EMPTY_NODE, EMPTY_ROOT, NIBBLE, VERSION_BYTES, child_position, decode_node,
                      encode_leaf, encode_page, key_path, key_version, leaf_hash, nibble, node_hash,
                      node_key, page_hash, position, root_key, value_hash)
-from .proof import Proof
+from .proof import StateProof
 
 # Pages this shallow are read by nearly every block; keeping them decoded
 # saves a store read and a decode each.  There are at most 1 + 16 + 256 + 4096
@@ -103,7 +103,7 @@ class StateTree:
             return node[1]
         return None
 
-    def prove(self, version: int, key: bytes) -> Proof:
+    def prove(self, version: int, key: bytes) -> StateProof:
         """A proof of what `key` holds (or that it is absent) at `version`."""
         path = key_path(key)
         node = self._root(version)
@@ -114,14 +114,14 @@ class StateTree:
             bit = 1 << nibble(path, depth)
             if not bitmap & bit:
                 levels.append((bitmap, hashes))
-                return Proof(tuple(levels), None)
+                return StateProof(tuple(levels), None)
             idx = (bitmap & (bit - 1)).bit_count()
             levels.append((bitmap, hashes[:32 * idx] + hashes[32 * idx + 32:]))
             depth += 1
             node = self._load(node_key(versions[idx], path, depth))
         if len(node) == 2:
-            return Proof(tuple(levels), node[1] if node[0] == path else node)
-        return Proof(tuple(levels), None)
+            return StateProof(tuple(levels), node[1] if node[0] == path else node)
+        return StateProof(tuple(levels), None)
 
     # -- the batch update -------------------------------------------------------------
     def apply(self, version: int, writes: Mapping[bytes, bytes | None]) -> UpdateResult:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ledger import codec
 from ledger.errors import DecodeError, StateTreeError
-from ledger.state_tree import (EMPTY_ROOT, MAX_PROOF_BYTES, MemoryNodeStore, Proof, StateTree,
+from ledger.state_tree import (EMPTY_ROOT, MAX_PROOF_BYTES, MemoryNodeStore, StateProof, StateTree,
                                check, node_key, root_key, verify)
 from ledger.state_tree import proof as proof_module
 from ledger.state_tree import tree as tree_module
@@ -262,7 +262,7 @@ def test_deep_paths(specs, rnd) -> None:
             for version, expected in ((1, state), (2, remaining)):
                 proof = chain.tree.prove(version, key)
                 assert verify(chain.results[version].root, key, expected.get(key), proof)
-                assert Proof.decode(proof.encode()) == proof
+                assert StateProof.decode(proof.encode()) == proof
 
 
 def test_one_key_paths_and_many_key_paths_agree() -> None:
@@ -282,6 +282,16 @@ def test_one_key_paths_and_many_key_paths_agree() -> None:
             singles.apply(version, {k: v})
         batched.apply(version, block)
         assert singles.tree.root_hash() == batched.tree.root_hash() == ref_root(batched.state)
+
+
+def test_deleting_every_key_empties_the_tree() -> None:
+    chain = Chain()
+    state = {b"k%d" % i: b"v" for i in range(100)}
+    chain.apply(1, state)
+    result = chain.apply(2, {k: None for k in state})
+    assert result.root == EMPTY_ROOT and result.new_nodes == {root_key(2): b"\x90"}
+    assert len(result.stale) == len(chain.reachable(1))
+    assert chain.apply(3, {b"k1": b"v"}).root == ref_root({b"k1": b"v"})
 
 
 def test_unchanged_writes_only_copy_the_root() -> None:
@@ -405,7 +415,7 @@ def test_proofs_prove_exactly_what_the_tree_holds(state, other_key, other_value)
     root = result.root
     for key, value in state.items():
         proof = tree.prove(1, key)
-        assert Proof.decode(proof.encode()) == proof
+        assert StateProof.decode(proof.encode()) == proof
         assert proof.value_hash == H(value)
         assert verify(root, key, value, proof)
         assert not verify(root, key, value + b"x", proof)
@@ -465,10 +475,10 @@ def test_tampering_with_any_byte_of_a_proof_is_caught(seed) -> None:
     cases = [(k, v) for k, v in list(state.items())[:3]] + [(b"absent/%d" % i, None) for i in range(3)]
     for key, value in cases:
         data = tree.prove(2, key).encode()
-        assert check(root, key, value, Proof.decode(data)) is None
+        assert check(root, key, value, StateProof.decode(data)) is None
         for bad in _tamper_all(data, rng):
             try:
-                proof = Proof.decode(bad)
+                proof = StateProof.decode(bad)
             except DecodeError:
                 continue
             assert check(root, key, value, proof) is not None, bad.hex()
@@ -496,8 +506,8 @@ def test_a_leaf_cannot_be_passed_off_as_its_own_neighbour() -> None:
     result = tree.apply(1, {b"a": b"1", b"b": b"2", b"c": b"3"})
     tree.store.write(result)
     member = tree.prove(1, b"a")
-    forged = Proof(member.levels, (H(b"a"), member.terminal))
-    assert Proof.decode(forged.encode()) == forged
+    forged = StateProof(member.levels, (H(b"a"), member.terminal))
+    assert StateProof.decode(forged.encode()) == forged
     assert check(result.root, b"a", None, forged) == "the proof's neighbour leaf is the key itself"
 
 
@@ -505,7 +515,7 @@ def test_a_leaf_cannot_be_passed_off_as_its_own_neighbour() -> None:
 @given(st.binary(max_size=300))
 def test_decoding_garbage_raises_only_decode_error(data) -> None:
     try:
-        Proof.decode(data)
+        StateProof.decode(data)
     except DecodeError:
         pass
 
@@ -519,7 +529,7 @@ plain = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2, 2**17),
 def test_decoding_any_msgpack_raises_only_decode_error(rec) -> None:
     data = codec.pack(rec)
     try:
-        proof = Proof.decode(data)
+        proof = StateProof.decode(data)
     except DecodeError:
         return
     assert proof.encode() == data
@@ -528,19 +538,19 @@ def test_decoding_any_msgpack_raises_only_decode_error(rec) -> None:
 
 def test_decoding_is_bounded_and_canonical() -> None:
     with pytest.raises(DecodeError, match="at most"):
-        Proof.decode(b"\x93" + bytes(MAX_PROOF_BYTES))
-    good = Proof(((3, b"x" * 32),), None).encode()
-    assert Proof.decode(good).levels == ((3, b"x" * 32),)
+        StateProof.decode(b"\x93" + bytes(MAX_PROOF_BYTES))
+    good = StateProof(((3, b"x" * 32),), None).encode()
+    assert StateProof.decode(good).levels == ((3, b"x" * 32),)
     # the same proof with its bin in a longer header than needed
     loose = good.replace(b"\xc4\x20", b"\xc5\x00\x20")
     assert codec.unpack(loose) == codec.unpack(good)
     with pytest.raises(DecodeError, match="canonical"):
-        Proof.decode(loose)
+        StateProof.decode(loose)
     with pytest.raises(DecodeError, match="unknown format"):
-        Proof.decode(codec.pack([2, [], None]))
+        StateProof.decode(codec.pack([2, [], None]))
     with pytest.raises(DecodeError, match="at most 64"):
-        Proof.decode(codec.pack([1, [[1, b""]] * 65, None]))
+        StateProof.decode(codec.pack([1, [[1, b""]] * 65, None]))
     with pytest.raises(DecodeError, match="empty page"):
-        Proof.decode(codec.pack([1, [[0, b""]], None]))
+        StateProof.decode(codec.pack([1, [[0, b""]], None]))
     with pytest.raises(DecodeError, match="whole hashes"):
-        Proof.decode(codec.pack([1, [[1, b"x" * 33]], None]))
+        StateProof.decode(codec.pack([1, [[1, b"x" * 33]], None]))
