@@ -61,19 +61,20 @@ depends only on the set, never on insertion order or batching.
 
 Stored nodes (what `apply` returns, msgpack arrays)
 ---------------------------------------------------
-    node key  = version (8 bytes big-endian) ‖ depth (1 byte, 0..64)
+    node key  = version (6 bytes big-endian) ‖ depth (1 byte, 0..64)
                 ‖ the first `depth` nibbles of the position, two to a byte,
                   an odd last nibble followed by a zero nibble
-    page      = [bitmap (uint), leafmap (uint), child hashes (bin, 32 per
-                 child), child versions (array of uint, one per child)]
+    page      = [bitmap (uint), leafmap (uint), child hashes (bin, 32 bytes
+                 per child), child versions (bin, 6 bytes big-endian per child)]
                 leafmap marks the children that are leaves; a child's node key
                 is (its version, this page's position + its nibble)
     leaf      = [path (bin 32), value hash (bin 32)]
     empty     = []                (only as the root of an empty tree)
-Every version has its root at (version, depth 0): `apply` writes it even when
-the block changes nothing (a copy), so any kept version is read from its
-height alone.  Nodes are immutable; a version's tree shares every unchanged
-node with the versions before it.
+A version is a block height below 2**48.  Every version has its root at
+(version, depth 0): `apply` writes it even when the block changes nothing (a
+copy), so any kept version is read from its height alone.  Nodes are
+immutable; a version's tree shares every unchanged node with the versions
+before it.
 
 Proofs (format 1), the canonical msgpack encoding of
 ---------------------------------------------------

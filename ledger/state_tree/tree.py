@@ -16,9 +16,9 @@ from typing import Iterable, Mapping, Protocol
 
 import msgpack
 
-from ..codec import U64_MAX, DecodeError
+from ..codec import DecodeError
 from ..errors import StateTreeError
-from .format import (EMPTY_NODE, EMPTY_ROOT, NIBBLE, VERSION_BYTES, child_position, decode_node,
+from .format import (EMPTY_NODE, EMPTY_ROOT, MAX_VERSION, NIBBLE, VERSION_BYTES, child_position, decode_node,
                      encode_leaf, encode_page, key_path, key_version, leaf_hash, nibble, node_hash,
                      node_key, page_hash, position, root_key, value_hash)
 from .proof import StateProof
@@ -97,8 +97,9 @@ class StateTree:
             bit = 1 << nibble(path, depth)
             if not bitmap & bit:
                 return None
+            at = VERSION_BYTES * (bitmap & (bit - 1)).bit_count()
             depth += 1
-            node = self._load(node_key(versions[(bitmap & (bit - 1)).bit_count()], path, depth))
+            node = self._load(versions[at:at + VERSION_BYTES] + position(path, depth))
         if len(node) == 2 and node[0] == path:
             return node[1]
         return None
@@ -117,8 +118,9 @@ class StateTree:
                 return StateProof(tuple(levels), None)
             idx = (bitmap & (bit - 1)).bit_count()
             levels.append((bitmap, hashes[:32 * idx] + hashes[32 * idx + 32:]))
+            at = VERSION_BYTES * idx
             depth += 1
-            node = self._load(node_key(versions[idx], path, depth))
+            node = self._load(versions[at:at + VERSION_BYTES] + position(path, depth))
         if len(node) == 2:
             return StateProof(tuple(levels), node[1] if node[0] == path else node)
         return StateProof(tuple(levels), None)
@@ -201,8 +203,9 @@ def _decode(key: bytes, data: bytes) -> tuple:
 
 
 def _check_version(version: int) -> None:
-    if type(version) is not int or not 0 <= version <= U64_MAX:
-        raise StateTreeError(f"state tree version must be a uint64, got {version!r}")
+    if type(version) is not int or not 0 <= version <= MAX_VERSION:
+        raise StateTreeError(f"state tree version must be an integer in 0..{MAX_VERSION}, "
+                             f"got {version!r}")
 
 
 # Results of updating one position (plain tuples, tag first):
@@ -244,7 +247,7 @@ class _Batch:
             return self.fresh(0, 0, n)
         if len(node) == 2:
             return self.update_leaf(0, okey, leaf_hash(*node), node, 0, n)
-        return self.update_page(0, okey, page_hash(node[0], node[2]), self.tree.version, 0, n)
+        return self.update_page(0, okey, page_hash(node[0], node[2]), okey[:VERSION_BYTES], 0, n)
 
     def fresh(self, depth: int, lo: int, hi: int):
         """The subtree for items[lo:hi] at an empty position."""
@@ -279,7 +282,7 @@ class _Batch:
             hashes.append(r[1])
             i = j
         return self.emit_page(depth, position(items[lo][0], depth), bitmap, leafmap,
-                              b"".join(hashes), [version] * len(hashes))
+                              b"".join(hashes), vbytes * len(hashes))
 
     def update_leaf(self, depth: int, okey: bytes, ohash: bytes, leaf: tuple | None,
                     lo: int, hi: int):
@@ -306,7 +309,7 @@ class _Batch:
         self.stale.append(okey)
         return self.build(depth, merged, 0, len(merged)) if merged else None
 
-    def update_page(self, depth: int, okey: bytes, ohash: bytes, oversion: int, lo: int, hi: int):
+    def update_page(self, depth: int, okey: bytes, ohash: bytes, oversion: bytes, lo: int, hi: int):
         """Update the position at `depth` that holds the page stored under `okey`."""
         if hi - lo == 1:
             return self.update_page_1(depth, okey, ohash, oversion, lo)
@@ -326,8 +329,8 @@ class _Batch:
             bit = 1 << n
             if bitmap & bit:
                 idx = (bitmap & (bit - 1)).bit_count()
-                cversion = versions[idx]
-                ckey = cversion.to_bytes(VERSION_BYTES, "big") + position(path, below)
+                cversion = versions[VERSION_BYTES * idx:VERSION_BYTES * idx + VERSION_BYTES]
+                ckey = cversion + position(path, below)
                 chash = hashes[32 * idx:32 * idx + 32]
                 if leafmap & bit:
                     r = self.update_leaf(below, ckey, chash, None, i, j)
@@ -363,7 +366,6 @@ class _Batch:
             return self.lift(depth, bitmap, hashes, versions, new_bitmap, changes, items[lo][0])
         # Splice the changed children into the old page: runs of unchanged
         # children are copied as one slice each.
-        version = self.version
         vbytes = self.vbytes
         new = self.new
         parts = []
@@ -374,19 +376,19 @@ class _Batch:
             idx = (bitmap & (bit - 1)).bit_count()
             if idx > prev:
                 parts.append(hashes[32 * prev:32 * idx])
-                new_versions.extend(versions[prev:idx])
+                new_versions.append(versions[VERSION_BYTES * prev:VERSION_BYTES * idx])
             prev = idx + 1 if bitmap & bit else idx
             if r is not None:
                 if r[0] == LEAF:
                     new[vbytes + position(r[2], below)] = encode_leaf(r[2], r[3])
                 parts.append(r[1])
-                new_versions.append(version)
+                new_versions.append(vbytes)
         parts.append(hashes[32 * prev:])
-        new_versions.extend(versions[prev:])
+        new_versions.append(versions[VERSION_BYTES * prev:])
         return self.emit_page(depth, okey[VERSION_BYTES:], new_bitmap, new_leafmap,
-                              b"".join(parts), new_versions)
+                              b"".join(parts), b"".join(new_versions))
 
-    def update_page_1(self, depth: int, okey: bytes, ohash: bytes, oversion: int, i: int):
+    def update_page_1(self, depth: int, okey: bytes, ohash: bytes, oversion: bytes, i: int):
         """update_page (and update_leaf below it) for the one item items[i]:
         below the top levels most pages see one write per block, and this path
         has no grouping or splicing loops.  The tests check both paths against
@@ -400,16 +402,17 @@ class _Batch:
         bit = 1 << NIBBLE[depth & 1][path[depth >> 1]]
         idx = (bitmap & (bit - 1)).bit_count()
         at = 32 * idx
+        vat = VERSION_BYTES * idx
         cpos = position(path, below)
         if not bitmap & bit:
             if vhash is None:
                 return (PAGE, ohash, oversion)        # deleting a key that is not there
             r = (LEAF, leaf_hash(path, vhash), path, vhash, None)
             end = at
-            vend = idx
+            vend = vat
         else:
-            cversion = versions[idx]
-            ckey = cversion.to_bytes(VERSION_BYTES, "big") + cpos
+            cversion = versions[vat:vat + VERSION_BYTES]
+            ckey = cversion + cpos
             if leafmap & bit:
                 opath, ovhash = self.load_leaf(ckey)
                 if opath == path:
@@ -428,7 +431,7 @@ class _Batch:
                 if r is not None and r[0] == PAGE and r[2] == cversion:
                     return (PAGE, ohash, oversion)
             end = at + 32
-            vend = idx + 1
+            vend = vat + VERSION_BYTES
         self.stale.append(okey)
         if r is None:
             bitmap &= ~bit
@@ -438,13 +441,14 @@ class _Batch:
             if bitmap == leafmap and bitmap & (bitmap - 1) == 0:
                 # one leaf left: it moves up into this page's place
                 other = 0 if idx else 32
-                key = node_key(versions[1 - idx], child_position(path, depth, bitmap.bit_length() - 1),
-                               below)
+                vother = 0 if idx else VERSION_BYTES
+                key = versions[vother:vother + VERSION_BYTES] + position(
+                    child_position(path, depth, bitmap.bit_length() - 1), below)
                 lpath, lvhash = self.load_leaf(key)
                 self.stale.append(key)
                 return (LEAF, hashes[other:other + 32], lpath, lvhash, None)
             return self.emit_page(depth, okey[VERSION_BYTES:], bitmap, leafmap,
-                                  hashes[:at] + hashes[end:], versions[:idx] + versions[vend:])
+                                  hashes[:at] + hashes[end:], versions[:vat] + versions[vend:])
         if r[0] == LEAF:
             if bitmap == bit:
                 # a page child that shrank to one leaf was this page's only child
@@ -456,9 +460,9 @@ class _Batch:
         bitmap |= bit
         return self.emit_page(depth, okey[VERSION_BYTES:], bitmap, leafmap,
                               hashes[:at] + r[1] + hashes[end:],
-                              versions[:idx] + [self.version] + versions[vend:])
+                              versions[:vat] + self.vbytes + versions[vend:])
 
-    def lift(self, depth: int, bitmap: int, hashes: bytes, versions: list, new_bitmap: int,
+    def lift(self, depth: int, bitmap: int, hashes: bytes, versions: bytes, new_bitmap: int,
              changes: list, path: bytes):
         """The page at `depth` is left with one leaf: that leaf moves up to
         take the page's place (leaves hang at the shortest unique prefix)."""
@@ -468,18 +472,19 @@ class _Batch:
                 return (LEAF, r[1], r[2], r[3], None)
         bit = 1 << n
         idx = (bitmap & (bit - 1)).bit_count()
-        key = node_key(versions[idx], child_position(path, depth, n), depth + 1)
+        vat = VERSION_BYTES * idx
+        key = versions[vat:vat + VERSION_BYTES] + position(child_position(path, depth, n), depth + 1)
         lpath, lvhash = self.tree._load_leaf(key)
         self.stale.append(key)
         return (LEAF, hashes[32 * idx:32 * idx + 32], lpath, lvhash, None)
 
     def emit_page(self, depth: int, pos: bytes, bitmap: int, leafmap: int,
-                  hashes: bytes, versions: list):
+                  hashes: bytes, versions: bytes):
         key = self.vbytes + pos
         self.new[key] = encode_page(bitmap, leafmap, hashes, versions, self.pack)
         if depth < CACHE_DEPTH:
             self.pages.append((key, (bitmap, leafmap, hashes, versions)))
-        return (PAGE, page_hash(bitmap, hashes), self.version)
+        return (PAGE, page_hash(bitmap, hashes), self.vbytes)
 
     def finish_root(self, r, old_key: bytes | None, old: tuple | None) -> None:
         """Store the root at (version, empty path), so every version has one
@@ -496,7 +501,7 @@ class _Batch:
             unchanged = r[4] is not None
         else:
             self.root = r[1]
-            unchanged = r[2] != version
+            unchanged = r[2] != self.vbytes
             if unchanged:
                 self.new[key] = encode_page(*old, self.pack)
                 self.pages.append((key, old))

@@ -74,7 +74,7 @@ class Chain:
         before = self.reachable(self.tree.version) if self.tree.version is not None else set()
         result = self.tree.apply(version, writes)
         after_new = set(result.new_nodes)
-        assert all(k[:8] == version.to_bytes(8, "big") for k in after_new)
+        assert all(k[:6] == version.to_bytes(6, "big") for k in after_new)
         assert set(result.stale) <= before and len(set(result.stale)) == len(result.stale)
         self.store.write(result)
         # what the new version uses = what the old one did, less stale, plus new
@@ -100,7 +100,8 @@ class Chain:
                 bitmap, _, _, versions = rec
                 for i, n in enumerate(n for n in range(16) if bitmap >> n & 1):
                     child = _with_nibble(prefix_path, depth, n)
-                    todo.append((node_key(versions[i], child, depth + 1), child, depth + 1))
+                    version = int.from_bytes(versions[6 * i:6 * i + 6], "big")
+                    todo.append((node_key(version, child, depth + 1), child, depth + 1))
         return out
 
 
@@ -154,14 +155,14 @@ def test_format_vector() -> None:
     assert result.root.hex() == "edc940e85a4489a0d71d34da64462c6d399a3bf7ac6544ab6fbc8877623af65c"
     root = codec.unpack(result.new_nodes[root_key(1)])
     bitmap, leafmap, hashes, versions = root
-    assert bitmap.bit_count() == len(versions) == len(hashes) // 32 and leafmap & ~bitmap == 0
-    assert versions == [1] * len(versions)
+    assert bitmap.bit_count() == len(versions) // 6 == len(hashes) // 32 and leafmap & ~bitmap == 0
+    assert versions == (1).to_bytes(6, "big") * bitmap.bit_count()
     leaves = set()
     for key, data in result.new_nodes.items():
         assert codec.pack(codec.unpack(data)) == data        # canonical msgpack
         rec = codec.unpack(data)
         if len(rec) == 2:
-            assert key == node_key(1, rec[0], key[8])
+            assert key == node_key(1, rec[0], key[6])
             leaves.add(tuple(rec))
     assert leaves == {(H(k), H(v)) for k, v in state.items()}
 
@@ -213,7 +214,7 @@ def test_delete_returns_to_the_same_root_and_nodes(state, key, value) -> None:
     # the same shape, not only the same hash: same positions, same contents
     # (but for the versions the nodes were written at)
     def shape(version):
-        return sorted((k[8:], codec.unpack(chain.store.get(k))[:3]) for k in chain.reachable(version))
+        return sorted((k[6:], codec.unpack(chain.store.get(k))[:3]) for k in chain.reachable(version))
     assert shape(3) == shape(1)
 
 
@@ -359,7 +360,7 @@ def test_reopening_a_version_that_is_not_stored() -> None:
 def test_versions_must_move_forward() -> None:
     chain = Chain()
     chain.apply(4, {b"a": b"1"})
-    for bad in (4, 3, -1, 2**64, "5", None):
+    for bad in (4, 3, -1, 2**48, "5", None):
         with pytest.raises(StateTreeError):
             chain.tree.apply(bad, {b"a": b"2"})
     assert chain.tree.version == 4
@@ -379,8 +380,8 @@ def test_bad_writes_are_refused_before_any_change(writes) -> None:
 def test_a_failed_update_leaves_the_tree_as_it_was() -> None:
     chain = Chain()
     chain.apply(1, {b"k%d" % i: b"v" for i in range(200)})
-    victim = next(k for k in chain.store.nodes if k[8] == 2)      # a node at depth 2
-    key = next(b"k%d" % i for i in range(200) if position(H(b"k%d" % i), 2) == victim[8:])
+    victim = next(k for k in chain.store.nodes if k[6] == 2)      # a node at depth 2
+    key = next(b"k%d" % i for i in range(200) if position(H(b"k%d" % i), 2) == victim[6:])
     saved = chain.store.nodes.pop(victim)
     with pytest.raises(StateTreeError, match="not in the store"):
         chain.tree.apply(2, {key: b"new", b"k999": b"new"})
@@ -391,8 +392,9 @@ def test_a_failed_update_leaves_the_tree_as_it_was() -> None:
 
 
 @pytest.mark.parametrize("garbage", [b"", b"\xc1", codec.pack([1, 2, 3]), codec.pack("x"),
-                                     codec.pack([0, 0, b"", []]), codec.pack([1, 0, b"x" * 31, [1]]),
-                                     codec.pack([1, 2, b"x" * 32, [1]]), codec.pack([1, 0, b"x" * 32, [-1]]),
+                                     codec.pack([0, 0, b"", b""]), codec.pack([1, 0, b"x" * 31, bytes(6)]),
+                                     codec.pack([1, 2, b"x" * 32, bytes(6)]), codec.pack([1, 0, b"x" * 32, [1]]),
+                                     codec.pack([1, 0, b"x" * 32, bytes(5)]),
                                      codec.pack([b"short", b"x" * 32])])
 def test_a_corrupt_node_is_a_clear_error(garbage) -> None:
     chain = Chain()
