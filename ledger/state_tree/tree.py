@@ -23,11 +23,14 @@ from .format import (EMPTY_NODE, EMPTY_ROOT, MAX_VERSION, NIBBLE, VERSION_BYTES,
                      node_key, page_hash, position, root_key, value_hash)
 from .proof import StateProof
 
-# Pages this shallow are read by nearly every block; keeping them decoded
-# saves a store read and a decode each.  There are at most 1 + 16 + 256 + 4096
-# live ones; the bound only matters for reads at many old versions.
-CACHE_DEPTH = 4
-MAX_CACHED_PAGES = 8192
+# Decoded pages are kept in memory.  Those above TOP_DEPTH are read by nearly
+# every block: at most 1 + 16 + 256 + 4096 live ones, all kept (the bound only
+# matters after reads at many old versions).  Deeper ones are read once per
+# block at most, at random: kept up to `deep_pages` (~0.5 KB each), which
+# saves a store read per page for as many of them as fit.
+TOP_DEPTH = 4
+MAX_TOP_PAGES = 8192
+DEEP_PAGES = 32_768
 
 
 class NodeStore(Protocol):
@@ -69,11 +72,15 @@ class UpdateResult:
 class StateTree:
     """The authenticated state over `store`, positioned at `version`: the
     last version applied, whose root node the store must hold (None for a
-    tree nothing was applied to yet, which is empty)."""
+    tree nothing was applied to yet, which is empty).  `deep_pages` bounds
+    the decoded pages below the top levels kept in memory."""
 
-    def __init__(self, store: NodeStore, version: int | None = None) -> None:
+    def __init__(self, store: NodeStore, version: int | None = None, *,
+                 deep_pages: int = DEEP_PAGES) -> None:
         self.store = store
-        self._cache: dict[bytes, tuple] = {}      # node key -> decoded shallow page
+        self._top: dict[bytes, tuple] = {}        # node key -> decoded page, depth < TOP_DEPTH
+        self._deep: dict[bytes, tuple] = {}       # the same, deeper
+        self._deep_limit = deep_pages
         if version is not None:
             self._root(version)                   # fail now if it is not there
         self.version = version
@@ -129,7 +136,8 @@ class StateTree:
     def apply(self, version: int, writes: Mapping[bytes, bytes | None]) -> UpdateResult:
         """Apply one block's writes (state key -> new value, None = delete) as
         `version`, which must be above the current one.  The tree moves to
-        `version`; the caller stores `new_nodes` before reading it."""
+        `version`; the caller stores `new_nodes` before reading it, or calls
+        `rewind` if it never does."""
         base = self.version
         _check_version(version)
         if base is not None and version <= base:
@@ -149,13 +157,26 @@ class StateTree:
         batch.finish_root(batch.update_root(old_key, old), old_key, old)
         # Only now that nothing can fail: the cache never holds a node of an
         # update that raised.
-        cache = self._cache
+        top, deep = self._top, self._deep
         for key in batch.stale:
-            cache.pop(key, None)
+            top.pop(key, None)
+            deep.pop(key, None)
         for key, page in batch.pages:
             self._remember(key, page)
         self.version = version
         return UpdateResult(version, batch.root, batch.new, batch.stale)
+
+    def rewind(self, version: int | None) -> None:
+        """Move back to `version` (None: the empty tree), forgetting the
+        applies above it, whose nodes the caller did not store (a synced
+        block that re-executes to another header, a commit that failed)."""
+        if version is not None:
+            self._root(version)                   # it must be there
+        limit = -1 if version is None else version
+        for cache in (self._top, self._deep):
+            for key in [k for k in cache if key_version(k) > limit]:
+                del cache[key]
+        self.version = version
 
     # -- nodes ---------------------------------------------------------------------
     def _root(self, version: int) -> tuple:
@@ -163,7 +184,7 @@ class StateTree:
         return self._load(root_key(version))
 
     def _load(self, key: bytes) -> tuple:
-        node = self._cache.get(key)
+        node = self._top.get(key) or self._deep.get(key)
         if node is not None:
             return node
         data = self.store.get(key)
@@ -171,7 +192,7 @@ class StateTree:
             raise StateTreeError(f"state tree node {key.hex()} is not in the store (version "
                                  f"{key_version(key)} was never written, or was pruned)")
         node = _decode(key, data)
-        if len(node) == 4 and key[VERSION_BYTES] < CACHE_DEPTH:
+        if len(node) == 4:
             self._remember(key, node)
         return node
 
@@ -189,9 +210,14 @@ class StateTree:
         return node
 
     def _remember(self, key: bytes, page: tuple) -> None:
-        cache = self._cache
-        if len(cache) >= MAX_CACHED_PAGES:
-            cache.clear()
+        if key[VERSION_BYTES] < TOP_DEPTH:
+            cache, limit = self._top, MAX_TOP_PAGES
+        else:
+            cache, limit = self._deep, self._deep_limit
+            if not limit:
+                return
+        if len(cache) >= limit:
+            cache.clear()        # random reads: as good as any eviction, and O(1)
         cache[key] = page
 
 
@@ -225,7 +251,7 @@ class _Batch:
     so the upper levels are visited once per block, not once per key."""
 
     __slots__ = ("tree", "version", "vbytes", "items", "new", "stale", "pages", "root", "pack",
-                 "cache_get", "load_leaf")
+                 "top_get", "deep_get", "load_leaf")
 
     def __init__(self, tree: StateTree, version: int, items: list) -> None:
         self.tree = tree
@@ -234,10 +260,11 @@ class _Batch:
         self.items = items
         self.new: dict[bytes, bytes] = {}
         self.stale: list[bytes] = []
-        self.pages: list[tuple[bytes, tuple]] = []     # shallow new pages, to cache
+        self.pages: list[tuple[bytes, tuple]] = []     # new pages, to cache
         self.root = EMPTY_ROOT
         self.pack = msgpack.Packer(use_bin_type=True).pack
-        self.cache_get = tree._cache.get
+        self.top_get = tree._top.get
+        self.deep_get = tree._deep.get
         self.load_leaf = tree._load_leaf
 
     def update_root(self, okey: bytes | None, node: tuple | None):
@@ -393,7 +420,7 @@ class _Batch:
         below the top levels most pages see one write per block, and this path
         has no grouping or splicing loops.  The tests check both paths against
         trees built from scratch."""
-        page = self.cache_get(okey)
+        page = self.top_get(okey) if depth < TOP_DEPTH else self.deep_get(okey)
         if page is None:
             page = self.tree._load_page(okey)
         bitmap, leafmap, hashes, versions = page
@@ -482,8 +509,7 @@ class _Batch:
                   hashes: bytes, versions: bytes):
         key = self.vbytes + pos
         self.new[key] = encode_page(bitmap, leafmap, hashes, versions, self.pack)
-        if depth < CACHE_DEPTH:
-            self.pages.append((key, (bitmap, leafmap, hashes, versions)))
+        self.pages.append((key, (bitmap, leafmap, hashes, versions)))
         return (PAGE, page_hash(bitmap, hashes), self.vbytes)
 
     def finish_root(self, r, old_key: bytes | None, old: tuple | None) -> None:

@@ -352,6 +352,24 @@ def test_reopened_tree_continues_identically() -> None:
                (expected.root, expected.new_nodes, expected.stale)
 
 
+def test_rewind_forgets_an_update_that_was_never_stored() -> None:
+    """A synced block that re-executes to another header is dropped: the tree
+    goes back, and the right block at that height gives the right root, with
+    nothing of the dropped update left in the tree's cache."""
+    chain = Chain()
+    chain.apply(1, {b"k%d" % i: b"v" for i in range(300)})
+    wrong = chain.tree.apply(2, {b"k%d" % i: b"wrong" for i in range(0, 300, 3)})
+    chain.tree.rewind(1)
+    assert chain.tree.version == 1
+    assert not any(k in chain.tree._top or k in chain.tree._deep for k in wrong.new_nodes)
+    right = {b"k%d" % i: b"right" for i in range(1, 300, 3)}
+    assert chain.apply(2, right).root == ref_root(chain.state)
+    chain.tree.rewind(None)
+    assert chain.tree.root_hash() == EMPTY_ROOT and chain.tree.version is None
+    with pytest.raises(StateTreeError):
+        chain.tree.rewind(7)
+
+
 def test_reopening_a_version_that_is_not_stored() -> None:
     with pytest.raises(StateTreeError, match="never written, or was pruned"):
         StateTree(MemoryNodeStore(), 3)
@@ -380,15 +398,30 @@ def test_bad_writes_are_refused_before_any_change(writes) -> None:
 def test_a_failed_update_leaves_the_tree_as_it_was() -> None:
     chain = Chain()
     chain.apply(1, {b"k%d" % i: b"v" for i in range(200)})
-    victim = next(k for k in chain.store.nodes if k[6] == 2)      # a node at depth 2
-    key = next(b"k%d" % i for i in range(200) if position(H(b"k%d" % i), 2) == victim[6:])
+    victim = next(k for k, data in chain.store.nodes.items() if len(data) == 69)    # a leaf
+    depth = victim[6]
+    key = next(b"k%d" % i for i in range(200) if position(H(b"k%d" % i), depth) == victim[6:])
     saved = chain.store.nodes.pop(victim)
+    tree = StateTree(chain.store, 1)
     with pytest.raises(StateTreeError, match="not in the store"):
-        chain.tree.apply(2, {key: b"new", b"k999": b"new"})
-    assert chain.tree.version == 1
+        tree.apply(2, {key: b"new", b"k999": b"new"})
+    assert tree.version == 1
     chain.store.nodes[victim] = saved
     fresh = StateTree(MemoryNodeStore()).apply(1, chain.state | {key: b"new", b"k999": b"new"})
-    assert chain.apply(2, {key: b"new", b"k999": b"new"}).root == fresh.root
+    assert tree.apply(2, {key: b"new", b"k999": b"new"}).root == fresh.root
+
+
+@pytest.mark.parametrize("deep_pages", [0, 3, 1000])
+def test_the_page_cache_changes_nothing_but_reads(deep_pages) -> None:
+    blocks = [{b"key/%d" % i: b"v" for i in range(20000)}] + _random_blocks(3, 8, pool=20000)
+    plain, cached = MemoryNodeStore(), MemoryNodeStore()
+    plain_tree, cached_tree = StateTree(plain), StateTree(cached, deep_pages=deep_pages)
+    for version, block in enumerate(blocks, start=1):
+        a, b = plain_tree.apply(version, block), cached_tree.apply(version, block)
+        assert (a.root, a.new_nodes, a.stale) == (b.root, b.new_nodes, b.stale)
+        plain.write(a)
+        cached.write(b)
+        assert 0 < len(cached_tree._deep) <= deep_pages or deep_pages == 0 == len(cached_tree._deep)
 
 
 @pytest.mark.parametrize("garbage", [b"", b"\xc1", codec.pack([1, 2, 3]), codec.pack("x"),
