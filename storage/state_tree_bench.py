@@ -1,11 +1,12 @@
-"""Measure the state tree: `python -m ledger.state_tree.bench`.
+"""Measure the state tree: `python -m storage.state_tree_bench`.
 
 For each tree size: fill a tree with that many keys, then time blocks of
 `--block` writes (a mix of updates to existing keys and new keys) and report
 CPU microseconds per written key (apply, and the store's write), nodes and
 bytes written per key, and proof size, proving and checking time.  Nodes live in memory, or in LevelDB with
 `--leveldb DIR` (one unsynced batch per block, read back through plyvel, as a
-node would).  Figures, not assertions: run it by hand on a quiet machine.
+node would; here, not in ledger/, because ledger/ never touches plyvel).
+Figures, not assertions: run it by hand on a quiet machine.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import statistics
 import time
 from pathlib import Path
 
-from .proof import StateProof, check
-from .tree import MemoryNodeStore, StateTree, UpdateResult
+import plyvel
+
+from ledger.crypto import KeyPair, verify
+from ledger.state_tree import MemoryNodeStore, StateProof, StateTree, UpdateResult, check
 
 FILL_CHUNK = 50_000
 
@@ -29,7 +32,6 @@ class _LevelDBNodeStore:
     """Nodes in a LevelDB of their own, for the figure with real reads."""
 
     def __init__(self, path: Path, prune: bool) -> None:
-        import plyvel
         self.prune = prune
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
@@ -151,7 +153,6 @@ def signature_check_us(n: int = 2000) -> float:
     """CPU microseconds of one ed25519 signature check, measured now: the
     yardstick the issue's budget uses (~57 us on the 2-core reference
     machine), so figures from a busy machine can still be compared."""
-    from ..crypto import KeyPair, verify
     key = KeyPair.from_seed(bytes(32))
     message = bytes(200)
     signature = key.sign(message)
