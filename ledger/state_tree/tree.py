@@ -18,9 +18,9 @@ import msgpack
 
 from ..codec import DecodeError
 from ..errors import StateTreeError
-from .format import (EMPTY_NODE, EMPTY_ROOT, MAX_VERSION, NIBBLE, VERSION_BYTES, child_position, decode_node,
-                     encode_leaf, encode_page, key_path, key_version, leaf_hash, nibble, node_hash,
-                     node_key, page_hash, position, root_key, value_hash)
+from .format import (EMPTY_NODE, EMPTY_ROOT, MAX_VERSION, NIBBLE, VERSION_BYTES, child_position,
+                     decode_node, encode_leaf, encode_page, key_path, key_version, leaf_hash,
+                     nibble, node_hash, page_hash, position, root_key, value_hash)
 from .proof import StateProof
 
 # Decoded pages are kept in memory.  Those above TOP_DEPTH are read by nearly
@@ -286,7 +286,6 @@ class _Batch:
         if hi - lo == 1:
             path, vhash = items[lo]
             return (LEAF, leaf_hash(path, vhash), path, vhash, None)
-        version = self.version
         vbytes = self.vbytes
         new = self.new
         nib = NIBBLE[depth & 1]

@@ -424,11 +424,11 @@ def test_the_page_cache_changes_nothing_but_reads(deep_pages) -> None:
         assert 0 < len(cached_tree._deep) <= deep_pages or deep_pages == 0 == len(cached_tree._deep)
 
 
-@pytest.mark.parametrize("garbage", [b"", b"\xc1", codec.pack([1, 2, 3]), codec.pack("x"),
-                                     codec.pack([0, 0, b"", b""]), codec.pack([1, 0, b"x" * 31, bytes(6)]),
-                                     codec.pack([1, 2, b"x" * 32, bytes(6)]), codec.pack([1, 0, b"x" * 32, [1]]),
-                                     codec.pack([1, 0, b"x" * 32, bytes(5)]),
-                                     codec.pack([b"short", b"x" * 32])])
+@pytest.mark.parametrize("garbage", [
+    b"", b"\xc1", codec.pack([1, 2, 3]), codec.pack("x"), codec.pack([0, 0, b"", b""]),
+    codec.pack([1, 0, b"x" * 31, bytes(6)]), codec.pack([1, 2, b"x" * 32, bytes(6)]),
+    codec.pack([1, 0, b"x" * 32, [1]]), codec.pack([1, 0, b"x" * 32, bytes(5)]),
+    codec.pack([b"short", b"x" * 32])])
 def test_a_corrupt_node_is_a_clear_error(garbage) -> None:
     chain = Chain()
     chain.apply(1, {b"k%d" % i: b"v" for i in range(50)})
