@@ -7,6 +7,7 @@ all of a block — block, certificate, indexes, state writes, tip — or none of
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -74,6 +75,13 @@ class _PlyvelBackend:
         try:
             with self._db.iterator(include_value=False) as it:
                 return next(it, None) is None
+        except plyvel.Error as exc:
+            raise _store_error(self._where, "read", exc) from None
+
+    def range(self, start: bytes, stop: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        try:
+            with self._db.iterator(start=start, stop=stop) as it:
+                return list(itertools.islice(it, limit))
         except plyvel.Error as exc:
             raise _store_error(self._where, "read", exc) from None
 
