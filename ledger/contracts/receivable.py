@@ -52,7 +52,10 @@ PART = Record("one part of a split", {
 SPLIT_ARGS = Record("receivable.split arguments", {
     "id": ID,
     "parts": List("the parts; their amounts sum exactly to the receivable's", PART,
-                  min_items=2, max_items=MAX_PARTS),
+                  min_items=2, max_items=MAX_PARTS,
+                  example=[{"id": "KMHM-2026-0088-1", "amount_cents": 30_000_000},
+                           {"id": "KMHM-2026-0088-2", "amount_cents": 20_000_000,
+                            "to": "xishan-bearings"}]),
 })
 TRANSFER_ARGS = Record("receivable.transfer arguments", {
     "id": ID, "to": organisation("the new holder", "xishan-bearings")})

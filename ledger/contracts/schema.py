@@ -135,8 +135,9 @@ class Enum(Field):
 class List(Field):
     __slots__ = ("item", "min_items", "max_items")
 
-    def __init__(self, description: str, item: Field, *, max_items: int, min_items: int = 1) -> None:
-        super().__init__(description, [item.example])
+    def __init__(self, description: str, item: Field, *, max_items: int, min_items: int = 1,
+                 example: list | None = None) -> None:
+        super().__init__(description, [item.example] * min_items if example is None else example)
         self.item, self.min_items, self.max_items = item, min_items, max_items
 
     def check(self, value: Any, path: str) -> None:

@@ -256,7 +256,7 @@ def _store_new(state: ContractState, lot: Lot, index: bool = True) -> None:
 
 
 def _consume(ctx: CallContext, state: ContractState, entries: list[dict], where: str,
-             action: str) -> tuple[list[Lot], list, list[str], list[str]]:
+             verb: str, done: str) -> tuple[list[Lot], list, list[str], list[str]]:
     """Load and take the listed lots from the caller: (lots, parents, ancestors, origins)."""
     lots, parents, seen = [], [], set()
     ancestors: set[str] = set()
@@ -267,8 +267,8 @@ def _consume(ctx: CallContext, state: ContractState, entries: list[dict], where:
             raise ContractError(ERR_BAD_ARGS, f"args.{where}[{i}].lot: lot {lot_id} is listed twice")
         seen.add(lot_id)
         lot = _load(state, lot_id)
-        _refuse_failed(state, lot, action)
-        _take(ctx, lot, quantity, action)
+        _refuse_failed(state, lot, done)
+        _take(ctx, lot, quantity, verb)
         lots.append(lot)
         parents.append([lot_id, quantity])
         ancestors.add(lot_id)
@@ -319,7 +319,8 @@ def inspect(ctx: CallContext, state: ContractState, args: dict) -> dict:
 def transform(ctx: CallContext, state: ContractState, args: dict) -> dict:
     out = args["output"]
     _refuse_existing(state, out["lot"])
-    inputs, parents, ancestors, origins = _consume(ctx, state, args["inputs"], "inputs", "transform")
+    inputs, parents, ancestors, origins = _consume(ctx, state, args["inputs"], "inputs", "transform",
+                                                        "transformed")
     gtin = out.get("gtin")
     lot = Lot(out["lot"], TRANSFORMED, out["product"], None if gtin is None else normalize_gtin(gtin),
               out["unit"], out["quantity"], None, origins, ctx.org, ctx.height, ctx.time_ms,
@@ -336,7 +337,7 @@ def transform(ctx: CallContext, state: ContractState, args: dict) -> dict:
 def aggregate(ctx: CallContext, state: ContractState, args: dict) -> dict:
     package_id = args["package"]
     _refuse_existing(state, package_id)
-    contents, parents, ancestors, origins = _consume(ctx, state, args["lots"], "lots", "pack")
+    contents, parents, ancestors, origins = _consume(ctx, state, args["lots"], "lots", "pack", "packed")
     package = Lot(package_id, PACKAGE, PACKAGE, None, PACKAGE, 1, None, origins, ctx.org,
                   ctx.height, ctx.time_ms, ctx.tx_id, parents, ancestors, [[ctx.org, 1]])
     for content, (_, quantity) in zip(contents, parents):
