@@ -252,6 +252,9 @@ def finance(ctx: CallContext, state: ContractState, args: dict) -> dict:
     bank, advance = args["bank"], args["advance_cents"]
     if bank == rec.holder:
         raise ContractError(ERR_BAD_ARGS, f"args.bank: {bank} already holds receivable {rec.id}")
+    if bank == rec.debtor:
+        raise ContractError(ERR_BAD_ARGS, f"args.bank: {bank} is the debtor; a debtor does not hold "
+                                          "its own debt (settle instead)")
     _known_org(ctx, bank, "args.bank")
     if not ctx.directory.org_has_role(bank, "bank"):
         raise ContractError(ERR_PERMISSION, f"args.bank: {bank} is not a bank (no account with the "

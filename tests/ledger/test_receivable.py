@@ -167,7 +167,11 @@ def test_issue_transfer_finance_refusals(w) -> None:
               ERR_BAD_ARGS, "args.bank: steel already holds receivable R1")
     w.refused("steel", "receivable", "finance", {"id": "R1", "bank": "mars", "advance_cents": 1},
               ERR_NOT_FOUND, "args.bank: no organisation 'mars' on this chain")
-    assert balance(w, "steel") == (1, 50_000_000, ["R1"])
+    w.ok("bank", "receivable", "issue", {**ISSUE, "id": "OWED-BY-BANK"})
+    w.refused("steel", "receivable", "finance", {"id": "OWED-BY-BANK", "bank": "bank", "advance_cents": 1},
+              ERR_BAD_ARGS, "args.bank: bank is the debtor; a debtor does not hold its own debt "
+                            "(settle instead)")
+    assert balance(w, "steel") == (2, 100_000_000, ["OWED-BY-BANK", "R1"])
 
 
 def test_holdings_page_through_an_organisations_receivables() -> None:
