@@ -27,6 +27,7 @@ from consensus.replica import Replica, ReplicaConfig
 from consensus.safety import payload_keys
 from ledger.block import Proposal
 from ledger.codec import DecodeError
+from ledger.contracts import CommittedState
 from ledger.crypto import KeyPair
 from ledger.execution import query_state
 from ledger.genesis import Genesis
@@ -381,6 +382,9 @@ class Node:
     def get_state(self, contract: str, key: str) -> tuple[Any, int] | None:
         value = query_state(self.store.get_state, contract, key)
         return None if value is None else (value, self.chain.height)
+
+    def state_reader(self) -> CommittedState:
+        return CommittedState(self.store.get_state, self.store.scan_state, self.chain.height, self.genesis)
 
     def validators(self) -> list[dict[str, Any]]:
         connected = set(self.peers.connected())
