@@ -39,12 +39,34 @@ Build = Callable[[dict, dict, str], dict]
 Render = Callable[[dict], None]
 
 
+EVENT_KEYS = ("event", "org", "account", "time_ms", "time", "height", "tx_id")
+
+
 def yuan(cents: Any) -> str:
-    """12550 -> '125.50 yuan'."""
+    """5000012550 -> '50,000,125.50 yuan' (integer arithmetic: no float ever touches money)."""
     if type(cents) is not int:
         return str(cents)
     sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d} yuan"
+    return f"{sign}{abs(cents) // 100:,}.{abs(cents) % 100:02d} yuan"
+
+
+def short_time(text: Any) -> str:
+    """'2026-11-28T09:00:00+08:00' -> '2026-11-28 09:00:00' (block times are UTC+8)."""
+    return str(text)[:19].replace("T", " ")
+
+
+def event_details(event: dict) -> str:
+    """What an event (ledger.contracts.history) did, beyond who and when, in words."""
+    parts = []
+    for key, value in event.items():
+        if key in EVENT_KEYS:
+            continue
+        if key.endswith("_cents"):
+            key, value = key.removesuffix("_cents"), yuan(value)
+        elif key in ("inputs", "contents", "parts") and isinstance(value, list):
+            value = " + ".join(f"{item[1]} of {item[0]}" for item in value)
+        parts.append(f"{key.replace('_', ' ')} {value}")
+    return ", ".join(parts)
 
 
 def page_query(group: dict[str, str], limit: int, after: str | None) -> str:

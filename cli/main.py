@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .bench import bench
+from .demo import demo
 from .sim_cmd import sim
 from .chain_cmd import query, status, tx, watch
 from .group import YnGroup
@@ -41,7 +42,8 @@ def cli():
     """
 
 
-for command in (keys, testnet, node, status, tx, query, watch, receipt, trace, receivable, bench, sim):
+for command in (keys, testnet, node, status, tx, query, watch, receipt, trace, receivable, demo, bench,
+                sim):
     cli.add_command(command)
 
 

@@ -7,7 +7,7 @@ import click
 from ledger.contracts.paging import DEFAULT_PAGE, MAX_PAGE
 
 from .client import path_segment
-from .contract_cli import method_command, page_query, print_next, yuan
+from .contract_cli import event_details, method_command, page_query, print_next, short_time, yuan
 from .target import client_for, json_option, node_option, print_fields, print_json, print_table
 
 
@@ -71,10 +71,8 @@ def receivable_show(rid, node_url, as_json):
          f"paid to {settled.get('paid_to')} at height {settled.get('height')} ({settled.get('time')})"),
     ])
     for event in doc.get("events") or []:
-        details = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in event.items()
-                            if k not in ("event", "org", "account", "time_ms", "time", "height", "tx_id"))
-        click.echo(f"  {event.get('time')}  h{event.get('height')}  {event.get('event'):<10} "
-                   f"{event.get('org')}: {details}")
+        click.echo(f"  {short_time(event.get('time'))}  height {event.get('height')}  "
+                   f"{event.get('event'):<10} {event.get('org')}: {event_details(event)}")
 
 
 @receivable.command("holdings")

@@ -9,11 +9,8 @@ import click
 from ledger.contracts.paging import DEFAULT_PAGE, MAX_PAGE
 
 from .client import path_segment
-from .contract_cli import method_command, page_query, print_next
+from .contract_cli import event_details, method_command, page_query, print_next, short_time
 from .target import client_for, json_option, node_option, print_json, print_table
-
-STANDARD_EVENT_KEYS = ("event", "org", "account", "time_ms", "time", "height", "tx_id")
-
 
 @click.group()
 def trace():
@@ -45,19 +42,7 @@ method_command(trace, "trace", "retire", render=_fields)
 
 
 def _org(name: Any, orgs: dict[str, str]) -> str:
-    display = orgs.get(name)
-    return f"{display} ({name})" if display and display != name else str(name)
-
-
-def _details(event: dict) -> str:
-    parts = []
-    for key, value in event.items():
-        if key in STANDARD_EVENT_KEYS:
-            continue
-        if key in ("inputs", "contents") and isinstance(value, list):
-            value = " + ".join(f"{q} of {lot}" for lot, q in value)
-        parts.append(f"{key.replace('_', ' ')} {value}")
-    return ", ".join(parts)
+    return orgs.get(name) or str(name)
 
 
 def render_lot(lot: dict, orgs: dict[str, str], indent: str = "") -> None:
@@ -68,22 +53,45 @@ def render_lot(lot: dict, orgs: dict[str, str], indent: str = "") -> None:
     if failed:
         source = "it" if failed.get("lot") == lot.get("lot") else f"lot {failed.get('lot')} it is made from"
         click.echo(f"{indent}  !! FAILED INSPECTION: {source}, by {_org(failed.get('lab'), orgs)} at height "
-                   f"{failed.get('height')} ({failed.get('time')}); not for sale")
+                   f"{failed.get('height')} ({short_time(failed.get('time'))}); not for sale")
     origin = lot.get("origin")
     if origin:
         click.echo(f"{indent}  origin: {origin.get('base')}, {origin.get('plot')}, harvested "
                    f"{origin.get('harvest_date')}")
     click.echo(f"{indent}  made by {_org(lot.get('creator'), orgs)} at height {lot.get('created_height')}, "
-               f"{lot.get('created_time')}")
+               f"{short_time(lot.get('created_time'))}")
     held = ", ".join(f"{_org(h.get('org'), orgs)} {h.get('quantity')}" for h in lot.get("holdings") or [])
     click.echo(f"{indent}  now: held by {held or 'nobody'}; in transit {lot.get('in_transit')}, "
                f"sold {lot.get('sold')}, used {lot.get('used')}, packed {lot.get('packed')}, "
                f"retired {lot.get('retired')}")
     for event in lot.get("events") or []:
-        click.echo(f"{indent}  {event.get('time')}  h{event.get('height')}  {event.get('event'):<12} "
-                   f"{_org(event.get('org'), orgs)}: {_details(event)}  [tx {str(event.get('tx_id'))[:16]}]")
+        click.echo(f"{indent}  {short_time(event.get('time'))}  height {event.get('height'):<5} "
+                   f"{event.get('event'):<12} {_org(event.get('org'), orgs)}: {event_details(event)}  "
+                   f"[tx {str(event.get('tx_id'))[:16]}]")
     if lot.get("event_count", 0) > len(lot.get("events") or []):
         click.echo(f"{indent}  ... {lot['event_count'] - len(lot['events'])} more events")
+
+
+def render_summary(doc: dict, orgs: dict[str, str]) -> None:
+    """The few lines a consumer reads first: where it grew, who checked it, is it safe."""
+    lots = [doc.get("lot") or {}, *(doc.get("upstream") or [])]
+    top = lots[0]
+    click.secho(f"{top.get('product')} · lot {top.get('lot')}", bold=True)
+    for lot in lots:
+        origin = lot.get("origin")
+        if origin:
+            click.echo(f"  grown at {origin.get('base')} ({origin.get('plot')}) by "
+                       f"{_org(lot.get('creator'), orgs)}, harvested {origin.get('harvest_date')}")
+    for lot in lots:
+        for event in lot.get("events") or []:
+            if event.get("event") == "inspect":
+                report = f", report {event['report_id']}" if event.get("report_id") else ""
+                click.echo(f"  inspected: {event.get('result')} (lot {lot.get('lot')}, "
+                           f"{_org(event.get('org'), orgs)}{report}, {short_time(event.get('time'))})")
+    failed = top.get("failed_inspection")
+    click.echo("  status: FAILED INSPECTION, do not consume" if failed else "  status: ok")
+    click.echo(f"  steps on the chain: {sum(len(lot.get('events') or []) for lot in lots)} events over "
+               f"{len(lots)} lots\n")
 
 
 @trace.command("show")
@@ -100,6 +108,7 @@ def trace_show(lot, gtin, node_url, as_json):
         print_json(doc)
         return
     orgs = doc.get("organisations") or {}
+    render_summary(doc, orgs)
     render_lot(doc.get("lot") or {}, orgs)
     upstream = doc.get("upstream") or []
     if upstream:

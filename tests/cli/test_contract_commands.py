@@ -201,7 +201,9 @@ def test_trace_show_is_the_consumers_view(run, fake, world):
     assert "lot MAO-1 · puer-maocha · 25 kg · transformed" in text
     assert "!! FAILED INSPECTION: lot LEAF-1 it is made from, by lab at height 8" in text
     assert "made from:" in text and "origin: menghai-bulang, Laobanzhang 7, harvested 2026-04-12" in text
-    assert "Menghai Tea Cooperative (coop): quantity 500, unit kg" in text
+    assert "commission   Menghai Tea Cooperative: quantity 500, unit kg" in text
+    assert "grown at menghai-bulang (Laobanzhang 7) by Menghai Tea Cooperative, harvested 2026-04-12" in text
+    assert "inspected: fail (lot LEAF-1, lab, " in text and "status: FAILED INSPECTION" in text
     fake.docs["/01/06901234567892/10/MAO-1"] = (404, {"error": "no lot MAO-1 of GTIN 06901234567892 on this "
                                                                "chain", "code": "not_found"})
     line = one_error_line(run("trace", "show", "MAO-1", "--gtin", "06901234567892", "--node", fake.url))
@@ -214,7 +216,8 @@ def test_receivable_show_and_holdings(run, fake, world):
     reader = world.reader("receivable")
     fake.docs["/receivables/R1"] = (200, {**receivable.detail(reader, "R1"), "height": 10})
     text = run("receivable", "show", "R1", "--node", fake.url).stdout
-    assert "financed:" in text and "by bank, advance 48.00 yuan" in text and "finance" in text
+    assert "financed:" in text and "by bank, advance 48.00 yuan" in text
+    assert "finance    steel: bank bank, advance 48.00 yuan, from steel" in text
     fake.docs["/receivables/holdings/bank"] = (200, {**receivable.holdings(reader, "bank", None, 20), "height": 10})
     text = run("receivable", "holdings", "bank", "--node", fake.url).stdout
     assert "bank holds 1 open receivable(s), 50.00 yuan in all" in text and "R1" in text
