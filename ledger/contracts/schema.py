@@ -158,7 +158,7 @@ class List(Field):
 class Record(Field):
     """A map of named fields; `optional` names the ones that may be left out."""
 
-    __slots__ = ("fields", "optional", "_names")
+    __slots__ = ("fields", "optional", "_names", "_all", "_required", "_plan")
 
     def __init__(self, description: str, fields: Mapping[str, Field],
                  optional: tuple[str, ...] = ()) -> None:
@@ -168,20 +168,28 @@ class Record(Field):
         self.fields = dict(fields)
         self.optional = frozenset(optional)
         self._names = ", ".join(fields)
+        self._all = frozenset(fields)
+        self._required = self._all - self.optional
+        # path -> ((name, check, path of the field), ...): built once per place a
+        # record is checked at (bounded by the schema's shape), not per call.
+        self._plan: dict[str, tuple] = {}
 
     def check(self, value: Any, path: str) -> None:
         if type(value) is not dict:
             raise _bad(path, f"expected a map with {self._names}")
-        fields = self.fields
-        missing = [n for n in fields if n not in value and n not in self.optional]
-        if missing:
+        keys = value.keys()
+        if not self._required <= keys:
+            missing = [n for n in self.fields if n not in value and n not in self.optional]
             raise _bad(path, f"missing {', '.join(missing)}")
-        if len(value) > len(fields) or any(k not in fields for k in value):
-            unknown = sorted(repr(k) for k in value if k not in fields)
+        if not keys <= self._all:
+            unknown = sorted(repr(k) for k in value if k not in self.fields)
             raise _bad(path, f"unknown field(s) {', '.join(unknown)}")
-        for name, field in fields.items():
+        plan = self._plan.get(path)
+        if plan is None:
+            plan = self._plan[path] = tuple((name, f.check, f"{path}.{name}") for name, f in self.fields.items())
+        for name, check, where in plan:
             if name in value:
-                field.check(value[name], f"{path}.{name}")
+                check(value[name], where)
 
     def constraint(self) -> str:
         return "a map with " + ", ".join(n + ("?" if n in self.optional else "") for n in self.fields)

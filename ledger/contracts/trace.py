@@ -82,11 +82,12 @@ GTIN = Str("GS1 GTIN-8/12/13/14 of the product", "06901234567892", min_len=8, ma
            "check digit", extra=_gtin_problem)
 PRODUCT = identifier("the product code (lots are listed by it)", "puer-fresh-leaf")
 UNIT = text("the unit of quantity", "kg", 16)
+BASE = identifier("the production base (lots are listed by it)", "menghai-bulang")
 LOT_QUANTITY = Record("a quantity of a lot", {"lot": LOT, "quantity": QUANTITY})
 COMMISSION_ARGS = Record("trace.commission arguments", {
     "lot": LOT, "product": PRODUCT, "gtin": GTIN, "quantity": QUANTITY, "unit": UNIT,
     "origin": Record("where and when it was harvested", {
-        "base": identifier("the production base (lots are listed by it)", "menghai-bulang"),
+        "base": BASE,
         "plot": text("the plot within the base", "Laobanzhang plot 7", 64),
         "harvest_date": calendar_date("the harvest day (UTC+8), not after the block's day",
                                       "2026-04-12"),
