@@ -120,6 +120,17 @@ def _known_org(ctx: CallContext, org: str, where: str) -> None:
         raise ContractError(ERR_NOT_FOUND, f"{where}: no organisation {org!r} on this chain")
 
 
+def _check_new_holder(ctx: CallContext, rec: Receivable, org: str, where: str,
+                      may_be_holder: bool = False) -> None:
+    """`org` may come to hold (part of) `rec`: a known organisation, not its debtor."""
+    if org == rec.holder and not may_be_holder:
+        raise ContractError(ERR_BAD_ARGS, f"{where}: {org} already holds receivable {rec.id}")
+    if org == rec.debtor:
+        raise ContractError(ERR_BAD_ARGS, f"{where}: {org} is the debtor; a debtor does not hold "
+                                          "its own debt (settle instead)")
+    _known_org(ctx, org, where)
+
+
 def _as_holder(ctx: CallContext, rec: Receivable, action: str) -> None:
     """The caller holds `rec`, and it can still change hands."""
     if rec.status == SETTLED:
@@ -160,6 +171,16 @@ def _unhold(state: ContractState, rec: Receivable) -> None:
 def _event(ctx: CallContext, state: ContractState, rec: Receivable, kind: str, **details: Any) -> None:
     record_event(ctx, state, rec.id, rec.events, kind, details)
     rec.events += 1
+
+
+def _move(ctx: CallContext, state: ContractState, rec: Receivable, to: str, kind: str,
+          **details: Any) -> None:
+    """Hand `rec` to `to`: the holder index, both balances and its history follow."""
+    _unhold(state, rec)
+    _event(ctx, state, rec, kind, to=to, **{"from": rec.holder}, **details)
+    rec.holder = to
+    _store(state, rec)
+    _hold(state, rec)
 
 
 def _store(state: ContractState, rec: Receivable) -> None:
@@ -204,10 +225,7 @@ def split(ctx: CallContext, state: ContractState, args: dict) -> dict:
         seen.add(part["id"])
         _refuse_existing(state, part["id"], f"{where}.id")
         holder = part.get("to", ctx.org)
-        if holder == parent.debtor:
-            raise ContractError(ERR_BAD_ARGS, f"{where}.to: {holder} is the debtor; a debtor does not "
-                                              "hold its own debt (settle instead)")
-        _known_org(ctx, holder, f"{where}.to")
+        _check_new_holder(ctx, parent, holder, f"{where}.to", may_be_holder=True)
         children.append(Receivable(part["id"], parent.debtor, holder, part["amount_cents"],
                                    parent.maturity, OPEN, parent.id, [],
                                    parent.financed, ctx.height, ctx.time_ms, ctx.tx_id, None))
@@ -227,17 +245,8 @@ def transfer(ctx: CallContext, state: ContractState, args: dict) -> dict:
     rec = _load(state, args["id"])
     _as_holder(ctx, rec, "transferred")
     to = args["to"]
-    if to == rec.holder:
-        raise ContractError(ERR_BAD_ARGS, f"args.to: {to} already holds receivable {rec.id}")
-    if to == rec.debtor:
-        raise ContractError(ERR_BAD_ARGS, f"args.to: {to} is the debtor; a debtor does not hold its "
-                                          "own debt (settle instead)")
-    _known_org(ctx, to, "args.to")
-    _unhold(state, rec)
-    _event(ctx, state, rec, "transfer", to=to, **{"from": rec.holder})
-    rec.holder = to
-    _store(state, rec)
-    _hold(state, rec)
+    _check_new_holder(ctx, rec, to, "args.to")
+    _move(ctx, state, rec, to, "transfer")
     return {"id": rec.id, "holder": to}
 
 
@@ -250,24 +259,15 @@ def finance(ctx: CallContext, state: ContractState, args: dict) -> dict:
         raise ContractError(ERR_CONFLICT, f"receivable {rec.id} was already financed by {bank} at "
                                           f"height {height}{how}; it is financed at most once")
     bank, advance = args["bank"], args["advance_cents"]
-    if bank == rec.holder:
-        raise ContractError(ERR_BAD_ARGS, f"args.bank: {bank} already holds receivable {rec.id}")
-    if bank == rec.debtor:
-        raise ContractError(ERR_BAD_ARGS, f"args.bank: {bank} is the debtor; a debtor does not hold "
-                                          "its own debt (settle instead)")
-    _known_org(ctx, bank, "args.bank")
+    _check_new_holder(ctx, rec, bank, "args.bank")
     if not ctx.directory.org_has_role(bank, "bank"):
         raise ContractError(ERR_PERMISSION, f"args.bank: {bank} is not a bank (no account with the "
                                             "bank role)")
     if advance > rec.amount:
         raise ContractError(ERR_BAD_ARGS, f"args.advance_cents: {advance} is more than the "
                                           f"receivable's {rec.amount} cents")
-    _unhold(state, rec)
-    _event(ctx, state, rec, "finance", bank=bank, advance_cents=advance, **{"from": rec.holder})
-    rec.holder = bank
     rec.financed = [bank, advance, ctx.height, ctx.tx_id, ctx.time_ms, rec.id]
-    _store(state, rec)
-    _hold(state, rec)
+    _move(ctx, state, rec, bank, "finance", advance_cents=advance)
     return {"id": rec.id, "holder": bank, "advance_cents": advance}
 
 

@@ -9,28 +9,14 @@ import pytest
 
 from ledger.contracts import fiscal, receivable, trace
 from ledger.contracts.fiscal import payer_id_hash
-from ledger.crypto import KeyPair, save_key
 from tests.ledger.test_fiscal import ISSUE
 from tests.ledger.test_trace import LEAF
 from tests.ledger.world import World
 
 from .conftest import one_error_line
-from .fake_node import CHAIN_ID, FakeNode
+from .fake_node import CHAIN_ID
 
 ITEM = "name=CT scan,quantity=1,unit=次,unit_price_cents=38000"
-
-
-@pytest.fixture
-def fake():
-    with FakeNode() as node:
-        yield node
-
-
-@pytest.fixture
-def key_file(tmp_path):
-    path = tmp_path / "sender.key"
-    save_key(path, KeyPair.generate())
-    return path
 
 
 def call(run, fake, key_file, *args):
@@ -217,7 +203,7 @@ def test_receivable_show_and_holdings(run, fake, world):
     fake.docs["/receivables/R1"] = (200, {**receivable.detail(reader, "R1"), "height": 10})
     text = run("receivable", "show", "R1", "--node", fake.url).stdout
     assert "financed:" in text and "by bank, advance 48.00 yuan" in text
-    assert "finance    steel: bank bank, advance 48.00 yuan, from steel" in text
+    assert "finance    steel: to bank, from steel, advance 48.00 yuan" in text
     fake.docs["/receivables/holdings/bank"] = (200, {**receivable.holdings(reader, "bank", None, 20), "height": 10})
     text = run("receivable", "holdings", "bank", "--node", fake.url).stdout
     assert "bank holds 1 open receivable(s), 50.00 yuan in all" in text and "R1" in text

@@ -66,7 +66,7 @@ def test_split_transfer_finance_settle(w) -> None:
     history = receivable.detail(w.reader("receivable"), "R1-B")["events"]
     assert [(e["event"], e["org"]) for e in history] == [
         ("split_from", "steel"), ("finance", "bearings"), ("settle", "core")]
-    assert history[1]["from"] == "bearings" and history[1]["bank"] == "bank"
+    assert history[1]["from"] == "bearings" and history[1]["to"] == "bank"
 
 
 def test_financed_at_most_once_also_through_its_parts(w) -> None:
