@@ -23,7 +23,7 @@ from ledger.contracts.blocktime import block_date
 from ledger.receipt import (ERR_BAD_ARGS, ERR_CONFLICT, ERR_NOT_FOUND, ERR_PERMISSION, Receipt)
 from tests.ledger.world import World
 
-SETTINGS = settings(max_examples=60, stateful_step_count=40, deadline=None,
+SETTINGS = settings(max_examples=50, stateful_step_count=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 # What a contract may answer; anything else (or an exception) is a bug.
 CONTRACT_STATUSES = {ERR_BAD_ARGS, ERR_CONFLICT, ERR_NOT_FOUND, ERR_PERMISSION}
