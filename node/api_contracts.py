@@ -76,7 +76,7 @@ def paging(request: Request) -> tuple[str | None, int]:
     text = request.query_params.get("limit")
     if text is None:
         return after, DEFAULT_PAGE
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text[:6]) <= MAX_PAGE:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or not 1 <= int(text) <= MAX_PAGE:
         raise bad_request(f"limit: expected an integer in 1..{MAX_PAGE}, got {text[:40]!r}")
     return after, int(text)
 
