@@ -188,14 +188,26 @@ def _refuse_existing(state: StateReader, lot_id: str) -> None:
                                           f"at height {lot.height})")
 
 
-def failure_of(state: StateReader, lot: Lot) -> tuple[str, list] | None:
-    """(failed lot, its failure record) for this lot or the first failed ancestor."""
+FAILED_FIELD = 21      # Lot.failed in the record
+
+
+def failure_of(state: StateReader, lot: Lot,
+               memo: dict[str, list | None] | None = None) -> tuple[str, list] | None:
+    """(failed lot, its failure record) for this lot or the first failed ancestor.
+    `memo` (lot -> failure or None) lets a query that looks at many related lots
+    read each ancestor once."""
     if lot.failed is not None:
         return lot.lot, lot.failed
     for ancestor in lot.ancestors:
-        rec = state.get(ancestor, LOTS)
-        if rec is not None and rec[21] is not None:
-            return ancestor, rec[21]
+        if memo is not None and ancestor in memo:
+            failed = memo[ancestor]
+        else:
+            rec = state.get(ancestor, LOTS)
+            failed = None if rec is None else rec[FAILED_FIELD]
+            if memo is not None:
+                memo[ancestor] = failed
+        if failed is not None:
+            return ancestor, failed
     return None
 
 
@@ -478,9 +490,9 @@ def find(reader: StateReader, lot_id: str) -> Lot | None:
     return _find(reader, lot_id)
 
 
-def view(reader: StateReader, lot_id: str) -> dict[str, Any] | None:
+def view(reader: StateReader, lot_id: str, memo: dict | None = None) -> dict[str, Any] | None:
     lot = _find(reader, lot_id)
-    return None if lot is None else lot_view(lot, failure_of(reader, lot))
+    return None if lot is None else lot_view(lot, failure_of(reader, lot, memo))
 
 
 def provenance(reader: QueryReader, lot_id: str) -> dict[str, Any] | None:
@@ -503,11 +515,12 @@ def provenance(reader: QueryReader, lot_id: str) -> dict[str, Any] | None:
                 parent = _find(reader, parent_id)
                 if parent is not None:
                     queue.append(parent)
+    memo = {item.lot: item.failed for item in order}
     entries = []
     for item in order:
         events = read_events(reader, item.lot, MAX_EVENTS_PER_LOT)
         truncated = truncated or item.events > len(events)
-        entries.append({**lot_view(item, failure_of(reader, item)), "events": events,
+        entries.append({**lot_view(item, failure_of(reader, item, memo)), "events": events,
                         "event_count": item.events})
     return {"lot": entries[0], "upstream": entries[1:], "truncated": truncated}
 
@@ -515,7 +528,8 @@ def provenance(reader: QueryReader, lot_id: str) -> dict[str, Any] | None:
 def _list(reader: QueryReader, table: str, group: str, after: str | None,
           limit: int) -> tuple[list[dict], str | None]:
     rows, cursor = page(reader, table, group, after, limit)
-    views = [v for _, lot_id in rows if (v := view(reader, lot_id)) is not None]
+    memo: dict[str, list | None] = {}
+    views = [v for _, lot_id in rows if (v := view(reader, lot_id, memo)) is not None]
     return views, cursor
 
 
