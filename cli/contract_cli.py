@@ -63,7 +63,9 @@ def event_details(event: dict) -> str:
             continue
         if key.endswith("_cents"):
             key, value = key.removesuffix("_cents"), yuan(value)
-        elif key in ("inputs", "contents", "parts") and isinstance(value, list):
+        elif key == "parts" and isinstance(value, list):         # receivable split: [id, cents, holder]
+            value = " + ".join(f"{item[0]} ({yuan(item[1])} to {item[2]})" for item in value)
+        elif key in ("inputs", "contents") and isinstance(value, list):   # trace: [lot, quantity]
             value = " + ".join(f"{item[1]} of {item[0]}" for item in value)
         parts.append(f"{key.replace('_', ' ')} {value}")
     return ", ".join(parts)

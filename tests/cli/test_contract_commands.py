@@ -207,3 +207,14 @@ def test_receivable_show_and_holdings(run, fake, world):
     fake.docs["/receivables/holdings/bank"] = (200, {**receivable.holdings(reader, "bank", None, 20), "height": 10})
     text = run("receivable", "holdings", "bank", "--node", fake.url).stdout
     assert "bank holds 1 open receivable(s), 50.00 yuan in all" in text and "R1" in text
+
+
+def test_amounts_and_event_details_read_like_money():
+    from cli.contract_cli import event_details, yuan
+    assert [yuan(v) for v in (0, 5, 12550, 50_000_000_00, -150)] == [
+        "0.00 yuan", "0.05 yuan", "125.50 yuan", "50,000,000.00 yuan", "-1.50 yuan"]
+    assert event_details({"event": "split", "org": "steel", "height": 3, "advance_cents": 1900,
+                          "parts": [["A", 30, "steel"], ["B", 20, "bearings"]]}) == \
+        "advance 19.00 yuan, parts A (0.30 yuan to steel) + B (0.20 yuan to bearings)"
+    assert event_details({"event": "transform", "inputs": [["L1", 400]], "quantity": 100}) == \
+        "inputs 400 of L1, quantity 100"
