@@ -82,6 +82,7 @@ def execute_block(genesis: Genesis, get_state: ReadState, height: int,
         raise ValueError(f"block height must be >= 1, got {height}")
     block_writes: Writes = {}
     schedule = genesis.contract_schedule
+    pack = codec.packer()
 
     def read(key: bytes) -> bytes | None:
         value = block_writes.get(key, _MISSING)
@@ -104,7 +105,7 @@ def execute_block(genesis: Genesis, get_state: ReadState, height: int,
             receipts.append(Receipt(_ADMISSION_STATUS[problem], problem))
             continue
         ctx = CallContext(genesis.account_by_key(tx.sender), height, tx_id, timestamp_ms, genesis)
-        receipt, tx_writes = _call(ctx, contract_at(schedule, tx.contract, height), tx, read)
+        receipt, tx_writes = _call(ctx, contract_at(schedule, tx.contract, height), tx, read, pack)
         receipts.append(receipt)
         if receipt.ok:
             block_writes.update(tx_writes)
@@ -112,8 +113,8 @@ def execute_block(genesis: Genesis, get_state: ReadState, height: int,
                            next_state_root(prev_state_root, block_writes))
 
 
-def _call(ctx: CallContext, contract: Contract | str, tx: Transaction,
-          read: ReadState) -> tuple[Receipt, Writes]:
+def _call(ctx: CallContext, contract: Contract | str, tx: Transaction, read: ReadState,
+          pack: Callable[[Any], bytes]) -> tuple[Receipt, Writes]:
     if type(contract) is str:
         return Receipt(ERR_UNKNOWN_CONTRACT, contract), {}
     method = contract.methods.get(tx.method)
@@ -122,7 +123,7 @@ def _call(ctx: CallContext, contract: Contract | str, tx: Transaction,
                                            f"has no method {tx.method!r}"), {}
     writes: Writes = {}
     try:
-        result = method(ctx, ContractState(contract.name, read, writes), tx.args)
+        result = method(ctx, ContractState(contract.name, read, writes, pack), tx.args)
     except ContractError as exc:
         return Receipt(exc.code, exc.message[:MAX_MESSAGE_LEN]), {}
     return Receipt(OK, "", result), writes

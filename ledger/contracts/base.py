@@ -41,11 +41,20 @@ Writes = dict[bytes, "bytes | None"]              # state key -> packed value, N
 _MISSING = object()
 
 
+_PREFIXES: dict[tuple[str, str], bytes] = {}     # (contract, table) -> b"contract/table/"
+_MAX_PREFIXES = 1024                              # names come from code; a cap all the same
+
+
 def state_key(contract: str, table: str, key: str) -> bytes:
+    prefix = _PREFIXES.get((contract, table))
+    if prefix is None:
+        prefix = f"{contract}/{table}/".encode()
+        if len(_PREFIXES) < _MAX_PREFIXES:
+            _PREFIXES[(contract, table)] = prefix
     # surrogatepass: a query key from outside (URL, JSON) may hold a lone
     # surrogate; it then names a key no tx can write (txs carry valid UTF-8)
     # instead of raising.
-    return f"{contract}/{table}/{key}".encode("utf-8", "surrogatepass")
+    return prefix + key.encode("utf-8", "surrogatepass")
 
 
 class Directory(Protocol):
@@ -118,20 +127,24 @@ class ContractState(StateReader):
     call's own write set, state key -> packed value or None for a delete),
     which the engine keeps or throws away as a whole."""
 
-    __slots__ = ("_writes",)
+    __slots__ = ("_writes", "_pack")
 
-    def __init__(self, contract: str, read: ReadState, writes: Writes) -> None:
+    def __init__(self, contract: str, read: ReadState, writes: Writes,
+                 pack: Callable[[Any], bytes] = codec.pack) -> None:
+        """`pack` may be a reusable packer (codec.packer()) of the one executing thread."""
         super().__init__(contract, read)
         self._writes = writes
+        self._pack = pack
 
     def get(self, key: str, table: str = DATA) -> Any | None:
-        raw = self._writes.get(state_key(self._contract, table, key), _MISSING)
+        skey = state_key(self._contract, table, key)
+        raw = self._writes.get(skey, _MISSING)
         if raw is _MISSING:
-            return super().get(key, table)
+            raw = self._read(skey)
         return None if raw is None else codec.unpack(raw)
 
     def put(self, key: str, value: Any, table: str = DATA) -> None:
-        self._writes[state_key(self._contract, table, key)] = codec.pack(value)
+        self._writes[state_key(self._contract, table, key)] = self._pack(value)
 
     def delete(self, key: str, table: str = DATA) -> None:
         self._writes[state_key(self._contract, table, key)] = None
