@@ -68,7 +68,7 @@ class Node:
         self.name = me.name
         self.metrics = metrics = NodeMetrics()
         self.chain = chain = Chain(genesis, store)
-        self.mempool = mempool = Mempool(genesis, store.has_tx, max_txs=config.mempool_max_txs,
+        self.mempool = mempool = Mempool(lambda: chain.config, store.has_tx, max_txs=config.mempool_max_txs,
                                          max_bytes=config.mempool_max_bytes)
 
         inbound_send, inbound_recv = trio.open_memory_channel(INBOUND_BATCHES)
@@ -101,7 +101,7 @@ class Node:
             send=peers.send, broadcast=peers.broadcast, timers=self.timers,
             on_commit=commits.committed, on_sync_request=self._sync_requested,
             on_fault=self._fault, on_view_change=self._view_changed, on_stepped=wakeup.set)
-        self.proposer = Proposer(replica, driver, mempool, chain, params, self.name, wakeup,
+        self.proposer = Proposer(replica, driver, mempool, chain, self.name, wakeup,
                                  lambda: commits.last_commit_at)
         self.relay = relay = TxRelay(mempool, chain, peers, metrics, on_admitted=self._txs_admitted)
         self.sync = sync = BlockSync(chain, send=peers.send, connected=peers.connected,

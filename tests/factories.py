@@ -80,6 +80,15 @@ def make_genesis(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUN
     return genesis, validator_keys, account_keys
 
 
+def make_store(genesis: Genesis):
+    """A MemoryStore created for `genesis` the way a node creates its store:
+    holding the genesis state (the consortium configuration)."""
+    from ledger.execution import genesis_state
+    from storage.memory_store import MemoryStore
+    state, root = genesis_state(genesis.config)
+    return MemoryStore(genesis.hash, initial_state=state, initial_state_root=root)
+
+
 def make_tx(key: KeyPair, genesis: Genesis, contract: str = "kv", method: str = "put",
             args: Any = _KV_PUT, *, nonce: int = 0, valid_until: int = 100,
             chain_id: str | None = None) -> Transaction:

@@ -3,6 +3,9 @@
 Every tx is checked once on the way in (decode happened earlier; here: chain,
 sender, validity window, duplicate, signature) and is then trusted by this node
 until it commits or expires, so each signature is verified once per node.
+The sender is judged under the committed consortium configuration (`config()`,
+the chain's) at the wall-clock time: a key that expires or is revoked later
+is refused by execution, with a receipt.
 
 Two queues, both insertion-ordered (FIFO fairness):
   ready     admitted, not in any proposal this node knows of;
@@ -14,11 +17,12 @@ had marked for that seq go back to `ready`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ledger import admission
-from ledger.genesis import Genesis
+from ledger.consortium import ChainConfig
 from ledger.tx import Transaction
 
 MAX_REMEMBERED_SIGNATURES = 100_000
@@ -32,9 +36,9 @@ class _Entry:
 
 
 class Mempool:
-    def __init__(self, genesis: Genesis, is_committed: Callable[[bytes], bool], *,
+    def __init__(self, config: Callable[[], ChainConfig], is_committed: Callable[[bytes], bool], *,
                  max_txs: int, max_bytes: int) -> None:
-        self._genesis = genesis
+        self._config = config
         self._is_committed = is_committed
         self.max_txs = max_txs
         self.max_bytes = max_bytes
@@ -69,8 +73,7 @@ class Mempool:
         tx_id = tx.id
         if tx_id in self._entries or self._is_committed(tx_id):
             return admission.DUPLICATE
-        problem = (admission.static_problem(tx, self._genesis)
-                   or admission.window_problem(tx, height, self._genesis))
+        problem = admission.problem(tx, height, self._config(), int(time.time() * 1000))
         if problem:
             return problem
         if size is None:
@@ -167,9 +170,10 @@ class Mempool:
 
     def evict_invalid(self, height: int) -> int:
         """Drop txs that expired or were committed elsewhere (after block sync)."""
+        config = self._config()
         doomed = [tx_id for tx_id, e in self._entries.items()
                   if self._is_committed(tx_id)
-                  or admission.window_problem(e.tx, height, self._genesis) == admission.EXPIRED]
+                  or admission.window_problem(e.tx, height, config) == admission.EXPIRED]
         for tx_id in doomed:
             entry = self._entries.pop(tx_id)
             self._ready.pop(tx_id, None)

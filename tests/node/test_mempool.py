@@ -11,7 +11,7 @@ FIN = ACCOUNTS["finance"]
 def pool(committed=frozenset(), **kw):
     kw.setdefault("max_txs", 100)
     kw.setdefault("max_bytes", 1 << 20)
-    return Mempool(GENESIS, lambda tx_id: tx_id in committed, **kw)
+    return Mempool(lambda: GENESIS.config, lambda tx_id: tx_id in committed, **kw)
 
 
 def tx(n, **kw):
