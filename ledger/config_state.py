@@ -28,7 +28,7 @@ from . import codec
 from .codec import DecodeError
 from .consortium import (ACCOUNT_KEY, ACTIVE, NODE_KEY, NODE_ROLES, REMOVED, REVOKED, Account,
                          ChainConfig, ConsensusParams, Epoch, GovernancePolicy, Node, Organisation,
-                         RetiredKey)
+                         RetiredKey, address_text, split_address)
 from .contracts.base import ScanState, Writes, state_key
 from .crypto import PUBKEY_LEN
 
@@ -52,10 +52,6 @@ def history_key(height: int) -> str:
     return f"{height:012d}"
 
 
-def _address(addr: tuple[str, int]) -> str:
-    return f"{addr[0]}:{addr[1]}"
-
-
 # -- ChainConfig <-> records -------------------------------------------------------------
 
 def to_records(config: ChainConfig) -> Records:
@@ -65,7 +61,7 @@ def to_records(config: ChainConfig) -> Records:
     for a in config.accounts.values():
         out[ACCOUNT, a.name] = [a.org, a.public_key, list(a.roles), a.valid_until_ms, a.status]
     for n in config.nodes.values():
-        out[NODE, n.name] = [n.org, n.public_key, _address(n.p2p), _address(n.api), n.role]
+        out[NODE, n.name] = [n.org, n.public_key, address_text(n.p2p), address_text(n.api), n.role]
     for k in config.retired_keys.values():
         out[RETIRED, k.public_key.hex()] = [k.kind, k.name, k.height]
     g = config.governance
@@ -83,10 +79,10 @@ def _status(value: Any, what: str, allowed: tuple[str, ...]) -> str:
 
 
 def _parse_address(text: Any, what: str) -> tuple[str, int]:
-    host, sep, port = codec.expect_str(text, what, 300).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    address = split_address(text)
+    if address is None:
         raise DecodeError(f"{what}: expected HOST:PORT")
-    return host, int(port)
+    return address
 
 
 def _key(value: Any, what: str) -> bytes:
@@ -201,8 +197,7 @@ def _overlay(records: Records, changes) -> None:
 
 # -- reading the state -----------------------------------------------------------------
 
-def _scan_all(scan: ScanState, prefix: bytes):
-    after = None
+def _scan_all(scan: ScanState, prefix: bytes, after: bytes | None = None):
     while True:
         page = scan(prefix, after, _SCAN_PAGE)
         yield from page
@@ -223,11 +218,12 @@ def load(chain_id: str, schedule: Any, scan: ScanState) -> ChainConfig:
     return from_records(chain_id, schedule, records)
 
 
-def history(scan: ScanState, up_to: int | None = None):
+def history(scan: ScanState, up_to: int | None = None, after: int | None = None):
     """(height, [(table, key, record | None), ...]) of every block that changed
-    the configuration, oldest first, up to height `up_to`."""
+    the configuration, oldest first, after height `after` up to height `up_to`."""
     prefix = state_key(CONTRACT, HISTORY, "")
-    for skey, value in _scan_all(scan, prefix):
+    start = None if after is None else prefix + history_key(after).encode()
+    for skey, value in _scan_all(scan, prefix, start):
         height = int(skey[len(prefix):])
         if up_to is not None and height > up_to:
             return

@@ -486,3 +486,48 @@ def bft_warning(config: ChainConfig) -> str | None:
         return (f"{n} validator{'s' if n != 1 else ''} tolerate no faulty or stopped validator; "
                 "BFT needs at least 4 to tolerate one")
     return None
+
+
+def address_text(addr: tuple[str, int]) -> str:
+    return f"{addr[0]}:{addr[1]}"
+
+
+def split_address(text: object) -> tuple[str, int] | None:
+    """'HOST:PORT' -> (host, port) with a port in 1-65535; None if it is not one."""
+    if not isinstance(text, str) or text.count(":") != 1:
+        return None
+    host, _, port = text.partition(":")
+    if not host or not (port.isascii() and port.isdigit()) or len(port) > 5 or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def _params_view(params: ConsensusParams) -> dict[str, int]:
+    return {name: getattr(params, name) for name in ConsensusParams.__dataclass_fields__}
+
+
+def config_view(config: ChainConfig, height: int) -> dict:
+    """The configuration in force after block `height`, for people and the API
+    (keys in hex, validity in ISO-8601 UTC)."""
+    voting = set(config.voting_orgs)
+    policy = config.governance
+    return {
+        "chain_id": config.chain_id, "height": height,
+        "organisations": [{"name": o.name, "display_name": o.display_name, "status": o.status,
+                           "voting": o.name in voting} for o in config.organisations.values()],
+        "accounts": [{"name": a.name, "org": a.org, "public_key": a.public_key.hex(), "roles": list(a.roles),
+                      "valid_until": None if a.valid_until_ms is None else format_utc(a.valid_until_ms),
+                      "status": a.status} for a in config.accounts.values()],
+        "nodes": [{"name": n.name, "org": n.org, "public_key": n.public_key.hex(), "p2p": address_text(n.p2p),
+                   "api": address_text(n.api), "role": n.role} for n in config.nodes.values()],
+        "retired_keys": [{"public_key": k.public_key.hex(), "kind": k.kind, "name": k.name, "height": k.height}
+                         for k in config.retired_keys.values()],
+        "consensus": _params_view(config.params_at(height + 1)),
+        "governance": {"threshold": {"num": policy.num, "den": policy.den, "strict": policy.strict},
+                       "proposal_lifetime_blocks": policy.proposal_lifetime_blocks,
+                       "voting_orgs": sorted(voting), "needed": policy.needed(len(voting))},
+        "epochs": [{"number": e.number, "start": e.start,
+                    "validators": [{"name": name, "public_key": key.hex()} for name, key in e.validators],
+                    "params": _params_view(e.params)} for e in config.epochs],
+        "pending_boundary": config.pending_boundary(height),
+    }

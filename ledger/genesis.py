@@ -24,7 +24,7 @@ from .certificate import MAX_VALIDATORS, quorum_size
 from .consortium import (MAX_DISPLAY_NAME, MAX_TIME_MS, MAX_WINDOW, NAME_RE, NODE_ROLES, ROLES,
                          VALIDATOR, Account, ChainConfig, ConsensusParams, Epoch, GovernancePolicy,
                          Node, Organisation, consensus_problem, format_utc, parse_utc,
-                         policy_problem)
+                         policy_problem, split_address)
 from .contracts import VERSIONS, Schedule, build_schedule
 from .crypto import hash256
 from .errors import GenesisError
@@ -136,12 +136,10 @@ def _key(value: Any, where: str) -> bytes:
 
 
 def parse_address(value: Any, where: str = "address") -> tuple[str, int]:
-    if not isinstance(value, str) or value.count(":") != 1:
-        raise _fail(where, "expected HOST:PORT")
-    host, _, port = value.partition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    address = split_address(value)
+    if address is None:
         raise _fail(where, "expected HOST:PORT with a port in 1-65535")
-    return host, int(port)
+    return address
 
 
 def _posint(value: Any, where: str, minimum: int = 1, maximum: int = 10**9) -> int:

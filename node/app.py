@@ -39,6 +39,7 @@ from node.core.proposer import Proposer, Wakeup
 from node.core.sync import BlockSync
 from node.core.timers import Timers
 from node.core.tx_relay import TxRelay
+from node.key_expiry import KeyExpiryWatch
 from node.metrics import NodeMetrics
 from node.service import NodeService
 from node.transport.peers import PeerManager
@@ -108,8 +109,10 @@ class Node:
                                      apply=driver.synced, on_progress=self._sync_progress)
         self.dispatcher = PeerDispatcher(inbound_recv, driver, relay, sync, store,
                                          send=peers.send, on_fault=self._fault)
+        self.keys = keys = KeyExpiryWatch(lambda: chain.config, me.org, config.key_expiry_warning_days)
+        metrics.track_key_expiry(lambda: [(k.account, k.seconds_left) for k in keys.all()])
         self.service = NodeService(genesis, self.name, index, store, replica, mempool, relay,
-                                   commits, peers, sync, metrics)
+                                   commits, peers, sync, metrics, chain=chain, keys=keys)
         self._refresh_gauges()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -125,6 +128,7 @@ class Node:
             nursery.start_soon(self.sync.status_loop, self.peers.broadcast, self.store,
                                lambda: commits.last_commit_at, self.genesis.consensus.window // 2)
             nursery.start_soon(self.sync.run)
+            nursery.start_soon(self.keys.run)
             api_port = await nursery.start(serve_api, self.service, *self.config.api_listen)
             self.driver.start()
             log.info("node %s up: chain %s, height %d, view %d, p2p port %d, api port %d",

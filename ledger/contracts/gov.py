@@ -77,18 +77,21 @@ class Proposal:
     votes: tuple[Vote, ...]  # one per organisation, in the order they first voted
     closed_height: int = 0
     note: str = ""           # what happened when it closed
+    # (approvals, rejections, needed, electorate) as counted when it was decided
+    tally: tuple[int, ...] = ()
 
     def to_record(self) -> list:
         return [self.id, self.action, self.target, self.params, self.proposer, self.org,
                 self.created_height, self.expires_height, self.status,
-                [[v.org, v.account, v.decision, v.height] for v in self.votes], self.closed_height, self.note]
+                [[v.org, v.account, v.decision, v.height] for v in self.votes], self.closed_height, self.note,
+                list(self.tally)]
 
     @classmethod
     def from_record(cls, rec: Any) -> "Proposal":
         (pid, action, target, params, proposer, org, created, expires, status, votes, closed,
-         note) = codec.expect_list(rec, 12, "proposal")
+         note, tally) = codec.expect_list(rec, 13, "proposal")
         return cls(pid, action, target, params, proposer, org, created, expires, status,
-                   tuple(Vote(*v) for v in votes), closed, note)
+                   tuple(Vote(*v) for v in votes), closed, note, tuple(tally))
 
     def status_at(self, height: int) -> str:
         """The status as of committed `height`: an open proposal past its expiry is expired."""
@@ -97,8 +100,16 @@ class Proposal:
     def count(self, decision: str, electorate: tuple[str, ...]) -> int:
         return sum(1 for v in self.votes if v.decision == decision and v.org in electorate)
 
-    def view(self, config: ChainConfig, height: int) -> dict[str, Any]:
+    def counted(self, config: ChainConfig) -> tuple[int, int, int, int]:
+        """(approvals, rejections, needed, electorate): as decided, or as they stand."""
+        if self.tally:
+            return self.tally      # type: ignore[return-value]
         electorate = config.voting_orgs
+        return (self.count(APPROVE, electorate), self.count(REJECT, electorate),
+                config.governance.needed(len(electorate)), len(electorate))
+
+    def view(self, config: ChainConfig, height: int) -> dict[str, Any]:
+        approvals, rejections, needed, electorate = self.counted(config)
         return {
             "id": self.id, "action": self.action, "target": self.target, "params": self.params,
             "summary": describe(self.action, self.target, self.params),
@@ -106,8 +117,7 @@ class Proposal:
             "created_height": self.created_height, "expires_height": self.expires_height,
             "votes": [{"org": v.org, "account": v.account, "vote": v.decision, "height": v.height}
                       for v in self.votes],
-            "approvals": self.count(APPROVE, electorate), "rejections": self.count(REJECT, electorate),
-            "needed": config.governance.needed(len(electorate)), "electorate": len(electorate),
+            "approvals": approvals, "rejections": rejections, "needed": needed, "electorate": electorate,
             "closed_height": self.closed_height or None, "note": self.note or None,
         }
 
@@ -171,22 +181,21 @@ def _decide(ctx: CallContext, state: ContractState, p: Proposal) -> dict[str, An
     """Count the votes in force: carry the proposal out if it passed, close it
     if it can no longer pass; save it.  The receipt's result."""
     config = ctx.config
-    electorate = config.voting_orgs
     policy = config.governance
+    tally = p.counted(config)
+    approvals, rejections, _, electorate = tally
     effect: dict[str, Any] = {}
-    if policy.reached(p.count(APPROVE, electorate), len(electorate)):
+    if policy.reached(approvals, electorate):
         try:
             after = carry_out(config, p.action, p.target, p.params, ctx.height, ctx.time_ms)
         except ContractError as exc:
             raise ContractError(exc.code, f"proposal {p.id} passes but cannot be carried out now: "
                                           f"{exc.message}; withdraw it or let it expire") from None
         effect = store_config(ctx, state, after)
-        p = replace(p, status=EXECUTED, closed_height=ctx.height,
+        p = replace(p, status=EXECUTED, closed_height=ctx.height, tally=tally,
                     note=f"carried out at height {ctx.height}")
-        # The view below counts under the new configuration (the electorate may have changed).
-        config = after
-    elif not policy.reached(len(electorate) - p.count(REJECT, electorate), len(electorate)):
-        p = replace(p, status=REJECTED, closed_height=ctx.height,
+    elif not policy.reached(electorate - rejections, electorate):
+        p = replace(p, status=REJECTED, closed_height=ctx.height, tally=tally,
                     note=f"rejected: it can no longer reach {policy.describe()}")
     _save(state, p)
     return {**p.view(config, ctx.height), **effect}
@@ -202,6 +211,7 @@ def propose(ctx: CallContext, state: ContractState, args: dict) -> dict[str, Any
                                               f"is open until height {existing.expires_height}; vote on it, "
                                               "or its organisation may withdraw it")
         _save(state, replace(existing, status=EXPIRED, closed_height=existing.expires_height,
+                             tally=existing.counted(ctx.config),
                              note="expired without reaching the threshold"))
     try:
         carry_out(ctx.config, action, target, params, ctx.height, ctx.time_ms)
@@ -235,7 +245,7 @@ def withdraw(ctx: CallContext, state: ContractState, args: dict) -> dict[str, An
     if p.org != ctx.org:
         raise _refused(p.id, f"only an admin of organisation {p.org}, which made it, may withdraw it",
                        ERR_PERMISSION)
-    p = replace(p, status=WITHDRAWN, closed_height=ctx.height,
+    p = replace(p, status=WITHDRAWN, closed_height=ctx.height, tally=p.counted(ctx.config),
                 note=f"withdrawn by {ctx.account.name} at height {ctx.height}")
     _save(state, p)
     return p.view(ctx.config, ctx.height)

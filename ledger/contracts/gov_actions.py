@@ -20,7 +20,7 @@ from ..consortium import (ACCOUNT_KEY, ACTIVE, MAX_DISPLAY_NAME, MAX_LIFETIME, M
                           MAX_TIME_MS, NODE_KEY, OBSERVER, PARAM_LIMITS, REMOVED, REVOKED, ROLES,
                           VALIDATOR, Account, ChainConfig, ConsensusParams, GovernancePolicy, Node,
                           Organisation, RetiredKey, config_problem, consensus_problem, parse_utc,
-                          policy_problem)
+                          policy_problem, split_address)
 from ..errors import ContractError
 from ..receipt import ERR_BAD_ARGS, ERR_CONFLICT, ERR_NOT_FOUND
 from .schema import (HASH_HEX_PATTERN, ORG_PATTERN, Bool, Enum, Field, Int, List, Record, Str,
@@ -30,9 +30,7 @@ NEVER = "never"
 
 
 def _address_problem(text: str) -> str | None:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or ":" in host or not (port.isascii() and port.isdigit()) \
-            or not 0 < int(port) < 65536:
+    if split_address(text) is None:
         return f"expected HOST:PORT with a port in 1-65535, got {text[:40]!r}"
     return None
 
@@ -201,18 +199,18 @@ def rotate_account_key(config: ChainConfig, account: Account, new_key_hex: str, 
 
 # -- nodes --------------------------------------------------------------------------------
 
+def _address(text: str) -> tuple[str, int]:
+    address = split_address(text)
+    assert address is not None           # the schema checked it
+    return address
+
+
 def _p2p_free(config: ChainConfig, text: str, node: str | None = None) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    address = (host, int(port))
+    address = _address(text)
     for other in config.nodes.values():
         if other.p2p == address and other.name != node:
             raise _refuse(f"params.p2p: {text} is node {other.name}'s p2p address")
     return address
-
-
-def _api(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host, int(port)
 
 
 def add_node(config: ChainConfig, target: str, params: dict, height: int, time_ms: int) -> ChainConfig:
@@ -220,7 +218,7 @@ def add_node(config: ChainConfig, target: str, params: dict, height: int, time_m
         raise _refuse(f"node {target} exists")
     org = _active_org(config, params["org"])
     key = _key_free(config, params["public_key"], "params.public_key")
-    node = Node(target, org, key, _p2p_free(config, params["p2p"]), _api(params["api"]), OBSERVER)
+    node = Node(target, org, key, _p2p_free(config, params["p2p"]), _address(params["api"]), OBSERVER)
     return config.changed(nodes=[*config.nodes.values(), node])
 
 
@@ -255,7 +253,7 @@ def update_node_addresses(config: ChainConfig, target: str, params: dict, height
     if "p2p" in params:
         updated = replace(updated, p2p=_p2p_free(config, params["p2p"], target))
     if "api" in params:
-        updated = replace(updated, api=_api(params["api"]))
+        updated = replace(updated, api=_address(params["api"]))
     if updated == node:
         raise _refuse(f"node {target} has these addresses already")
     return config.changed(nodes=_replace_in(config.nodes.values(), node, updated))
