@@ -12,6 +12,8 @@ from .bench import bench
 from .demo import demo
 from .sim_cmd import sim
 from .chain_cmd import query, status, tx, watch
+from .genesis_cmd import genesis
+from .gov_cmd import gov
 from .group import YnGroup
 from .keys_cmd import keys
 from .node_cmd import node
@@ -42,8 +44,8 @@ def cli():
     """
 
 
-for command in (keys, testnet, node, status, tx, query, watch, receipt, trace, receivable, demo, bench,
-                sim):
+for command in (keys, genesis, testnet, node, status, tx, query, watch, gov, receipt, trace, receivable,
+                demo, bench, sim):
     cli.add_command(command)
 
 

@@ -129,6 +129,10 @@ def _name(value: Any, where: str) -> str:
     return value
 
 
+def parse_chain_id(value: Any) -> str:
+    return _name(value, "chain_id")
+
+
 def _key(value: Any, where: str) -> bytes:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
         raise _fail(where, "expected 64 hex digits (an ed25519 public key)")
@@ -268,7 +272,7 @@ def parse_genesis(data: Any, raw: bytes = b"") -> Genesis:
         raise GenesisError(f"genesis: unknown field(s): {', '.join(unknown)}")
     if {"nodes", "validators"} <= top.keys():
         raise GenesisError("genesis: give nodes (with roles) or the older validators list, not both")
-    chain_id = _name(top["chain_id"], "chain_id")
+    chain_id = parse_chain_id(top["chain_id"])
 
     orgs = [parse_organisation(o, f"organisations[{i}]")
             for i, o in enumerate(_list(top["organisations"], "organisations", 1))]
