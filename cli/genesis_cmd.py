@@ -77,17 +77,21 @@ def _checked(parse, *args) -> Any:
         raise CliError(str(exc)) from None
 
 
-def _taken(doc: dict, name: str | None, key: str | None, kind: str) -> None:
-    """Refuse a name already used by an entry of `kind`, and a key used anywhere."""
-    for entry in doc[kind]:
-        if name is not None and entry.get("name") == name:
-            raise CliError(f"{kind}: {name} is already in the file")
-    if key is not None:
-        for other in ("nodes", "accounts"):
-            for entry in doc[other]:
-                if str(entry.get("public_key", "")).lower() == key:
-                    raise CliError(f"public key {key[:16]}... is already used by {other[:-1]} "
-                                   f"{entry.get('name')}; every key is used once")
+def _add(path: Path, doc: dict, kind: str, entry: dict) -> None:
+    """Append a checked entry to `kind` and write the file; refuse a name already
+    used by an entry of `kind`, and a key (or p2p address) used by any entry."""
+    if any(other.get("name") == entry["name"] for other in doc[kind]):
+        raise CliError(f"{kind}: {entry['name']} is already in the file")
+    key = entry.get("public_key")
+    for other_kind in ("nodes", "accounts"):
+        for other in doc[other_kind]:
+            if key is not None and str(other.get("public_key", "")).lower() == key:
+                raise CliError(f"public key {key[:16]}... is already used by {other_kind[:-1]} "
+                               f"{other.get('name')}; every key is used once")
+    if "p2p" in entry and any(n.get("p2p") == entry["p2p"] for n in doc["nodes"]):
+        raise CliError(f"nodes: p2p address {entry['p2p']} is already another node's")
+    doc[kind].append(entry)
+    _write(path, doc)
 
 
 def _orgs(doc: dict) -> frozenset[str]:
@@ -126,9 +130,7 @@ def genesis_add_org(name, display_name, path):
     doc = _read(path)
     entry = {"name": name, "display_name": display_name or name}
     _checked(parse_organisation, entry, f"organisations[{len(doc['organisations'])}]")
-    _taken(doc, name, None, "organisations")
-    doc["organisations"].append(entry)
-    _write(path, doc)
+    _add(path, doc, "organisations", entry)
     click.echo(f"added organisation {name}")
 
 
@@ -147,11 +149,7 @@ def genesis_add_node(name, org, public_key, p2p, api, role, path):
     entry = {"name": name, "org": org, "public_key": public_key_hex(public_key), "p2p": p2p, "api": api,
              "role": role}
     node = _checked(parse_node, entry, f"nodes[{len(doc['nodes'])}]", _orgs(doc))
-    _taken(doc, name, entry["public_key"], "nodes")
-    if any(n.get("p2p") == p2p for n in doc["nodes"]):
-        raise CliError(f"nodes: p2p address {p2p} is already another node's")
-    doc["nodes"].append(entry)
-    _write(path, doc)
+    _add(path, doc, "nodes", entry)
     click.echo(f"added {node.role} {name} of {org}")
 
 
@@ -172,9 +170,7 @@ def genesis_add_account(name, org, public_key, roles, valid_until, path):
     if valid_until is not None:
         entry["valid_until"] = valid_until
     _checked(parse_account, entry, f"accounts[{len(doc['accounts'])}]", _orgs(doc))
-    _taken(doc, name, entry["public_key"], "accounts")
-    doc["accounts"].append(entry)
-    _write(path, doc)
+    _add(path, doc, "accounts", entry)
     click.echo(f"added account {name} of {org}" + (f" ({', '.join(roles)})" if roles else ""))
 
 

@@ -25,6 +25,7 @@ from ledger.contracts.gov_actions import ACTIONS, Action
 from ledger.contracts.paging import DEFAULT_PAGE, MAX_PAGE
 from ledger.contracts.schema import Enum
 
+from .chain_cmd import show
 from .contract_cli import _assemble, _click_option, _missing, _options, call_options, run_call
 from .group import YnGroup
 from .public_keys import public_key_hex
@@ -164,11 +165,7 @@ def gov_list(status, limit, after, node_url, as_json):
 @json_option
 def gov_show(pid, node_url, as_json):
     """Show proposal ID: what it changes, its votes and its outcome."""
-    doc = client_for(node_url).get(f"/gov/proposals/{pid}")
-    if as_json:
-        print_json(doc)
-    else:
-        print_proposal(doc)
+    show(node_url, f"/gov/proposals/{pid}", as_json, print_proposal)
 
 
 def _rotated(doc: dict) -> None:

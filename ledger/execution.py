@@ -29,7 +29,9 @@ still compute the same thing.  Signatures are not checked again here: every
 validator checked them before voting for the block.
 
 State root.  root(h) = H(STATE_ROOT_DOMAIN || root(h-1) || pack(sorted writes of h)),
-root(0) = INITIAL_STATE_ROOT, and a block without writes keeps its parent's root.
+root(0) = H(STATE_ROOT_DOMAIN || INITIAL_STATE_ROOT || pack(sorted genesis state)) (the
+store starts with the genesis state: `genesis_state`), and a block without writes
+keeps its parent's root.
 The writes of a block are fixed by the committed history (deterministic
 execution), sorting makes their encoding canonical, and deletes are nil where
 values are bin, so two nodes with the same committed history have the same

@@ -36,7 +36,7 @@ from ..consortium import ACTIVE, ChainConfig, bft_warning
 from ..errors import ContractError
 from ..receipt import ERR_CONFLICT, ERR_NOT_FOUND, ERR_PERMISSION
 from .base import CallContext, Contract, ContractState, Method, QueryReader, StateReader
-from .gov_actions import ACTIONS, PROPOSAL_ARGS, PUBLIC_KEY, carry_out, describe, rotate_account_key
+from .gov_actions import PROPOSAL_ARGS, PUBLIC_KEY, carry_out, describe, rotate_account_key
 from .schema import Int, OneOf, Record, Str
 
 PROPOSAL = "proposal"

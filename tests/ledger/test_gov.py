@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ledger import config_state
-from ledger.consortium import OBSERVER, REMOVED, REVOKED, VALIDATOR, parse_utc
+from ledger.consortium import OBSERVER, REMOVED, REVOKED, parse_utc
 from ledger.receipt import ERR_BAD_ARGS, ERR_CONFLICT, ERR_INVALID, ERR_NOT_FOUND, ERR_PERMISSION, OK
 from tests.factories import key_for, make_tx
 from tests.ledger.gov_world import GovWorld, new_key

@@ -16,8 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from ledger import admission, config_state
 from ledger.consortium import ACTIVE, ADMIN, ChainConfig
-from ledger.receipt import (ERR_BAD_ARGS, ERR_CONFLICT, ERR_INVALID, ERR_NOT_FOUND, ERR_PERMISSION, OK,
-                            Receipt)
+from ledger.receipt import ERR_BAD_ARGS, ERR_CONFLICT, ERR_INVALID, ERR_NOT_FOUND, ERR_PERMISSION, Receipt
 from ledger.contracts.gov import Proposal
 from tests.factories import key_for
 from tests.ledger.chain import Chain
@@ -237,4 +236,3 @@ class GovMachine(RuleBasedStateMachine):
 
 TestGov = GovMachine.TestCase
 TestGov.settings = SETTINGS
-assert OK == 0
