@@ -3,25 +3,29 @@ commits) into the per-transaction results.
 
 A body of the wrong shape is refused whole (400); one malformed element
 inside a good batch only gets its own result {"accepted": false, "reason":
-"malformed"} and the others still go in.
+"malformed"} and the others still go in.  A batch the mempool refused whole
+for want of room (every element "mempool_full") is answered 429 with
+Retry-After instead: nothing in it needs a per-element answer, and clients
+and proxies know what 429 means.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from ledger import codec
+from ledger import admission, codec
 from ledger.errors import DecodeError
 from ledger.tx import MAX_TX_BYTES, Transaction
 
 from .http import ApiError, UNSUPPORTED_MEDIA_TYPE, bad_request, parse_hex, parse_json
-from .facade import Admission, TxRecord
+from .facade import Admission, TxCommitted, TxOutcome
 from .jsonview import receipt_to_json
 
 MAX_TXS_PER_REQUEST = 10_000
 MSGPACK_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
 JSON_TYPES = ("application/json", "")
-MALFORMED = "malformed"
+MALFORMED = admission.MALFORMED
+RETRY_AFTER_S = 1              # a full mempool drains at block pace
 
 # One decoded element: a transaction, or why it could not be decoded.
 Decoded = Transaction | DecodeError
@@ -97,14 +101,27 @@ def submission_results(decoded: list[Decoded], admissions: list[Admission]) -> l
     return results
 
 
-def add_commits(results: list[dict[str, Any]], committed: dict[bytes, TxRecord]) -> None:
-    """With wait=true: mark every accepted result committed or not."""
+def all_refused_for_now(decoded: list[Decoded], admissions: list[Admission]) -> bool:
+    """True when every element was a transaction the mempool refused only
+    because it is full (a transient refusal: the same batch may go in later)."""
+    return (bool(admissions) and len(admissions) == len(decoded)
+            and all(adm.reason == admission.MEMPOOL_FULL for adm in admissions))
+
+
+def add_outcomes(results: list[dict[str, Any]], outcomes: dict[bytes, TxOutcome]) -> None:
+    """With wait=true: mark every accepted result committed (with where and
+    its receipt) or not, and say why when the node dropped it."""
     for result in results:
         if not result["accepted"]:
             continue
-        record = committed.get(bytes.fromhex(result["id"]))
-        result["committed"] = record is not None
-        if record is not None:
-            result["height"] = record.height
-            result["index"] = record.index
-            result["receipt"] = receipt_to_json(record.receipt)
+        outcome = outcomes.get(bytes.fromhex(result["id"]))
+        result["committed"] = isinstance(outcome, TxCommitted)
+        if isinstance(outcome, TxCommitted):
+            result["status"] = "committed"
+            result["height"] = outcome.height
+            result["index"] = outcome.index
+            result["receipt"] = receipt_to_json(outcome.receipt)
+        elif outcome is not None:
+            result["status"] = outcome.reason
+        else:
+            result["status"] = "pending"

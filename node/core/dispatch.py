@@ -5,6 +5,8 @@ consensus messages are stepped through the core together (one driver step per
 frame, not per message), txs go to the relay's admission, STATUS and BLOCKS to
 block sync, GET_BLOCKS is answered from the store.  A malformed message is
 dropped and counted as a fault of that peer; the rest of the batch still counts.
+Txs are admitted in chunks that yield to the event loop (a frame may carry
+thousands, each with a signature to check).
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ class PeerDispatcher:
 
     async def run(self) -> None:
         async for peer, messages in self._inbound:
-            self.dispatch(peer, messages)
+            await self.dispatch(peer, messages)
 
-    def dispatch(self, peer: int, messages: list[Message]) -> None:
+    async def dispatch(self, peer: int, messages: list[Message]) -> None:
         consensus_events = []
         for msg_type, payload in messages:
             try:
@@ -53,7 +55,7 @@ class PeerDispatcher:
                         raise DecodeError("CONSENSUS payload must be bytes")
                     consensus_events.append(ev.MessageReceived(peer, decode_message(payload)))
                 elif msg_type == peer_messages.TXS:
-                    self._relay.admit(peer_messages.decode_txs(payload), relay=False)
+                    await self._relay.admit_chunked(peer_messages.decode_txs(payload), relay=False)
                 elif msg_type == peer_messages.STATUS:
                     height, _ = peer_messages.decode_status(payload)
                     self._sync.peer_status(peer, height)
