@@ -105,11 +105,13 @@ class Node:
         self.proposer = Proposer(replica, driver, mempool, chain, params, self.name, wakeup,
                                  lambda: commits.last_commit_at)
         self.relay = relay = TxRelay(mempool, chain, peers, metrics, me=index,
-                                     primary=lambda: replica.primary, on_admitted=self._txs_admitted,
+                                     primary=lambda: replica.primary,
+                                     last_commit=lambda: (commits.last_commit_at, commits.last_block_txs),
+                                     on_admitted=self._txs_admitted,
                                      on_pending_with_primary=self._requests_pending)
         self.sync = sync = BlockSync(chain, send=peers.send, connected=peers.connected,
                                      apply=driver.synced, on_progress=self._sync_progress)
-        self.dispatcher = PeerDispatcher(inbound_recv, driver, relay, sync, store,
+        self.dispatcher = PeerDispatcher(inbound_recv, driver, relay, sync, store, metrics,
                                          send=peers.send, on_fault=self._fault)
         self.service = NodeService(genesis, self.name, index, store, replica, mempool, relay,
                                    commits, peers, sync, metrics)
@@ -122,6 +124,7 @@ class Node:
         async with trio.open_nursery() as nursery:
             p2p_port = await nursery.start(self.peers.run, *self.config.p2p_listen)
             nursery.start_soon(self.dispatcher.run)
+            nursery.start_soon(self.dispatcher.run_tx_intake)
             nursery.start_soon(self.timers.run)
             nursery.start_soon(self.proposer.run)
             nursery.start_soon(self.relay.run)
@@ -139,7 +142,6 @@ class Node:
     # -- callbacks between parts ----------------------------------------------------------
     def _peer_connected(self, peer: int) -> None:
         self.peers.send(peer, peer_messages.STATUS, [self.chain.height, self.store.last_block_hash()])
-        self.relay.offer_pending(peer)
         self.metrics.peers_changed(len(self.peers.connected()))
 
     def _peer_disconnected(self, peer: int) -> None:

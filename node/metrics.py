@@ -133,6 +133,9 @@ class NodeMetrics:
         self.mempool_drops = _ReasonCounter(Counter(
             "ynchain_mempool_dropped", "Admitted transactions dropped without being committed",
             ["reason"], registry=r))
+        self.gossip_dropped = Counter(
+            "ynchain_gossip_txs_dropped",
+            "Transactions from peers dropped unexamined because admission was behind", registry=r)
         self.txs_reoffered_total = Counter(
             "ynchain_txs_reoffered", "Pending transactions handed to the primary again", registry=r)
         self._transport = _TransportCollector()
@@ -170,6 +173,9 @@ class NodeMetrics:
 
     def mempool_dropped(self, reason: str, count: int = 1) -> None:
         self.mempool_drops.inc(reason, count)
+
+    def gossip_txs_dropped(self, count: int) -> None:
+        self.gossip_dropped.inc(count)
 
     def txs_reoffered(self, count: int) -> None:
         self.txs_reoffered_total.inc(count)

@@ -92,7 +92,7 @@ class _Routes:
         wait = query_bool(request, "wait", False)
         timeout = query_seconds(request, "timeout", DEFAULT_WAIT_S, MAX_WAIT_S)
         body = await read_body(request, self.max_body_bytes)
-        decoded = decode_submission(request.headers.get("content-type", ""), body)
+        decoded = await decode_submission(request.headers.get("content-type", ""), body)
         txs = [item for item in decoded if not isinstance(item, Exception)]
         admissions = await self.facade.submit(txs) if txs else []
         if len(admissions) != len(txs):

@@ -1,6 +1,7 @@
 """What happens after a block is stored: its txs leave the mempool (and the
 txs it made too old expire), metrics move, API clients waiting for those txs
-wake up, and block subscribers (the SSE streams) get the block.
+wake up, and block subscribers (the SSE streams) get the block.  After a large
+drain of the mempool, freed heap memory is given back (node.core.heap).
 
 Every commit, from consensus or from block sync, goes through
 `CommitFanout.committed`.  Subscribers get bounded channels: one that falls
@@ -19,6 +20,7 @@ import trio
 from ledger import admission
 from node.api.facade import CommittedBlock
 from node.core.chain import CommitResult
+from node.core.heap import DrainWatch
 from node.core.mempool import Mempool
 from node.metrics import NodeMetrics
 
@@ -108,11 +110,14 @@ class CommitFanout:
         self._waiting_ids = 0
         self.subscribers = BlockSubscribers()
         self.last_commit_at = time.monotonic()
+        self.last_block_txs = 0
+        self._drains = DrainWatch()
 
     def committed(self, result: CommitResult) -> None:
         block = result.block
         now = time.monotonic()
         self.last_commit_at = now
+        self.last_block_txs = len(block.txs)
         drained = self._mempool.committed(block.height, [tx.id for tx in block.txs])
         for entry in drained.committed:
             self._metrics.commit_latency_observed(now - entry.admitted_at)
@@ -120,6 +125,7 @@ class CommitFanout:
             self._metrics.mempool_dropped(admission.EXPIRED, len(drained.expired))
         self._metrics.block_committed(block.height, len(block.txs))
         self._on_mempool_changed()
+        self._drains.observe(len(self._mempool))
         if self._waiters:
             for tx in block.txs:
                 self._settle(tx.id)

@@ -7,7 +7,10 @@ until it commits or expires, so each signature is verified once per node.
 Queues and indexes, each updated in O(1) per tx:
   ready      admitted, not in any proposal this node knows of (insertion order:
              FIFO fairness for proposals);
-  in_flight  ids carried by a pre-prepare this node accepted, grouped by seq;
+  in_flight  ids carried by a pre-prepare this node accepted, grouped by seq,
+             whether or not the tx is in this pool yet: one that arrives
+             later (gossip lags behind consensus under load) must not become
+             ready, or a later proposal would carry it twice;
   offers     every id, least recently handed to a primary first (the relay
              re-offers txs that stay pending: node.core.tx_relay);
   expiry     ids by valid_until, so the txs that expire when a block commits
@@ -59,7 +62,8 @@ class Mempool:
         self.max_bytes = max_bytes
         self._entries: dict[bytes, _Entry] = {}
         self._ready: dict[bytes, None] = {}
-        self._in_flight: dict[int, list[bytes]] = {}
+        self._in_flight: dict[int, list[bytes]] = {}      # seq -> ids (pooled or not)
+        self._in_flight_at: dict[bytes, int] = {}         # id -> the seq holding it
         self._offers: dict[bytes, None] = {}
         self._expiry: dict[int, dict[bytes, None]] = {}   # valid_until -> ids
         self._expiry_heights: list[int] = []              # heap of the keys of _expiry
@@ -110,7 +114,8 @@ class Mempool:
         elif not tx.verify_signature():
             return admission.BAD_SIGNATURE
         self._entries[tx_id] = _Entry(tx, size, now, now)
-        self._ready[tx_id] = None
+        if tx_id not in self._in_flight_at:
+            self._ready[tx_id] = None
         self._offers[tx_id] = None
         bucket = self._expiry.get(tx.valid_until)
         if bucket is None:
@@ -135,54 +140,43 @@ class Mempool:
         if len(self._verified) > MAX_REMEMBERED_SIGNATURES:
             del self._verified[next(iter(self._verified))]
 
-    def pending(self, limit: int, max_bytes: int | None = None) -> list[Transaction]:
-        """Up to `limit` txs (and `max_bytes`) not yet in a proposal this node
-        knows of, oldest first; they stay ready."""
-        return self._ready_txs(limit, max_bytes, None)
-
-    def _ready_txs(self, limit: int, max_bytes: int | None, block: int | None) -> list[Transaction]:
-        """Ready txs in order, up to `limit` / `max_bytes`; with `block`, only
-        those that may enter the block at that height (the others are skipped)."""
+    # -- proposals -----------------------------------------------------------------
+    def take(self, seq: int, max_txs: int, max_bytes: int) -> list[Transaction]:
+        """Up to `max_txs` / `max_bytes` ready txs, oldest first, for a proposal
+        at `seq`: only those that may enter block `seq` (with pipelining seq may
+        be beyond height + 1, so a tx that is still valid for the next block may
+        already be too old for this one; it stays ready for a lower seq a view
+        change may re-open, and leaves when the chain passes its valid_until).
+        The txs taken stop being ready until mark_in_flight/committed decides
+        their fate."""
         out: list[Transaction] = []
         total = 0
         genesis = self._genesis
         for tx_id in self._ready:
             entry = self._entries[tx_id]
-            if len(out) >= limit or (max_bytes is not None and total + entry.size > max_bytes):
+            if len(out) >= max_txs or total + entry.size > max_bytes:
                 break
-            if block is not None and admission.window_problem(entry.tx, block - 1, genesis):
+            if admission.window_problem(entry.tx, seq - 1, genesis):
                 continue
             out.append(entry.tx)
             total += entry.size
-        return out
-
-    # -- proposals -----------------------------------------------------------------
-    def take(self, seq: int, max_txs: int, max_bytes: int) -> list[Transaction]:
-        """Ready txs for a proposal at `seq`: only those that may enter block
-        `seq` (with pipelining seq may be beyond height + 1, so a tx that is
-        still valid for the next block may already be too old for this one;
-        it stays ready for a lower seq a view change may re-open, and leaves
-        when the chain passes its valid_until).  The txs taken stop being
-        ready until mark_in_flight/committed decides their fate."""
-        out = self._ready_txs(max_txs, max_bytes, seq)
         for tx in out:
             del self._ready[tx.id]
         return out
 
     def mark_in_flight(self, seq: int, tx_ids: Iterable[bytes]) -> None:
         """A proposal for `seq` carrying these txs was accepted; do not propose
-        them again while it is in flight."""
-        ids = []
-        for tx_id in tx_ids:
-            if tx_id in self._entries:
-                self._ready.pop(tx_id, None)
-                ids.append(tx_id)
-        previous = self._in_flight.get(seq)
+        them again while it is in flight (also those not in this pool yet)."""
+        ids = list(tx_ids)
+        previous = self._in_flight.pop(seq, None)
         if previous:
             # A different proposal for the same seq (new view): the old one's
             # txs are no longer held by it.
-            keep = set(ids)
-            self._return_to_ready(t for t in previous if t not in keep)
+            self._release(previous, seq)
+        in_flight_at = self._in_flight_at
+        for tx_id in ids:
+            in_flight_at[tx_id] = seq
+            self._ready.pop(tx_id, None)
         self._in_flight[seq] = ids
 
     def committed(self, seq: int, tx_ids: Iterable[bytes]) -> Drained:
@@ -195,7 +189,7 @@ class Mempool:
             if entry is not None:
                 removed.append(entry)
         for stale_seq in [s for s in self._in_flight if s <= seq]:
-            self._return_to_ready(self._in_flight.pop(stale_seq))
+            self._release(self._in_flight.pop(stale_seq), stale_seq)
         return Drained(removed, self._expire(seq))
 
     def _expire(self, height: int) -> list[bytes]:
@@ -233,14 +227,19 @@ class Mempool:
 
     def release_all_in_flight(self) -> None:
         """Forget every in-flight mark (e.g. after block sync replaced the log)."""
-        for ids in self._in_flight.values():
-            self._return_to_ready(ids)
+        for seq, ids in list(self._in_flight.items()):
+            self._release(ids, seq)
         self._in_flight.clear()
 
-    def _return_to_ready(self, tx_ids: Iterable[bytes]) -> None:
+    def _release(self, tx_ids: Iterable[bytes], seq: int) -> None:
+        """These ids are no longer held by the proposal at `seq`: the pooled
+        ones are ready again unless another in-flight proposal holds them."""
+        in_flight_at = self._in_flight_at
         for tx_id in tx_ids:
-            if tx_id in self._entries:
-                self._ready[tx_id] = None
+            if in_flight_at.get(tx_id) == seq:
+                del in_flight_at[tx_id]
+                if tx_id in self._entries:
+                    self._ready[tx_id] = None
 
     # -- re-offering -----------------------------------------------------------------
     def due_for_offer(self, handed_before: float, now: float, limit: int) -> list[Transaction]:

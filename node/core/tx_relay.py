@@ -9,13 +9,14 @@ milliseconds and sent to every peer in frames of up to MAX_GOSSIP_TXS, so a
 burst of submissions shares frames.
 
 One relay is not enough: a peer whose mempool was full dropped the tx, a
-peer that restarted lost it.  So txs that stay pending are re-offered to the
-current primary (the one that must propose them): every REOFFER_INTERVAL_S,
-the ready txs last handed to a primary at least REOFFER_AGE_S ago, at most
-MAX_REOFFER_TXS of them, least recently handed first, until they commit or
-expire (node.core.mempool).  A peer that (re)connects is also offered the
-pending txs: it may have lost its mempool, and if it becomes primary it must
-know them.
+peer that restarted lost it, a new primary may never have seen it.  So txs
+that stay pending are re-offered to the current primary (the one that must
+propose them): every REOFFER_INTERVAL_S, the ready txs last handed to a
+primary at least REOFFER_AGE_S ago, at most MAX_REOFFER_TXS of them, least
+recently handed first, until they commit or expire (node.core.mempool).
+Not while the chain commits full blocks: the primary then has a backlog of
+its own, every tx re-offered costs it a decode for nothing, and its progress
+keeps the view-change timer from firing anyway.
 
 Suspecting the primary: the core starts its view-change timer when told that
 requests are pending (consensus.events.RequestsPending).  This node says so
@@ -42,8 +43,7 @@ from node.metrics import NodeMetrics
 from node.transport.peers import PeerManager
 
 FLUSH_DELAY_S = 0.005
-MAX_RESYNC_TXS = 20_000       # pending txs handed to a peer when it (re)connects
-ADMIT_CHUNK = 256             # txs admitted between two yields to the event loop (~15 ms)
+ADMIT_CHUNK = 128             # txs admitted between two yields to the event loop (~8 ms)
 REOFFER_INTERVAL_S = 0.5
 REOFFER_AGE_S = 2.0           # a tx handed to a primary this recently is not re-offered
 MAX_REOFFER_TXS = 1000        # per interval: bounds the duplicates a busy primary decodes
@@ -51,14 +51,18 @@ MAX_REOFFER_TXS = 1000        # per interval: bounds the duplicates a busy prima
 
 class TxRelay:
     def __init__(self, mempool: Mempool, chain: Chain, peers: PeerManager, metrics: NodeMetrics, *,
-                 me: int, primary: Callable[[], int], on_admitted: Callable[[], None],
+                 me: int, primary: Callable[[], int], last_commit: Callable[[], tuple[float, int]],
+                 on_admitted: Callable[[], None],
                  on_pending_with_primary: Callable[[], None]) -> None:
+        """`last_commit()`: (monotonic time, tx count) of the last committed block."""
         self._mempool = mempool
         self._chain = chain
         self._peers = peers
         self._metrics = metrics
         self._me = me
         self._primary = primary
+        self._last_commit = last_commit
+        self._full_block = chain.genesis.consensus.max_block_txs
         self._on_admitted = on_admitted
         self._on_pending_with_primary = on_pending_with_primary
         self._buffer: list[list] = []
@@ -113,10 +117,6 @@ class TxRelay:
             buffer, self._buffer = self._buffer, []
             self._send_txs(None, buffer)
 
-    def offer_pending(self, peer: int) -> None:
-        """Hand a (re)connected peer the txs still waiting here."""
-        self._send_txs(peer, [tx.to_record() for tx in self._mempool.pending(MAX_RESYNC_TXS)])
-
     async def reoffer_loop(self) -> None:
         while True:
             await trio.sleep(REOFFER_INTERVAL_S)
@@ -128,6 +128,9 @@ class TxRelay:
         primary = self._primary()
         if primary == self._me:
             return 0     # proposed from here; the core watches its own proposals
+        committed_at, tx_count = self._last_commit()
+        if tx_count >= self._full_block and now - committed_at < REOFFER_AGE_S:
+            return 0     # full blocks: the primary is working through a backlog
         due = self._mempool.due_for_offer(now - REOFFER_AGE_S, now, MAX_REOFFER_TXS)
         if not due:
             return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,13 @@ class Cluster:
         self.procs: dict[int, subprocess.Popen] = {}
         self.accounts = {p.stem: load_key(p) for p in sorted((root / "accounts").glob("*.key"))}
         self._nonce = 0
+
+    def set_mempool_limit(self, i: int, max_txs: int) -> None:
+        """Rewrite node i's config.toml with a mempool of `max_txs` (before it starts)."""
+        path = self.testnet.nodes[i].home / "config.toml"
+        text = re.sub(r"(?m)^max_txs = \d+$", f"max_txs = {max_txs}", path.read_text())
+        assert f"max_txs = {max_txs}" in text
+        path.write_text(text)
 
     # -- processes -----------------------------------------------------------------------
     def start(self, i: int) -> None:
@@ -129,6 +137,14 @@ class Cluster:
         self._nonce += 1
         return Transaction.create(self.accounts[account], self.testnet.genesis.chain_id,
                                   self._nonce, valid_until, contract, method, args)
+
+    async def views(self, nodes=None) -> dict[int, int | None]:
+        nodes = list(range(self.n)) if nodes is None else nodes
+        out = {}
+        for i in nodes:
+            s = await self.status(i)
+            out[i] = None if s is None else s["view"]
+        return out
 
     async def submit(self, i: int, txs: list[Transaction], wait: bool = False,
                      timeout: float = 30) -> list[dict]:

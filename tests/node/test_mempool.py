@@ -62,16 +62,6 @@ def test_take_is_fifo_and_in_flight_txs_are_not_proposed_twice():
     assert mp.ready_count == 0 and len(mp) == 5
 
 
-def test_pending_lists_ready_txs_oldest_first_up_to_a_limit():
-    mp = pool()
-    txs = [tx(n) for n in range(5)]
-    for t in txs:
-        mp.admit(t, 0, 0.0)
-    mp.mark_in_flight(1, [txs[0].id])
-    assert mp.pending(3) == txs[1:4]
-    assert len(mp) == 5 and mp.ready_count == 4      # listing takes nothing out
-
-
 def test_commit_removes_and_returns_what_did_not_make_it():
     mp = pool()
     txs = [tx(n) for n in range(4)]
@@ -95,6 +85,31 @@ def test_a_second_proposal_for_a_seq_releases_the_first_ones_txs():
     mp.mark_in_flight(3, [a.id])
     mp.mark_in_flight(3, [b.id])
     assert mp.take(1, 10, 1 << 20) == [a]
+
+
+def test_a_tx_that_arrives_after_the_proposal_carrying_it_is_not_proposed_again():
+    # Under load gossip lags behind consensus: the pre-prepare for seq 1 (with t)
+    # is accepted before t itself arrives.  If t then became ready, the next
+    # proposal would carry it a second time and backups would refuse that block.
+    mp = pool()
+    t, other = tx(1), tx(2)
+    mp.mark_in_flight(1, [t.id])
+    assert mp.admit(t, 0, 0.0) is None and mp.admit(other, 0, 0.0) is None
+    assert mp.ready_count == 1 and mp.take(2, 10, 1 << 20) == [other]
+    mp.committed(1, [])                                # seq 1 became a null block
+    assert mp.take(2, 10, 1 << 20) == [t]
+
+
+def test_a_tx_held_by_two_proposals_is_ready_only_when_both_let_it_go():
+    mp = pool()
+    t = tx(1)
+    assert mp.admit(t, 0, 0.0) is None
+    mp.mark_in_flight(2, [t.id])
+    mp.mark_in_flight(3, [t.id])          # a faulty primary proposed it twice
+    mp.committed(2, [])
+    assert mp.ready_count == 0
+    mp.committed(3, [])
+    assert mp.ready_count == 1
 
 
 def test_a_proposal_never_carries_a_tx_too_old_for_its_seq():
@@ -203,3 +218,17 @@ def test_remembered_signatures_are_bounded(monkeypatch):
     for t in txs:
         mp.remember_verified(t)
     assert [mp.knows_valid(t) for t in txs] == [False, False, True, True, True]
+
+
+def test_a_large_drain_gives_memory_back_once():
+    from node.core.heap import TRIM_AFTER_DRAINED_TXS, DrainWatch
+    calls = []
+    watch = DrainWatch(trim=calls.append)
+    for size in (100, TRIM_AFTER_DRAINED_TXS // 2, 50):          # small ups and downs: no trim
+        watch.observe(size)
+    assert calls == []
+    for size in (4 * TRIM_AFTER_DRAINED_TXS, 2 * TRIM_AFTER_DRAINED_TXS, TRIM_AFTER_DRAINED_TXS // 4):
+        watch.observe(size)
+    assert calls == [0]
+    watch.observe(0)                                               # already trimmed for this drain
+    assert calls == [0]

@@ -40,12 +40,13 @@ class FakePeers:
                 for rec in payload]
 
 
-def relay_with(n_txs: int = 0, *, primary: int = PRIMARY, connected=(0, 2, 3), max_txs: int = 10_000):
+def relay_with(n_txs: int = 0, *, primary: int = PRIMARY, connected=(0, 2, 3), max_txs: int = 10_000,
+               last_commit=(0.0, 0)):
     mempool = Mempool(GENESIS, lambda tx_id: False, max_txs=max_txs, max_bytes=1 << 30)
     peers = FakePeers(connected)
     suspicions = []
-    relay = TxRelay(mempool, SimpleNamespace(height=0), peers, NodeMetrics(), me=ME,
-                    primary=lambda: primary, on_admitted=lambda: None,
+    relay = TxRelay(mempool, SimpleNamespace(height=0, genesis=GENESIS), peers, NodeMetrics(), me=ME,
+                    primary=lambda: primary, last_commit=lambda: last_commit, on_admitted=lambda: None,
                     on_pending_with_primary=lambda: suspicions.append(True))
     txs = [make_tx(ACCOUNTS["finance"], GENESIS, nonce=n, args={"key": f"k{n}", "value": n})
            for n in range(n_txs)]
@@ -95,6 +96,20 @@ def test_the_primary_keeps_its_txs_and_an_unreachable_primary_is_suspected(monke
     assert suspicions == [True]        # it cannot receive them: no point waiting
     assert relay.reoffer(10.0) == 0 and peers.sent == []
     assert suspicions == [True, True]  # still pending, still unreachable
+
+
+def test_no_reoffers_while_the_primary_commits_full_blocks(monkeypatch):
+    monkeypatch.setattr(tx_relay.time, "monotonic", lambda: 0.0)
+    full = GENESIS.consensus.max_block_txs
+    relay, _, peers, suspicions, txs = relay_with(3, last_commit=(9.5, full))
+    relay.admit(txs, relay=False)
+    # A full block just committed: the primary has a backlog; ours may be in it.
+    assert relay.reoffer(10.0) == 0 and peers.sent == [] and suspicions == []
+    # No full block for a while (or one with room to spare): the primary lacks them.
+    assert relay.reoffer(9.5 + REOFFER_AGE_S) == 3 and suspicions == [True]
+    relay, _, peers, suspicions, txs = relay_with(3, last_commit=(9.5, full - 1))
+    relay.admit(txs, relay=False)
+    assert relay.reoffer(10.0) == 3
 
 
 async def test_large_batches_are_admitted_in_chunks_that_let_others_run():
