@@ -138,14 +138,6 @@ class Cluster:
         return Transaction.create(self.accounts[account], self.testnet.genesis.chain_id,
                                   self._nonce, valid_until, contract, method, args)
 
-    async def views(self, nodes=None) -> dict[int, int | None]:
-        nodes = list(range(self.n)) if nodes is None else nodes
-        out = {}
-        for i in nodes:
-            s = await self.status(i)
-            out[i] = None if s is None else s["view"]
-        return out
-
     async def submit(self, i: int, txs: list[Transaction], wait: bool = False,
                      timeout: float = 30) -> list[dict]:
         path = f"/txs?wait=true&timeout={timeout}" if wait else "/txs"
@@ -178,9 +170,16 @@ class Cluster:
         await self.wait_until(ready, timeout, f"nodes {nodes} to be up and connected")
 
     async def heights(self, nodes=None) -> dict[int, int | None]:
+        return await self._status_field("height", nodes)
+
+    async def views(self, nodes=None) -> dict[int, int | None]:
+        return await self._status_field("view", nodes)
+
+    async def _status_field(self, field: str, nodes) -> dict[int, int | None]:
+        """`field` of each node's /status (None for a node that does not answer)."""
         nodes = list(range(self.n)) if nodes is None else nodes
         out = {}
         for i in nodes:
             s = await self.status(i)
-            out[i] = None if s is None else s["height"]
+            out[i] = None if s is None else s[field]
         return out
