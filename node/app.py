@@ -6,6 +6,7 @@
          +------ send / broadcast -------+   +--> BlockSync                        |
                                                                              CommitFanout
     Proposer: mempool -> proposals (when the core offers a seq)          (mempool, waiters, SSE)
+    TxRelay: admission, gossip, re-offering pending txs to the primary
     NodeService: the HTTP API's view of all of it (node.api)
 
 Built in dependency order, each part complete when built: the proposal checker
@@ -95,7 +96,7 @@ class Node:
 
         self.timers = Timers(self._timer_fired)
         self.commits = commits = CommitFanout(mempool, metrics, on_mempool_changed=self._refresh_gauges)
-        wakeup = Wakeup()
+        self._wakeup = wakeup = Wakeup()
         self.driver = driver = ConsensusDriver(
             replica, proposals, chain, store, mempool,
             send=peers.send, broadcast=peers.broadcast, timers=self.timers,
@@ -103,10 +104,14 @@ class Node:
             on_fault=self._fault, on_view_change=self._view_changed, on_stepped=wakeup.set)
         self.proposer = Proposer(replica, driver, mempool, chain, params, self.name, wakeup,
                                  lambda: commits.last_commit_at)
-        self.relay = relay = TxRelay(mempool, chain, peers, metrics, on_admitted=self._txs_admitted)
+        self.relay = relay = TxRelay(mempool, chain, peers, metrics, me=index,
+                                     primary=lambda: replica.primary,
+                                     last_commit=lambda: (commits.last_commit_at, commits.last_block_txs),
+                                     on_admitted=self._txs_admitted,
+                                     on_pending_with_primary=self._requests_pending)
         self.sync = sync = BlockSync(chain, send=peers.send, connected=peers.connected,
                                      apply=driver.synced, on_progress=self._sync_progress)
-        self.dispatcher = PeerDispatcher(inbound_recv, driver, relay, sync, store,
+        self.dispatcher = PeerDispatcher(inbound_recv, driver, relay, sync, store, metrics,
                                          send=peers.send, on_fault=self._fault)
         self.service = NodeService(genesis, self.name, index, store, replica, mempool, relay,
                                    commits, peers, sync, metrics)
@@ -119,9 +124,11 @@ class Node:
         async with trio.open_nursery() as nursery:
             p2p_port = await nursery.start(self.peers.run, *self.config.p2p_listen)
             nursery.start_soon(self.dispatcher.run)
+            nursery.start_soon(self.dispatcher.run_tx_intake)
             nursery.start_soon(self.timers.run)
             nursery.start_soon(self.proposer.run)
             nursery.start_soon(self.relay.run)
+            nursery.start_soon(self.relay.reoffer_loop)
             nursery.start_soon(self.sync.status_loop, self.peers.broadcast, self.store,
                                lambda: commits.last_commit_at, self.genesis.consensus.window // 2)
             nursery.start_soon(self.sync.run)
@@ -135,7 +142,6 @@ class Node:
     # -- callbacks between parts ----------------------------------------------------------
     def _peer_connected(self, peer: int) -> None:
         self.peers.send(peer, peer_messages.STATUS, [self.chain.height, self.store.last_block_hash()])
-        self.relay.offer_pending(peer)
         self.metrics.peers_changed(len(self.peers.connected()))
 
     def _peer_disconnected(self, peer: int) -> None:
@@ -145,8 +151,12 @@ class Node:
         self.driver.step([ev.TimerFired(kind, token)])
 
     def _txs_admitted(self) -> None:
-        self.driver.step([ev.RequestsPending()])
+        self._wakeup.set()              # a primary may propose them now
         self._refresh_gauges()
+
+    def _requests_pending(self) -> None:
+        # Only for txs the primary has had a fair chance to receive (node.core.tx_relay).
+        self.driver.step([ev.RequestsPending()])
 
     def _sync_requested(self, action: ev.RequestSync) -> None:
         self.sync.want(action.target_seq)
@@ -158,11 +168,11 @@ class Node:
             self.metrics.sync_finished()
         else:
             self.metrics.sync_started(target)
-        self.mempool.evict_invalid(height)
 
     def _fault(self, peer: int, reason: str) -> None:
         # Numbers (seqs, views) would make every fault its own metrics label.
         self.metrics.consensus_fault(_DIGITS.sub("N", reason)[:60])
+        self.metrics.peer_fault(self.genesis.validators[peer].name)
         log.debug("fault from peer %d: %s", peer, reason)
 
     def _view_changed(self, view: int) -> None:

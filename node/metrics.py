@@ -126,6 +126,18 @@ class NodeMetrics:
             "ynchain_mempool_rejections", "Transactions the mempool refused", ["reason"], registry=r))
         self.consensus_faults = _ReasonCounter(Counter(
             "ynchain_consensus_faults", "Consensus messages dropped as faulty", ["reason"], registry=r))
+        # Labelled by validator name: bounded by the genesis validator set.
+        self.peer_faults = Counter("ynchain_peer_faults",
+                                   "Messages from this peer dropped as faulty (any reason)", ["peer"],
+                                   registry=r)
+        self.mempool_drops = _ReasonCounter(Counter(
+            "ynchain_mempool_dropped", "Admitted transactions dropped without being committed",
+            ["reason"], registry=r))
+        self.gossip_dropped = Counter(
+            "ynchain_gossip_txs_dropped",
+            "Transactions from peers dropped unexamined because admission was behind", registry=r)
+        self.txs_reoffered_total = Counter(
+            "ynchain_txs_reoffered", "Pending transactions handed to the primary again", registry=r)
         self._transport = _TransportCollector()
         r.register(self._transport)
 
@@ -147,6 +159,9 @@ class NodeMetrics:
     def consensus_fault(self, reason: str) -> None:
         self.consensus_faults.inc(reason)
 
+    def peer_fault(self, peer_name: str) -> None:
+        self.peer_faults.labels(peer=peer_name).inc()
+
     # -- mempool ------------------------------------------------------------------
 
     def mempool_changed(self, size: int, nbytes: int) -> None:
@@ -155,6 +170,15 @@ class NodeMetrics:
 
     def mempool_rejected(self, reason: str, count: int = 1) -> None:
         self.mempool_rejections.inc(reason, count)
+
+    def mempool_dropped(self, reason: str, count: int = 1) -> None:
+        self.mempool_drops.inc(reason, count)
+
+    def gossip_txs_dropped(self, count: int) -> None:
+        self.gossip_dropped.inc(count)
+
+    def txs_reoffered(self, count: int) -> None:
+        self.txs_reoffered_total.inc(count)
 
     # -- peers and transport ------------------------------------------------------
 

@@ -126,8 +126,6 @@ class ConsensusDriver:
         self.proposals.forget_up_to(seq)
         self._on_commit(result)
         queue.append(ev.Executed(seq, result.block.hash))
-        if self.mempool.ready_count:
-            queue.append(ev.RequestsPending())   # keep the progress timer armed
 
     def synced(self, results: list[CommitResult]) -> None:
         """Blocks stored by block sync: tell the core where the chain is now."""
