@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .bench import bench
+from .chaos.command import chaos
 from .sim_cmd import sim
 from .chain_cmd import query, status, tx, watch
 from .group import YnGroup
@@ -38,7 +39,7 @@ def cli():
     """
 
 
-for command in (keys, testnet, node, status, tx, query, watch, bench, sim):
+for command in (keys, testnet, node, status, tx, query, watch, bench, chaos, sim):
     cli.add_command(command)
 
 
