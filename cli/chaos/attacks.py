@@ -98,21 +98,21 @@ async def p2p_garbage(port: int, rng: random.Random, chain_id: str, genesis_hash
 
 async def connection_flood(ports: list[int], per_port: int, duration_s: float, stats: Counter) -> None:
     """Hold `per_port` idle connections to each port for `duration_s`, reopening
-    each one the node closes (at most every 0.2 s per slot) as an attacker would."""
+    each one the node closes (at most every 0.1 s per slot) as an attacker would."""
     async def slot(port: int, k: int) -> None:
         source = STRANGERS[k % len(STRANGERS)]
         while True:
             stream = await _connect(port, source)
             if stream is None:
                 stats["connect_failed"] += 1
-                await trio.sleep(0.2)
+                await trio.sleep(0.1)
                 continue
             stats["opened"] += 1
             try:
                 await _closed_by_peer(stream)
             finally:
                 await trio.aclose_forcefully(stream)
-            await trio.sleep(0.2)
+            await trio.sleep(0.1)
 
     with trio.move_on_after(duration_s):
         async with trio.open_nursery() as nursery:

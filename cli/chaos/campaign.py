@@ -35,7 +35,8 @@ START_TIMEOUT_S = 60.0
 SETTLE_TIMEOUT_S = 30.0
 WARMUP_S = 4.0
 FLOOD_BATCH = 2000
-BIG_WAIT_TIMEOUT_S = 60.0
+QUIET_TIMEOUT_S = 15.0
+AFTERMATH_MEMPOOL = 500      # a look after a flood-like episode ends once every mempool is below this
 
 
 class Interrupted(Exception):
@@ -56,6 +57,7 @@ class Campaign:
         seeds = [load_key_file(p).seed for p in self.bed.net.account_key_files()]
         self.signer = Signer(seeds, genesis.chain_id, genesis.consensus.tx_validity_window)
         self.book = TxBook()
+        self.load: SteadyLoad | None = None
         self.monitor = Monitor(self.bed, self.clock)
         self.timeline = Timeline()
         self.downs: list[tuple[float, int | None]] = []
@@ -63,6 +65,7 @@ class Campaign:
         self.p2p = Counter()
         self.schemathesis: list[dict] = []
         self.counts = Counter()
+        self.skipped = 0            # first-pass episodes left out by the profile's time bound
         self.extra: dict = {"wait_batches": [], "floods": [], "conn_floods": []}
         self.rng = random.Random(seed ^ 0x5EED)     # runtime choices (which txs go where)
 
@@ -85,7 +88,7 @@ class Campaign:
                 nursery.start_soon(self.monitor.run)
                 await self._wait_ready()
                 self.event("testnet ready", nodes=self.bed.n)
-                load = SteadyLoad(self.bed, self.book, self.signer, self.clock, self.monitor.max_height,
+                self.load = load = SteadyLoad(self.bed, self.book, self.signer, self.clock, self.monitor.max_height,
                                   self.profile.load_batch, self.profile.load_interval_s)
                 async with trio.open_nursery() as load_nursery:
                     self.monitor.load_on = True
@@ -135,8 +138,13 @@ class Campaign:
         budget_s = self.minutes * 60
         start = self.clock()
         first = first_pass_length(self.profile)
+        bound = self.profile.max_fault_s
         for k, episode in enumerate(episodes(self.seed, self.profile, self.bed.n)):
             if k >= first and self.clock() - start >= budget_s:
+                break
+            if bound is not None and self.clock() - start >= bound:
+                self.skipped = first - k if k < first else 0
+                self.event("fault phase cut short", bound_s=bound, first_pass_left=self.skipped)
                 break
             self.counts[episode.kind] += 1
             await getattr(self, f"_ep_{episode.kind}")(**episode.params)
@@ -262,12 +270,12 @@ class Campaign:
         stats = Counter()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(attacks.connection_flood, ports, per_port, for_s, stats)
-            await trio.sleep(min(2.0, for_s / 4))
+            await trio.sleep(1.0)       # the flood's connections are in place
             for i in restart:
                 await self._kill(i)
                 self.counts["kills"] += 1
             self.event("kill -9 under the flood", nodes=[self._name(i) for i in restart])
-            await trio.sleep(1.0)
+            await trio.sleep(0.5)
             for i in restart:
                 self.bed.start(i)
         self.extra["conn_floods"].append(dict(stats))
@@ -304,6 +312,42 @@ class Campaign:
                 self.book.record(kind, node, batch.ids, valid_until, status, doc, self.clock(), path)
         return trio.current_time() - began
 
+    async def _aftermath(self) -> None:
+        """After a flood-like episode, under the steady load: watch until every mempool
+        is nearly empty again, at most the profile's aftermath_s (long enough to see a
+        stall, a lonely view change or stranded txs)."""
+        began = self.clock()
+        with trio.move_on_after(self.profile.aftermath_s):
+            while True:
+                await trio.sleep(0.5)
+                tick = self.monitor.ticks[-1]
+                if all(s.answered and s.mempool is not None and s.mempool < AFTERMATH_MEMPOOL
+                       for s in tick.nodes):
+                    break
+        tick = self.monitor.ticks[-1]
+        self.event("aftermath", seconds=round(self.clock() - began, 1),
+                   mempools=[s.mempool for s in tick.nodes])
+
+    async def _quiet(self) -> int | None:
+        """Pause the steady load and wait (bounded) until every mempool is empty and all
+        nodes are at one height: the chain then stands still (no empty blocks).  The
+        height, or None if it did not get quiet."""
+        self.load.paused = True
+        self.monitor.load_on = False
+        with trio.move_on_after(QUIET_TIMEOUT_S):
+            while True:
+                await trio.sleep(0.5)
+                tick = self.monitor.ticks[-1]
+                heights = {s.height for s in tick.nodes}
+                if (self.load.in_flight == 0 and len(heights) == 1
+                        and all(s.answered and s.mempool == 0 for s in tick.nodes)):
+                    return heights.pop()
+        return None
+
+    def _resume_load(self) -> None:
+        self.load.paused = False
+        self.monitor.load_on = True
+
     async def _ep_mempool_flood(self, txs_per_node: int) -> None:
         n = self.bed.n
         valid_until = self.monitor.max_height() + self.signer.window
@@ -318,31 +362,43 @@ class Campaign:
         refused = Counter(self.book.tx_refusals) - before
         self.extra["floods"].append({"txs": txs_per_node * n, "refused": dict(refused)})
         self.event("flood sent", refused=dict(refused))
+        await self._aftermath()
 
     async def _ep_near_expiry(self, node: int, txs: int) -> None:
+        """As the issue saw it: a quiet chain at height h, one request of `txs` txs
+        with valid_until = h + 1 (more than one block holds), then load again."""
         if self.bed.nodes[node].state != UP:
             return
-        valid_until = self.monitor.max_height() + 1
-        [batch] = await trio.to_thread.run_sync(self.signer.batches, txs, txs, valid_until)
-        self.event("near-expiry batch", node=self._name(node), txs=txs, valid_until=valid_until)
-        await self._send_batches(EXPIRY, node, [batch], valid_until, "/txs", 60.0)
+        height = await self._quiet()
+        try:
+            if height is None:
+                self.event("near-expiry skipped: the chain did not get quiet")
+                return
+            [batch] = await trio.to_thread.run_sync(self.signer.batches, txs, txs, height + 1)
+            self.event("near-expiry batch", node=self._name(node), txs=txs, valid_until=height + 1)
+            await self._send_batches(EXPIRY, node, [batch], height + 1, "/txs", 60.0)
+        finally:
+            self._resume_load()
+        await self._aftermath()
 
     async def _ep_wait_batches(self, nodes: list[int], txs: int) -> None:
         valid_until = self.monitor.max_height() + self.signer.window
         batches = await trio.to_thread.run_sync(self.signer.batches, txs * len(nodes), txs, valid_until,
                                                 len(nodes))
         self.event("large wait=true batches", nodes=[self._name(i) for i in nodes], txs=txs)
-        path = f"/txs?wait=true&timeout={BIG_WAIT_TIMEOUT_S:g}"
+        wait_s = self.profile.big_wait_timeout_s
+        path = f"/txs?wait=true&timeout={wait_s:g}"
         took: dict[str, float] = {}
 
         async def one(k: int, i: int) -> None:
             took[self._name(i)] = round(await self._send_batches(
-                WAIT, i, [batches[k]], valid_until, path, BIG_WAIT_TIMEOUT_S + 60), 1)
+                WAIT, i, [batches[k]], valid_until, path, wait_s + 60), 1)
         async with trio.open_nursery() as nursery:
             for k, i in enumerate(nodes):
                 nursery.start_soon(one, k, i)
         self.extra["wait_batches"].append({"txs": txs, "answer_s": took})
         self.event("wait=true answered", seconds=took)
+        await self._aftermath()
 
     async def _ep_sigterm(self, node: int, down_s: float) -> None:
         if self.bed.nodes[node].state != UP:
@@ -403,7 +459,8 @@ class Campaign:
         checks, figures = verdict(
             names=names, quorum=self.bed.quorum, ticks=self.monitor.ticks, book=self.book, scan=scan,
             downs=self.downs, crashes=self.bed.crashes, sigterms=self.sigterms, p2p=self.p2p,
-            schemathesis=self.schemathesis, rss_limit_mb=self.profile.rss_limit_mb)
+            schemathesis=self.schemathesis, rss_limit_mb=self.profile.rss_limit_mb,
+            first_pass_skipped=self.skipped)
         failed = sorted(k for k, v in checks.items() if not v["ok"])
         c = self.counts
         return {

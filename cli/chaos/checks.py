@@ -14,8 +14,9 @@
     api_responsive      no running, unfrozen node left GET /status unanswered longer
                         than MAX_UNRESPONSIVE_S
     rss                 no node's VmRSS above the profile's limit
-    no_lonely_view      no node that could reach a quorum sat in a view above every
-                        other node's for longer than MAX_LONELY_S
+    no_lonely_view      no node that could reach a quorum moved by itself to a view above
+                        every other node's and stayed there longer than MAX_LONELY_S (a
+                        view carried back from a partition or freeze is reported apart)
     clear_refusals      every API refusal is JSON with an error code, no 5xx but 503,
                         every tx refusal has a reason from ledger.admission.REASONS
     hostile_peers       every garbage p2p connection and stranger handshake was dropped
@@ -23,6 +24,9 @@
     no_crash            no node exited unless the campaign killed it, and every SIGTERM
                         stopped its node cleanly (exit 0) within SIGTERM_TIMEOUT_S
     schemathesis        no server error and every answer as /openapi.json describes it
+    completed           every fault of the first pass ran within the profile's time bound
+                        (the ci profile bounds its fault phase; a chain that keeps halting
+                        makes every episode wait its full settle time)
 """
 
 from __future__ import annotations
@@ -56,10 +60,11 @@ def tx_outcomes(book: TxBook, scan: ChainScan, downs: Sequence[tuple[float, int 
     unanswered_committed = sum(1 for i, s in book.txs.items()
                                if s.accepted_at is None and i in occurrences)
     stranded: Counter = Counter()
+    stranded_examples: list[dict] = []
     excused = 0
     expired_ok = 0
     for tx_id, sent in accepted.items():
-        if tx_id in occurrences:
+        if tx_id in occurrences or sent.acked_height is not None:    # committed, or lost (above)
             continue
         if sent.kind == EXPIRY:
             expired_ok += 1
@@ -69,6 +74,9 @@ def tx_outcomes(book: TxBook, scan: ChainScan, downs: Sequence[tuple[float, int 
             excused += 1
         else:
             stranded[f"node{sent.node}:{sent.kind}"] += 1
+            if len(stranded_examples) < 5:
+                stranded_examples.append({"id": tx_id.hex(), "node": f"node{sent.node}",
+                                          "accepted_at_s": round(sent.accepted_at, 1)})
     return {
         "sent": len(book.txs), "accepted": len(accepted),
         "acked": len(acked_wait) + len(found_later) + unanswered_committed,
@@ -78,7 +86,7 @@ def tx_outcomes(book: TxBook, scan: ChainScan, downs: Sequence[tuple[float, int 
         "stranded": sum(stranded.values()), "stranded_by_node": dict(stranded),
         "lost_to_crash_excused": excused, "near_expiry_not_committed": expired_ok,
         "unanswered": book.unanswered,
-        "examples": {"lost": [i.hex() for i in lost[:5]],
+        "examples": {"lost": [i.hex() for i in lost[:5]], "stranded": stranded_examples,
                      "duplicated": {i.hex(): h for i, h in list(duplicated.items())[:5]}},
     }
 
@@ -89,13 +97,14 @@ def _check(ok: bool, **details: Any) -> dict:
 
 def verdict(*, names: Sequence[str], quorum: int, ticks: Sequence[Tick], book: TxBook,
             scan: ChainScan, downs, crashes: list[dict], sigterms: list[dict],
-            p2p: Counter, schemathesis: list[dict], rss_limit_mb: int) -> tuple[dict, dict]:
+            p2p: Counter, schemathesis: list[dict], rss_limit_mb: int,
+            first_pass_skipped: int) -> tuple[dict, dict]:
     """(checks, figures) for the summary."""
     n = len(names)
     txs = tx_outcomes(book, scan, downs)
     all_stalls = stalls(ticks)
     longest = all_stalls[0].counted_s if all_stalls else 0.0
-    lonely = lonely_views(ticks, n, quorum)
+    lonely, carried = lonely_views(ticks, n, quorum)
     silent = unresponsive(ticks, n)
     rss = max_rss_mb(ticks, n)
     log_rates = max_log_rate(ticks, n)
@@ -132,6 +141,7 @@ def verdict(*, names: Sequence[str], quorum: int, ticks: Sequence[Tick], book: T
         "no_crash": _check(not crashes and not bad_sigterms, crashes=crashes, bad_sigterms=bad_sigterms),
         "schemathesis": _check(bool(schemathesis) and not st_failed, runs=len(schemathesis),
                                failed=st_failed[:2]),
+        "completed": _check(first_pass_skipped == 0, first_pass_skipped=first_pass_skipped),
     }
     figures = {
         "txs": {k: v for k, v in txs.items() if k != "examples"},
@@ -142,6 +152,7 @@ def verdict(*, names: Sequence[str], quorum: int, ticks: Sequence[Tick], book: T
         "max_rss_mb": dict(zip(names, rss)),
         "views": dict(zip(names, view_changes(ticks, n))),
         "unresponsive": [s.to_json(names) for s in silent[:5] if s.seconds > 1.0],
+        "views_carried_from_partitions": [s.to_json(names) for s in carried[:5] if s.seconds > 1.0],
         "refusals": {"tx": dict(book.tx_refusals), "api": dict(book.api_refusals),
                      "unanswered_txs": book.unanswered},
     }

@@ -147,6 +147,8 @@ class SteadyLoad:
         self.batch = batch
         self.interval_s = interval_s
         self.stats = LoadStats()
+        self.paused = False
+        self.in_flight = 0
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -160,8 +162,11 @@ class SteadyLoad:
         try:
             while True:
                 began = trio.current_time()
-                if self.bed.nodes[i].state == "up":
-                    valid_until = self.height() + self.signer.window
+                if self.bed.nodes[i].state == "up" and not self.paused:
+                    # Half the window: a node that lags the highest height must not
+                    # find the tx too far ahead.
+                    valid_until = self.height() + self.signer.window // 2
+                    self.in_flight += 1
                     [batch] = await trio.to_thread.run_sync(self.signer.batches, self.batch, self.batch,
                                                             valid_until)
                     status, doc = await trio.to_thread.run_sync(
@@ -169,6 +174,7 @@ class SteadyLoad:
                         abandon_on_cancel=True)
                     self.book.record(WAIT if wait else LOAD, i, batch.ids, valid_until, status, doc,
                                      self.clock(), path)
+                    self.in_flight -= 1
                     self.stats.requests += 1
                     self.stats.batches_waited += wait
                 await trio.sleep_until(began + self.interval_s)

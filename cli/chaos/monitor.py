@@ -200,43 +200,50 @@ class Streak:
         return out
 
 
-def _streaks(ticks: Sequence[Tick], n: int, condition, reset) -> list[Streak]:
-    """Per node, maximal runs of ticks where condition(tick, i) holds, measured
-    in time; reset(tick, i) ends a run without counting (e.g. the node went down)."""
-    found = []
+def lonely_views(ticks: Sequence[Tick], n: int, quorum: int) -> tuple[list[Streak], list[Streak]]:
+    """(lonely, carried): runs during which a node that could reach a quorum sat in a
+    view above every other answering node's (at least quorum - 1 answering).
+
+    `lonely` runs are view changes the node made by itself while it could reach a
+    quorum.  `carried` runs are the view it brought back from a partition or a
+    freeze (where timing out alone is what PBFT does) and kept after the heal: not
+    a failure, but reported, since such a node takes no part in consensus until
+    the others reach its view."""
+    lonely: list[Streak] = []
+    carried_runs: list[Streak] = []
     for i in range(n):
-        start = last = None
-        detail = ""
+        carried = None          # the view brought back from the last isolation
+        run: tuple[list[Streak], float, float, str] | None = None   # (into, start, last, detail)
+
+        def close(end: float) -> None:
+            nonlocal run
+            if run is not None:
+                into, start, _, detail = run
+                into.append(Streak(i, start, end - start, detail))
+                run = None
         for tick in ticks:
-            if reset(tick, i):
-                if start is not None:
-                    found.append(Streak(i, start, last - start, detail))
-                start = None
+            me = tick.nodes[i]
+            if me.state != UP or not me.in_quorum:
+                close(tick.t)
+                if me.view is not None:
+                    carried = me.view
                 continue
-            hit = condition(tick, i)
-            if hit:
-                if start is None:
-                    start = tick.t
-                last = tick.t
-                detail = hit if isinstance(hit, str) else detail
-            elif start is not None:
-                found.append(Streak(i, start, tick.t - start, detail))
-                start = None
-        if start is not None:
-            found.append(Streak(i, start, last - start, detail))
-    return sorted(found, key=lambda s: -s.seconds)
-
-
-def lonely_views(ticks: Sequence[Tick], n: int, quorum: int) -> list[Streak]:
-    """Runs during which a node that could reach a quorum sat in a view above every
-    other answering node's (at least quorum - 1 of them answering)."""
-    def lonely(tick: Tick, i: int):
-        me = tick.nodes[i]
-        others = [s.view for j, s in enumerate(tick.nodes) if j != i and s.view is not None]
-        if not me.in_quorum or me.view is None or len(others) < quorum - 1:
-            return False
-        return f"view {me.view} vs others <= {max(others)}" if me.view > max(others) else False
-    return _streaks(ticks, n, lonely, lambda tick, i: tick.nodes[i].state != UP)
+            others = [s.view for j, s in enumerate(tick.nodes) if j != i and s.view is not None]
+            if me.view is None or len(others) < quorum - 1:
+                continue
+            if me.view <= max(others):
+                close(tick.t)
+                carried = None
+                continue
+            into = carried_runs if carried is not None and me.view <= carried else lonely
+            if run is not None and run[0] is not into:
+                close(tick.t)
+            detail = f"view {me.view} while the others were at <= {max(others)}"
+            run = (into, tick.t if run is None else run[1], tick.t, detail)
+        if run is not None:
+            close(run[2])
+    key = lambda s: -s.seconds   # noqa: E731
+    return sorted(lonely, key=key), sorted(carried_runs, key=key)
 
 
 def unresponsive(ticks: Sequence[Tick], n: int) -> list[Streak]:
@@ -281,7 +288,7 @@ def max_log_rate(ticks: Sequence[Tick], n: int, window_s: float = LOG_WINDOW_S) 
         for tick in ticks:
             window.append((tick.t, tick.nodes[i].log_lines))
             total += tick.nodes[i].log_lines
-            while window and window[0][0] < tick.t - window_s:
+            while window and window[0][0] <= tick.t - window_s:
                 total -= window.popleft()[1]
             best = max(best, total / window_s)
         rates.append(round(best, 1))

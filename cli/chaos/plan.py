@@ -39,17 +39,22 @@ class Profile:
     schemathesis_s: float
     drain_s: float               # after the faults: time allowed for every accepted tx to commit
     rss_limit_mb: int
+    aftermath_s: float           # longest look at the chain after a flood-like episode
+    big_wait_timeout_s: float    # ?timeout= of the large wait=true batches
+    max_fault_s: float | None    # hard bound on the fault phase (the first pass included)
 
 
 PROFILES = {
     "ci": Profile("ci", kills=2, mempool_max_txs=6000, load_batch=20, load_interval_s=0.5,
                   flood_txs_per_node=8000, expiry_batch=3000, wait_batch=2500,
                   conn_flood_per_port=80, conn_flood_s=15.0, schemathesis_examples=8,
-                  schemathesis_s=15.0, drain_s=30.0, rss_limit_mb=300),
+                  schemathesis_s=10.0, drain_s=30.0, rss_limit_mb=256, aftermath_s=12.0,
+                  big_wait_timeout_s=20.0, max_fault_s=170.0),
     "full": Profile("full", kills=4, mempool_max_txs=20000, load_batch=25, load_interval_s=0.4,
                     flood_txs_per_node=30000, expiry_batch=3000, wait_batch=5000,
                     conn_flood_per_port=100, conn_flood_s=25.0, schemathesis_examples=50,
-                    schemathesis_s=60.0, drain_s=60.0, rss_limit_mb=400),
+                    schemathesis_s=60.0, drain_s=60.0, rss_limit_mb=384, aftermath_s=20.0,
+                    big_wait_timeout_s=60.0, max_fault_s=None),
 }
 
 

@@ -60,6 +60,7 @@ class LinkProxy:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(self.listen_port, host="127.0.0.1")
+        self.listen_port = listeners[0].socket.getsockname()[1]     # port 0: the one we got
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.serve_listeners, self._serve, listeners)
