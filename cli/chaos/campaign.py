@@ -16,7 +16,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-import click
 import trio
 
 from cli.client import NodeClient
@@ -27,7 +26,7 @@ from . import attacks
 from .checks import SIGTERM_TIMEOUT_S, verdict
 from .load import EXPIRY, FLOOD, WAIT, Signer, SteadyLoad, TxBook, post
 from .monitor import Monitor, Timeline
-from .plan import Episode, Profile, episodes, first_pass_length
+from .plan import Profile, episodes, first_pass_length
 from .scan import scan_chains
 from .testbed import DOWN, FROZEN, UP, Testbed
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
-from .load import EXPIRY, WAIT, TxBook
+from .load import EXPIRY, TxBook
 from .monitor import (STALL_REPORT_S, Tick, lonely_views, live_forks, max_log_rate, max_rss_mb,
                       stalls, unresponsive, view_changes)
 from .scan import ChainScan
@@ -157,7 +157,3 @@ def verdict(*, names: Sequence[str], quorum: int, ticks: Sequence[Tick], book: T
                      "unanswered_txs": book.unanswered},
     }
     return checks, figures
-
-
-def acked_wait_ids(book: TxBook) -> list[bytes]:
-    return [i for i, s in book.txs.items() if s.kind == WAIT and s.acked_height is not None]

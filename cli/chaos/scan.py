@@ -63,10 +63,16 @@ def _height(url: str) -> int | None:
     return height if type(height) is int else None
 
 
-def _block_txs(url: str, height: int) -> list[bytes]:
-    with NodeClient(url, timeout=30.0) as client:
-        doc = client.get(f"/blocks/{height}")
-    return [bytes.fromhex(t) for t in doc.get("txs", [])]
+def _block_txs(url: str, height: int) -> list[bytes] | str:
+    """The block's tx ids, or why they could not be read."""
+    try:
+        with NodeClient(url, timeout=30.0) as client:
+            doc = client.get(f"/blocks/{height}")
+        return [bytes.fromhex(t) for t in doc["txs"]]
+    except NodeError as exc:
+        return f"block {height}: {exc}"
+    except (TypeError, KeyError, ValueError):
+        return f"block {height}: malformed answer from {url}"
 
 
 def scan_chains(urls: list[str]) -> ChainScan:
@@ -104,6 +110,9 @@ def scan_chains(urls: list[str]) -> ChainScan:
             return urls[ref]
         occurrences: dict[bytes, list[int]] = defaultdict(list)
         for height, ids in zip(wanted, pool.map(lambda h: _block_txs(source(h), h), wanted)):
+            if isinstance(ids, str):
+                scan.errors.append(ids)
+                continue
             for tx_id in ids:
                 occurrences[tx_id].append(height)
         scan.occurrences = dict(occurrences)

@@ -4,6 +4,10 @@ proxy (real TCP on 127.0.0.1, in-process), and the analyses behind its checks.""
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import trio
 import trio.testing
@@ -17,6 +21,7 @@ from cli.chaos.proxy import LinkProxy, Mesh
 from cli.chaos.scan import ChainScan
 
 UP, DOWN, FROZEN = "up", "down", "frozen"
+REPO = Path(__file__).resolve().parents[2]
 
 
 # -- plan ---------------------------------------------------------------------------------
@@ -222,3 +227,37 @@ async def test_a_delayed_link_holds_data_back_in_order(autojump_clock):
             assert got == b"onetwo"
             assert trio.current_time() - began >= 0.5
             nursery.cancel_scope.cancel()
+
+
+# -- processes -------------------------------------------------------------------------------
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def test_a_spawned_process_dies_with_a_campaign_killed_by_sigkill(tmp_path):
+    # The "campaign": spawns a long sleep, prints its pid, waits to be killed.
+    script = ("import sys, time; from pathlib import Path; from cli.chaos.testbed import spawn; "
+              "p = spawn(['/bin/sleep', '60'], cwd=Path(sys.argv[1]), log=Path(sys.argv[1]) / 'log'); "
+              "print(p.pid, flush=True); time.sleep(60)")
+    campaign = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], cwd=REPO,
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(campaign.stdout.readline())
+        deadline = time.monotonic() + 10       # until the shim has become the sleep
+        while Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0] != b"/bin/sleep":
+            assert time.monotonic() < deadline, "the spawned process never started"
+            time.sleep(0.02)
+        campaign.kill()
+        campaign.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while not _gone(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(child), "the spawned process outlived its campaign"
+    finally:
+        campaign.kill()
+        campaign.wait(timeout=10)
