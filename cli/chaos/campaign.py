@@ -38,6 +38,11 @@ QUIET_TIMEOUT_S = 15.0
 AFTERMATH_MEMPOOL = 500      # a look after a flood-like episode ends once every mempool is below this
 
 
+FAULT_COUNTS = ("kills", "kill_all", "freezes", "partitions", "delays", "sigterms",
+                "p2p_garbage_rounds", "conn_floods", "api_abuse_requests", "schemathesis_runs",
+                "mempool_floods", "near_expiry_batches", "wait_batches")
+
+
 class Interrupted(Exception):
     """SIGTERM/SIGHUP to the campaign: stop, clean up, exit non-zero."""
 
@@ -64,7 +69,7 @@ class Campaign:
         self.p2p = Counter()
         self.schemathesis: list[dict] = []
         self.counts = Counter()
-        self.skipped = 0            # first-pass episodes left out by the profile's time bound
+        self.skipped: list[str] = []    # episodes that could not run, and why
         self.extra: dict = {"wait_batches": [], "floods": [], "conn_floods": []}
         self.rng = random.Random(seed ^ 0x5EED)     # runtime choices (which txs go where)
 
@@ -142,10 +147,11 @@ class Campaign:
             if k >= first and self.clock() - start >= budget_s:
                 break
             if bound is not None and self.clock() - start >= bound:
-                self.skipped = first - k if k < first else 0
-                self.event("fault phase cut short", bound_s=bound, first_pass_left=self.skipped)
+                left = max(0, first - k)
+                self.skipped += [f"first pass cut short by the {bound:g}s bound: {left} episodes left"] if left else []
+                self.event("fault phase cut short", bound_s=bound, first_pass_left=left)
                 break
-            self.counts[episode.kind] += 1
+            self.counts["episodes"] += 1
             await getattr(self, f"_ep_{episode.kind}")(**episode.params)
             await self._settle()
 
@@ -171,6 +177,10 @@ class Campaign:
         await trio.sleep(1.0)
 
     # -- episodes ---------------------------------------------------------------------
+    def _skip(self, why: str) -> None:
+        self.skipped.append(why)
+        self.event("skipped", why=why)
+
     def _name(self, i: int) -> str:
         return self.bed.nodes[i].name
 
@@ -189,6 +199,7 @@ class Campaign:
 
     async def _ep_kill_all(self, down_s: float) -> None:
         self.event("kill -9 all", down_s=down_s)
+        self.counts["kill_all"] += 1
         for i in range(self.bed.n):
             await self._kill(i, all_nodes=True)
         self.counts["kills"] += self.bed.n
@@ -216,7 +227,7 @@ class Campaign:
     async def _ep_freeze_primary(self, node: str, frozen_s: float) -> None:
         target = await self._primary()
         if target is None or self.bed.nodes[target].state != UP:
-            self.event("freeze skipped: no primary known")
+            self._skip("freeze_primary: no primary known")
             return
         self.event("SIGSTOP primary", node=self._name(target), frozen_s=frozen_s)
         self.bed.freeze(target)
@@ -244,6 +255,7 @@ class Campaign:
 
     async def _ep_delay(self, links: list[tuple[int, int]], delay_ms: int, for_s: float) -> None:
         self.event("delay links", links=len(links), delay_ms=delay_ms, for_s=for_s)
+        self.counts["delays"] += 1
         for a, b in links:
             self.bed.mesh.link(a, b).set_delay(delay_ms / 1000)
         await trio.sleep(for_s)
@@ -251,6 +263,7 @@ class Campaign:
 
     async def _ep_p2p_garbage(self) -> None:
         self.event("p2p garbage and stranger handshakes", nodes=self.bed.n)
+        self.counts["p2p_garbage_rounds"] += 1
         genesis = self.bed.net.genesis
 
         async def one(i: int) -> None:
@@ -267,6 +280,7 @@ class Campaign:
         self.event("connection flood", per_port=per_port, for_s=for_s,
                    restart=[self._name(i) for i in restart])
         stats = Counter()
+        self.counts["conn_floods"] += 1
         async with trio.open_nursery() as nursery:
             nursery.start_soon(attacks.connection_flood, ports, per_port, for_s, stats)
             await trio.sleep(1.0)       # the flood's connections are in place
@@ -295,6 +309,7 @@ class Campaign:
         outcome = await attacks.schemathesis_run(self.bed, node, seed, examples,
                                                  self.profile.schemathesis_s, workdir)
         self.schemathesis.append(outcome)
+        self.counts["schemathesis_runs"] += 1
         self.event("schemathesis done", exit_code=outcome.get("exit_code"))
 
     async def _send_batches(self, kind: str, node: int, batches, valid_until: int, path: str,
@@ -353,6 +368,7 @@ class Campaign:
         batches = await trio.to_thread.run_sync(self.signer.batches, txs_per_node * n, FLOOD_BATCH,
                                                 valid_until, n)
         self.event("mempool flood", txs=txs_per_node * n, batch=FLOOD_BATCH)
+        self.counts["mempool_floods"] += 1
         before = Counter(self.book.tx_refusals)
         async with trio.open_nursery() as nursery:
             for i in range(n):
@@ -371,10 +387,11 @@ class Campaign:
         height = await self._quiet()
         try:
             if height is None:
-                self.event("near-expiry skipped: the chain did not get quiet")
+                self._skip("near_expiry: the chain did not get quiet (mempools never emptied)")
                 return
             [batch] = await trio.to_thread.run_sync(self.signer.batches, txs, txs, height + 1)
             self.event("near-expiry batch", node=self._name(node), txs=txs, valid_until=height + 1)
+            self.counts["near_expiry_batches"] += 1
             await self._send_batches(EXPIRY, node, [batch], height + 1, "/txs", 60.0)
         finally:
             self._resume_load()
@@ -385,6 +402,7 @@ class Campaign:
         batches = await trio.to_thread.run_sync(self.signer.batches, txs * len(nodes), txs, valid_until,
                                                 len(nodes))
         self.event("large wait=true batches", nodes=[self._name(i) for i in nodes], txs=txs)
+        self.counts["wait_batches"] += len(nodes)
         wait_s = self.profile.big_wait_timeout_s
         path = f"/txs?wait=true&timeout={wait_s:g}"
         took: dict[str, float] = {}
@@ -459,7 +477,7 @@ class Campaign:
             names=names, quorum=self.bed.quorum, ticks=self.monitor.ticks, book=self.book, scan=scan,
             downs=self.downs, crashes=self.bed.crashes, sigterms=self.sigterms, p2p=self.p2p,
             schemathesis=self.schemathesis, rss_limit_mb=self.profile.rss_limit_mb,
-            first_pass_skipped=self.skipped)
+            skipped=self.skipped)
         failed = sorted(k for k, v in checks.items() if not v["ok"])
         c = self.counts
         return {
@@ -471,12 +489,8 @@ class Campaign:
             "nodes": self.bed.n,
             "mempool_max_txs": self.profile.mempool_max_txs,
             "duration_s": round(self.clock(), 1),
-            "faults": {"kills": c["kills"], "kill_all": c["kill_all"], "freezes": c["freezes"],
-                       "partitions": c["partitions"], "delays": c["delay"], "sigterms": c["sigterms"],
-                       "p2p_garbage_rounds": c["p2p_garbage"], "conn_floods": c["conn_flood"],
-                       "api_abuse_requests": c["api_abuse_requests"], "schemathesis_runs": c["schemathesis"],
-                       "mempool_floods": c["mempool_flood"], "near_expiry_batches": c["near_expiry"],
-                       "wait_batches": c["wait_batches"]},
+            "faults": {k: c[k] for k in FAULT_COUNTS},
+            "episodes": c["episodes"], "skipped": self.skipped,
             **figures,
             "checks": checks,
             "details": {**self.extra, "proxy": self.bed.mesh.stats(), "load_requests": c["load_requests"],

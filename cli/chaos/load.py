@@ -65,7 +65,8 @@ class TxBook:
             return
         results = doc.get("results") if isinstance(doc, dict) else None
         if not isinstance(results, list) or len(results) != len(ids):
-            self.unclear_answer("answer without one result per tx", path=path, status=status)
+            self.unclear_answer("answer without one result per tx", path=path, status=status,
+                                body=_short(doc))
             return
         for tx_id, result in zip(ids, results):
             if not isinstance(result, dict):
@@ -97,20 +98,21 @@ class TxBook:
 
 
 def _short(doc: Any) -> str:
-    return json.dumps(doc)[:200] if doc is not None else "(not JSON)"
+    return doc[:200] if isinstance(doc, str) else json.dumps(doc)[:200]
 
 
 def post(client: NodeClient, path: str, body: bytes, content_type: str,
          timeout_s: float) -> tuple[int | None, Any]:
-    """(HTTP status, JSON body or None); status None if no answer came."""
+    """(HTTP status, the JSON body, or the start of a body that is not JSON);
+    status None if no answer came."""
     try:
         status, data = client.request_raw("POST", path, body, content_type, timeout_s)
     except NodeError:
         return None, None
     try:
-        return status, json.loads(data) if data else None
+        return status, json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return status, None
+        return status, f"(not JSON: {len(data)} bytes) {data[:120]!r}"
 
 
 class Signer:
