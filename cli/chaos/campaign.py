@@ -43,6 +43,15 @@ FAULT_COUNTS = ("kills", "kill_all", "freezes", "partitions", "delays", "sigterm
                 "mempool_floods", "near_expiry_batches", "wait_batches")
 
 
+async def _exited(proc, timeout_s: float) -> bool:
+    """Wait (without blocking the event loop) until the process has exited."""
+    with trio.move_on_after(timeout_s):
+        while proc.poll() is None:
+            await trio.sleep(0.02)
+        return True
+    return False
+
+
 class Interrupted(Exception):
     """SIGTERM/SIGHUP to the campaign: stop, clean up, exit non-zero."""
 
@@ -185,10 +194,13 @@ class Campaign:
         return self.bed.nodes[i].name
 
     async def _kill(self, i: int, all_nodes: bool = False) -> None:
+        """kill -9, as a crash would (a frozen node dies too)."""
         if self.bed.nodes[i].state == DOWN:
             return
-        self.bed.kill(i)
+        proc = self.bed.stop(i, signal.SIGKILL)
         self.downs.append((self.clock(), None if all_nodes else i))
+        await _exited(proc, 10.0)
+        self.bed.mark_down(i)
 
     async def _ep_kill(self, node: int, down_s: float) -> None:
         self.event("kill -9", node=self._name(node), down_s=down_s)
@@ -429,19 +441,15 @@ class Campaign:
         self.bed.start(node)
 
     async def _terminate(self, i: int) -> tuple[int | None, float]:
-        node = self.bed.nodes[i]
-        proc = node.proc
-        node.expected_exit = True
+        """SIGTERM; (exit code, or None if it had to be killed; seconds it took)."""
         began = trio.current_time()
-        proc.send_signal(signal.SIGTERM)
-        with trio.move_on_after(SIGTERM_TIMEOUT_S + 5):
-            while proc.poll() is None:
-                await trio.sleep(0.05)
-        if proc.poll() is None:
-            self.bed.kill(i)
-            return None, trio.current_time() - began
-        node.state = DOWN
-        return proc.returncode, trio.current_time() - began
+        proc = self.bed.stop(i, signal.SIGTERM)
+        code = proc.returncode if await _exited(proc, SIGTERM_TIMEOUT_S + 5) else None
+        if code is None:
+            self.bed.stop(i, signal.SIGKILL)
+            await _exited(proc, 10.0)
+        self.bed.mark_down(i)
+        return code, trio.current_time() - began
 
     # -- the end ---------------------------------------------------------------------------
     async def _drain(self) -> None:

@@ -204,15 +204,16 @@ def lonely_views(ticks: Sequence[Tick], n: int, quorum: int) -> tuple[list[Strea
     """(lonely, carried): runs during which a node that could reach a quorum sat in a
     view above every other answering node's (at least quorum - 1 answering).
 
-    `lonely` runs are view changes the node made by itself while it could reach a
-    quorum.  `carried` runs are the view it brought back from a partition or a
-    freeze (where timing out alone is what PBFT does) and kept after the heal: not
-    a failure, but reported, since such a node takes no part in consensus until
-    the others reach its view."""
+    `lonely` runs are view changes a node in step with the others made by itself
+    while it could reach a quorum.  `carried` runs belong to a node that went ahead
+    while cut off (timing out alone is what PBFT does there) and has not been back
+    in step since, even if it kept climbing after the heal: not a failure here, but
+    reported, since such a node takes no part in consensus until the others reach
+    its view."""
     lonely: list[Streak] = []
     carried_runs: list[Streak] = []
     for i in range(n):
-        carried = None          # the view brought back from the last isolation
+        carried = None          # the view it had when last cut off (None: in step since)
         run: tuple[list[Streak], float, float, str] | None = None   # (into, start, last, detail)
 
         def close(end: float) -> None:
@@ -235,7 +236,7 @@ def lonely_views(ticks: Sequence[Tick], n: int, quorum: int) -> tuple[list[Strea
                 close(tick.t)
                 carried = None
                 continue
-            into = carried_runs if carried is not None and me.view <= carried else lonely
+            into = carried_runs if carried is not None else lonely
             if run is not None and run[0] is not into:
                 close(tick.t)
             detail = f"view {me.view} while the others were at <= {max(others)}"

@@ -99,13 +99,16 @@ class Testbed:
         node.proc = spawn(node_command(node.home), cwd=node.home, log=node.home / "node.log")
         node.state, node.started_at, node.expected_exit = UP, time.monotonic(), False
 
-    def kill(self, i: int) -> None:
-        """kill -9, as a crash would (a frozen node dies too)."""
+    def stop(self, i: int, sig: int) -> subprocess.Popen:
+        """Send SIGKILL (a crash) or SIGTERM (a clean stop) to a running node; the
+        caller waits for the exit (`exited`) and then marks it down."""
         node = self._running(i)
         node.expected_exit = True
-        _signal_group(node.proc, signal.SIGKILL)
-        node.proc.wait(timeout=10)
-        node.state = DOWN
+        _signal_group(node.proc, sig)
+        return node.proc
+
+    def mark_down(self, i: int) -> None:
+        self.nodes[i].state = DOWN
 
     def freeze(self, i: int) -> None:
         node = self._running(i)

@@ -89,11 +89,15 @@ def test_a_node_going_ahead_alone_is_lonely_but_a_view_carried_from_a_partition_
         ticks.append(s)
     for t in range(10, 20):     # healed, still at view 9
         ticks.append(_tick(t, [5] * 4, views=[0, 0, 0, 9]))
-    for t in range(20, 26):     # and now it goes further by itself
+    for t in range(20, 26):     # and keeps climbing: never back in step since the partition
         ticks.append(_tick(t, [5] * 4, views=[0, 0, 0, 10]))
+    for t in range(26, 28):     # the others reach it: in step again
+        ticks.append(_tick(t, [5] * 4, views=[10, 10, 10, 10]))
+    for t in range(28, 40):     # now going ahead alone is a lonely view change
+        ticks.append(_tick(t, [5] * 4, views=[10, 10, 10, 11]))
     lonely, carried = lonely_views(ticks, 4, 3)
-    assert [(s.node, s.start, s.seconds) for s in carried] == [(3, 10, 10)]
-    assert [(s.node, s.start, s.seconds) for s in lonely] == [(3, 20, 5)]
+    assert [(s.node, s.start, s.seconds) for s in carried] == [(3, 10, 16)]
+    assert [(s.node, s.start, s.seconds) for s in lonely] == [(3, 28, 11)]
 
 
 def test_unresponsive_counts_from_the_first_missed_answer_after_one_was_seen():
