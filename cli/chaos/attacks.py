@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from ledger.admission import REASONS
 from ledger.crypto import KeyPair
 from node.transport.handshake import handshake
 from node.transport.wire import HandshakeError
@@ -180,18 +181,23 @@ def _abuse_cases(rng: random.Random) -> list[tuple[str, str, bytes | None, dict[
     ]
 
 
-def api_abuse(bed: Testbed, book: TxBook, rng: random.Random) -> int:
-    """Send every abuse case to a random running node; returns how many were answered."""
-    answered = 0
+def api_abuse(urls: list[str], rng: random.Random) -> list[tuple[str, str, int | None, Any]]:
+    """Send every abuse case to a random one of `urls` (blocking; run it in a thread);
+    (request, expectation, status or None if unanswered, body) for each."""
+    answers = []
     for method, path, body, headers, expect in _abuse_cases(rng):
-        running = [i for i, node in enumerate(bed.nodes) if node.state == "up"]
-        if not running:
-            break
-        status, doc = _raw(bed.url(rng.choice(running)), method, path, body, headers)
+        status, doc = _raw(rng.choice(urls), method, path, body, headers)
+        answers.append((f"{method} {path[:60]}", expect, status, doc))
+    return answers
+
+
+def record_abuse(book: TxBook, answers: list[tuple[str, str, int | None, Any]]) -> int:
+    """Judge the answers to the abuse cases into the book; how many were answered."""
+    answered = 0
+    for request, expect, status, doc in answers:
         if status is None:
             continue
         answered += 1
-        request = f"{method} {path[:60]}"
         if 200 <= status < 300:
             results = doc.get("results") if isinstance(doc, dict) else None
             if expect != "per_item" or not isinstance(results, list):
@@ -202,6 +208,9 @@ def api_abuse(bed: Testbed, book: TxBook, rng: random.Random) -> int:
                 book.tx_refusals[str(reason)] += 1
                 if not (isinstance(result, dict) and result.get("accepted") is False):
                     book.unclear_answer("bad tx accepted", request=request)
+                elif reason not in REASONS:
+                    book.unclear_answer("tx refused without a known reason", request=request,
+                                        reason=reason)
         else:
             book.api_refusal(status, doc, request)
     return answered

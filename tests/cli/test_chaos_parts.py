@@ -265,3 +265,21 @@ def test_a_spawned_process_dies_with_a_campaign_killed_by_sigkill(tmp_path):
     finally:
         campaign.kill()
         campaign.wait(timeout=10)
+
+
+def test_abuse_answers_must_be_refusals_with_codes_or_per_tx_reasons():
+    from cli.chaos.attacks import record_abuse
+    book = TxBook()
+    answered = record_abuse(book, [
+        ("POST /txs", "refuse", 400, {"error": "bad", "code": "bad_request"}),
+        ("POST /txs", "per_item", 200, {"results": [{"accepted": False, "reason": "malformed"}]}),
+        ("GET /blocks/0", "refuse", None, None),                   # no answer: not judged
+        ("GET /txs/x", "refuse", 200, {"id": "x"}),                # accepted bad input
+        ("POST /txs", "per_item", 200, {"results": [{"accepted": True}]}),
+        ("DELETE /status", "refuse", 405, "(not JSON: 3 bytes) b'no!'"),
+    ])
+    assert answered == 5
+    assert book.api_refusals == {"400 bad_request": 1, "405 ?": 1}
+    assert book.unclear_count == 3
+    assert [u["what"] for u in book.unclear] == ["bad input accepted", "bad tx accepted",
+                                                 "refusal without a JSON error code"]
