@@ -81,6 +81,7 @@ class Monitor:
         self.load_on = False
         self._clients = [NodeClient(bed.url(i), timeout=STATUS_TIMEOUT_S) for i in range(bed.n)]
         self._log_offsets = [0] * bed.n
+        self._top = 0
 
     def close(self) -> None:
         for client in self._clients:
@@ -133,6 +134,7 @@ class Monitor:
             for i in range(bed.n):
                 nursery.start_soon(one, i)
         tick = Tick(t, bool(members), load_on, samples)
+        self._top = max([self._top, *(s.height for s in samples if s.height is not None)])
         self.ticks.append(tick)
         return tick
 
@@ -143,8 +145,8 @@ class Monitor:
             await trio.sleep_until(began + SAMPLE_INTERVAL_S)
 
     def max_height(self) -> int:
-        heights = [s.height for tick in self.ticks[-4:] for s in tick.nodes if s.height is not None]
-        return max(heights, default=0)
+        """The highest height any node has reported (heights never go down)."""
+        return self._top
 
 
 def _int(value) -> int | None:
