@@ -51,7 +51,7 @@ PROFILES = {
                   schemathesis_s=10.0, drain_s=30.0, rss_limit_mb=256, aftermath_s=12.0,
                   big_wait_timeout_s=20.0, max_fault_s=170.0),
     "full": Profile("full", kills=4, mempool_max_txs=20000, load_batch=25, load_interval_s=0.4,
-                    flood_txs_per_node=30000, expiry_batch=3000, wait_batch=5000,
+                    flood_txs_per_node=15000, expiry_batch=3000, wait_batch=5000,
                     conn_flood_per_port=100, conn_flood_s=25.0, schemathesis_examples=50,
                     schemathesis_s=60.0, drain_s=60.0, rss_limit_mb=384, aftermath_s=20.0,
                     big_wait_timeout_s=60.0, max_fault_s=None),
