@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TESTNET_DIR ?= testnet
 
-.PHONY: setup test testnet testnet-down sim clean
+.PHONY: setup test testnet testnet-down sim chaos clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,11 @@ testnet-down: $(STAMP)
 
 sim: $(STAMP)
 	$(BIN)/python -m consensus.sim --seeds 2000
+
+# A seeded fault campaign against a fresh local testnet; CHAOS_MINUTES (default 5) of
+# faults, CHAOS_SEED replays a run. Prints one JSON summary; exits 1 if a check failed.
+chaos: $(STAMP)
+	$(BIN)/python -m cli.chaos
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -10,6 +10,7 @@ import click
 
 from .bench import bench
 from .demo import demo
+from .chaos.command import chaos
 from .sim_cmd import sim
 from .chain_cmd import query, status, tx, watch
 from .group import YnGroup
@@ -43,7 +44,7 @@ def cli():
 
 
 for command in (keys, testnet, node, status, tx, query, watch, receipt, trace, receivable, demo, bench,
-                sim):
+                chaos, sim):
     cli.add_command(command)
 
 

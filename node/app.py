@@ -73,7 +73,12 @@ class Node:
                                          max_bytes=config.mempool_max_bytes)
 
         inbound_send, inbound_recv = trio.open_memory_channel(INBOUND_BATCHES)
-        peer_table = {i: (v.public_key, v.p2p) for i, v in enumerate(genesis.validators) if i != index}
+        unknown = sorted(set(config.p2p_dial) - {v.name for v in genesis.validators})
+        if unknown:
+            raise NodeError(f"config p2p.dial names {', '.join(unknown)}: not a validator in genesis")
+        # p2p.dial: reach a peer through NAT, a tunnel or a proxy; its key still comes from genesis.
+        peer_table = {i: (v.public_key, config.p2p_dial.get(v.name, v.p2p))
+                      for i, v in enumerate(genesis.validators) if i != index}
         self.peers = peers = PeerManager(key, genesis.chain_id, genesis.hash, peer_table, index,
                                          inbound_send, on_connect=self._peer_connected,
                                          on_disconnect=self._peer_disconnected)
