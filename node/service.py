@@ -7,6 +7,7 @@ through the relay's admission like txs from peers do.
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -51,6 +52,9 @@ class NodeService:
             "primary": names[self._replica.primary],
             "peers": sorted(names[i] for i in self._peers.connected()),
             "mempool": len(self._mempool), "syncing": self._sync.active,
+            # For `ynchain node doctor`: same chain as its peers, clock skew, sync progress.
+            "genesis_hash": self._genesis.hash.hex(), "time": round(time.time(), 3),
+            "sync": self._sync.progress(),
         }
 
     def submit(self, txs: list[Transaction]) -> list[Admission]:
@@ -94,7 +98,8 @@ class NodeService:
         primary = self._replica.primary
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
                  "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
-                 "connected": i == self._index or i in connected, "primary": i == primary}
+                 "connected": i == self._index or i in connected, "primary": i == primary,
+                 "last_error": self._peers.last_error(i)}
                 for i, v in enumerate(self._genesis.validators)]
 
     def can_subscribe(self) -> bool:

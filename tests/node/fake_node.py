@@ -9,6 +9,7 @@ Tests drive it directly (`commit`, `fail_next`) and can wait on its events
 
 from __future__ import annotations
 
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -37,6 +38,7 @@ class FakeNode:
         self.mempool: dict[bytes, Transaction] = {}
         self.state: dict[tuple[str, str], Any] = {}
         self.fail_next: Exception | None = None   # raised by the next status() call
+        self.sync: dict[str, Any] | None = None   # block sync progress to report
         self.subscribers: set[trio.MemorySendChannel] = set()
         self.max_subscribers = 1000
         self.subscribers_changed = trio.Event()
@@ -91,7 +93,8 @@ class FakeNode:
         return {"chain_id": self.chain_id, "node": self.name, "height": self.height(),
                 "last_block_hash": last, "view": 0, "primary": self.name,
                 "peers": [v.name for v in self.genesis.validators[1:]],
-                "mempool": len(self.mempool), "syncing": False}
+                "mempool": len(self.mempool), "syncing": self.sync is not None,
+                "genesis_hash": self.genesis.hash.hex(), "time": time.time(), "sync": self.sync}
 
     def submit(self, txs: list[Transaction]) -> list[Admission]:
         answers = []
@@ -134,7 +137,7 @@ class FakeNode:
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
                  "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
-                 "connected": i > 0, "primary": i == 0}
+                 "connected": i > 0, "primary": i == 0, "last_error": None}
                 for i, v in enumerate(self.genesis.validators)]
 
     def can_subscribe(self) -> bool:
