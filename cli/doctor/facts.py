@@ -144,16 +144,14 @@ class Facts:
 
     @cached_property
     def index(self) -> int | None:
-        """This node's validator index: by its key, else by its configured name."""
+        """This node's validator index, by its configured name; None if genesis
+        has no such validator or lists this node's key for another one."""
         if self.genesis is None:
             return None
-        if self.key is not None:
-            found = self.genesis.validator_index(self.key.public_key)
-            if found is not None:
-                return found
         for i, v in enumerate(self.genesis.validators):
             if v.name == self.config.name:
-                return i
+                mismatch = self.key is not None and self.key.public_key != v.public_key
+                return None if mismatch else i
         return None
 
     @property
@@ -214,7 +212,7 @@ class Facts:
     def peers(self) -> list[tuple[int, Validator]]:
         if self.genesis is None:
             return []
-        return [(i, v) for i, v in enumerate(self.genesis.validators) if i != self.index]
+        return [(i, v) for i, v in enumerate(self.genesis.validators) if v.name != self.config.name]
 
     def api_unreachable_by_design(self, v: Validator) -> bool:
         """Genesis gives a loopback API address for a peer on another host."""
