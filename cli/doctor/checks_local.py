@@ -99,10 +99,12 @@ def check_process(f: Facts) -> Iterator[Finding]:
         yield warn("process", f"a process holds the store, but the API at {host}:{port} does not answer "
                               f"as {f.config.name} ({f.own.error or 'another node answers'})",
                    "if the node is starting, wait and run the doctor again; if it hangs, look at its "
-                   "log, then restart it (systemctl restart ynchain)")
+                   f"log, then restart it (under systemd: systemctl restart ynchain@{f.config.name})")
         return
-    yield warn("process", f"not running (the API at {connect_host(host)}:{port}: {f.own.error or 'answers as another node'})",
-               f"start it: ynchain node start --home {f.config.home} (or systemctl start ynchain)")
+    yield warn("process", f"not running (the API at {connect_host(host)}:{port}: "
+                          f"{f.own.error or 'answers as another node'})",
+               f"start it: ynchain node start --home {f.config.home} (under systemd: "
+               f"systemctl start ynchain@{f.config.name})")
 
 
 def check_ports(f: Facts) -> Iterator[Finding]:
