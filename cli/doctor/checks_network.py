@@ -4,10 +4,11 @@ heights, and whether (and why not) the chain commits."""
 from __future__ import annotations
 
 import socket
-from typing import Any, Iterator
+from typing import Iterator
 
 from ledger.genesis import Genesis, Validator
 
+from ..target import sync_text
 from .facts import Facts, metric_values
 from .p2p import LISTEN_WINDOW_S
 from .report import FAIL, WARN, Finding, fail, ok, warn
@@ -242,15 +243,6 @@ def _heights(f: Facts, sample) -> dict[str, int]:
     return found
 
 
-def describe_sync(sync: dict[str, Any]) -> str:
-    text = f"block sync: height {sync.get('height')} of {sync.get('target')}"
-    if sync.get("rate") is not None:
-        text += f", {sync['rate']:g} blocks/s"
-    if sync.get("eta_s") is not None:
-        text += f", about {sync['eta_s']:.0f}s left"
-    return text
-
-
 def check_height(f: Facts) -> Iterator[Finding]:
     if f.genesis is None or f.index is None:
         return
@@ -269,7 +261,7 @@ def check_height(f: Facts) -> Iterator[Finding]:
     doc = f.status_of(f.index) or f.own.doc
     height, sync = doc.get("height"), doc.get("sync")
     if isinstance(sync, dict):
-        yield warn("height", f"height {height}, catching up: {describe_sync(sync)}",
+        yield warn("height", f"height {height}, catching up by block sync: {sync_text(sync)}",
                    "nothing to do while the rate is above 0; if it stays at 0, check peer-link")
     elif best is None:
         yield ok("height", f"height {height}; no peer's height to compare with")
