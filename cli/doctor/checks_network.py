@@ -301,8 +301,9 @@ def check_commits(f: Facts) -> Iterator[Finding]:
     waiting = max(d.get("mempool") or 0 for d in after.values())
     heartbeat_ms = f.genesis.consensus.empty_blocks_interval_ms
     if not waiting and not (heartbeat_ms and heartbeat_ms / 1000 < span):
-        yield ok("commits", f"idle: no block in {span:g}s and no transaction waiting "
-                            "(blocks are proposed only for transactions)")
+        why = (f"an empty block is due every {heartbeat_ms / 1000:g}s" if heartbeat_ms
+               else "blocks are proposed only for transactions")
+        yield ok("commits", f"idle: no block in {span:g}s and no transaction waiting ({why})")
         return
     what = (f"{waiting} transaction{'s' if waiting != 1 else ''} waiting" if waiting
             else "empty blocks due")

@@ -187,11 +187,6 @@ class Facts:
         found = doc.get("validators") if isinstance(doc, dict) else None
         return found if isinstance(found, list) else None
 
-    @cached_property
-    def own_metrics(self) -> dict[str, float]:
-        answer = self.own_get("/metrics", raw=True)
-        return metric_values(answer.text if answer is not None else None)
-
     def port_state(self, address: tuple[str, int]) -> str | None:
         """None if the address can be bound now, "in use", or why it cannot be bound."""
         try:
