@@ -408,3 +408,18 @@ def test_the_command_prints_lines_and_json_and_exits_by_the_worst(net, run):
     assert as_json.exit_code == 2 and doc["exit_code"] == 2 and doc["result"] == "fail"
     assert doc["node"] == "node0" and {"check", "status", "message", "fix"} == set(doc["checks"][0])
     assert load_testnet(net.dir).nodes[0].home == home
+
+
+def test_peers_on_other_hosts_with_loopback_apis_are_not_asked_over_http(net):
+    """A real deployment: genesis gives each peer's host for p2p, and the API
+    address each node listens on (loopback): that is not theirs from here."""
+    doc = json.loads((net.dir / "genesis.json").read_text())
+    for i, v in enumerate(doc["validators"][1:], start=1):
+        v["p2p"] = f"192.0.2.{i}:{net.nodes[i].p2p[1]}"       # TEST-NET-1: another host
+    (net.dir / "genesis.json").write_text(json.dumps(doc))
+    with FakeApi(net.nodes[1].api, {"/status": status_doc(net.genesis, "node0")}) as decoy:
+        findings, _ = doctor(net.nodes[0].home, timeout_s=0.3)
+    assert decoy.hits == []            # node1's loopback API address is not node1's from here
+    assert "node1, node2, node3: genesis lists loopback API addresses for peers on other hosts" in \
+        only(findings, "peer-api", OK).message
+    assert len(lines(findings, "peer-link", WARN)) == 3    # their p2p addresses are tried instead
