@@ -122,7 +122,8 @@ def check_ports(f: Facts) -> Iterator[Finding]:
             yield ok("ports", f"{what} {where} is in use by this node")
         elif f.store is not None and f.store.locked:
             yield warn("ports", f"{what} {where} is in use, and this node's API does not answer",
-                       f"if the node is starting, wait; else find the holder: ss -ltnp 'sport = :{address[1]}'")
+                       "if the node is starting, wait; else find the holder: "
+                       f"ss -ltnp 'sport = :{address[1]}'")
         else:
             holder = ""
             if what == "api" and f.own is not None and isinstance(f.own.doc, dict):
@@ -202,7 +203,8 @@ def _store_fix(error: Exception, f: Facts) -> str:
     if isinstance(error, SchemaVersionError):
         return "run the ynchain version that wrote this store, or resync it with this one"
     if isinstance(error, NotAStoreError):
-        return f"node.data_dir in config.toml points at something else: fix it, or move {f.config.data_dir} aside"
+        return (f"node.data_dir in config.toml points at something else: fix it, or move "
+                f"{f.config.data_dir} aside")
     return "see the message; check the file system and permissions of the data directory"
 
 

@@ -144,7 +144,8 @@ def check_peer_links(f: Facts) -> Iterator[Finding]:
     for i, v in f.peers:
         result = links[i]
         if result.ok:
-            good.append(f"{v.name} ({'this node dials it' if result.how == 'dialed' else 'it dialed this node'})")
+            how = "this node dials it" if result.how == "dialed" else "it dialed this node"
+            good.append(f"{v.name} ({how})")
         else:
             yield link_problem(f, v, result.reason, result.detail, "handshake with this node's key")
     if good:
@@ -310,7 +311,8 @@ def check_commits(f: Facts) -> Iterator[Finding]:
     reasons = diagnose_stall(f.genesis, before, after, f.name if f.running else None,
                              _mempool_caps(f, after))
     for reason, fix in reasons:
-        yield fail("commits", f"not committing: height {top1} for {span:g}s with {what}; likely: {reason}", fix)
+        yield fail("commits", f"not committing: height {top1} for {span:g}s with {what}; "
+                              f"likely: {reason}", fix)
 
 
 def _mempool_caps(f: Facts, after: dict[str, dict]) -> dict[str, float]:
