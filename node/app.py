@@ -68,6 +68,10 @@ class Node:
         self.store = store
         self.name = me.name
         self.metrics = metrics = NodeMetrics()
+        metrics.set_limits(validators=len(genesis.validators), quorum=genesis.quorum,
+                           mempool_max_txs=config.mempool_max_txs,
+                           mempool_max_bytes=config.mempool_max_bytes)
+        metrics.track_disk(config.data_dir)
         self.chain = chain = Chain(genesis, store)
         self.mempool = mempool = Mempool(genesis, store.has_tx, max_txs=config.mempool_max_txs,
                                          max_bytes=config.mempool_max_bytes)

@@ -11,6 +11,7 @@ large request keeps answering others and keeps its peer sessions.  GET
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import trio
@@ -57,6 +58,9 @@ class NodeService:
             "primary": names[self._replica.primary],
             "peers": sorted(names[i] for i in self._peers.connected()),
             "mempool": len(self._mempool), "syncing": self._sync.active,
+            # For `ynchain node doctor`: same chain as its peers, clock skew, sync progress.
+            "genesis_hash": self._genesis.hash.hex(), "time": round(time.time(), 3),
+            "sync": self._sync.progress(),
         }
 
     async def submit(self, txs: list[Transaction]) -> list[Admission]:
@@ -114,7 +118,8 @@ class NodeService:
         primary = self._replica.primary
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
                  "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
-                 "connected": i == self._index or i in connected, "primary": i == primary}
+                 "connected": i == self._index or i in connected, "primary": i == primary,
+                 "last_error": self._peers.last_error(i)}
                 for i, v in enumerate(self._genesis.validators)]
 
     def reserve_subscription(self) -> Subscription | None:

@@ -77,7 +77,8 @@ class NodeFacade(Protocol):
     def status(self) -> dict[str, Any]:
         """JSON-ready: chain_id, node, height, last_block_hash (hex), view, primary
         (validator name), peers (list of connected validator names), mempool (count),
-        syncing (bool)."""
+        syncing (bool), genesis_hash (hex), time (the node's clock, Unix seconds),
+        sync ({target, height, rate, eta_s} while syncing, else None)."""
 
     async def submit(self, txs: list[Transaction]) -> list[Admission]:
         """Admit to the mempool (and gossip); one Admission per tx, same order.
@@ -108,7 +109,8 @@ class NodeFacade(Protocol):
         bounded ordered scans (Store.scan_state) and the directory of organisations."""
 
     def validators(self) -> list[dict[str, Any]]:
-        """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool).
+        """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool),
+        last_error (why the last attempt to connect to it failed, or None).
         In genesis order: a certificate vote's validator index names an entry."""
 
     def reserve_subscription(self) -> BlockSubscription | None:

@@ -77,6 +77,9 @@ def _schemas() -> dict[str, Any]:
         "name": {"type": "string"}, "org": {"type": "string"}, "public_key": HASH,
         "p2p": {"type": "string"}, "api": {"type": "string"},
         "connected": {"type": "boolean"}, "primary": {"type": "boolean"},
+        "last_error": {"type": ["string", "null"],
+                       "description": "why this node's last attempt to connect to it failed "
+                                      "(validators this node dials); null when connected or unknown"},
     })
     return {
         "Error": _obj({"error": {"type": "string"},
@@ -88,6 +91,13 @@ def _schemas() -> dict[str, Any]:
             "peers": {"type": "array", "items": {"type": "string"},
                       "description": "names of connected validators"},
             "mempool": UINT, "syncing": {"type": "boolean"},
+            "genesis_hash": HASH,
+            "time": {"type": "number", "description": "the node's clock, Unix seconds"},
+            "sync": {"oneOf": [{"type": "null"}, _obj({
+                "target": UINT, "height": UINT,
+                "rate": {"type": ["number", "null"], "description": "blocks per second"},
+                "eta_s": {"type": ["number", "null"], "description": "seconds left at that rate"},
+            })], "description": "block sync progress while syncing, else null"},
         }),
         "SubmitJson": {
             "oneOf": [

@@ -10,6 +10,7 @@ subscriber that falls behind is closed).  Tests drive it directly (`commit`,
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import trio
@@ -57,6 +58,7 @@ class FakeNode:
         self.dropped: dict[bytes, str] = {}
         self.mempool_capacity = 1_000_000
         self.fail_next: Exception | None = None   # raised by the next status() call
+        self.sync: dict[str, Any] | None = None   # block sync progress to report
         self.subscribers = BlockSubscribers(limit=1000, buffer=SUBSCRIBER_BUFFER)
         self.subscribers_changed = trio.Event()   # set when a subscriber's place is given back
         self.waiting = trio.Event()                # set when someone awaits wait_settled
@@ -113,7 +115,8 @@ class FakeNode:
         return {"chain_id": self.chain_id, "node": self.name, "height": self.height(),
                 "last_block_hash": last, "view": 0, "primary": self.name,
                 "peers": [v.name for v in self.genesis.validators[1:]],
-                "mempool": len(self.mempool), "syncing": False}
+                "mempool": len(self.mempool), "syncing": self.sync is not None,
+                "genesis_hash": self.genesis.hash.hex(), "time": time.time(), "sync": self.sync}
 
     def admit(self, txs: list[Transaction]) -> list[Admission]:
         answers = []
@@ -173,7 +176,7 @@ class FakeNode:
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
                  "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
-                 "connected": i > 0, "primary": i == 0}
+                 "connected": i > 0, "primary": i == 0, "last_error": None}
                 for i, v in enumerate(self.genesis.validators)]
 
     def reserve_subscription(self) -> _WatchedSubscription | None:

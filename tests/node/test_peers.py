@@ -490,3 +490,36 @@ def test_send_rejects_messages_that_cannot_fit_a_frame():
     manager = PeerManager(keys[0], CHAIN, GENESIS, table, 0, send, max_frame=1024)
     assert manager.send(1, T, b"x") is False  # not connected
     assert manager.broadcast(T, b"x") == 0
+
+
+async def test_last_error_says_why_dialing_a_peer_fails_until_it_connects():
+    """What /validators reports as last_error (and `ynchain node doctor` reads)."""
+    keys = make_keys(2)
+    ports = [free_port(), free_port()]
+    watch = Watch()
+    dialer = Node(0, keys, ports, watch)
+
+    async def until(predicate) -> None:
+        while not predicate():
+            await trio.sleep(0.01)     # the dial loop retries every 0.2 s at most
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(dialer.run)
+            await until(lambda: dialer.manager.last_error(1) is not None)
+            assert dialer.manager.last_error(1) == "unreachable: connection refused"
+            # node1 up, but on another genesis
+            send, _ = trio.open_memory_channel(8)
+            table = {i: (k.public_key, ("127.0.0.1", ports[i])) for i, k in enumerate(keys)}
+            odd = PeerManager(keys[1], CHAIN, b"\x44" * 32, table, 1, send)
+            with trio.CancelScope() as odd_scope:
+                async with trio.open_nursery() as inner:
+                    await inner.start(odd.run, "127.0.0.1", ports[1])
+                    await until(lambda: (dialer.manager.last_error(1) or "").startswith("wrong_genesis"))
+                    assert dialer.manager.last_error(1) == "wrong_genesis: peer genesis " + "44" * 8
+                    odd_scope.cancel()
+            # node1 as it should be: connected, and no error left
+            right = Node(1, keys, ports, watch)
+            await nursery.start(right.run)
+            await watch.until(lambda: dialer.manager.connected() == [1])
+            assert dialer.manager.last_error(1) is None
+            nursery.cancel_scope.cancel()
