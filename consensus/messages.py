@@ -17,7 +17,7 @@ anything malformed; signatures are checked by the replica, not here.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from ledger import codec
 from ledger.certificate import MAX_VALIDATORS, PHASE_COMMIT, PHASE_PREPARE, Vote, vote_bytes
@@ -27,13 +27,24 @@ from ledger.crypto import HASH_LEN, SIG_LEN
 from .config import MAX_WINDOW
 from .errors import RemoteProtocolError
 
+if TYPE_CHECKING:
+    from .events import Signer
+
 PRE_PREPARE_DOMAIN = b"ynchain/pbft-pre-prepare/v1\x00"
 CHECKPOINT_DOMAIN = b"ynchain/pbft-checkpoint/v1\x00"
 VIEW_CHANGE_DOMAIN = b"ynchain/pbft-view-change/v1\x00"
 NEW_VIEW_DOMAIN = b"ynchain/pbft-new-view/v1\x00"
 
+# The phases a replica signs at most one digest for, per (view, seq).  PREPARE
+# and COMMIT are the certificate's own phase names (their signatures make
+# certificates); a PRE-PREPARE is signed with its own domain, not vote_bytes.
+PHASE_PRE_PREPARE = "pre-prepare"
+PHASES = (PHASE_PRE_PREPARE, PHASE_PREPARE, PHASE_COMMIT)
+
 MAX_PAYLOAD = 8 * 1024 * 1024
-MAX_MESSAGE = 64 * 1024 * 1024
+# A consensus message arrives in one transport frame, so it can never be larger
+# than the frame cap; the bound is that one number (ledger.codec.MAX_FRAME).
+MAX_MESSAGE = codec.MAX_FRAME
 
 _REPLICA_MAX = MAX_VALIDATORS - 1
 
@@ -74,7 +85,10 @@ class _Wire:
         return codec.pack([self.TAG, *self.to_record()])  # type: ignore[attr-defined]
 
 
-def sign(message: Any, signer: Any, chain_id: str) -> Any:
+_Signed = TypeVar("_Signed")
+
+
+def sign(message: _Signed, signer: "Signer", chain_id: str) -> _Signed:
     """`message` with its signature filled in by `signer` (a KeyPair)."""
     return replace(message, signature=signer.sign(message.signed_bytes(chain_id)))
 
@@ -84,6 +98,7 @@ def sign(message: Any, signer: Any, chain_id: str) -> Any:
 @dataclass(frozen=True, slots=True)
 class PrePrepare(_Wire):
     TAG: ClassVar[int] = 1
+    PHASE: ClassVar[str] = PHASE_PRE_PREPARE
     view: int
     seq: int
     digest: bytes

@@ -37,12 +37,8 @@ from ledger.codec import DecodeError
 from ledger.crypto import HASH_LEN
 
 from .errors import SafetyRecordError
-from .messages import CheckpointProof, PreparedProof
+from .messages import PHASES, CheckpointProof, PreparedProof
 
-PHASE_PRE_PREPARE = "pre-prepare"
-PHASE_PREPARE = "prepare"
-PHASE_COMMIT = "commit"
-_PHASES = (PHASE_PRE_PREPARE, PHASE_PREPARE, PHASE_COMMIT)
 _FORMAT = 1
 
 GENESIS_CHECKPOINT = CheckpointProof(0, bytes(HASH_LEN), ())
@@ -131,7 +127,7 @@ class SafetyState:
         return codec.pack([
             _FORMAT, self.view, self.active, self.checkpoint.to_record(),
             list(self.own_checkpoint),
-            [[seq, _PHASES.index(phase), digest] for (seq, phase), digest in self.votes.items()],
+            [[seq, PHASES.index(phase), digest] for (seq, phase), digest in self.votes.items()],
             [p.signed_record() + [None] for p in self.prepared.values()],
         ])
 
@@ -157,9 +153,9 @@ class SafetyState:
             for vote in votes:
                 seq, phase, digest = codec.expect_list(vote, 3, "safety.vote")
                 codec.expect_uint(seq, "safety.vote.seq")
-                codec.expect_uint(phase, "safety.vote.phase", len(_PHASES) - 1)
+                codec.expect_uint(phase, "safety.vote.phase", len(PHASES) - 1)
                 codec.expect_bytes(digest, "safety.vote.digest", HASH_LEN)
-                state.votes[(seq, _PHASES[phase])] = digest
+                state.votes[(seq, PHASES[phase])] = digest
             for item in prepared:
                 proof = PreparedProof.from_record(item)
                 payload = (payloads or {}).get((proof.seq, proof.digest))
