@@ -17,7 +17,7 @@ anything malformed; signatures are checked by the replica, not here.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from ledger import codec
 from ledger.certificate import MAX_VALIDATORS, PHASE_COMMIT, PHASE_PREPARE, Vote, vote_bytes
@@ -324,6 +324,36 @@ class NewView(_Wire):
 
 
 Message = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
+SignedVote = tuple[int, int, str, bytes]       # (view, seq, phase, digest)
+
+
+def signed_votes(message: Message, validator: int,
+                 primary: Callable[[int], int]) -> list[SignedVote]:
+    """Every vote `validator` signed that `message` carries: the message
+    itself (PRE-PREPARE, PREPARE, COMMIT), the PRE-PREPAREs of its NEW-VIEW,
+    and its signatures inside the prepared certificates of VIEW-CHANGEs
+    (`primary(view)` names who signed a certificate's PRE-PREPARE).  What a
+    checker collects to prove that no correct replica ever signed two
+    digests for one (view, seq, phase)."""
+    kind = type(message)
+    if kind is PrePrepare or kind is Prepare or kind is Commit:
+        return ([(message.view, message.seq, message.PHASE, message.digest)]
+                if message.replica == validator else [])
+    if kind is NewView:
+        votes = [vote for vc in message.view_changes
+                 for vote in signed_votes(vc, validator, primary)]
+        if message.replica == validator:
+            votes += [(pp.view, pp.seq, PHASE_PRE_PREPARE, pp.digest) for pp in message.pre_prepares]
+        return votes
+    if kind is ViewChange:
+        votes = []
+        for proof in message.prepared:
+            if primary(proof.view) == validator:
+                votes.append((proof.view, proof.seq, PHASE_PRE_PREPARE, proof.digest))
+            if any(v.validator == validator for v in proof.prepares):
+                votes.append((proof.view, proof.seq, PHASE_PREPARE, proof.digest))
+        return votes
+    return []
 MESSAGE_TYPES: tuple[type, ...] = (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
 _BY_TAG = {cls.TAG: cls for cls in MESSAGE_TYPES}
 

@@ -50,8 +50,8 @@ from .events import (Action, Broadcast, CancelTimer, Deliver, Event, Executed, M
                      SetTimer, Signer, Synced, TimerFired, ViewChanged)
 from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoint,
                        CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare,
-                       PreparedProof, ViewChange, sign)
-from .safety import SafetyState
+                       PreparedProof, ViewChange, sign, signed_votes)
+from .safety import SafetyState, recorded_votes
 from .verification import Verifier, reproposals
 
 
@@ -806,7 +806,7 @@ class Replica:
     def _state_problem(self, audit: "_Audit") -> str | None:
         safety, me = self._safety, self._me
         low, high, view = self._low, self._high, safety.view
-        quorum = self._validators.quorum
+        votes = safety.votes
         # The phase is one state, kept in two places: memory and the record.
         normal = self._phase is Phase.NORMAL
         if normal != safety.active:
@@ -821,12 +821,11 @@ class Replica:
         # Everything kept is bounded by the window (low, high].
         if low % self._cfg.checkpoint_interval:
             return f"stable checkpoint {low} is not a checkpoint seq"
-        outside = [s for s in self._slots if not low < s <= high] \
-            + [s for s in self._payloads if not low < s <= high] \
-            + [s for s, _ in safety.votes if not low < s <= high] \
-            + [s for s in safety.prepared if not low < s <= high]
-        if outside:
-            return f"log holds seqs {sorted(set(outside))} outside the window ({low}, {high}]"
+        for what, seqs in (("slots", self._slots), ("payloads", self._payloads),
+                           ("prepared certificates", safety.prepared),
+                           ("votes", [seq for seq, _ in votes])):
+            if seqs and (min(seqs) <= low or max(seqs) > high):
+                return f"{what} at seqs {sorted(seqs)} outside the window ({low}, {high}]"
         if any(not 0 < len(p) <= MAX_PAYLOADS_PER_SEQ for p in self._payloads.values()):
             return "payloads per seq out of bounds"
         problem = self._checkpoints.problem(low, high, self._cfg.checkpoint_interval)
@@ -839,48 +838,62 @@ class Replica:
             return "more VIEW-CHANGEs held than validators"
         if not self._uncommitted_own <= self._slots.keys():
             return "own uncommitted proposals without a slot"
-        # Only the primary of a view pre-prepares in it, never twice at a seq.
-        own_pre_prepares = [s for s, phase in safety.votes if phase == PHASE_PRE_PREPARE]
-        if own_pre_prepares and self._validators.primary(view) != me:
-            return f"pre-prepare votes in view {view}, whose primary is not me"
-        if any(s >= self._next_seq for s in own_pre_prepares) and normal:
-            return f"next proposal seq {self._next_seq} at or below one I pre-prepared"
-        # The log of the view: committed => prepared => pre-prepared with a quorum,
-        # and each of my votes in it is in the safety record.
+        # Only the primary of a view pre-prepares in it, and never twice at a seq.
         primary = self._validators.primary(view)
+        for seq, phase in votes:
+            if phase == PHASE_PRE_PREPARE:
+                if primary != me:
+                    return f"pre-prepare vote in view {view}, whose primary is not me"
+                if normal and seq >= self._next_seq:
+                    return f"next proposal seq {self._next_seq} at or below one I pre-prepared"
+        # The log of the view: committed => prepared => pre-prepared with a
+        # quorum, and each of my votes in it is in the safety record.
         for seq, slot in self._slots.items():
-            pp = slot.pre_prepare
-            if pp is not None and (pp.view != view or pp.seq != seq):
-                return f"slot {seq} holds a pre-prepare for ({pp.view}, {pp.seq})"
-            if slot.prepared:
-                if pp is None:
-                    return f"slot {seq} prepared without a pre-prepare"
-                matching = sum(1 for r, p in slot.prepares.items()
-                               if p.digest == pp.digest and r != primary)
-                if matching < quorum - 1:
-                    return f"slot {seq} prepared with {matching} matching prepares"
-                proof = safety.prepared.get(seq)
-                if proof is None or (proof.view, proof.digest) != (view, pp.digest):
-                    return f"slot {seq} prepared but its certificate is not in the safety record"
-            if slot.committed:
-                if not slot.prepared:
-                    return f"slot {seq} committed but not prepared"
-                if sum(1 for c in slot.commits.values() if c.digest == pp.digest) < quorum:
-                    return f"slot {seq} committed without a quorum of commits"
-            if me in slot.commits and not slot.prepared:
-                return f"I sent a commit at {seq} without having prepared it"
-            mine = [(PHASE_PREPARE, slot.prepares.get(me)), (PHASE_COMMIT, slot.commits.get(me)),
-                    (PHASE_PRE_PREPARE, pp if pp is not None and pp.replica == me else None)]
-            for phase, vote in mine:
-                if vote is not None and (vote.view != view
-                                         or safety.votes.get((seq, phase)) != vote.digest):
-                    return f"my {phase} at {seq} is not in my safety record"
+            problem = self._slot_problem(seq, slot, view, primary, votes)
+            if problem is not None:
+                return f"slot {seq}: {problem}"
         # Liveness: a started replica always has a reason to wake up.
         if audit.started:
             if RETRANSMIT_TIMER not in self._timers:
                 return "no retransmit timer armed"
             if not normal and VIEW_CHANGE_TIMER not in self._timers:
                 return "waiting for a NEW-VIEW without a view-change timer"
+        return None
+
+    def _slot_problem(self, seq: int, slot: _Slot, view: int, primary: int,
+                      votes: dict[tuple[int, str], bytes]) -> str | None:
+        me, quorum = self._me, self._validators.quorum
+        pp = slot.pre_prepare
+        if pp is not None:
+            if pp.view != view or pp.seq != seq:
+                return f"holds a pre-prepare for ({pp.view}, {pp.seq})"
+            if pp.replica == me and votes.get((seq, PHASE_PRE_PREPARE)) != pp.digest:
+                return "my pre-prepare is not in my safety record"
+        if slot.prepared:
+            if pp is None:
+                return "prepared without a pre-prepare"
+            digest = pp.digest
+            matching = sum(1 for r, p in slot.prepares.items() if p.digest == digest and r != primary)
+            if matching < quorum - 1:
+                return f"prepared with {matching} matching prepares"
+            proof = self._safety.prepared.get(seq)
+            if proof is None or proof.view != view or proof.digest != digest:
+                return "prepared, but its certificate is not in the safety record"
+            if slot.committed and sum(1 for c in slot.commits.values()
+                                      if c.digest == digest) < quorum:
+                return "committed without a quorum of commits"
+        elif slot.committed:
+            return "committed but not prepared"
+        prepare = slot.prepares.get(me)
+        if prepare is not None and (prepare.view != view
+                                    or votes.get((seq, PHASE_PREPARE)) != prepare.digest):
+            return "my prepare is not in my safety record"
+        commit = slot.commits.get(me)
+        if commit is not None:
+            if not slot.prepared:
+                return "I sent a commit without having prepared"
+            if commit.view != view or votes.get((seq, PHASE_COMMIT)) != commit.digest:
+                return "my commit is not in my safety record"
         return None
 
 
@@ -896,7 +909,7 @@ class _Audit:
         self.me = replica._me
         self.started = False
         self.view, self.delivered, self.low = safety.view, replica._last_delivered, safety.checkpoint.seq
-        self.durable = _durable_votes(safety)
+        self.durable = (safety.view, safety.checkpoint.seq, dict(safety.votes))
         self.sent: dict[tuple[int, int, str], bytes] = {}
 
     def check_actions(self, replica: Replica, actions: Sequence[Action]) -> None:
@@ -904,9 +917,9 @@ class _Audit:
         for action in actions:
             kind = type(action)
             if kind is PersistSafety:
-                self.durable = _durable_votes(SafetyState.decode(action.record))
+                self.durable = recorded_votes(action.record)
             elif kind is Send or kind is Broadcast:
-                self._check_sent(action.message)
+                self._check_sent(action.message, replica._validators.primary)
             elif kind is Deliver:
                 if action.seq <= delivered:
                     raise AssertionError(f"delivered {action.seq} again (at {delivered})")
@@ -915,35 +928,36 @@ class _Audit:
                 if slot is not None and slot.pre_prepare is not None and not (
                         slot.committed and slot.pre_prepare.digest == action.certificate.digest):
                     raise AssertionError(f"delivered {action.seq} without committing it")
-        if self.sent:       # bounded: what the stable checkpoint made garbage goes
-            low = replica._safety.checkpoint.seq
+        low = replica._safety.checkpoint.seq
+        if low > self.low:  # bounded: what the stable checkpoint made garbage goes
             self.sent = {key: d for key, d in self.sent.items() if key[1] > low}
 
-    def _check_sent(self, message: Message) -> None:
+    def _check_sent(self, message: Message, primary: Callable[[int], int]) -> None:
         view, low, votes = self.durable
-        kind = type(message)
-        if kind is NewView or kind is ViewChange:
-            if message.replica == self.me and _view_of(message) > view:
-                raise AssertionError(f"sent {kind.__name__} for view {_view_of(message)} "
-                                     f"before persisting view {view}")
-            if kind is NewView and message.replica == self.me:
-                for pp in message.pre_prepares:
-                    self._check_sent(pp)
+        me, kind = self.me, type(message)
+        if (kind is NewView or kind is ViewChange) and message.replica == me \
+                and _view_of(message) > view:
+            raise AssertionError(f"sent {kind.__name__} for view {_view_of(message)} "
+                                 f"before persisting view {view}")
+        for vote in signed_votes(message, me, primary):
+            key = vote[:3]
+            if self.sent.setdefault(key, vote[3]) != vote[3]:
+                raise AssertionError(f"signed two digests for (view, seq, phase) {key}")
+        if message.replica != me:
             return
-        if kind not in (PrePrepare, Prepare, Commit) or message.replica != self.me:
+        if kind is NewView:
+            direct = message.pre_prepares
+        elif kind is PrePrepare or kind is Prepare or kind is Commit:
+            direct = (message,)
+        else:
             return
-        key = (message.view, message.seq, message.PHASE)
-        if self.sent.setdefault(key, message.digest) != message.digest:
-            raise AssertionError(f"sent two digests for {key}")
-        if message.seq <= low:
-            return          # forgotten with the checkpoint, where nothing can be signed again
-        if message.view != view or votes.get((message.seq, message.PHASE)) != message.digest:
-            raise AssertionError(f"sent {key} before it was in a persisted safety record")
+        for vote in direct:
+            if vote.seq <= low:
+                continue    # forgotten with the checkpoint, where nothing is signed again
+            if vote.view != view or votes.get((vote.seq, vote.PHASE)) != vote.digest:
+                raise AssertionError(f"sent ({vote.view}, {vote.seq}, {vote.PHASE}) before "
+                                     f"it was in a persisted safety record")
 
 
 def _view_of(message: NewView | ViewChange) -> int:
     return message.view if type(message) is NewView else message.new_view
-
-
-def _durable_votes(safety: SafetyState) -> tuple[int, int, dict[tuple[int, str], bytes]]:
-    return safety.view, safety.checkpoint.seq, dict(safety.votes)

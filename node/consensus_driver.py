@@ -1,23 +1,25 @@
 """Carries out what the PBFT core asks for.
 
-`ConsensusDriver.step(events)` feeds events to the Replica and executes the
+`ConsensusDriver.step(events)` feeds events to the Replica and carries out the
 resulting actions in order, feeding follow-up events (Executed after a commit,
 TimerFired, ...) back in until nothing is left.  It never awaits: in trio a
 synchronous function cannot be interleaved with other tasks, so the Replica has
 exactly one user at a time without a channel hop per message.
 
-The one ordering rule the core relies on: a PersistSafety action is written
-with an fsync before any Send/Broadcast after it in the same list leaves.
-Consecutive PersistSafety actions are merged (only the latest record matters).
+The ordering rules (persist-before-send, merged PersistSafety writes,
+follow-up events after the list, no re-entry) are consensus.executor's; this
+driver is its Host: what "persist", "send", "deliver"... mean in a node.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import Callable, Iterable
 
 from consensus import events as ev
+from consensus.executor import Executor
+from consensus.messages import Message
+from consensus.replica import Replica
 from ledger.block import Proposal
 from ledger.codec import DecodeError
 from node import gossip
@@ -33,14 +35,13 @@ MAX_CACHED_PROPOSALS = 256
 
 
 class ConsensusDriver:
-    def __init__(self, replica, chain: Chain, store: Store, mempool: Mempool, *,
+    def __init__(self, replica: Replica | None, chain: Chain, store: Store, mempool: Mempool, *,
                  send: Callable[[int, int, object], bool],
                  broadcast: Callable[[int, object], None],
                  timers, on_commit: Callable[[CommitResult], None],
                  on_sync_request: Callable[[ev.RequestSync], None],
                  on_fault: Callable[[int, str], None],
                  on_view_change: Callable[[int], None]) -> None:
-        self.replica = replica
         self.chain = chain
         self.store = store
         self.mempool = mempool
@@ -57,55 +58,50 @@ class ConsensusDriver:
         # the primary changes to a node whose clock is a little behind.
         head = store.get_block(store.last_height()) if store.last_height() else None
         self.latest_timestamp_ms = head.header.timestamp_ms if head else 0
-        self._stepping = False
+        self._executor: Executor | None = None
+        self.replica = replica
+
+    @property
+    def replica(self) -> Replica | None:
+        return self._executor.replica if self._executor is not None else None
+
+    @replica.setter
+    def replica(self, replica: Replica | None) -> None:
+        self._executor = Executor(replica, self) if replica is not None else None
 
     # -- the step loop ---------------------------------------------------------------
     def step(self, events: Iterable[ev.Event]) -> None:
-        self._run([], deque(events))
+        self._executor.step(events)
 
     def start(self) -> None:
         """Carry out what the replica asks for at boot (arming timers, ...)."""
-        self._run(self.replica.start(), deque())
+        self._executor.start()
 
-    def _run(self, actions: list, queue: deque) -> None:
-        assert not self._stepping, "ConsensusDriver.step is not re-entrant"
-        self._stepping = True
-        try:
-            self._execute(actions, queue)
-            while queue:
-                self._execute(self.replica.handle(queue.popleft()), queue)
-        finally:
-            self._stepping = False
+    # -- consensus.executor.Host -------------------------------------------------------
+    def persist(self, action: ev.PersistSafety) -> None:
+        self.store.save_safety_record(action.record, payloads=action.payloads,
+                                      dropped=action.dropped)   # fsync'd
 
-    def _execute(self, actions: list, queue: deque) -> None:
-        persist = _PendingPersist()
-        for action in actions:
-            kind = type(action)
-            if kind is ev.PersistSafety:
-                persist.merge(action)
-                continue
-            if persist and kind in (ev.Send, ev.Broadcast):
-                persist.write(self.store)   # fsync'd before the vote leaves
-            if kind is ev.Send:
-                self._send(action.to, gossip.CONSENSUS, action.message.encode())
-            elif kind is ev.Broadcast:
-                self._broadcast(gossip.CONSENSUS, action.message.encode())
-            elif kind is ev.Deliver:
-                self._deliver(action, queue)
-            elif kind is ev.SetTimer:
-                self._timers.set(action.kind, action.delay_ms, action.token)
-            elif kind is ev.CancelTimer:
-                self._timers.cancel(action.kind)
-            elif kind is ev.RequestSync:
-                self._on_sync_request(action)
-            elif kind is ev.ReportFault:
-                self._on_fault(action.sender, action.reason)
-            elif kind is ev.ViewChanged:
-                self._on_view_change(action.view)
-            else:  # pragma: no cover - a new action type the driver does not know
-                raise AssertionError(f"unknown action {action!r}")
-        if persist:
-            persist.write(self.store)
+    def send(self, to: int, message: Message) -> None:
+        self._send(to, gossip.CONSENSUS, message.encode())
+
+    def broadcast(self, message: Message) -> None:
+        self._broadcast(gossip.CONSENSUS, message.encode())
+
+    def set_timer(self, kind: str, delay_ms: int, token: int) -> None:
+        self._timers.set(kind, delay_ms, token)
+
+    def cancel_timer(self, kind: str) -> None:
+        self._timers.cancel(kind)
+
+    def request_sync(self, action: ev.RequestSync) -> None:
+        self._on_sync_request(action)
+
+    def fault(self, sender: int, reason: str) -> None:
+        self._on_fault(sender, reason)
+
+    def view_changed(self, view: int) -> None:
+        self._on_view_change(view)
 
     # -- proposals ---------------------------------------------------------------------
     def check_payload(self, seq: int, payload: bytes) -> bytes | None:
@@ -151,15 +147,15 @@ class ConsensusDriver:
             del self._proposals[next(iter(self._proposals))]
 
     # -- commit ------------------------------------------------------------------------
-    def _deliver(self, action: ev.Deliver, queue: deque) -> None:
+    def deliver(self, action: ev.Deliver) -> list[ev.Event]:
+        """Host.deliver: execute and store a committed block."""
         seq = action.seq
         if seq <= self.chain.height:
             # Stored by block sync already; it must be the very block the core committed.
             stored = self.store.get_certificate(seq)
             assert stored is not None and stored.digest == action.certificate.digest, (
                 f"safety violation: the core committed another block at height {seq} than the one synced")
-            queue.append(ev.Executed(seq, self.store.get_block(seq).hash))
-            return
+            return [ev.Executed(seq, self.store.get_block(seq).hash)]
         if action.payload == b"":
             proposal = None
         else:
@@ -170,9 +166,10 @@ class ConsensusDriver:
         for digest in [d for d, p in self._proposals.items() if p.height <= seq]:
             del self._proposals[digest]
         self._on_commit(result)
-        queue.append(ev.Executed(seq, result.block.hash))
+        follow_ups: list[ev.Event] = [ev.Executed(seq, result.block.hash)]
         if self.mempool.ready_count:
-            queue.append(ev.RequestsPending())   # keep the progress timer armed
+            follow_ups.append(ev.RequestsPending())   # keep the progress timer armed
+        return follow_ups
 
     def synced(self, results: list[CommitResult]) -> None:
         """Blocks stored by block sync: tell the core where the chain is now."""
@@ -183,32 +180,3 @@ class ConsensusDriver:
         last = results[-1].block
         self.mempool.release_all_in_flight()
         self.step([ev.Synced(last.height, last.hash)])
-
-
-class _PendingPersist:
-    """Consecutive PersistSafety actions merged into one durable write: the
-    last record, and the payload stores/deletes applied in order."""
-
-    __slots__ = ("record", "payloads")
-
-    def __init__(self) -> None:
-        self.record: bytes | None = None
-        self.payloads: dict[tuple[int, bytes], bytes | None] = {}   # None: delete
-
-    def __bool__(self) -> bool:
-        return self.record is not None
-
-    def merge(self, action: ev.PersistSafety) -> None:
-        self.record = action.record
-        for seq, digest, payload in action.payloads:
-            self.payloads[(seq, digest)] = payload
-        for key in action.dropped:
-            self.payloads[key] = None
-
-    def write(self, store: Store) -> None:
-        store.save_safety_record(
-            self.record,
-            payloads=[(seq, digest, p) for (seq, digest), p in self.payloads.items() if p is not None],
-            dropped=[key for key, p in self.payloads.items() if p is None])
-        self.record = None
-        self.payloads = {}

@@ -1,11 +1,17 @@
 """The deterministic simulator: replicas over a faulty in-memory network.
 
-Simulated time, one random.Random(seed), a heap of timed events.  The World
-plays every node's driver: it carries out the replicas' actions, builds
-payloads when next_proposal_seq() allows, feeds RequestsPending, Executed
-after each Deliver, and serves RequestSync from a correct replica's
-delivered blocks (checking their certificates).  Invariants are checked on
-every delivery, sync and restart; the run stops at the first violation.
+Simulated time, one random.Random(seed), a heap of timed events.  Each Host
+is the consensus.executor Host of its replica (the shared Executor carries out
+the actions); the World plays the rest of every node: it builds payloads when
+next_proposal_seq() allows, feeds RequestsPending, answers each Deliver with
+Executed, and serves RequestSync from a correct replica's delivered blocks
+(checking their certificates).
+
+Invariants are checked on every delivery, sync and restart (agreement, valid
+certificates, no gap, the delivered prefix never shrinks), on every vote a
+correct replica sends (never two digests for one (view, seq, phase), across
+crashes), and inside every replica after every event (check_invariants);
+the run stops at the first violation.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from ledger.crypto import KeyPair, hash256
 
 from ..config import ReplicaConfig
 from ..errors import RemoteProtocolError
-from ..safety import apply_payload_changes
-from ..events import (Broadcast, Deliver, Executed, MessageReceived, PersistSafety, Propose,
-                      RequestsPending, RequestSync, Send, SetTimer, Synced, TimerFired)
-from ..messages import PrePrepare, decode_message, sign
+from ..events import (Deliver, Event, Executed, MessageReceived, PersistSafety, Propose,
+                      RequestsPending, RequestSync, Synced, TimerFired)
+from ..executor import Executor
+from ..messages import Message, PrePrepare, decode_message, sign, signed_votes
 from ..replica import Replica
+from ..safety import apply_payload_changes
+from ..validators import ValidatorSet
 from .scenario import EQUIVOCATE, GARBAGE, SILENT, TWIN, Scenario
 
 CHAIN_ID = "sim-chain"
@@ -36,6 +44,7 @@ SYNC_DELAY_MS = 30
 SIM_TIMING = dict(checkpoint_interval=4, window=8, max_in_flight=4,
                   view_change_timeout_ms=300, max_view_change_timeout_ms=3000,
                   retransmit_ms=150)
+SIM_CHECKS = dict(check_invariants=True)
 
 
 def check_payload(seq: int, payload: bytes) -> bytes | None:
@@ -60,17 +69,23 @@ class SeedResult:
 
 
 class Host:
-    """One running replica instance and the node state that survives crashes
-    (its safety record and its delivered blocks)."""
-    __slots__ = ("validator", "label", "side", "behaviour", "replica", "record", "payloads", "blocks",
-                 "states", "up", "incarnation", "floor", "nonce")
+    """One validator's node: the running replica (None while crashed), and
+    what survives a crash (its safety record and payloads, its delivered
+    blocks, and every vote it has sent, which the checker keeps).  It is the
+    Executor's Host: the World does the rest."""
+    __slots__ = ("world", "validator", "label", "side", "behaviour", "replica", "executor",
+                 "record", "payloads", "blocks", "states", "up", "incarnation", "floor",
+                 "nonce", "signed")
 
-    def __init__(self, validator: int, label: str, side: int | None, behaviour: str | None):
+    def __init__(self, world: "World", validator: int, label: str, side: int | None,
+                 behaviour: str | None):
+        self.world = world
         self.validator = validator
         self.label = label
         self.side = side                    # twins' halves and split correct replicas
         self.behaviour = behaviour
         self.replica: Replica | None = None
+        self.executor: Executor | None = None
         self.record: bytes | None = None
         self.payloads: dict[tuple[int, bytes], bytes] = {}     # durable, like the record
         self.blocks: list[tuple[bytes, Any]] = []    # (payload, certificate) for seq 1..
@@ -79,6 +94,7 @@ class Host:
         self.incarnation = 0
         self.floor = 0                      # delivered prefix must never shrink below this
         self.nonce = 0
+        self.signed: dict[tuple[int, int, str], bytes] = {}   # every vote sent, across crashes
 
     @property
     def correct(self) -> bool:
@@ -87,6 +103,37 @@ class Host:
     @property
     def height(self) -> int:
         return len(self.blocks)
+
+    # -- consensus.executor.Host ---------------------------------------------------
+    def persist(self, action: PersistSafety) -> None:
+        self.record = action.record
+        apply_payload_changes(self.payloads, action.payloads, action.dropped)
+
+    def send(self, to: int, message: Message) -> None:
+        self.world.send(self, to, message)
+
+    def broadcast(self, message: Message) -> None:
+        self.world.send(self, None, message)
+
+    def deliver(self, action: Deliver) -> list[Event]:
+        return self.world.deliver(self, action)
+
+    def set_timer(self, kind: str, delay_ms: int, token: int) -> None:
+        world = self.world
+        world.at(world.now + delay_ms, world._timer, self, self.incarnation, kind, token)
+
+    def cancel_timer(self, kind: str) -> None:
+        pass        # a cancelled timer that fires carries a stale token: the replica ignores it
+
+    def request_sync(self, action: RequestSync) -> None:
+        world = self.world
+        world.at(world.now + SYNC_DELAY_MS, world._serve_sync, self, self.incarnation, action)
+
+    def fault(self, sender: int, reason: str) -> None:
+        self.world.stats["faults_reported"] += 1
+
+    def view_changed(self, view: int) -> None:
+        self.world.stats["view_changes"] += 1
 
 
 class World:
@@ -98,6 +145,7 @@ class World:
         self._counter = 0
         self.keys = [KeyPair.from_seed(hash256(b"sim-key" + bytes([i]))) for i in range(scenario.n)]
         self.validators = tuple(k.public_key for k in self.keys)
+        self.validator_set = ValidatorSet(self.validators)
         self.committed: dict[int, bytes] = {}        # seq -> digest first delivered by a correct host
         self.proposed: set[tuple[int, bytes]] = set()
         self._good_certificates: set[bytes] = set()
@@ -115,11 +163,11 @@ class World:
         for v in range(scenario.n):
             behaviour = byzantine.get(v)
             if behaviour == TWIN:
-                self.hosts.append(Host(v, f"{v}a", 0, TWIN))
-                self.hosts.append(Host(v, f"{v}b", 1, TWIN))
+                self.hosts.append(Host(self, v, f"{v}a", 0, TWIN))
+                self.hosts.append(Host(self, v, f"{v}b", 1, TWIN))
             else:
                 side = (0 if v in split else 1) if scenario.split_twins else None
-                self.hosts.append(Host(v, str(v), side, behaviour))
+                self.hosts.append(Host(self, v, str(v), side, behaviour))
         self.by_validator: dict[int, list[Host]] = {}
         for host in self.hosts:
             self.by_validator.setdefault(host.validator, []).append(host)
@@ -150,19 +198,20 @@ class World:
 
     def _config(self, validator: int) -> ReplicaConfig:
         return ReplicaConfig(chain_id=CHAIN_ID, validators=self.validators, me=validator,
-                             check_payload=check_payload, **SIM_TIMING)
+                             check_payload=check_payload, **SIM_TIMING, **SIM_CHECKS)
 
     def _boot(self, host: Host) -> None:
         host.replica = Replica(self._config(host.validator), self.keys[host.validator],
                                host.record, (host.height, host.states[-1]),
                                prepared_payloads=host.payloads)
+        host.executor = Executor(host.replica, host)
         if host.replica.last_delivered < host.floor:
             self.fail(f"{host.label} restarted below its delivered prefix")
-        self.apply(host, host.replica.start())
+        self._run(host, host.executor.start)
 
     def crash(self, host: Host) -> None:
         host.up = False
-        host.replica = None
+        host.replica = host.executor = None
         host.incarnation += 1
 
     def restart(self, host: Host) -> None:
@@ -171,33 +220,16 @@ class World:
             self.stats["restarts"] += 1
             self._boot(host)
 
-    def handle(self, host: Host, event: Any) -> None:
-        if host.up and host.replica is not None:
-            self.apply(host, host.replica.handle(event))
+    def handle(self, host: Host, event: Event) -> None:
+        if host.up and host.executor is not None:
+            self._run(host, host.executor.step, [event])
 
-    def apply(self, host: Host, actions: list) -> None:
-        for action in actions:
-            kind = type(action)
-            if kind is Broadcast:
-                self.send(host, None, action.message)
-            elif kind is Send:
-                self.send(host, action.to, action.message)
-            elif kind is PersistSafety:
-                host.record = action.record
-                apply_payload_changes(host.payloads, action.payloads, action.dropped)
-            elif kind is Deliver:
-                self.deliver(host, action)
-                if self.violation:
-                    return
-            elif kind is SetTimer:
-                self.at(self.now + action.delay_ms, self._timer, host, host.incarnation,
-                        action.kind, action.token)
-            elif kind.__name__ == "ViewChanged":
-                self.stats["view_changes"] += 1
-            elif kind is RequestSync:
-                self.at(self.now + SYNC_DELAY_MS, self._serve_sync, host, host.incarnation, action)
-            elif kind.__name__ == "ReportFault":
-                self.stats["faults_reported"] += 1
+    def _run(self, host: Host, step: Callable[..., None], *args: Any) -> None:
+        try:
+            step(*args)
+        except AssertionError as exc:     # Replica.check_invariants
+            self.fail(f"{host.label}: invariant broken: {exc}")
+            return
         if host.correct and host.replica is not None:
             if host.replica.last_delivered < host.floor:
                 self.fail(f"{host.label}: last_delivered went back below {host.floor}")
@@ -217,9 +249,11 @@ class World:
                 return False
         return True
 
-    def send(self, src: Host, to: int | None, message: Any) -> None:
+    def send(self, src: Host, to: int | None, message: Message) -> None:
         if src.behaviour == SILENT:
             return
+        if src.correct:
+            self._check_votes(src, message)
         rng = self.rng
         data = message.encode()
         targets = range(self.sc.n) if to is None else (to,)
@@ -302,17 +336,27 @@ class World:
             self.proposed.add((seq, digest))
             self.handle(host, Propose(seq, payload, digest))
 
-    def deliver(self, host: Host, d: Deliver) -> None:
+    def _check_votes(self, host: Host, message: Message) -> None:
+        """A correct replica never signs two digests for one (view, seq,
+        phase), not even across a crash: every vote it sends is kept."""
+        for view, seq, phase, digest in signed_votes(message, host.validator,
+                                                     self.validator_set.primary):
+            held = host.signed.setdefault((view, seq, phase), digest)
+            if held != digest:
+                self.fail(f"EQUIVOCATION: {host.label} signed {held.hex()[:16]} and "
+                          f"{digest.hex()[:16]} at view {view}, seq {seq}, {phase}")
+
+    def deliver(self, host: Host, d: Deliver) -> list[Event]:
         seq, cert = d.seq, d.certificate
         if seq != host.height + 1:
             self.fail(f"{host.label} delivered {seq} after {host.height} (gap or repeat)")
-            return
+            return []
         if host.correct:
             self._check_block(host, seq, d.payload, cert)
         host.blocks.append((d.payload, cert))
         state = hash256(host.states[-1] + cert.digest)
         host.states.append(state)
-        self.handle(host, Executed(seq, state))
+        return [Executed(seq, state)]
 
     def _check_block(self, host: Host, seq: int, payload: bytes, cert: Any) -> None:
         digest = cert.digest

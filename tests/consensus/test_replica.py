@@ -150,7 +150,7 @@ def test_four_replicas_collect_garbage_at_each_stable_checkpoint():
 def crash_primary_and_change_view(c, live=(1, 2, 3)):
     c.down.add(0)
     for i in live:
-        c.apply(i, c.nodes[i].replica.handle(RequestsPending()))
+        c.handle(i, RequestsPending())
         c.fire(i, VIEW_CHANGE_TIMER)
     c.step()
 
@@ -230,7 +230,7 @@ def test_bad_new_view_is_rejected(mutate, reason):
     c.step(drop=lambda s, d, m: isinstance(m, Commit))
     c.down.add(0)
     for i in (1, 2, 3):
-        c.apply(i, c.nodes[i].replica.handle(RequestsPending()))
+        c.handle(i, RequestsPending())
         c.fire(i, VIEW_CHANGE_TIMER)
     bad = tampered_new_view(c, mutate)
     replica = c.nodes[2].replica
@@ -260,11 +260,11 @@ def test_view_change_timeout_backs_off_and_is_capped():
 
 def test_replica_joins_a_view_change_when_f_plus_1_are_ahead():
     c = Cluster(4)
-    c.apply(1, c.nodes[1].replica.handle(RequestsPending()))
+    c.handle(1, RequestsPending())
     c.fire(1, VIEW_CHANGE_TIMER)                  # only replica 1 suspects the primary
     c.step()
     assert c.nodes[2].replica.view == 0           # one is not enough (f = 1)
-    c.apply(3, c.nodes[3].replica.handle(RequestsPending()))
+    c.handle(3, RequestsPending())
     c.fire(3, VIEW_CHANGE_TIMER)                  # a second one: 0 and 2 join, view 1 starts
     c.step()
     assert [(n.replica.view, n.replica.in_view_change) for n in c.nodes] == [(1, False)] * 4
@@ -348,7 +348,7 @@ def test_restart_keeps_the_view_and_rejoins_the_view_change():
     c.restart(3)
     assert c.nodes[3].replica.view == 1 and not c.nodes[3].replica.in_view_change
     # restarted during a view change: back in it, and its VIEW-CHANGE goes out again
-    c.apply(2, c.nodes[2].replica.handle(RequestsPending()))
+    c.handle(2, RequestsPending())
     c.fire(2, VIEW_CHANGE_TIMER)
     c.queue.clear()
     c.restart(2)
@@ -375,7 +375,7 @@ def test_replicas_behind_in_a_view_change_catch_up_on_the_base_timeout():
     c = Cluster(4)                                  # base timeout 1000 ms
     c.down.add(0)
     for i in (1, 2, 3):
-        c.apply(i, c.nodes[i].replica.handle(RequestsPending()))
+        c.handle(i, RequestsPending())
     c.fire(2, VIEW_CHANGE_TIMER)
     c.fire(2, VIEW_CHANGE_TIMER)                    # replica 2 alone is in view 2
     c.fire(1, VIEW_CHANGE_TIMER)
@@ -400,7 +400,7 @@ def test_a_replica_left_in_an_old_view_is_brought_in_by_a_relayed_new_view():
     c.down.discard(0)
     old = c.nodes[0].replica
     assert old.view == 0
-    c.apply(0, old.handle(RequestsPending()))
+    c.handle(0, RequestsPending())
     c.fire(0, VIEW_CHANGE_TIMER)                   # it suspects its own view and asks around
     c.step()
     assert (old.view, old.in_view_change) == (1, False)
