@@ -343,7 +343,8 @@ def signed_votes(message: Message, validator: int,
         votes = [vote for vc in message.view_changes
                  for vote in signed_votes(vc, validator, primary)]
         if message.replica == validator:
-            votes += [(pp.view, pp.seq, PHASE_PRE_PREPARE, pp.digest) for pp in message.pre_prepares]
+            votes += [(pp.view, pp.seq, PHASE_PRE_PREPARE, pp.digest)
+                      for pp in message.pre_prepares]
         return votes
     if kind is ViewChange:
         votes = []

@@ -232,7 +232,8 @@ class Replica:
             # A NEW-VIEW is self-certifying and may be relayed by anyone; every
             # other message must come from the replica that signed it.
             if message.replica != sender:
-                self._fault(out, sender, f"{kind.__name__} claims to be from replica {message.replica}")
+                self._fault(out, sender,
+                            f"{kind.__name__} claims to be from replica {message.replica}")
                 return
             if sender == self._me:
                 return
@@ -873,7 +874,8 @@ class Replica:
             if pp is None:
                 return "prepared without a pre-prepare"
             digest = pp.digest
-            matching = sum(1 for r, p in slot.prepares.items() if p.digest == digest and r != primary)
+            matching = sum(1 for r, p in slot.prepares.items()
+                           if p.digest == digest and r != primary)
             if matching < quorum - 1:
                 return f"prepared with {matching} matching prepares"
             proof = self._safety.prepared.get(seq)
@@ -908,7 +910,8 @@ class _Audit:
         safety = replica._safety
         self.me = replica._me
         self.started = False
-        self.view, self.delivered, self.low = safety.view, replica._last_delivered, safety.checkpoint.seq
+        self.view, self.low = safety.view, safety.checkpoint.seq
+        self.delivered = replica._last_delivered
         self.durable = (safety.view, safety.checkpoint.seq, dict(safety.votes))
         self.sent: dict[tuple[int, int, str], bytes] = {}
 

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from ledger.block import NULL_DIGEST
 from ledger.certificate import PHASE_PREPARE, vote_bytes
 
-from .messages import (Message, CheckpointProof, NewView, PreparedProof, ViewChange,
+from .messages import (CheckpointProof, Message, NewView, PreparedProof, ViewChange,
                        checkpoint_bytes, pre_prepare_bytes)
 from .validators import ValidatorSet
 
@@ -38,15 +38,15 @@ def reproposals(view_changes: Iterable[ViewChange]) -> tuple[CheckpointProof, li
 
 
 class Verifier:
-    __slots__ = ("chain_id", "validators", "interval", "window", "_check_payload",
+    __slots__ = ("chain_id", "validators", "checkpoint_interval", "window", "_check_payload",
                  "_payload_digest")
 
-    def __init__(self, chain_id: str, validators: ValidatorSet, interval: int, window: int,
-                 check_payload: Callable[[int, bytes], bytes | None],
+    def __init__(self, chain_id: str, validators: ValidatorSet, checkpoint_interval: int,
+                 window: int, check_payload: Callable[[int, bytes], bytes | None],
                  payload_digest: Callable[[int, bytes], bytes | None] | None = None) -> None:
         self.chain_id = chain_id
         self.validators = validators
-        self.interval = interval
+        self.checkpoint_interval = checkpoint_interval
         self.window = window
         self._check_payload = check_payload
         self._payload_digest = payload_digest or check_payload
@@ -65,8 +65,8 @@ class Verifier:
         return digest != NULL_DIGEST and check(seq, payload) == digest
 
     def checkpoint_problem(self, proof: CheckpointProof) -> str | None:
-        if proof.seq % self.interval:
-            return f"checkpoint at {proof.seq} is not a multiple of {self.interval}"
+        if proof.seq % self.checkpoint_interval:
+            return f"checkpoint at {proof.seq} is not a multiple of {self.checkpoint_interval}"
         if proof.seq == 0:
             return "checkpoint 0 carries votes" if proof.votes else None
         quorum = self.validators.quorum

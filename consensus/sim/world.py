@@ -120,14 +120,14 @@ class Host:
 
     def set_timer(self, kind: str, delay_ms: int, token: int) -> None:
         world = self.world
-        world.at(world.now + delay_ms, world._timer, self, self.incarnation, kind, token)
+        world.at(world.now_ms + delay_ms, world._timer, self, self.incarnation, kind, token)
 
     def cancel_timer(self, kind: str) -> None:
         pass        # a cancelled timer that fires carries a stale token: the replica ignores it
 
     def request_sync(self, action: RequestSync) -> None:
         world = self.world
-        world.at(world.now + SYNC_DELAY_MS, world._serve_sync, self, self.incarnation, action)
+        world.at(world.now_ms + SYNC_DELAY_MS, world._serve_sync, self, self.incarnation, action)
 
     def fault(self, sender: int, reason: str) -> None:
         self.world.stats["faults_reported"] += 1
@@ -140,7 +140,7 @@ class World:
     def __init__(self, scenario: Scenario) -> None:
         self.sc = scenario
         self.rng = random.Random(scenario.seed ^ 0x5EED)
-        self.now = 0
+        self.now_ms = 0
         self._heap: list[tuple[int, int, Callable[..., None], tuple]] = []
         self._counter = 0
         self.keys = [KeyPair.from_seed(hash256(b"sim-key" + bytes([i]))) for i in range(scenario.n)]
@@ -185,14 +185,14 @@ class World:
         while heap and heap[0][0] <= time_ms and self.violation is None:
             if stop():
                 return
-            self.now, _, fn, args = heapq.heappop(heap)
+            self.now_ms, _, fn, args = heapq.heappop(heap)
             fn(*args)
         if self.violation is None:
-            self.now = time_ms
+            self.now_ms = time_ms
 
     def fail(self, what: str) -> None:
         if self.violation is None:
-            self.violation = f"t={self.now}ms: {what}"
+            self.violation = f"t={self.now_ms}ms: {what}"
 
     # -- hosts ---------------------------------------------------------------------
 
@@ -272,7 +272,7 @@ class World:
                 for _ in range(2 if rng.random() < self.duplicate else 1):
                     if rng.random() < self.loss:
                         continue
-                    self.at(self.now + rng.randint(1, self.sc.max_delay_ms), self._receive,
+                    self.at(self.now_ms + rng.randint(1, self.sc.max_delay_ms), self._receive,
                             dst, dst.incarnation, src, payload)
 
     def _receive(self, dst: Host, incarnation: int, src: Host, data: bytes) -> None:
@@ -320,7 +320,7 @@ class World:
                     self.handle(host, RequestsPending())
                 self.try_propose(host)
         if self.violation is None:
-            self.at(self.now + CLIENT_TICK_MS, self.client_tick, pending)
+            self.at(self.now_ms + CLIENT_TICK_MS, self.client_tick, pending)
 
     def try_propose(self, host: Host) -> None:
         """A primary turns waiting batches into blocks as fast as the

@@ -9,9 +9,9 @@ import pytest
 
 from consensus.config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER
 from consensus.errors import LocalProtocolError
-from consensus.events import (Broadcast, CancelTimer, Deliver, Executed, MessageReceived,
-                              PersistSafety, Propose, ReportFault, RequestsPending, RequestSync, Send,
-                              SetTimer, TimerFired, ViewChanged)
+from consensus.events import (Broadcast, CancelTimer, Deliver, Executed, PersistSafety, Propose,
+                              ReportFault, RequestsPending, RequestSync, Send, SetTimer,
+                              ViewChanged)
 from consensus.executor import Executor, merge_persists
 from consensus.messages import Commit, NewView, PrePrepare, Prepare, sign
 from consensus.safety import recorded_votes
@@ -251,7 +251,8 @@ def test_a_crash_between_persist_and_send_never_yields_two_votes_for_one_slot():
     calls = len(baseline.calls)
     assert calls > 10
     persist_then_send = [k for k in range(1, calls)
-                         if baseline.calls[k - 1][0] == "persist" and baseline.calls[k][0] != "persist"]
+                         if baseline.calls[k - 1][0] == "persist"
+                         and baseline.calls[k][0] != "persist"]
     assert persist_then_send                    # crashing there is the case that matters most
     for k in range(calls):
         c = CrashingCluster(crash_at=k)

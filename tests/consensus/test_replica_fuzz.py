@@ -87,17 +87,17 @@ def test_a_replica_fed_arbitrary_messages_never_signs_two_votes_for_a_slot(me, i
     node = Node(me, ValidatorSet(tuple(k.public_key for k in K)), network=_Discard())
     node.boot(Replica(config(4, me), K[me], None, (0, GENESIS)))
     node.executor.step([RequestsPending()])
-    for event in inbox:
+    for item in inbox:
         replica = node.replica
         seq = replica.next_proposal_seq()
         if seq is not None:
             node.executor.step([Propose(seq, *make_payload(seq))])
-        if event[0] == "message":
-            sender, message = event[1]
+        if item[0] == "message":
+            sender, message = item[1]
             if sender != me:
                 node.executor.step([MessageReceived(sender, message)])
-        elif event[0] == "timer":
-            timer = node.timers.pop(event[1], None)
+        elif item[0] == "timer":
+            timer = node.timers.pop(item[1], None)
             if timer is not None:
                 node.executor.step([TimerFired(timer.kind, timer.token)])
         else:
