@@ -13,6 +13,13 @@ one is executed, and survives view changes that turn a height into a null
 block, while the block hash still chains every header to its parent.
 A null block (PBFT's null request after a view change) has no txs, proposer "",
 the parent's view and timestamp, and the constant digest NULL_DIGEST.
+
+The tx root is a Merkle root over `tx_item(id, signature)` of each tx.  A tx id
+does not cover its signature, so a root over ids alone would leave the
+signature bytes of a committed block uncertified: a peer serving it, or a
+faulty primary re-proposing it after a view change, could swap them under the
+same certificate.  With both in the leaf the proposal digest, and so the
+certificate, covers every byte of every tx.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from typing import Any
 
 from . import codec
 from .codec import DecodeError
-from .crypto import HASH_LEN, hash256
-from .merkle import merkle_root
+from .crypto import HASH_LEN, SIG_LEN, hash256
+from .merkle import merkle_proof, merkle_root, verify_proof
 from .tx import MAX_CHAIN_ID_LEN, Transaction
 
 PROPOSAL_DOMAIN = b"ynchain/proposal/v1\x00"
@@ -32,6 +39,36 @@ NULL_DIGEST = bytes(HASH_LEN)
 GENESIS_HASH = bytes(HASH_LEN)     # prev_hash of height 1
 MAX_BLOCK_TXS = 100_000
 MAX_NAME_LEN = 64
+
+
+def tx_item(tx_id: bytes, signature: bytes) -> bytes:
+    """The Merkle item of one tx in its block's tx root.  Both parts have a
+    fixed length in any decodable block (an id is a hash, a signature SIG_LEN
+    bytes), so the concatenation is unambiguous and costs one leaf hash."""
+    return tx_id + signature
+
+
+def _tx_items(txs: tuple[Transaction, ...] | list[Transaction]) -> list[bytes]:
+    return [tx.id + tx.signature for tx in txs]     # tx_item, inlined (a call per tx costs)
+
+
+def tx_root(txs: tuple[Transaction, ...] | list[Transaction]) -> bytes:
+    return merkle_root(_tx_items(txs))
+
+
+def tx_proof(txs: tuple[Transaction, ...] | list[Transaction], index: int) -> list[tuple[bool, bytes]]:
+    """Inclusion proof of txs[index] in tx_root(txs)."""
+    return merkle_proof(_tx_items(txs), index)
+
+
+def verify_tx_proof(tx_id: bytes, signature: bytes, proof: list[tuple[bool, bytes]],
+                    root: bytes) -> bool:
+    """Whether the tx with this id *and this signature* is under `root` (a
+    block header's tx_root): what an offline verifier holding the header and
+    its certificate needs, without the block."""
+    if len(tx_id) != HASH_LEN or len(signature) != SIG_LEN:
+        return False
+    return verify_proof(tx_item(tx_id, signature), proof, root)
 
 
 def proposal_digest(chain_id: str, height: int, view: int, proposer: str, timestamp_ms: int,
@@ -112,7 +149,7 @@ class Proposal:
     def tx_root(self) -> bytes:
         root = self._root
         if root is None:
-            root = merkle_root([tx.id for tx in self.txs])
+            root = tx_root(self.txs)
             object.__setattr__(self, "_root", root)
         return root
 
@@ -159,9 +196,6 @@ class Block:
 
     def encode(self) -> bytes:
         return codec.pack(self.to_record())
-
-    def check_tx_root(self) -> bool:
-        return merkle_root([tx.id for tx in self.txs]) == self.header.tx_root
 
     @classmethod
     def from_record(cls, rec: Any) -> "Block":

@@ -17,6 +17,9 @@ from .crypto import hash256
 from .errors import GenesisError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# The largest PBFT window (high - low watermark): a VIEW-CHANGE carries up to this many
+# prepared certificates, so message decoders bound their sizes by it.
+MAX_WINDOW = 1024
 ROLES = ("writer", "admin", "auditor")
 
 
@@ -50,6 +53,7 @@ class ConsensusParams:
     empty_blocks_interval_ms: int = 0     # 0: no empty blocks; else propose one this often
     checkpoint_interval: int = 16
     window: int = 64                      # PBFT high watermark - low watermark
+    max_in_flight: int = 4                # blocks the primary may have proposed and not committed
     view_change_timeout_ms: int = 2000
     max_view_change_timeout_ms: int = 30000
     tx_validity_window: int = 1000        # valid_until <= height + this
@@ -232,6 +236,10 @@ def parse_genesis(data: Any, raw: bytes = b"") -> Genesis:
     params = ConsensusParams(**values)
     if params.window < 2 * params.checkpoint_interval:
         raise _fail("consensus.window", "must be at least 2 * checkpoint_interval")
+    if params.window > MAX_WINDOW:
+        raise _fail("consensus.window", f"must be at most {MAX_WINDOW}")
+    if params.max_in_flight > params.window:
+        raise _fail("consensus.max_in_flight", "must be at most window")
     if params.max_view_change_timeout_ms < params.view_change_timeout_ms:
         raise _fail("consensus.max_view_change_timeout_ms", "must be >= view_change_timeout_ms")
     return Genesis(chain_id, tuple(orgs), tuple(validators), tuple(accounts), params, raw)

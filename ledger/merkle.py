@@ -1,8 +1,11 @@
-"""Binary Merkle tree over transaction ids (RFC 6962 style).
+"""Binary Merkle tree over byte strings (RFC 6962 style).
 
 Leaves and inner nodes are hashed with different one-byte prefixes so a leaf
 can never be passed off as a node (second-preimage safety); an odd node is
 carried up unchanged, so every inclusion proof is a plain list of siblings.
+
+The tree is generic over its items; what a block's tx root commits to per
+transaction (its id and its signature) is ledger.block.tx_item.
 """
 
 from __future__ import annotations
@@ -22,15 +25,19 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hash256(NODE + left + right)
 
 
+def _next_level(level: list[bytes]) -> list[bytes]:
+    nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+    if len(level) % 2:
+        nxt.append(level[-1])
+    return nxt
+
+
 def merkle_root(items: list[bytes] | tuple[bytes, ...]) -> bytes:
     if not items:
         return EMPTY_ROOT
     level = [leaf_hash(i) for i in items]
     while len(level) > 1:
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
+        level = _next_level(level)
     return level[0]
 
 
@@ -44,10 +51,7 @@ def merkle_proof(items: list[bytes] | tuple[bytes, ...], index: int) -> list[tup
         sibling = index ^ 1
         if sibling < len(level):
             proof.append((sibling < index, level[sibling]))
-        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level, index = nxt, index // 2
+        level, index = _next_level(level), index // 2
     return proof
 
 

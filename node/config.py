@@ -50,6 +50,12 @@ class NodeConfig:
     log_level: str = "info"
     log_format: str = "text"
 
+    @property
+    def safety_dir(self) -> Path:
+        """Where the copy of the safety record lives (storage.safety_copy): in
+        the home, off the data directory, so losing one does not lose both."""
+        return self.home / "safety"
+
 
 _SCHEMA = {
     "node": {"name": str, "key_file": str, "data_dir": str, "genesis": str},

@@ -1,4 +1,5 @@
-"""`ynchain node start`: load everything, run the daemon until SIGINT/SIGTERM."""
+"""`ynchain node start`: load everything, run the daemon until SIGINT/SIGTERM;
+`ynchain node resync`: rebuild a damaged store from the kept safety record."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from ledger.execution import INITIAL_STATE_ROOT
 from ledger.genesis import load_genesis
 from node.config import ConfigError, load_config
 from node.logs import setup_logging
-from storage.errors import StoreError
-from storage.leveldb_store import open_store
+from storage.errors import CorruptStoreError, LostStoreError, SafetyCopyError, StoreError
+from storage.leveldb_store import open_store, resync_store
 
 log = logging.getLogger("ynchain.node")
 
@@ -40,6 +41,19 @@ def _first_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def store_remedy(exc: StoreError, home: Path) -> str:
+    """What an operator can do about a store error, to append to its message."""
+    if isinstance(exc, (CorruptStoreError, LostStoreError)):
+        return (f"; the node cannot run on it: run `ynchain node resync --home {home}` (moves the "
+                "data directory aside and refetches the chain from the peers, keeping this "
+                "node's votes) or restore the data directory from a backup")
+    if isinstance(exc, SafetyCopyError):
+        return ("; the node cannot run without it: restore the safety directory from a backup "
+                "(never start this node afresh: it could sign votes that conflict with "
+                "ones it signed before)")
+    return ""
+
+
 def run_node(home: Path, log_format: str | None = None) -> int:
     """Run the node whose home directory is `home`; the process exit code."""
     from node.app import Node, NodeError   # heavy imports only once the config is good
@@ -54,9 +68,13 @@ def run_node(home: Path, log_format: str | None = None) -> int:
     try:
         genesis = load_genesis(config.genesis)
         key = load_key(config.key_file)
-        store = open_store(config.data_dir, genesis.hash, initial_state_root=INITIAL_STATE_ROOT)
-    except (LedgerError, StoreError) as exc:
+        store = open_store(config.data_dir, genesis.hash, initial_state_root=INITIAL_STATE_ROOT,
+                           safety_dir=config.safety_dir)
+    except LedgerError as exc:
         log.error("%s", exc)
+        return 1
+    except StoreError as exc:
+        log.error("%s%s", exc, store_remedy(exc, config.home))
         return 1
     try:
         node = Node(config, genesis, key, store)
@@ -68,6 +86,9 @@ def run_node(home: Path, log_format: str | None = None) -> int:
         if isinstance(cause, NodeError):
             log.error("%s", cause)
             return 1
+        if isinstance(cause, (CorruptStoreError, SafetyCopyError)):   # damage found while running
+            log.error("%s%s", cause, store_remedy(cause, config.home))
+            return 1
         if isinstance(cause, OSError):   # e.g. a listen address already in use
             log.error("cannot run: %s", cause)
             return 1
@@ -77,3 +98,13 @@ def run_node(home: Path, log_format: str | None = None) -> int:
         return 2
     finally:
         store.close()
+
+
+def resync_node(home: Path) -> Path | None:
+    """`ynchain node resync`: move the node's store aside and create a fresh one
+    seeded with its kept safety record (storage.resync_store); where the old
+    store went.  Raises ConfigError, LedgerError or StoreError."""
+    config = load_config(home)
+    genesis = load_genesis(config.genesis)
+    return resync_store(config.data_dir, genesis.hash, config.safety_dir,
+                        initial_state_root=INITIAL_STATE_ROOT)

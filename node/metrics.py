@@ -46,7 +46,7 @@ class _ReasonCounter:
 
 
 class TransportTotals(Protocol):
-    """What the transport counts (node.peers.TransportStats has this shape)."""
+    """What the transport counts (node.transport.peers.TransportStats has this shape)."""
     frames_in: int
     frames_out: int
     bytes_in: int
@@ -162,7 +162,7 @@ class NodeMetrics:
         self.peers_connected.set(connected)
 
     def track_transport(self, totals: TransportTotals) -> None:
-        """Report the transport's own totals (e.g. node.peers.TransportStats),
+        """Report the transport's own totals (e.g. node.transport.peers.TransportStats),
         read at scrape time; frame_sent/frame_received/handshake_failed are then
         not needed."""
         self._transport.totals = totals

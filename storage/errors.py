@@ -30,4 +30,18 @@ class CommitOrderError(StoreError):
 
 
 class CorruptStoreError(StoreError):
-    """A stored record that does not decode: the database was damaged or edited."""
+    """The database is damaged: LevelDB found a bad checksum, a stored record
+    does not decode, or the safety record is older than its kept copy
+    (storage.safety_copy).  Recover by resyncing (`ynchain node resync`) or
+    restoring a backup."""
+
+
+class LostStoreError(StoreError):
+    """The database is missing or empty although the safety record copy shows
+    the node has voted before: starting afresh would forget its votes."""
+
+
+class SafetyCopyError(StoreError):
+    """The safety record copy kept outside the database is missing while the
+    database holds a record, unreadable, or cannot be written.  Only a backup
+    of it can replace it."""

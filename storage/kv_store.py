@@ -19,10 +19,11 @@ from ledger.receipt import Receipt
 
 from . import layout
 from .errors import (
-    CommitOrderError, CorruptStoreError, GenesisMismatchError, NotAStoreError,
-    SchemaVersionError, StoreError,
+    CommitOrderError, CorruptStoreError, GenesisMismatchError, LostStoreError, NotAStoreError,
+    SafetyCopyError, SchemaVersionError, StoreError,
 )
 from .layout import Tip
+from .safety_copy import KeptRecord, SafetyCopy
 
 T = TypeVar("T")
 
@@ -72,8 +73,21 @@ def _check_hash(value: object, what: str) -> bytes:
     return value
 
 
+def refuse_if_voted(where: str, copy: SafetyCopy, kept: KeptRecord | None) -> None:
+    """Creating a store afresh forgets every vote: refuse it for a node whose
+    kept safety record shows it has voted (its data directory was lost)."""
+    if kept is not None and kept.number > 0:
+        raise LostStoreError(
+            f"{where}: the data directory is missing or empty, but this node has voted before "
+            f"(safety record kept in {copy.directory}, save {kept.number}); starting afresh "
+            "could make it sign conflicting votes")
+
+
 class KVStore:
     """A Store (storage.base) over a Backend; see storage.layout for the keys.
+
+    With a `safety_copy` (storage.safety_copy), every safety record saved is
+    also kept there, and opening checks the store's record against it.
 
     Threads: reads may run in any thread, also during a commit (the tip is
     replaced in one assignment after the batch is durable); commits must be
@@ -81,15 +95,22 @@ class KVStore:
     """
 
     def __init__(self, backend: Backend, where: str, genesis_hash: bytes, *,
-                 initial_state_root: bytes = bytes(HASH_LEN), create: bool = True) -> None:
+                 initial_state_root: bytes = bytes(HASH_LEN), create: bool = True,
+                 safety_copy: SafetyCopy | None = None) -> None:
         _check_hash(genesis_hash, "genesis_hash")
         _check_hash(initial_state_root, "initial_state_root")
         self._kv: Backend = backend
         self.where = where
         self.genesis_hash = genesis_hash
-        self._tip = self._open_or_create(genesis_hash, initial_state_root, create)
+        self._copy = safety_copy
+        kept = safety_copy.load() if safety_copy is not None else None
+        self._tip = self._open_or_create(genesis_hash, initial_state_root, create, kept)
+        self._safety_number, record = self._read_safety()
+        if safety_copy is not None:
+            self._check_safety_copy(safety_copy, kept, record)
 
-    def _open_or_create(self, genesis_hash: bytes, initial_state_root: bytes, create: bool) -> Tip:
+    def _open_or_create(self, genesis_hash: bytes, initial_state_root: bytes, create: bool,
+                        kept: KeptRecord | None) -> Tip:
         kv = self._kv
         raw_schema = kv.get(layout.KEY_SCHEMA)
         if raw_schema is None:
@@ -99,6 +120,8 @@ class KVStore:
                 raise NotAStoreError(f"{self.where}: holds data but no ynchain metadata; not a ynchain store")
             if not create:
                 raise NotAStoreError(f"{self.where}: no ynchain store here")
+            if self._copy is not None:
+                refuse_if_voted(self.where, self._copy, kept)
             tip = Tip(0, GENESIS_HASH, initial_state_root)
             batch = kv.batch()
             batch.put(layout.KEY_SCHEMA, pack(layout.SCHEMA_VERSION))
@@ -119,6 +142,32 @@ class KVStore:
             raise GenesisMismatchError(f"{self.where}: store belongs to genesis {stored_genesis.hex()}, "
                                        f"not {genesis_hash.hex()}")
         return self._decode(Tip.decode, kv.get(layout.KEY_TIP), "tip")
+
+    def _read_safety(self) -> tuple[int, bytes | None]:
+        raw = self._kv.get(layout.KEY_SAFETY)
+        return (0, None) if raw is None else self._decode(layout.decode_safety, raw, "safety record")
+
+    def _check_safety_copy(self, copy: SafetyCopy, kept: KeptRecord | None,
+                           record: bytes | None) -> None:
+        """The store's safety record must be the kept one, or one save newer (a
+        crash between the store's write and the copy's); never older."""
+        number = self._safety_number
+        if kept is None:
+            if number:
+                raise SafetyCopyError(
+                    f"{copy.directory}: the safety record copy is missing, but {self.where} holds "
+                    f"save {number}; without the copy a rolled-back store cannot be told")
+            copy.save(0, None)                  # marks this node as started
+            return
+        if number < kept.number:
+            raise CorruptStoreError(
+                f"{self.where}: the safety record was rolled back (the store holds save {number}, "
+                f"the copy in {copy.directory} save {kept.number}): the database lost writes")
+        if number == kept.number and record != kept.record:
+            raise CorruptStoreError(f"{self.where}: the safety record differs from the copy in "
+                                    f"{copy.directory} (save {number})")
+        if number > kept.number:
+            copy.save(number, record)
 
     def _decode(self, decode: Callable[[bytes], T], raw: bytes | None, what: str) -> T:
         if raw is None:
@@ -233,7 +282,7 @@ class KVStore:
         self._tip = new_tip
 
     def load_safety_record(self) -> bytes | None:
-        return self._kv.get(layout.KEY_SAFETY)
+        return self._read_safety()[1]
 
     def save_safety_record(self, data: bytes,
                            payloads: Sequence[tuple[int, bytes, bytes]] = (),
@@ -243,18 +292,36 @@ class KVStore:
         if len(data) > layout.MAX_SAFETY_RECORD:
             raise StoreError(f"{self.where}: safety record of {len(data)} bytes exceeds "
                              f"{layout.MAX_SAFETY_RECORD}")
+        number = self._safety_number + 1
+        value = layout.encode_safety(number, data)
         if not payloads and not dropped:
-            self._kv.put_sync(layout.KEY_SAFETY, data)
-            return
-        batch = self._kv.batch()
-        for seq, digest in dropped:
-            batch.delete(layout.payload_key(seq, digest))
-        for seq, digest, payload in payloads:
-            if type(payload) is not bytes:
-                raise StoreError(f"{self.where}: prepared payload at {seq} is not bytes")
-            batch.put(layout.payload_key(seq, digest), payload)
-        batch.put(layout.KEY_SAFETY, data)
-        batch.write()
+            self._kv.put_sync(layout.KEY_SAFETY, value)
+        else:
+            batch = self._kv.batch()
+            for seq, digest in dropped:
+                batch.delete(layout.payload_key(seq, digest))
+            for seq, digest, payload in payloads:
+                if type(payload) is not bytes:
+                    raise StoreError(f"{self.where}: prepared payload at {seq} is not bytes")
+                batch.put(layout.payload_key(seq, digest), payload)
+            batch.put(layout.KEY_SAFETY, value)
+            batch.write()
+        self._safety_number = number
+        # The store first, the copy second: after a crash between the two the
+        # store is one save ahead, which opening accepts; behind means lost writes.
+        if self._copy is not None:
+            self._copy.save(number, data)
+
+    def restore_safety_record(self, number: int, data: bytes | None) -> None:
+        """Seed a fresh store (no block, no record) with a kept safety record:
+        `ynchain node resync` rebuilds a lost or damaged store this way, so the
+        node refetches the chain but keeps every vote it signed.  The payloads
+        of its prepared certificates are not kept; peers hold them too."""
+        if self._tip.height or self._safety_number:
+            raise StoreError(f"{self.where}: a safety record is restored only into a fresh store")
+        if data is not None:
+            self._kv.put_sync(layout.KEY_SAFETY, layout.encode_safety(number, data))
+        self._safety_number = number
 
     def get_prepared_payload(self, seq: int, digest: bytes) -> bytes | None:
         return self._kv.get(layout.payload_key(seq, digest))
@@ -263,6 +330,8 @@ class KVStore:
     def close(self) -> None:
         kv, self._kv = self._kv, _CLOSED
         kv.close()
+        if self._copy is not None:
+            self._copy.close()
 
     def __enter__(self) -> "KVStore":
         return self

@@ -12,7 +12,7 @@ arrays (ledger.codec) unless noted.
     h/ + block hash     -> height (uint)
     t/ + tx id          -> [height, index in block, receipt record]
     s/ + state key      -> state value (raw bytes, not msgpack)
-    p/safety            -> the consensus safety record (raw bytes, opaque here)
+    p/safety            -> [save number, the consensus safety record (bin, opaque here)]
     q/ + seq (8 BE) + digest -> a prepared payload the safety record refers to (raw bytes)
 
 The tip is one record so that height, hash and state root can never disagree,
@@ -27,7 +27,9 @@ from ledger import codec
 from ledger.crypto import HASH_LEN
 from ledger.receipt import Receipt
 
-SCHEMA_VERSION = 1
+# 2: a block's tx root covers each tx's signature (ledger.block.tx_root), so
+# blocks stored by version 1 no longer verify against their own headers.
+SCHEMA_VERSION = 2
 
 KEY_SCHEMA = b"m/schema"
 KEY_GENESIS = b"m/genesis"
@@ -87,6 +89,17 @@ def decode_tx_entry(data: bytes) -> tuple[int, int, Receipt]:
     codec.expect_uint(rec[0], "tx entry.height")
     codec.expect_uint(rec[1], "tx entry.index")
     return rec[0], rec[1], Receipt.from_record(rec[2])
+
+
+def encode_safety(number: int, record: bytes) -> bytes:
+    """The number (1, 2, ... per save) orders the record against its copy
+    outside the database (storage.safety_copy)."""
+    return codec.pack([number, record])
+
+
+def decode_safety(data: bytes) -> tuple[int, bytes]:
+    number, record = codec.expect_list(codec.unpack(data), 2, "safety record")
+    return codec.expect_uint(number, "safety.number"), codec.expect_bytes(record, "safety.record")
 
 
 def decode_uint(data: bytes) -> int:

@@ -3,19 +3,31 @@
 Key families and records: see storage.layout.  Every commit is one WriteBatch
 written with sync=True, so after kill -9 (or power loss) the database holds
 all of a block — block, certificate, indexes, state writes, tip — or none of it.
+
+Damage is an error, never silently repaired: the database is opened with
+`paranoid_checks`, without which LevelDB drops the records of a damaged .log
+at open and carries on (16 flipped bytes rolled a safety record back two
+votes).  A node's store also keeps its safety record in a copy outside the
+database (storage.safety_copy) and is refused if the two disagree.
+`resync_store` is the way back: the damaged database is moved aside and a
+fresh one holding only the kept safety record is created; the node refetches
+the chain from its peers.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import time
 from pathlib import Path
 
 import plyvel
 
 from ledger.crypto import HASH_LEN
 
-from .errors import NotAStoreError, StoreError, StoreLockedError
-from .kv_store import KVStore
+from .errors import CorruptStoreError, NotAStoreError, SafetyCopyError, StoreError, StoreLockedError
+from .kv_store import KVStore, refuse_if_voted
+from .safety_copy import SafetyCopy
 
 # Most has_tx lookups are misses (new transactions); a bloom filter answers
 # those without reading a table block.
@@ -28,6 +40,8 @@ def _message(exc: plyvel.Error) -> str:
 
 
 def _store_error(where: str, doing: str, exc: plyvel.Error) -> StoreError:
+    if isinstance(exc, plyvel.CorruptionError):
+        return CorruptStoreError(f"{where}: the database is damaged ({doing}: {_message(exc)})")
     return StoreError(f"{where}: {doing} failed: {_message(exc)}")
 
 
@@ -56,8 +70,10 @@ class _PlyvelBackend:
         self._where = where
 
     def get(self, key: bytes) -> bytes | None:
+        # Checked blocks: a damaged table block is an error, not garbage returned
+        # (LevelDB checks a block when it reads it from disk, not from its cache).
         try:
-            return self._db.get(key)
+            return self._db.get(key, verify_checksums=True)
         except plyvel.Error as exc:
             raise _store_error(self._where, "read", exc) from None
 
@@ -72,7 +88,7 @@ class _PlyvelBackend:
 
     def is_empty(self) -> bool:
         try:
-            with self._db.iterator(include_value=False) as it:
+            with self._db.iterator(include_value=False, verify_checksums=True) as it:
                 return next(it, None) is None
         except plyvel.Error as exc:
             raise _store_error(self._where, "read", exc) from None
@@ -85,18 +101,21 @@ class LevelDBStore(KVStore):
     """A Store on LevelDB; create or open one with open_store()."""
 
     def __init__(self, db: plyvel.DB, path: Path, genesis_hash: bytes, *,
-                 initial_state_root: bytes = bytes(HASH_LEN), create: bool = True) -> None:
+                 initial_state_root: bytes = bytes(HASH_LEN), create: bool = True,
+                 safety_copy: SafetyCopy | None = None) -> None:
         self.path = path
         super().__init__(_PlyvelBackend(db, str(path)), str(path), genesis_hash,
-                         initial_state_root=initial_state_root, create=create)
+                         initial_state_root=initial_state_root, create=create,
+                         safety_copy=safety_copy)
 
 
-def _check_directory(path: Path, create: bool) -> None:
-    """Refuse, before LevelDB writes a byte, any path that is not ours to use."""
+def _check_directory(path: Path, create: bool) -> bool:
+    """Refuse, before LevelDB writes a byte, any path that is not ours to use;
+    whether a database is there."""
     if not path.exists():
         if not create:
             raise NotAStoreError(f"{path}: no ynchain store here (it does not exist)")
-        return
+        return False
     if not path.is_dir():
         raise NotAStoreError(f"{path}: not a directory, so not a ynchain store")
     try:
@@ -109,24 +128,50 @@ def _check_directory(path: Path, create: bool) -> None:
                                  "not a ynchain store")
         if not create:
             raise NotAStoreError(f"{path}: no ynchain store here (the directory is empty)")
+        return False
+    return True
 
 
 def open_store(path: str | os.PathLike, genesis_hash: bytes, *, create: bool = True,
-               initial_state_root: bytes = bytes(HASH_LEN)) -> LevelDBStore:
+               initial_state_root: bytes = bytes(HASH_LEN),
+               safety_dir: str | os.PathLike | None = None) -> LevelDBStore:
     """Open the store at `path`, creating it (and missing parents) if allowed.
 
     `initial_state_root` is recorded only when the store is created: it is
-    last_state_root() until the first block commits.
+    last_state_root() until the first block commits.  `safety_dir` keeps the
+    copy of the safety record (storage.safety_copy; a node passes one, and
+    should keep it off the data directory): opening refuses a store whose
+    record is behind it (CorruptStoreError), a copy that is unreadable or
+    missing beside a record (SafetyCopyError), and creating a store for a node
+    whose copy shows it has voted (LostStoreError).
     """
     path = Path(path)
-    _check_directory(path, create)
+    exists = _check_directory(path, create)
+    copy = SafetyCopy(safety_dir) if safety_dir is not None else None
+    if copy is not None and not exists:
+        refuse_if_voted(str(path), copy, copy.load())
     if create:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{path}: cannot create parent directory: {exc.strerror}") from None
+    db = _open_leveldb(path, create)
     try:
-        db = plyvel.DB(str(path), create_if_missing=create, bloom_filter_bits=_BLOOM_BITS)
+        return LevelDBStore(db, path, genesis_hash, initial_state_root=initial_state_root,
+                            create=create, safety_copy=copy)
+    except BaseException:
+        db.close()
+        if copy is not None:
+            copy.close()
+        raise
+
+
+def _open_leveldb(path: Path, create: bool) -> plyvel.DB:
+    try:
+        return plyvel.DB(str(path), create_if_missing=create, bloom_filter_bits=_BLOOM_BITS,
+                         paranoid_checks=True)
+    except plyvel.CorruptionError as exc:
+        raise CorruptStoreError(f"{path}: the database is damaged ({_message(exc)})") from None
     except plyvel.Error as exc:
         message = _message(exc)
         # LevelDB's own wording when the LOCK file is held (by another process,
@@ -135,9 +180,55 @@ def open_store(path: str | os.PathLike, genesis_hash: bytes, *, create: bool = T
             raise StoreLockedError(f"{path}: store is in use by another process or handle "
                                    f"({message})") from None
         raise StoreError(f"{path}: cannot open LevelDB database: {message}") from None
+
+
+def resync_store(path: str | os.PathLike, genesis_hash: bytes, safety_dir: str | os.PathLike, *,
+                 initial_state_root: bytes = bytes(HASH_LEN)) -> Path | None:
+    """Rebuild a node's damaged or lost store from its kept safety record.
+
+    Moves the database at `path` (if any) aside, to `<path>.damaged-<time>`,
+    which it returns, and creates a fresh store holding only the kept record:
+    the node then refetches every block from its peers (each checked against
+    its certificate) and cannot sign a vote that conflicts with one it signed
+    before.  Refused while a process holds the store, or without a readable
+    copy (SafetyCopyError: only a backup can help then).
+    """
+    path = Path(path)
+    copy = SafetyCopy(safety_dir)
+    kept = copy.load()
+    if kept is None:
+        raise SafetyCopyError(f"{copy.directory}: no safety record copy here to resync from; "
+                              "restore it from a backup (a node that never started needs no resync)")
+    moved = None
+    if path.exists():
+        _refuse_if_locked(path)
+        moved = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        suffix = 1
+        while moved.exists():
+            moved = moved.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}")
+            suffix += 1
+        try:
+            path.rename(moved)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot move the damaged store aside: {exc.strerror}") from None
+    with LevelDBStore(_open_leveldb(path, True), path, genesis_hash,
+                      initial_state_root=initial_state_root) as store:
+        store.restore_safety_record(kept.number, kept.record)
+    return moved
+
+
+def _refuse_if_locked(path: Path) -> None:
+    """LevelDB holds an fcntl lock on LOCK while a process has the store open."""
     try:
-        return LevelDBStore(db, path, genesis_hash, initial_state_root=initial_state_root,
-                            create=create)
-    except BaseException:
-        db.close()
-        raise
+        fd = os.open(path / "LOCK", os.O_RDWR)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot check whether the store is in use: {exc.strerror}") from None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+    except OSError:
+        raise StoreLockedError(f"{path}: store is in use (is the node still running?)") from None
+    finally:
+        os.close(fd)

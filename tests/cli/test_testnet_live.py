@@ -208,13 +208,30 @@ def test_init_force_refuses_while_running(testnet):
     assert (testnet.dir / "node0" / "data").is_dir()
 
 
-def test_zz_down_stops_everything(testnet):
-    down = ynchain("testnet", "down", "--dir", testnet.dir, "--grace", 5)
-    assert sorted(down.stdout.split()) == sorted(
-        "node0: stopped node1: stopped node2: stopped node3: stopped".split())
-    doc = ynchain_json("testnet", "status", "--dir", testnet.dir)
+def test_down_stops_every_node_it_started(tmp_path):
+    # Its own small testnet: no other test depends on running before or after this one.
+    root = tmp_path / "tn"
+    ynchain("testnet", "init", "--dir", root, "--nodes", 2, "--base-port", free_port_base(4))
+    try:
+        ynchain("testnet", "up", "--dir", root, "--timeout", 60, timeout=90)
+        pids = [int(p.read_text()) for p in sorted(root.glob("node*/node.pid"))]
+        assert len(pids) == 2
+        down = ynchain("testnet", "down", "--dir", root, "--grace", 5)
+    finally:
+        kill_leftovers(root)
+    assert sorted(down.stdout.split()) == sorted("node0: stopped node1: stopped".split())
+    doc = ynchain_json("testnet", "status", "--dir", root)
     assert not any(n["alive"] for n in doc["nodes"])
-    assert not list(testnet.dir.glob("node*/node.pid"))
+    assert not list(root.glob("node*/node.pid"))
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), f"node process {pid} still runs"
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def test_busy_port_is_reported_by_up(tmp_path):

@@ -111,6 +111,9 @@ BROKEN = [
     (_set("consensus.tx_validity_window", True), "genesis.consensus.tx_validity_window: expected an integer"),
     (_set("consensus.empty_blocks_interval_ms", -1), "genesis.consensus.empty_blocks_interval_ms"),
     (_set("consensus.window", 31), "genesis.consensus.window: must be at least 2 * checkpoint_interval"),
+    (_set("consensus.window", 2048), "genesis.consensus.window: must be at most 1024"),
+    (_set("consensus.max_in_flight", 0), "genesis.consensus.max_in_flight: expected an integer"),
+    (_set("consensus.max_in_flight", 65), "genesis.consensus.max_in_flight: must be at most window"),
     (_set("consensus.max_view_change_timeout_ms", 1000),
      "genesis.consensus.max_view_change_timeout_ms: must be >= view_change_timeout_ms"),
 ]

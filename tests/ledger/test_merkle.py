@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from ledger.block import tx_proof, tx_root, verify_tx_proof
 from ledger.crypto import hash256
 from ledger.merkle import EMPTY_ROOT, leaf_hash, merkle_proof, merkle_root, node_hash, verify_proof
+from tests.factories import make_genesis, make_tx
 
 
 def _items(n: int) -> list[bytes]:
@@ -66,3 +70,18 @@ def test_proof_index_out_of_range() -> None:
         merkle_proof(_items(3), 3)
     with pytest.raises(IndexError):
         merkle_proof([], 0)
+
+
+def test_tx_inclusion_proofs_bind_the_signature() -> None:
+    """An offline verifier holding a certified header proves "the tx with this
+    id and this signature is in the block", and nothing else."""
+    genesis, _, accounts = make_genesis()
+    txs = [make_tx(accounts["finance"], genesis, nonce=i) for i in range(5)]
+    root = tx_root(txs)
+    for i, tx in enumerate(txs):
+        proof = tx_proof(txs, i)
+        assert verify_tx_proof(tx.id, tx.signature, proof, root)
+        assert not verify_tx_proof(tx.id, bytes(64), proof, root)
+        assert not verify_tx_proof(tx.id, txs[(i + 1) % 5].signature, proof, root)
+        assert not verify_tx_proof(tx.id + tx.signature[:32], tx.signature[32:], proof, root)
+    assert tx_root(txs[:4] + [dataclasses.replace(txs[4], signature=bytes(64))]) != root

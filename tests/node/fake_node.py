@@ -14,13 +14,12 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from ledger.block import GENESIS_HASH, Block, BlockHeader
+from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.crypto import HASH_LEN
-from ledger.merkle import merkle_root
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
-from node.facade import Admission, CommittedBlock, TxRecord
+from node.api.facade import Admission, CommittedBlock, TxRecord
 from node.metrics import NodeMetrics
 from tests.factories import make_genesis
 
@@ -53,7 +52,7 @@ class FakeNode:
         receipts = receipts or [Receipt(0, "", {"n": i}) for i in range(len(txs))]
         height = len(self.blocks) + 1
         prev = self.blocks[-1].block.hash if self.blocks else GENESIS_HASH
-        header = BlockHeader(self.chain_id, height, 0, prev, merkle_root([tx.id for tx in txs]),
+        header = BlockHeader(self.chain_id, height, 0, prev, tx_root(txs),
                              bytes(HASH_LEN), self.name, 1_700_000_000_000 + height)
         digest = header.proposal_digest()
         message = vote_bytes(PHASE_COMMIT, self.chain_id, 0, height, digest)

@@ -2,7 +2,7 @@
 
 Requests go over raw trio sockets (HTTP/1.1, Connection: close), so every
 test is cancellable and bounded by trio.fail_after.  Every JSON answer is
-checked against the schema node/openapi.py documents for it.
+checked against the schema node/api/openapi.py documents for it.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger.receipt import ERR_PERMISSION, Receipt
-from node.api import create_app, serve_api
-from node.jsonview import plain_to_json
+from node.api.server import create_app, serve_api
+from node.api.jsonview import plain_to_json
 from node.metrics import NodeMetrics
-from node.openapi import openapi_document
+from node.api.openapi import openapi_document
 from tests.factories import make_tx
 from tests.node.fake_node import SUBSCRIBER_BUFFER, FakeNode
 
@@ -238,7 +238,7 @@ async def test_unknown_route_and_wrong_method(api: Api) -> None:
 async def test_unexpected_exception_is_logged_and_answered_500(api: Api, caplog) -> None:
     with trio.fail_after(10):
         api.node.fail_next = RuntimeError("disk on fire\nsecret detail")
-        with caplog.at_level(logging.ERROR, logger="node.api"):
+        with caplog.at_level(logging.ERROR, logger="node.api.server"):
             resp = await api.get("/status")
         message = check_error(resp, "GET", "/status", 500, "internal")
         assert "disk on fire" not in message

@@ -8,7 +8,7 @@ import pytest
 from ledger.block import NULL_DIGEST, Block, Proposal
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.execution import INITIAL_STATE_ROOT
-from node.chain import Chain, SyncedBlockError
+from node.core.chain import Chain, SyncedBlockError
 from storage.memory_store import MemoryStore
 from tests.factories import make_genesis, make_tx
 
@@ -127,3 +127,40 @@ def test_synced_block_that_does_not_check_out_is_refused(tamper):
     with pytest.raises(SyncedBlockError):
         replica.apply_synced(block, cert)
     assert replica.height == 0
+
+
+def _with_signatures(block, signatures):
+    txs = tuple(dataclasses.replace(tx, signature=sig) for tx, sig in zip(block.txs, signatures))
+    return Block(block.header, txs)
+
+
+@pytest.mark.parametrize("tamper", ["zeroed", "swapped"])
+def test_synced_block_with_other_signatures_is_refused(tamper):
+    """The tx ids do not cover the signatures; the tx root must, or a peer could
+    serve a block whose signatures it replaced under a valid certificate."""
+    source = new_chain()
+    [r1] = build(source, 1)
+    block = r1.block
+    sigs = [tx.signature for tx in block.txs]
+    sigs = [bytes(64)] * len(sigs) if tamper == "zeroed" else sigs[1:] + sigs[:1]
+    tampered = _with_signatures(block, sigs)
+    assert [tx.id for tx in tampered.txs] == [tx.id for tx in block.txs]   # same ids
+    replica = new_chain()
+    with pytest.raises(SyncedBlockError, match="tx root does not match"):
+        replica.apply_synced(tampered, r1.certificate)
+    assert replica.height == 0
+    replica.apply_synced(block, r1.certificate)                        # the real one is fine
+    assert replica.store.get_block_bytes(1) == source.store.get_block_bytes(1)
+
+
+def test_a_payload_with_other_signatures_does_not_match_its_digest():
+    """A re-proposal (NEW-VIEW) is only bound to its digest: changing any
+    signature must change the digest."""
+    good = proposal(1, txs(3))
+    zeroed = dataclasses.replace(good, txs=tuple(dataclasses.replace(t, signature=bytes(64))
+                                                 for t in good.txs), _root=None)
+    assert Proposal.decode(zeroed.encode()).digest() != good.digest()
+    one_changed = dataclasses.replace(good, txs=(dataclasses.replace(good.txs[0], signature=bytes(64)),
+                                                 *good.txs[1:]), _root=None)
+    assert Proposal.decode(one_changed.encode()).digest() != good.digest()
+    assert Proposal.decode(good.encode()).digest() == good.digest()

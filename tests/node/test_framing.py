@@ -5,8 +5,8 @@ import pytest
 import trio
 import trio.testing
 
-from node.framing import FramedStream
-from node.wire import (
+from node.transport.framing import FramedStream
+from node.transport.wire import (
     ConnectionClosed, FrameError, FrameTooLarge, MalformedEnvelope, decode_batch,
     encode_batch, encode_message,
 )

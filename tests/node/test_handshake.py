@@ -10,9 +10,9 @@ import trio.testing
 
 from ledger.codec import pack
 from ledger.crypto import KeyPair
-from node.framing import FramedStream
-from node.handshake import PROTOCOL_VERSION, handshake
-from node.wire import ConnectionClosed, DecryptError, HandshakeError
+from node.transport.framing import FramedStream
+from node.transport.handshake import PROTOCOL_VERSION, handshake
+from node.transport.wire import ConnectionClosed, DecryptError, HandshakeError
 
 CHAIN = "test-chain"
 GENESIS = b"\x11" * 32
@@ -252,6 +252,36 @@ async def test_silent_peer_times_out(autojump_clock):
         left, right = trio.testing.memory_stream_pair()
         start = trio.current_time()
         with pytest.raises(HandshakeError) as info:
-            await handshake(right, initiator=False, timeout=5.0, **params(SERVER, CLIENT))
+            await handshake(right, initiator=False, timeout_s=5.0, **params(SERVER, CLIENT))
         assert info.value.reason == "timeout"
         assert trio.current_time() - start == pytest.approx(5.0)
+
+
+async def test_acceptor_waits_for_the_dialers_hello_and_gives_it_a_deadline(autojump_clock):
+    """A connection that sends nothing costs the acceptor no key generation
+    (it says nothing first) and is dropped at the hello deadline, well before
+    the handshake's own timeout."""
+    with trio.fail_after(60):
+        left, right = trio.testing.memory_stream_pair()
+        start = trio.current_time()
+        with pytest.raises(HandshakeError) as info:
+            await handshake(right, initiator=False, timeout_s=5.0, hello_timeout_s=1.0,
+                            **params(SERVER, CLIENT))
+        assert info.value.reason == "no_hello"
+        assert trio.current_time() - start == pytest.approx(1.0)
+        assert await left.receive_some(65536) == b""     # closed, and nothing was sent
+
+
+async def test_on_hello_reports_the_claimed_key_before_it_is_proven():
+    with trio.fail_after(5):
+        claimed = []
+        left, right = trio.testing.memory_stream_pair()
+        client, server = await run_pair(left, right, params(CLIENT, SERVER),
+                                        params(SERVER, CLIENT, on_hello=claimed.append))
+        assert claimed == [CLIENT.public_key] and server.peer_key == CLIENT.public_key
+        # a hello naming a key that is not allowed is not reported
+        claimed.clear()
+        stranger = KeyPair.from_seed(b"\x09" * 32)
+        left, right = trio.testing.memory_stream_pair()
+        await run_pair(left, right, params(stranger, SERVER), params(SERVER, CLIENT, on_hello=claimed.append))
+        assert claimed == []

@@ -1,7 +1,7 @@
 """Mempool admission, bounds and the in-flight bookkeeping across view changes."""
 
 from ledger import admission
-from node.mempool import Mempool
+from node.core.mempool import Mempool
 from tests.factories import make_genesis, make_tx
 
 GENESIS, _, ACCOUNTS = make_genesis(tx_validity_window=100)
@@ -128,7 +128,7 @@ def test_an_admitted_tx_vouches_only_for_its_own_signature():
 
 
 def test_remembered_signatures_are_bounded(monkeypatch):
-    import node.mempool as mempool_module
+    import node.core.mempool as mempool_module
     monkeypatch.setattr(mempool_module, "MAX_REMEMBERED_SIGNATURES", 3)
     mp = pool()
     txs = [tx(i) for i in range(5)]

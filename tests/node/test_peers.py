@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
 from typing import Callable
 
@@ -10,9 +12,10 @@ import trio
 from trio.testing import wait_all_tasks_blocked
 
 from ledger.crypto import KeyPair
-from node.handshake import handshake
-from node.peers import PeerManager
-from node.wire import ConnectionClosed, HandshakeError, encode_batch
+from node.transport.framing import FramedStream
+from node.transport.handshake import PROTOCOL_VERSION, Hello, handshake
+from node.transport.peers import PeerManager
+from node.transport.wire import ConnectionClosed, HandshakeError, encode_batch
 
 CHAIN = "peers-test"
 GENESIS = b"\x33" * 32
@@ -50,7 +53,7 @@ class Node:
         self.port = ports[index]
         table = {i: (k.public_key, ("127.0.0.1", ports[i])) for i, k in enumerate(keys)}
         self.send_channel, self.receive_channel = trio.open_memory_channel(inbound_capacity)
-        options.setdefault("backoff_max", 0.2)
+        options.setdefault("backoff_max_s", 0.2)
         self.manager = PeerManager(keys[index], CHAIN, GENESIS, table, index, self.send_channel,
                                    on_connect=watch.poke, on_disconnect=watch.poke, **options)
         self.batches: list[tuple[int, list]] = []
@@ -221,7 +224,7 @@ async def test_newer_session_replaces_older_and_the_dropped_peer_redials():
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             # a slow first redial keeps validator 0 from replacing our session at once
-            nodes, watch, keys = await start_mesh(nursery, backoff_initial=0.5, backoff_max=1.0)
+            nodes, watch, keys = await start_mesh(nursery, backoff_initial_s=0.5, backoff_max_s=1.0)
             target = nodes[3]
             sessions_before = target.manager.stats.sessions
             stream, channel = await impersonate(target.port, keys[0])
@@ -293,29 +296,161 @@ async def test_peer_that_stops_reading_is_disconnected_at_the_queue_bound():
             nursery.cancel_scope.cancel()
 
 
-async def test_handshakes_beyond_the_pending_limit_are_refused():
+class LogWatch(logging.Handler):
+    """Collects the transport's warnings; `until` waits for one to match."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+        self.watch = Watch()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        self.watch.poke()
+
+    async def until(self, needle: str) -> str:
+        await self.watch.until(lambda: any(needle in line for line in self.lines))
+        return next(line for line in self.lines if needle in line)
+
+
+@pytest.fixture
+def transport_log():
+    handler = LogWatch()
+    logger = logging.getLogger("node.transport.peers")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+async def flood(port: int, idle: list, n_idle: int, n_garbage: int) -> None:
+    """What a stranger does to the p2p port: connections that send nothing
+    (kept open in `idle`) and connections that send garbage."""
+    for i in range(max(n_idle, n_garbage)):
+        if i < n_idle:
+            idle.append(await raw_connection(port))
+        if i < n_garbage:
+            junk = await raw_connection(port)
+            await junk.send_all(b"\x00\x00\x00\x08GARBAGE!" if i % 2 else b"GET / HTTP/1.1\r\n\r\n")
+            await junk.aclose()
+
+
+async def test_a_flood_of_idle_and_garbage_connections_does_not_lock_out_a_validator(transport_log):
+    """The issue's attack: strangers on the validators' own address hold more
+    idle connections than there are handshake slots, and keep coming, while a
+    validator reconnects.  It must get in at once (not after the strangers'
+    handshakes time out), and the log must not get a line per refusal."""
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            node, keys = await lone_manager(nursery, max_pending_handshakes=1)
-            silent = await raw_connection(node.port)  # holds the only handshake slot
+            node, keys = await lone_manager(nursery)
+            idle: list[trio.SocketStream] = []
+            await flood(node.port, idle, 200, 200)
             await wait_all_tasks_blocked()
-            refused = await raw_connection(node.port)
+            async with trio.open_nursery() as attack:
+                attack.start_soon(flood, node.port, idle, 200, 0)    # still coming meanwhile
+                with trio.fail_after(2):    # well inside the 5 s handshake timeout
+                    _, channel = await impersonate(node.port, keys[0])
+            assert channel.peer_key == keys[1].public_key
+            await node.watch.until(lambda: node.manager.connected() == [0])
+            await wait_all_tasks_blocked()
+            failures = node.manager.stats.handshake_failures
+            # Every stranger beyond the 64 slots made room, none was refused;
+            # a slow machine may let some reach their hello deadline first.
+            assert failures["evicted"] + failures["no_hello"] >= 400 - 64
+            assert failures["malformed"] > 0 and "busy" not in failures
+            assert len(transport_log.lines) <= 1     # one in full, the rest summed up later
+            for stream in idle:
+                await stream.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_inbound_failures_are_logged_as_one_summary_per_interval(transport_log):
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            node, keys = await lone_manager(nursery, max_pending_handshakes=4,
+                                            failure_log_interval_s=0.2)
+            idle: list[trio.SocketStream] = []
+            await flood(node.port, idle, 20, 10)
+            summary = await transport_log.until("more failed in the last 0.2s")
+            first = transport_log.lines[0]
+            assert first.startswith("peer 127.0.0.1:") and "handshake failed" in first
+            # counted by reason in one line, like the metrics
+            assert "evicted=" in summary and "malformed=" in summary
+            assert sum(node.manager.stats.handshake_failures.values()) >= 26
+            assert len(transport_log.lines) <= 3
+            for stream in idle:
+                await stream.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_source_that_is_no_validators_host_is_capped():
+    """Validators listed at 127.0.0.2: strangers on 127.0.0.1 get a few
+    handshake slots and no more, while a validator from its own host gets in."""
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            keys = make_keys(2)
+            ports = [free_port(), free_port()]
+            table = {i: (k.public_key, ("127.0.0.2", ports[i])) for i, k in enumerate(keys)}
+            send, receive = trio.open_memory_channel(8)
+            manager = PeerManager(keys[1], CHAIN, GENESIS, table, 1, send, max_handshakes_per_source=3)
+            port = await nursery.start(manager.run, "127.0.0.1", ports[1])
+            idle = [await raw_connection(port) for _ in range(3)]
+            await wait_all_tasks_blocked()
+            refused = await raw_connection(port)
             await read_until_eof(refused)
-            assert dict(node.manager.stats.handshake_failures) == {"busy": 1}
-            await silent.aclose()
+            assert dict(manager.stats.handshake_failures) == {"busy": 1}
+            stream = await trio.open_tcp_stream("127.0.0.1", port, local_address="127.0.0.2")
+            channel = await handshake(stream, initiator=True, key=keys[0], chain_id=CHAIN,
+                                      genesis_hash=GENESIS, is_allowed=lambda k: True)
+            assert channel.peer_key == keys[1].public_key
+            for s in idle:
+                await s.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_forged_hellos_claiming_a_validator_cannot_hold_its_place():
+    """A hello is public (anyone can name validator 0's key); only AUTH proves
+    it.  Strangers sending such hellos and then nothing hold at most a few
+    places for that key; the newest claim, the real validator's, gets in."""
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            node, keys = await lone_manager(nursery)
+            forged = []
+            for _ in range(30):
+                stream = await raw_connection(node.port)
+                hello = Hello(PROTOCOL_VERSION, CHAIN, GENESIS, keys[0].public_key,
+                              os.urandom(32), os.urandom(32))
+                await FramedStream(stream).send_frame(hello.encode())
+                forged.append(stream)
             await wait_all_tasks_blocked()
-            # the slot is free again: a real validator gets in
             _, channel = await impersonate(node.port, keys[0])
             assert channel.peer_key == keys[1].public_key
+            await node.watch.until(lambda: node.manager.connected() == [0])
+            assert node.manager.stats.handshake_failures["evicted"] >= 30 - 4
+            for stream in forged:
+                await stream.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_connection_that_sends_no_hello_is_dropped_at_the_hello_deadline():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            node, keys = await lone_manager(nursery, hello_timeout_s=0.2)
+            silent = await raw_connection(node.port)
+            received = b""
+            while chunk := await silent.receive_some(65536):
+                received += chunk
+            assert received == b""    # it was sent nothing: no key was generated for it
+            await wait_all_tasks_blocked()
+            assert dict(node.manager.stats.handshake_failures) == {"no_hello": 1}
             nursery.cancel_scope.cancel()
 
 
 async def test_keepalives_hold_an_idle_session_and_silence_ends_one():
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            node, keys = await lone_manager(nursery, keepalive_interval=0.05, idle_timeout=0.5)
+            node, keys = await lone_manager(nursery, keepalive_interval_s=0.05, idle_timeout_s=0.5)
             stream, channel = await impersonate(node.port, keys[0])
-            # Answer each keepalive with one of ours for well over idle_timeout:
+            # Answer each keepalive with one of ours for well over idle_timeout_s:
             # the session stays up although no message is exchanged.
             start = trio.current_time()
             while trio.current_time() - start < 1.5:

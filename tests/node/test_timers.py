@@ -2,7 +2,7 @@
 
 import trio
 
-from node.timers import Timers
+from node.core.timers import Timers
 
 
 async def test_timers_fire_in_order_and_rearming_or_cancelling_replaces(autojump_clock):

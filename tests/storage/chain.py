@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.block import GENESIS_HASH, Block, BlockHeader
+from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
 from ledger.certificate import CommitCertificate, Vote
 from ledger.codec import pack
 from ledger.crypto import hash256
-from ledger.merkle import merkle_root
 from ledger.receipt import ERR_DUPLICATE, OK, Receipt
 from ledger.tx import Transaction
 from storage import layout
@@ -56,7 +55,7 @@ def make_commit(height: int, prev_hash: bytes, n_txs: int = 4) -> Commit:
     del_key = b"k%d" % ((height * 5 + 3) % STATE_KEYS)
     state_writes: dict[bytes, bytes | None] = {del_key: None, put_key: b"v%d" % height}
     view = height % 3
-    header = BlockHeader(CHAIN_ID, height, view, prev_hash, merkle_root([tx.id for tx in txs]),
+    header = BlockHeader(CHAIN_ID, height, view, prev_hash, tx_root(txs),
                          hash256(b"root %d" % (height - 1)), f"v{height % 4}", 1_700_000_000_000 + height)
     certificate = CommitCertificate(view, height, header.proposal_digest(),
                                     tuple(Vote(v, hash256(b"vote %d %d" % (height, v)) * 2) for v in range(3)))

@@ -1,10 +1,11 @@
 """Child process of the crash test: commits the test chain as fast as it can.
 
-    python -m tests.storage.crash_writer <store path> [max height]
+    python -m tests.storage.crash_writer <store path> <safety copy dir> [max height]
 
 Prints "ready <height>" once the store is open, then each height after its
 commit returned (durable).  Like the consensus driver, it saves a safety
-record before each commit.  Runs until killed or max height.
+record (to the store and its copy) before each commit.  Runs until killed or
+max height.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from storage import open_store
 from .chain import GENESIS, make_commit
 
 
-def main(path: str, max_height: int) -> None:
-    store = open_store(path, GENESIS)
+def main(path: str, safety_dir: str, max_height: int) -> None:
+    store = open_store(path, GENESIS, safety_dir=safety_dir)
     out = sys.stdout
     out.write(f"ready {store.last_height()}\n")
     out.flush()
@@ -30,4 +31,4 @@ def main(path: str, max_height: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000)

@@ -12,12 +12,13 @@ import time
 
 from ledger.block import GENESIS_HASH
 from storage import layout, open_store
+from storage.safety_copy import SafetyCopy
 
 from .chain import GENESIS, build_chain, expected_records
 from .conftest import raw_records
 
 ROUNDS = 20
-MAX_KILL_DELAY_S = 0.25
+MAX_KILL_DELAY_S = 0.4        # each commit also writes the safety copy (one more fdatasync)
 TEST_BUDGET_S = 45
 
 
@@ -44,7 +45,8 @@ class ProgressReader(threading.Thread):
 
 
 def run_and_kill(path, repo_root, delay_s: float, timeout_s: float) -> ProgressReader:
-    child = subprocess.Popen([sys.executable, "-m", "tests.storage.crash_writer", str(path)],
+    child = subprocess.Popen([sys.executable, "-m", "tests.storage.crash_writer", str(path),
+                              str(safety_dir(path))],
                              cwd=repo_root, stdout=subprocess.PIPE)
     reader = ProgressReader(child.stdout)
     try:
@@ -61,8 +63,14 @@ def run_and_kill(path, repo_root, delay_s: float, timeout_s: float) -> ProgressR
     return reader
 
 
+def safety_dir(path):
+    return path.parent / "safety"
+
+
 def check_store(path) -> int:
-    with open_store(path, GENESIS, create=False) as store:
+    # Opening with the copy checks that no kill left the store's safety
+    # record behind it (the store is written first, the copy second).
+    with open_store(path, GENESIS, create=False, safety_dir=safety_dir(path)) as store:
         last = store.last_height()
         chain = build_chain(last)
         raw = raw_records(store)
@@ -86,9 +94,12 @@ def check_store(path) -> int:
         assert store.get_block(last + 1) is None
         # The safety record is saved before each commit: it is for the last
         # block or for the one being committed when the kill came.
-        assert store.load_safety_record() in ({b"before %d" % last, b"before %d" % (last + 1)}
-                                              if last else {None, b"before 1"})
-        return last
+        record = store.load_safety_record()
+        assert record in ({b"before %d" % last, b"before %d" % (last + 1)}
+                          if last else {None, b"before 1"})
+    # ...and the copy, caught up by that open if the kill came between the two writes.
+    assert SafetyCopy(safety_dir(path)).load().record == record
+    return last
 
 
 def test_kill_9_during_commits_never_leaves_a_partial_block(tmp_path, repo_root):

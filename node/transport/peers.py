@@ -12,15 +12,22 @@ Per session there is a nursery with a reader and a writer:
   one write under load while an idle peer gets each message immediately.  The
   queue is bounded in bytes; a peer that cannot keep up overflows it and is
   disconnected (it resyncs later) so memory never grows with a slow peer.
-  When idle it sends an empty batch every `keepalive_interval` seconds.
+  When idle it sends an empty batch every `keepalive_interval_s` seconds.
 - reader: receives batch frames and hands each to the node as ONE
   `await inbound.send((peer_index, [(msg_type, payload), ...]))`.  The inbound
   channel is bounded, so a flooding peer is slowed at its own reader.  A peer
-  silent for `idle_timeout` seconds is considered dead (half-open TCP).
+  silent for `idle_timeout_s` seconds is considered dead (half-open TCP).
 
 Anything wrong a peer does (garbage, oversized frame, failed handshake, bad
 ciphertext, malformed envelope) closes that one connection, is logged with
 the peer's address and counted in `stats`; the manager keeps running.
+
+Inbound connections are unauthenticated until their handshake completes:
+node.transport.inbound bounds what strangers can make us hold (a short
+deadline for the dialer's hello, eviction of the oldest unproven handshake
+when full rather than refusing a newcomer, a per-source cap for addresses
+that are no validator's), and logs their failures one summary line per
+interval instead of one line each.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ import trio
 from ledger.crypto import KeyPair
 
 from .framing import DEFAULT_MAX_FRAME
-from .handshake import DEFAULT_HANDSHAKE_TIMEOUT, handshake
+from .handshake import DEFAULT_HANDSHAKE_TIMEOUT_S, handshake
+from .inbound import FailureLog, InboundGate, normalise_host
 from .secure_channel import ABYTES, FRAME_OVERHEAD, SecureChannel
 from .wire import (
     BATCH_HEADER_MAX, ConnectionClosed, HandshakeError, IdleTimeout, Message,
@@ -117,12 +125,15 @@ class PeerManager:
         *,
         max_frame: int = DEFAULT_MAX_FRAME,
         queue_bytes: int = DEFAULT_QUEUE_BYTES,
-        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-        keepalive_interval: float = 5.0,
-        idle_timeout: float = 20.0,
-        backoff_initial: float = 0.05,
-        backoff_max: float = 2.0,
+        handshake_timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
+        keepalive_interval_s: float = 5.0,
+        idle_timeout_s: float = 20.0,
+        backoff_initial_s: float = 0.05,
+        backoff_max_s: float = 2.0,
+        hello_timeout_s: float = 2.0,
         max_pending_handshakes: int = 64,
+        max_handshakes_per_source: int = 8,
+        failure_log_interval_s: float = 10.0,
         on_connect: Hook | None = None,
         on_disconnect: Hook | None = None,
     ) -> None:
@@ -133,10 +144,12 @@ class PeerManager:
             raise ValueError(f"max_frame of {max_frame} bytes is too small")
         if queue_bytes < 1:
             raise ValueError("queue_bytes must be positive")
-        if not 0 < keepalive_interval < idle_timeout:
-            raise ValueError("need 0 < keepalive_interval < idle_timeout")
-        if not 0 < backoff_initial <= backoff_max:
-            raise ValueError("need 0 < backoff_initial <= backoff_max")
+        if not 0 < keepalive_interval_s < idle_timeout_s:
+            raise ValueError("need 0 < keepalive_interval_s < idle_timeout_s")
+        if not 0 < backoff_initial_s <= backoff_max_s:
+            raise ValueError("need 0 < backoff_initial_s <= backoff_max_s")
+        if not 0 < hello_timeout_s <= handshake_timeout_s:
+            raise ValueError("need 0 < hello_timeout_s <= handshake_timeout_s")
         self.stats = TransportStats()
         self._key = my_key
         self._chain_id = chain_id
@@ -150,13 +163,16 @@ class PeerManager:
         self._max_frame = max_frame
         self._max_batch = max_frame - ABYTES
         self._queue_bytes = queue_bytes
-        self._handshake_timeout = handshake_timeout
-        self._keepalive_interval = keepalive_interval
-        self._idle_timeout = idle_timeout
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
-        self._max_pending_handshakes = max_pending_handshakes
-        self._pending_handshakes = 0
+        self._handshake_timeout_s = handshake_timeout_s
+        self._keepalive_interval_s = keepalive_interval_s
+        self._idle_timeout_s = idle_timeout_s
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._hello_timeout_s = hello_timeout_s
+        self._gate = InboundGate({addr[0] for _, addr in self._peers.values()},
+                                 max_unidentified=max_pending_handshakes,
+                                 max_per_source=max_handshakes_per_source)
+        self._inbound_failures = FailureLog(log, failure_log_interval_s)
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._sessions: dict[int, _Session] = {}
@@ -179,6 +195,7 @@ class PeerManager:
             listeners = await trio.open_tcp_listeners(listen_port, host=listen_host)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.serve_listeners, self._accept, listeners)
+                nursery.start_soon(self._inbound_failures.run)
                 for index in sorted(self._peers):
                     if index > self._my_index:
                         nursery.start_soon(self._dial_loop, index)
@@ -246,7 +263,7 @@ class PeerManager:
         exponential back-off for as long as the manager runs."""
         pubkey, address = self._peers[index]
         where = f"{address[0]}:{address[1]}"
-        backoff = self._backoff_initial
+        backoff = self._backoff_initial_s
         while True:
             channel = await self._dial_once(index, pubkey, address, where)
             if channel is not None:
@@ -254,15 +271,15 @@ class PeerManager:
                 await self._run_session(index, channel, where)
                 # Only a session that lived a while resets the back-off, so a
                 # peer that accepts and promptly drops us is not hammered.
-                if trio.current_time() - started >= self._backoff_max:
-                    backoff = self._backoff_initial
+                if trio.current_time() - started >= self._backoff_max_s:
+                    backoff = self._backoff_initial_s
             await trio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, self._backoff_max)
+            backoff = min(backoff * 2, self._backoff_max_s)
 
     async def _dial_once(self, index: int, pubkey: bytes, address: tuple[str, int],
                          where: str) -> SecureChannel | None:
         stream = None
-        with trio.move_on_after(self._handshake_timeout):
+        with trio.move_on_after(self._handshake_timeout_s):
             try:
                 stream = await trio.open_tcp_stream(*address)
             except OSError as exc:
@@ -275,28 +292,36 @@ class PeerManager:
             return await handshake(
                 stream, initiator=True, key=self._key, chain_id=self._chain_id,
                 genesis_hash=self._genesis_hash, is_allowed=lambda key: key == pubkey,
-                timeout=self._handshake_timeout, max_frame=self._max_frame)
+                timeout_s=self._handshake_timeout_s, max_frame=self._max_frame)
         except HandshakeError as exc:
             self._handshake_failed(where, exc)
             return None
 
     async def _accept(self, stream: trio.SocketStream) -> None:
-        where = _remote_address(stream)
-        if self._pending_handshakes >= self._max_pending_handshakes:
-            self._handshake_failed(where, HandshakeError("busy"))
+        host, port = _remote_address(stream)
+        where = f"{host}:{port}"
+        pending = self._gate.admit(host)
+        if pending is None:
+            self._inbound_failed(where, HandshakeError("busy", f"too many handshakes from {host}"))
             await trio.aclose_forcefully(stream)
             return
-        self._pending_handshakes += 1
+        channel = None
         try:
-            channel = await handshake(
-                stream, initiator=False, key=self._key, chain_id=self._chain_id,
-                genesis_hash=self._genesis_hash, is_allowed=self._may_dial_us,
-                timeout=self._handshake_timeout, max_frame=self._max_frame)
+            with pending.scope:       # cancelled if the gate evicts this handshake
+                channel = await handshake(
+                    stream, initiator=False, key=self._key, chain_id=self._chain_id,
+                    genesis_hash=self._genesis_hash, is_allowed=self._may_dial_us,
+                    timeout_s=self._handshake_timeout_s, max_frame=self._max_frame,
+                    hello_timeout_s=self._hello_timeout_s,
+                    on_hello=lambda key: self._gate.identified(pending, key))
         except HandshakeError as exc:
-            self._handshake_failed(where, exc)
+            self._inbound_failed(where, exc)
             return
         finally:
-            self._pending_handshakes -= 1
+            self._gate.release(pending)
+        if channel is None:           # evicted; handshake() closed the stream
+            self._inbound_failed(where, HandshakeError("evicted", "unproven while newer connections came"))
+            return
         await self._run_session(self._index_by_key[channel.peer_key], channel, where)
 
     def _may_dial_us(self, key: bytes) -> bool:
@@ -304,8 +329,15 @@ class PeerManager:
         return index is not None and index < self._my_index
 
     def _handshake_failed(self, where: str, exc: HandshakeError) -> None:
+        """An outbound handshake to a validator failed (paced by the dial back-off)."""
         self.stats.handshake_failures[exc.reason] += 1
         log.warning("peer %s: %s", where, exc)
+
+    def _inbound_failed(self, where: str, exc: HandshakeError) -> None:
+        """An inbound connection failed or was refused: anyone can cause these,
+        so they are counted one by one but logged in summary."""
+        self.stats.handshake_failures[exc.reason] += 1
+        self._inbound_failures.record(where, exc)
 
     async def _run_session(self, index: int, channel: SecureChannel, where: str) -> None:
         session = _Session(index, where, channel)
@@ -354,10 +386,10 @@ class PeerManager:
         channel, stats, index = session.channel, self.stats, session.index
         while True:
             body = None
-            with trio.move_on_after(self._idle_timeout):
+            with trio.move_on_after(self._idle_timeout_s):
                 body = await channel.receive()
             if body is None:
-                raise IdleTimeout(f"nothing received for {self._idle_timeout:g}s")
+                raise IdleTimeout(f"nothing received for {self._idle_timeout_s:g}s")
             messages: list[Message] = decode_batch(body)
             stats.frames_in += 1
             stats.bytes_in += len(body) + FRAME_OVERHEAD
@@ -371,7 +403,7 @@ class PeerManager:
         while True:
             if not queue:
                 session.wakeup = trio.Event()
-                with trio.move_on_after(self._keepalive_interval):
+                with trio.move_on_after(self._keepalive_interval_s):
                     await session.wakeup.wait()
             batch: list[bytes] = []
             size = 0
@@ -387,9 +419,9 @@ class PeerManager:
             stats.messages_out += len(batch)
 
 
-def _remote_address(stream: trio.SocketStream) -> str:
+def _remote_address(stream: trio.SocketStream) -> tuple[str, str]:
     try:
         host, port, *_ = stream.socket.getpeername()
-        return f"{host}:{port}"
+        return normalise_host(host), str(port)
     except (OSError, ValueError, TypeError):
-        return "unknown"
+        return "unknown", "?"

@@ -2,7 +2,7 @@
 and strict parsing of path and query parameters.
 
 Every refusal is an `ApiError`, answered as {"error": "<one line>", "code":
-"<short_code>"} by the route wrapper in node/api.py.
+"<short_code>"} by the route wrapper in node/api/server.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """The authenticated key exchange that turns a byte stream into a SecureChannel.
 
-Two flights, both sides sending at once (no side waits for the other to speak):
+Two flights.  The dialer sends its HELLO at once; the acceptor answers with
+its own as soon as the dialer's has arrived (no extra round trip: the dialer
+never waits to speak), so a connection that sends nothing costs the acceptor
+no key generation, and is dropped at `hello_timeout_s`.
 
 1. HELLO  [protocol_version, chain_id, genesis_hash, node_key, ephemeral_kx_key, nonce]
    Each side checks the other's version, chain id, genesis hash and that the
@@ -37,8 +40,10 @@ from .framing import DEFAULT_MAX_FRAME, FramedStream
 from .secure_channel import SecureChannel
 from .wire import ConnectionClosed, HandshakeError, RemoteProtocolError
 
-PROTOCOL_VERSION = 1
-DEFAULT_HANDSHAKE_TIMEOUT = 5.0
+# 2: proposal digests cover tx signatures (ledger.block.tx_root); a version-1
+# node would never agree with us on a digest, so it is refused at the hello.
+PROTOCOL_VERSION = 2
+DEFAULT_HANDSHAKE_TIMEOUT_S = 5.0
 DOMAIN = b"ynchain/p2p-handshake/v1"
 NONCE_LEN = 32
 KX_KEY_LEN = sodium.crypto_kx_PUBLIC_KEY_BYTES
@@ -110,21 +115,29 @@ async def handshake(
     chain_id: str,
     genesis_hash: bytes,
     is_allowed: Callable[[bytes], bool],
-    timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    timeout_s: float = DEFAULT_HANDSHAKE_TIMEOUT_S,
     max_frame: int = DEFAULT_MAX_FRAME,
+    hello_timeout_s: float | None = None,
+    on_hello: Callable[[bytes], None] | None = None,
 ) -> SecureChannel:
     """Authenticate the peer on `stream` and return the encrypted channel.
 
     `initiator` is True on the side that dialed.  `is_allowed(node_key)` says
-    whether that peer may hold this connection.  On any failure the stream is
-    closed and HandshakeError is raised; nothing else escapes.
+    whether that peer may hold this connection.  The acceptor waits at most
+    `hello_timeout_s` (default: `timeout_s`) for the dialer's hello; the whole
+    handshake takes at most `timeout_s`.  `on_hello(node_key)` runs once the
+    peer's hello has passed every check (its key is allowed, not yet proven).
+    On any failure the stream is closed and HandshakeError is raised; nothing
+    else escapes.
     """
     framed = FramedStream(stream, HANDSHAKE_MAX_FRAME)
+    hello_timeout_s = timeout_s if hello_timeout_s is None else min(hello_timeout_s, timeout_s)
     try:
-        with trio.move_on_after(timeout) as scope:
-            channel = await _exchange(framed, initiator, key, chain_id, genesis_hash, is_allowed)
+        with trio.move_on_after(timeout_s) as scope:
+            channel = await _exchange(framed, initiator, key, chain_id, genesis_hash, is_allowed,
+                                      hello_timeout_s, on_hello)
         if scope.cancelled_caught:
-            raise HandshakeError("timeout", f"no complete handshake within {timeout:g}s")
+            raise HandshakeError("timeout", f"no complete handshake within {timeout_s:g}s")
     except HandshakeError:
         await framed.aclose()
         raise
@@ -141,13 +154,22 @@ async def handshake(
     return channel
 
 
+async def _receive_hello(framed: FramedStream, timeout_s: float) -> bytes:
+    with trio.move_on_after(timeout_s):
+        return await framed.receive_frame()
+    raise HandshakeError("no_hello", f"no hello within {timeout_s:g}s of connecting")
+
+
 async def _exchange(framed: FramedStream, initiator: bool, key: KeyPair, chain_id: str,
-                    genesis_hash: bytes, is_allowed: Callable[[bytes], bool]) -> SecureChannel:
+                    genesis_hash: bytes, is_allowed: Callable[[bytes], bool],
+                    hello_timeout_s: float, on_hello: Callable[[bytes], None] | None) -> SecureChannel:
+    theirs = b"" if initiator else await _receive_hello(framed, hello_timeout_s)
     kx_public, kx_secret = sodium.crypto_kx_keypair()
     mine = Hello(PROTOCOL_VERSION, chain_id, genesis_hash, key.public_key,
                  kx_public, os.urandom(NONCE_LEN)).encode()
     await framed.send_frame(mine)
-    theirs = await framed.receive_frame()
+    if initiator:
+        theirs = await framed.receive_frame()
     peer = Hello.decode(theirs)
     if peer.chain_id != chain_id:
         raise HandshakeError("wrong_chain", f"peer is on chain {peer.chain_id!r}")
@@ -155,6 +177,8 @@ async def _exchange(framed: FramedStream, initiator: bool, key: KeyPair, chain_i
         raise HandshakeError("wrong_genesis", f"peer genesis {peer.genesis_hash.hex()[:16]}")
     if peer.node_key == key.public_key or not is_allowed(peer.node_key):
         raise HandshakeError("unknown_key", f"node key {peer.node_key.hex()[:16]} not allowed")
+    if on_hello is not None:
+        on_hello(peer.node_key)
 
     client_hello, server_hello = (mine, theirs) if initiator else (theirs, mine)
     transcript = transcript_hash(client_hello, server_hello)

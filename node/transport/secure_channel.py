@@ -1,6 +1,6 @@
 """An authenticated, encrypted message channel over framed TCP.
 
-Built by node.handshake once both sides have proven their keys.  Each frame
+Built by node.transport.handshake once both sides have proven their keys.  Each frame
 body is one libsodium secretstream (XChaCha20-Poly1305) message; the stream
 state binds every message to its position, so a dropped, replayed, reordered
 or altered frame fails authentication.  Any such failure closes the channel:

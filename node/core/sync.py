@@ -1,7 +1,8 @@
 """Block sync: fetch certified blocks from peers when this node is behind.
 
 Triggered by the core (RequestSync: a stable checkpoint beyond its log) or by
-peers' STATUS messages (they are ahead and we have not committed for a while).
+peers' STATUS messages (they are ahead and we have not committed for a while):
+every node broadcasts its height once a second (`status_loop`).
 One request is outstanding at a time; every block is checked against its
 commit certificate and re-executed (Chain.apply_synced) before it is stored,
 so a lying peer can waste our time but never corrupt the store.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,12 +20,31 @@ import trio
 
 from ledger.block import Block
 from ledger.certificate import CommitCertificate
-from node import gossip
-from node.chain import Chain, CommitResult, SyncedBlockError
+from node.core import peer_messages
+from node.core.chain import Chain, CommitResult, SyncedBlockError
+from storage.base import Store
 
 log = logging.getLogger("ynchain.sync")
 
 REQUEST_TIMEOUT_S = 5.0
+STATUS_INTERVAL_S = 1.0
+STALL_BEFORE_SYNC_S = 1.0
+
+
+def blocks_for_peer(store: Store, first: int, last: int) -> list[list]:
+    """The BLOCKS answer to a GET_BLOCKS: stored blocks first..last with their
+    certificates, as stored (no re-encoding), within MAX_SYNC_BYTES."""
+    items, total = [], 0
+    for height in range(first, min(last, store.last_height()) + 1):
+        raw = store.get_block_bytes(height)
+        cert = store.get_certificate(height)
+        if raw is None or cert is None:
+            break
+        total += len(raw)
+        if items and total > peer_messages.MAX_SYNC_BYTES:
+            break
+        items.append([raw, cert.to_record()])
+    return items
 
 
 @dataclass
@@ -50,6 +71,18 @@ class BlockSync:
         self._wanted = trio.Event()
         self._request: _Request | None = None
         self._rng = random.Random()
+
+    async def status_loop(self, broadcast: Callable[[int, object], int], store: Store,
+                          last_commit_at: Callable[[], float], lag_blocks: int) -> None:
+        """Tell peers our height every STATUS_INTERVAL_S; sync when a peer is
+        ahead and we stalled, or when we are more than `lag_blocks` behind."""
+        while True:
+            broadcast(peer_messages.STATUS, [store.last_height(), store.last_block_hash()])
+            best, height = self.best_peer_height(), self.chain.height
+            stalled = time.monotonic() - last_commit_at() > STALL_BEFORE_SYNC_S
+            if best > height and (stalled or best - height > lag_blocks):
+                self.want(best)
+            await trio.sleep(STATUS_INTERVAL_S)
 
     def want(self, height: int) -> None:
         if height > self.chain.height:
@@ -98,9 +131,9 @@ class BlockSync:
                 return
             peer = self._rng.choice(candidates)
             first = height + 1
-            last = min(self.peer_heights[peer], first + gossip.MAX_SYNC_BLOCKS - 1)
+            last = min(self.peer_heights[peer], first + peer_messages.MAX_SYNC_BLOCKS - 1)
             req = self._request = _Request(peer, first)
-            if not self._send(peer, gossip.GET_BLOCKS, [first, last]):
+            if not self._send(peer, peer_messages.GET_BLOCKS, [first, last]):
                 failures += 1
             else:
                 with trio.move_on_after(REQUEST_TIMEOUT_S):

@@ -26,15 +26,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .api_events import HEARTBEAT_S, BlockEventStream
-from .api_http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, METHOD_NOT_ALLOWED, NOT_FOUND, UNAVAILABLE,
+from .events import HEARTBEAT_S, BlockEventStream
+from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, METHOD_NOT_ALLOWED, NOT_FOUND, UNAVAILABLE,
                        ApiError,
                        bad_request, error_response, not_found, parse_hex, parse_positive_int,
                        query_bool, query_seconds, read_body)
-from .api_txs import add_commits, decode_submission, submission_results
+from .txs import add_commits, decode_submission, submission_results
 from .facade import NodeFacade
 from .jsonview import block_to_json, committed_tx_to_json, plain_to_json
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .openapi import openapi_document
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api_http import DEFAULT_MAX_BODY_BYTES, ERROR_CODES
-from .api_txs import MAX_TXS_PER_REQUEST
+from .http import DEFAULT_MAX_BODY_BYTES, ERROR_CODES
+from .txs import MAX_TXS_PER_REQUEST
 
 HEX = {"type": "string", "pattern": "^([0-9a-f]{2})*$", "description": "lowercase hex"}
 HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "32 bytes, lowercase hex"}

@@ -83,9 +83,11 @@ HANDSHAKE_REASONS = (
     "wrong_genesis",
     "version",        # protocol version mismatch
     "timeout",        # the whole handshake took longer than its deadline
+    "no_hello",       # the dialer sent no complete hello within the first-message deadline
     "malformed",      # undecodable or oversized handshake message
     "closed",         # the peer closed or reset the connection mid-handshake
-    "busy",           # too many handshakes in progress; connection refused
+    "busy",           # its source address has too many handshakes in progress; refused
+    "evicted",        # dropped while unproven, to make room for a newer connection
 )
 
 

@@ -14,7 +14,7 @@ from ledger import codec
 from ledger.errors import DecodeError
 from ledger.tx import MAX_TX_BYTES, Transaction
 
-from .api_http import ApiError, UNSUPPORTED_MEDIA_TYPE, bad_request, parse_hex, parse_json
+from .http import ApiError, UNSUPPORTED_MEDIA_TYPE, bad_request, parse_hex, parse_json
 from .facade import Admission, TxRecord
 from .jsonview import receipt_to_json
 

@@ -1,7 +1,9 @@
 """The committed chain as the node sees it: turning an ordered proposal into a
 stored block, and checking blocks fetched from peers.
 
-Used only from the consensus task (single writer to the store).  No trio here.
+The single writer to the store: commits come from the consensus driver and
+from block sync, both of which run synchronously on the node's event loop, so
+they never interleave.  No trio here.
 """
 
 from __future__ import annotations
@@ -122,17 +124,21 @@ class Chain:
         problem = certificate.problem(self.genesis.chain_id, self.genesis.validator_keys)
         if problem:
             raise SyncedBlockError(f"block {seq}: invalid certificate: {problem}")
-        if block.header.proposal_digest() != certificate.digest:
+        h = block.header
+        if h.proposal_digest() != certificate.digest:
             raise SyncedBlockError(f"block {seq}: certificate signs another proposal")
-        if not block.check_tx_root():
-            raise SyncedBlockError(f"block {seq}: tx root does not match its transactions")
-        if block.header.is_null:
-            if block.txs:
-                raise SyncedBlockError(f"block {seq}: null block with transactions")
+        if h.is_null:
+            if block.txs or h.tx_root != EMPTY_ROOT:
+                raise SyncedBlockError(f"block {seq}: null block with transactions or a tx root")
             proposal = None
         else:
-            h = block.header
+            # The certified header's tx root covers each tx's id and signature
+            # (ledger.block.tx_root); the proposal caches the root, so _build
+            # below does not hash the txs a second time.
             proposal = Proposal(h.chain_id, seq, h.view, h.proposer, h.timestamp_ms, block.txs)
+            if proposal.tx_root != h.tx_root:
+                raise SyncedBlockError(f"block {seq}: tx root does not match its transactions "
+                                       "(ids and signatures); the serving peer altered them")
         built, result = self._build(seq, proposal)
         if built.hash != block.hash:
             raise SyncedBlockError(

@@ -1,0 +1,86 @@
+"""The primary's side of the normal case: turning the mempool into proposals.
+
+The proposer wakes whenever a consensus step may have changed what it can do
+(a commit, a view change, new txs...) and proposes for every seq the core
+offers (Replica.next_proposal_seq).  It proposes at once when its pipeline is
+empty and lets a block fill for block_interval_ms when the pipeline is busy;
+with empty_blocks_interval_ms it also proposes an empty block after that much
+idle time.  Block times never go below any block time this node has seen, so
+they do not run backwards when the primary changes.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import trio
+
+from consensus.replica import Replica
+from ledger.block import Proposal
+from ledger.genesis import ConsensusParams
+from node.core.chain import Chain
+from node.core.driver import ConsensusDriver
+from node.core.mempool import Mempool
+
+# A block's txs, encoded.  A NEW-VIEW re-proposes the in-flight blocks in one
+# message, which must fit the transport's 16 MiB frame with room to spare.
+MAX_PROPOSAL_BYTES = 2 * 1024 * 1024
+
+
+class Wakeup:
+    """A wake-up flag one task waits on and synchronous code sets."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout_s: float | None = None) -> None:
+        """Until set (or `timeout_s` passes); then clear."""
+        with trio.move_on_after(timeout_s if timeout_s else float("inf")):
+            await self._event.wait()
+        self._event = trio.Event()
+
+
+class Proposer:
+    def __init__(self, replica: Replica, driver: ConsensusDriver, mempool: Mempool, chain: Chain,
+                 params: ConsensusParams, name: str, wakeup: Wakeup,
+                 last_commit_at: Callable[[], float]) -> None:
+        self._replica = replica
+        self._driver = driver
+        self._mempool = mempool
+        self._chain = chain
+        self._params = params
+        self._name = name
+        self._wakeup = wakeup
+        self._last_commit_at = last_commit_at
+
+    async def run(self) -> None:
+        fill_wait_s = self._params.block_interval_ms / 1000
+        empty_every_s = self._params.empty_blocks_interval_ms / 1000
+        while True:
+            await self._wakeup.wait(empty_every_s or None)
+            while True:
+                seq = self._replica.next_proposal_seq()
+                if seq is None:
+                    break
+                ready = self._mempool.ready_count
+                pipeline_busy = seq > self._chain.height + 1
+                if ready == 0 and not (empty_every_s and not pipeline_busy
+                                       and time.monotonic() - self._last_commit_at() >= empty_every_s):
+                    break
+                if 0 < ready < self._params.max_block_txs and pipeline_busy:
+                    # The pipeline is busy: let this block fill up a little.
+                    await trio.sleep(fill_wait_s)
+                    continue
+                self._propose(seq)
+                await trio.sleep(0)
+
+    def _propose(self, seq: int) -> None:
+        txs = self._mempool.take(self._params.max_block_txs, MAX_PROPOSAL_BYTES)
+        timestamp_ms = max(int(time.time() * 1000), self._driver.proposals.latest_timestamp_ms)
+        proposal = Proposal(self._chain.genesis.chain_id, seq, self._replica.view, self._name,
+                            timestamp_ms, tuple(txs))
+        self._driver.propose(seq, proposal)

@@ -1,0 +1,107 @@
+"""The node as the HTTP API sees it: node.api.facade.NodeFacade over the
+node's parts (store, replica, mempool, relay, commit fan-out, peers, sync).
+
+Read-only queries go to the store; the only writes are submissions, which go
+through the relay's admission like txs from peers do.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import trio
+
+from consensus.replica import Replica
+from ledger.execution import query_state
+from ledger.genesis import Genesis
+from ledger.tx import Transaction
+from node.api.facade import Admission, CommittedBlock, TxRecord
+from node.core.commits import CommitFanout
+from node.core.mempool import Mempool
+from node.core.sync import BlockSync
+from node.core.tx_relay import TxRelay
+from node.metrics import NodeMetrics
+from node.transport.peers import PeerManager
+from storage.base import Store
+
+
+class NodeService:
+    def __init__(self, genesis: Genesis, name: str, index: int, store: Store, replica: Replica,
+                 mempool: Mempool, relay: TxRelay, commits: CommitFanout, peers: PeerManager,
+                 sync: BlockSync, metrics: NodeMetrics) -> None:
+        self.chain_id = genesis.chain_id
+        self.name = name
+        self._genesis = genesis
+        self._index = index
+        self._store = store
+        self._replica = replica
+        self._mempool = mempool
+        self._relay = relay
+        self._commits = commits
+        self._peers = peers
+        self._sync = sync
+        self._metrics = metrics
+
+    def status(self) -> dict[str, Any]:
+        names = [v.name for v in self._genesis.validators]
+        return {
+            "chain_id": self.chain_id, "node": self.name, "height": self._store.last_height(),
+            "last_block_hash": self._store.last_block_hash().hex(), "view": self._replica.view,
+            "primary": names[self._replica.primary],
+            "peers": sorted(names[i] for i in self._peers.connected()),
+            "mempool": len(self._mempool), "syncing": self._sync.active,
+        }
+
+    def submit(self, txs: list[Transaction]) -> list[Admission]:
+        return self._relay.admit(txs, relay=True)
+
+    async def wait_committed(self, tx_ids: list[bytes], timeout_s: float) -> dict[bytes, TxRecord]:
+        await self._commits.wait_for(tx_ids, self._store.has_tx, timeout_s)
+        found = {}
+        for tx_id in tx_ids:
+            record = self.get_tx(tx_id)
+            if record is not None:
+                found[tx_id] = record
+        return found
+
+    def get_tx(self, tx_id: bytes) -> TxRecord | None:
+        location = self._store.get_tx(tx_id)
+        if location is None:
+            return None
+        height, index, receipt = location
+        block = self._store.get_block(height)
+        return TxRecord(block.txs[index], height, index, receipt)
+
+    def tx_pending(self, tx_id: bytes) -> bool:
+        return tx_id in self._mempool
+
+    def get_block(self, height: int) -> CommittedBlock | None:
+        block = self._store.get_block(height)
+        if block is None:
+            return None
+        return CommittedBlock(block, self._store.get_certificate(height))
+
+    def height(self) -> int:
+        return self._store.last_height()
+
+    def get_state(self, contract: str, key: str) -> tuple[Any, int] | None:
+        value = query_state(self._store.get_state, contract, key)
+        return None if value is None else (value, self._store.last_height())
+
+    def validators(self) -> list[dict[str, Any]]:
+        connected = set(self._peers.connected())
+        primary = self._replica.primary
+        return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
+                 "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
+                 "connected": i == self._index or i in connected, "primary": i == primary}
+                for i, v in enumerate(self._genesis.validators)]
+
+    def can_subscribe(self) -> bool:
+        return self._commits.can_subscribe()
+
+    def subscribe_blocks(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel]:
+        return self._commits.subscribe()
+
+    def metrics_text(self) -> bytes:
+        return self._metrics.render()
