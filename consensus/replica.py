@@ -4,11 +4,11 @@
 One Replica orders blocks for the node that owns it.  Read it beside the paper:
 
     phase           paper                        here
-    normal          4.2 normal-case operation    _step_normal: _on_pre_prepare,
+    normal          4.2 normal-case operation    _STEP_NORMAL: _on_pre_prepare,
                                                  _on_vote, _advance, _deliver_ready
     (both)          4.3 garbage collection       _on_checkpoint, _stabilize
                                                  (CheckpointLog in checkpoints.py)
-    view-changing   4.4 view changes             _step_view_changing: _on_view_change_*,
+    view-changing   4.4 view changes             _STEP_VIEW_CHANGING: _on_view_change_*,
                                                  _try_new_view, _on_new_view_*,
                                                  _become_view_changing, _become_normal
 
@@ -50,8 +50,8 @@ from .events import (Action, Broadcast, CancelTimer, Deliver, Event, Executed, M
                      SetTimer, Signer, Synced, TimerFired, ViewChanged)
 from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoint,
                        CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare,
-                       PreparedProof, ViewChange, sign, signed_votes)
-from .safety import SafetyState, recorded_votes
+                       PreparedProof, ViewChange, sign)
+from .safety import SafetyState
 from .verification import Verifier, reproposals
 
 
@@ -77,6 +77,37 @@ class _Slot:
         self.commits: dict[int, Commit] = {}
         self.prepared = False
         self.committed = False
+
+
+class _Timers:
+    """The timers the core has asked the driver to arm: kind -> the token of
+    the armed one.  TimerFired echoes the token, so a timer replaced or
+    cancelled since it was set, whose expiry the driver reports anyway, is
+    told apart and ignored."""
+    __slots__ = ("_armed", "_token")
+
+    def __init__(self) -> None:
+        self._armed: dict[str, int] = {}
+        self._token = 0
+
+    def __contains__(self, kind: str) -> bool:
+        return kind in self._armed
+
+    def arm(self, kind: str, delay_ms: int) -> SetTimer:
+        self._token += 1
+        self._armed[kind] = self._token
+        return SetTimer(kind, delay_ms, self._token)
+
+    def cancel(self, out: list[Action], kind: str) -> None:
+        if self._armed.pop(kind, None) is not None:
+            out.append(CancelTimer(kind))
+
+    def take(self, event: TimerFired) -> bool:
+        """True if `event` is the armed timer of its kind, which is now disarmed."""
+        if self._armed.get(event.kind) != event.token:
+            return False
+        del self._armed[event.kind]
+        return True
 
 
 class Replica:
@@ -120,9 +151,11 @@ class Replica:
         self._pending_requests = False
         self._failed_view_changes = 0                     # consecutive, without a delivery
         self._vc_timer_delay_ms = 0
-        self._timers: dict[str, int] = {}                 # kind -> token of the armed timer
-        self._token = 0
-        self._audit = _Audit(self) if config.check_invariants else None
+        self._timers = _Timers()
+        self._audit = None
+        if config.check_invariants:
+            from .invariants import Audit        # loaded only where checks run
+            self._audit = Audit(self)
 
     # -- queries -------------------------------------------------------------------
 
@@ -181,7 +214,7 @@ class Replica:
     def start(self) -> list[Action]:
         """Call once before the first event: arms timers, and after a restart
         rejoins an unfinished view change or asks to sync to the checkpoint."""
-        out: list[Action] = [self._set_timer(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms)]
+        out: list[Action] = [self._timers.arm(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms)]
         checkpoint = self._safety.checkpoint
         if checkpoint.seq > self._last_delivered:
             self._request_sync(out, checkpoint.seq, checkpoint.state_digest,
@@ -267,7 +300,7 @@ class Replica:
         self._dirty = True
         self._new_view = nv
         self._view_changes = {r: vc for r, vc in self._view_changes.items() if vc.new_view > view}
-        self._cancel_timer(out, VIEW_CHANGE_TIMER)
+        self._timers.cancel(out, VIEW_CHANGE_TIMER)
         out.append(ViewChanged(view))
         if checkpoint.seq > self._low:
             self._stabilize(out, checkpoint)
@@ -582,7 +615,7 @@ class Replica:
         behind = any(vc.new_view > view for r, vc in self._view_changes.items() if r != self._me)
         delay_ms = self._cfg.view_change_timeout_ms if behind else self._view_change_timeout_ms()
         self._vc_timer_delay_ms = delay_ms
-        out.append(self._set_timer(VIEW_CHANGE_TIMER, delay_ms))
+        out.append(self._timers.arm(VIEW_CHANGE_TIMER, delay_ms))
 
     def _try_new_view(self, out: list[Action]) -> None:
         """As the primary of the view being changed to, send NEW-VIEW once a
@@ -652,14 +685,13 @@ class Replica:
     # -- timers --------------------------------------------------------------------
 
     def _on_timer(self, out: list[Action], event: TimerFired) -> None:
-        if self._timers.get(event.kind) != event.token:
+        if not self._timers.take(event):
             return      # replaced or cancelled since it was set
-        del self._timers[event.kind]
         if event.kind == VIEW_CHANGE_TIMER:
             self._become_view_changing(out, self._safety.view + 1)
         elif event.kind == RETRANSMIT_TIMER:
             self._retransmit(out)
-            out.append(self._set_timer(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms))
+            out.append(self._timers.arm(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms))
 
     def _refresh_progress_timer(self, out: list[Action], progress: bool) -> None:
         """In the normal phase the view-change timer runs iff there is work
@@ -670,9 +702,9 @@ class Replica:
             seq > self._last_delivered and slot.pre_prepare is not None
             for seq, slot in self._slots.items())
         if not work:
-            self._cancel_timer(out, VIEW_CHANGE_TIMER)
+            self._timers.cancel(out, VIEW_CHANGE_TIMER)
         elif progress or VIEW_CHANGE_TIMER not in self._timers:
-            out.append(self._set_timer(VIEW_CHANGE_TIMER, self._view_change_timeout_ms()))
+            out.append(self._timers.arm(VIEW_CHANGE_TIMER, self._view_change_timeout_ms()))
 
     def _view_change_timeout_ms(self) -> int:
         cfg = self._cfg
@@ -732,15 +764,6 @@ class Replica:
     def _sign(self, message: _Signed) -> _Signed:
         return sign(message, self._signer, self._cfg.chain_id)
 
-    def _set_timer(self, kind: str, delay_ms: int) -> SetTimer:
-        self._token += 1
-        self._timers[kind] = self._token
-        return SetTimer(kind, delay_ms, self._token)
-
-    def _cancel_timer(self, out: list[Action], kind: str) -> None:
-        if self._timers.pop(kind, None) is not None:
-            out.append(CancelTimer(kind))
-
     def _restart_seq(self) -> int:
         """Never propose again at a seq already pre-prepared in this view."""
         mine = [seq for seq, phase in self._safety.votes if phase == PHASE_PRE_PREPARE]
@@ -791,176 +814,10 @@ class Replica:
     # -- invariants ----------------------------------------------------------------
 
     def check_invariants(self, actions: Sequence[Action] = ()) -> None:
-        """Raise AssertionError if the state breaks a rule of the protocol.
-
-        `actions` are what the last event produced: every vote of mine among
-        them must be in the safety record persisted before it (and agree with
-        every vote I sent before), and every block delivered must have been
-        committed, hence prepared.  Runs after every event when
-        ReplicaConfig.check_invariants is on; never in the node's hot path."""
-        audit = self._audit if self._audit is not None else _Audit(self)
-        audit.check_actions(self, actions)
-        problem = self._state_problem(audit)
-        if problem is not None:
-            raise AssertionError(f"replica {self._me} (view {self.view}): {problem}")
-
-    def _state_problem(self, audit: "_Audit") -> str | None:
-        safety, me = self._safety, self._me
-        low, high, view = self._low, self._high, safety.view
-        votes = safety.votes
-        # The phase is one state, kept in two places: memory and the record.
-        normal = self._phase is Phase.NORMAL
-        if normal != safety.active:
-            return f"phase {self._phase.value} but the safety record says active={safety.active}"
-        if self._step is not (self._STEP_NORMAL if normal else self._STEP_VIEW_CHANGING):
-            return f"phase {self._phase.value} steps with the other phase's table"
-        # Never back: views, deliveries, the stable checkpoint.
-        if view < audit.view or self._last_delivered < audit.delivered or low < audit.low:
-            return (f"went back: view {audit.view}->{view}, delivered {audit.delivered}->"
-                    f"{self._last_delivered}, checkpoint {audit.low}->{low}")
-        audit.view, audit.delivered, audit.low = view, self._last_delivered, low
-        # Everything kept is bounded by the window (low, high].
-        if low % self._cfg.checkpoint_interval:
-            return f"stable checkpoint {low} is not a checkpoint seq"
-        for what, seqs in (("slots", self._slots), ("payloads", self._payloads),
-                           ("prepared certificates", safety.prepared),
-                           ("votes", [seq for seq, _ in votes])):
-            if seqs and (min(seqs) <= low or max(seqs) > high):
-                return f"{what} at seqs {sorted(seqs)} outside the window ({low}, {high}]"
-        if any(not 0 < len(p) <= MAX_PAYLOADS_PER_SEQ for p in self._payloads.values()):
-            return "payloads per seq out of bounds"
-        problem = self._checkpoints.problem(low, high, self._cfg.checkpoint_interval)
-        if problem is not None:
-            return problem
-        own = self._checkpoints.own
-        if own is not None and (own.seq, own.state_digest) != safety.own_checkpoint:
-            return "the checkpoint I send is not the one in my safety record"
-        if len(self._view_changes) > self._validators.n:
-            return "more VIEW-CHANGEs held than validators"
-        if not self._uncommitted_own <= self._slots.keys():
-            return "own uncommitted proposals without a slot"
-        # Only the primary of a view pre-prepares in it, and never twice at a seq.
-        primary = self._validators.primary(view)
-        for seq, phase in votes:
-            if phase == PHASE_PRE_PREPARE:
-                if primary != me:
-                    return f"pre-prepare vote in view {view}, whose primary is not me"
-                if normal and seq >= self._next_seq:
-                    return f"next proposal seq {self._next_seq} at or below one I pre-prepared"
-        # The log of the view: committed => prepared => pre-prepared with a
-        # quorum, and each of my votes in it is in the safety record.
-        for seq, slot in self._slots.items():
-            problem = self._slot_problem(seq, slot, view, primary, votes)
-            if problem is not None:
-                return f"slot {seq}: {problem}"
-        # Liveness: a started replica always has a reason to wake up.
-        if audit.started:
-            if RETRANSMIT_TIMER not in self._timers:
-                return "no retransmit timer armed"
-            if not normal and VIEW_CHANGE_TIMER not in self._timers:
-                return "waiting for a NEW-VIEW without a view-change timer"
-        return None
-
-    def _slot_problem(self, seq: int, slot: _Slot, view: int, primary: int,
-                      votes: dict[tuple[int, str], bytes]) -> str | None:
-        me, quorum = self._me, self._validators.quorum
-        pp = slot.pre_prepare
-        if pp is not None:
-            if pp.view != view or pp.seq != seq:
-                return f"holds a pre-prepare for ({pp.view}, {pp.seq})"
-            if pp.replica == me and votes.get((seq, PHASE_PRE_PREPARE)) != pp.digest:
-                return "my pre-prepare is not in my safety record"
-        if slot.prepared:
-            if pp is None:
-                return "prepared without a pre-prepare"
-            digest = pp.digest
-            matching = sum(1 for r, p in slot.prepares.items()
-                           if p.digest == digest and r != primary)
-            if matching < quorum - 1:
-                return f"prepared with {matching} matching prepares"
-            proof = self._safety.prepared.get(seq)
-            if proof is None or proof.view != view or proof.digest != digest:
-                return "prepared, but its certificate is not in the safety record"
-            if slot.committed and sum(1 for c in slot.commits.values()
-                                      if c.digest == digest) < quorum:
-                return "committed without a quorum of commits"
-        elif slot.committed:
-            return "committed but not prepared"
-        prepare = slot.prepares.get(me)
-        if prepare is not None and (prepare.view != view
-                                    or votes.get((seq, PHASE_PREPARE)) != prepare.digest):
-            return "my prepare is not in my safety record"
-        commit = slot.commits.get(me)
-        if commit is not None:
-            if not slot.prepared:
-                return "I sent a commit without having prepared"
-            if commit.view != view or votes.get((seq, PHASE_COMMIT)) != commit.digest:
-                return "my commit is not in my safety record"
-        return None
-
-
-class _Audit:
-    """What check_invariants remembers between events: the highest values
-    seen (they never go back), the votes of the last persisted record (what
-    would survive a crash now), and every vote sent since the replica was
-    built (never two digests for one (view, seq, phase))."""
-    __slots__ = ("me", "started", "view", "delivered", "low", "durable", "sent")
-
-    def __init__(self, replica: Replica) -> None:
-        safety = replica._safety
-        self.me = replica._me
-        self.started = False
-        self.view, self.low = safety.view, safety.checkpoint.seq
-        self.delivered = replica._last_delivered
-        self.durable = (safety.view, safety.checkpoint.seq, dict(safety.votes))
-        self.sent: dict[tuple[int, int, str], bytes] = {}
-
-    def check_actions(self, replica: Replica, actions: Sequence[Action]) -> None:
-        delivered = self.delivered
-        for action in actions:
-            kind = type(action)
-            if kind is PersistSafety:
-                self.durable = recorded_votes(action.record)
-            elif kind is Send or kind is Broadcast:
-                self._check_sent(action.message, replica._validators.primary)
-            elif kind is Deliver:
-                if action.seq <= delivered:
-                    raise AssertionError(f"delivered {action.seq} again (at {delivered})")
-                delivered = action.seq
-                slot = replica._slots.get(action.seq)
-                if slot is not None and slot.pre_prepare is not None and not (
-                        slot.committed and slot.pre_prepare.digest == action.certificate.digest):
-                    raise AssertionError(f"delivered {action.seq} without committing it")
-        low = replica._safety.checkpoint.seq
-        if low > self.low:  # bounded: what the stable checkpoint made garbage goes
-            self.sent = {key: d for key, d in self.sent.items() if key[1] > low}
-
-    def _check_sent(self, message: Message, primary: Callable[[int], int]) -> None:
-        view, low, votes = self.durable
-        me, kind = self.me, type(message)
-        if (kind is NewView or kind is ViewChange) and message.replica == me \
-                and _view_of(message) > view:
-            raise AssertionError(f"sent {kind.__name__} for view {_view_of(message)} "
-                                 f"before persisting view {view}")
-        for vote in signed_votes(message, me, primary):
-            key = vote[:3]
-            if self.sent.setdefault(key, vote[3]) != vote[3]:
-                raise AssertionError(f"signed two digests for (view, seq, phase) {key}")
-        if message.replica != me:
-            return
-        if kind is NewView:
-            direct = message.pre_prepares
-        elif kind is PrePrepare or kind is Prepare or kind is Commit:
-            direct = (message,)
-        else:
-            return
-        for vote in direct:
-            if vote.seq <= low:
-                continue    # forgotten with the checkpoint, where nothing is signed again
-            if vote.view != view or votes.get((vote.seq, vote.PHASE)) != vote.digest:
-                raise AssertionError(f"sent ({vote.view}, {vote.seq}, {vote.PHASE}) before "
-                                     f"it was in a persisted safety record")
-
-
-def _view_of(message: NewView | ViewChange) -> int:
-    return message.view if type(message) is NewView else message.new_view
+        """Raise AssertionError if the state breaks a rule of the protocol
+        (consensus/invariants.py lists them).  `actions` are what the last event
+        produced: every vote among them must be in the safety record persisted
+        before it.  Runs after every event with ReplicaConfig.check_invariants
+        (tests, the simulator); never on the node's hot path."""
+        from .invariants import Audit, check     # loaded only where checks run
+        check(self, self._audit if self._audit is not None else Audit(self), actions)
