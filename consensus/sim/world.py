@@ -349,6 +349,8 @@ class World:
                           f"{digest.hex()[:16]} at view {view}, seq {seq}, {phase}")
 
     def deliver(self, host: Host, d: Deliver) -> list[Event]:
+        if self.violation is not None:
+            return []       # the run is over: the rest of the actions change nothing
         seq, cert = d.seq, d.certificate
         if seq != host.height + 1:
             self.fail(f"{host.label} delivered {seq} after {host.height} (gap or repeat)")
