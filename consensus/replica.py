@@ -36,7 +36,7 @@ with check_invariants(), which raises AssertionError on a broken rule.
 from __future__ import annotations
 
 import enum
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence, TypeVar
 
 from ledger.block import NULL_DIGEST
 from ledger.certificate import CommitCertificate, Vote
@@ -53,6 +53,9 @@ from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoin
                        PreparedProof, ViewChange, sign)
 from .safety import SafetyState
 from .verification import Verifier, reproposals
+
+if TYPE_CHECKING:
+    from .invariants import Audit
 
 
 MAX_PAYLOADS_PER_SEQ = 4
@@ -152,10 +155,10 @@ class Replica:
         self._failed_view_changes = 0                     # consecutive, without a delivery
         self._vc_timer_delay_ms = 0
         self._timers = _Timers()
-        self._audit = None
+        self._audit: Audit | None = None
         if config.check_invariants:
-            from .invariants import Audit        # loaded only where checks run
-            self._audit = Audit(self)
+            from . import invariants             # loaded only where checks run
+            self._audit = invariants.Audit(self)
 
     # -- queries -------------------------------------------------------------------
 
@@ -255,7 +258,7 @@ class Replica:
         return out
 
     def _on_message(self, out: list[Action], sender: int, message: Message) -> None:
-        if sender not in self._validators:
+        if not 0 <= sender < self._validators.n:      # an int: MessageReceived checked
             raise LocalProtocolError(f"sender {sender!r} is not a validator index")
         kind = type(message)
         handler = self._step.get(kind)
@@ -819,5 +822,6 @@ class Replica:
         produced: every vote among them must be in the safety record persisted
         before it.  Runs after every event with ReplicaConfig.check_invariants
         (tests, the simulator); never on the node's hot path."""
-        from .invariants import Audit, check     # loaded only where checks run
-        check(self, self._audit if self._audit is not None else Audit(self), actions)
+        from . import invariants                 # loaded only where checks run
+        audit = self._audit if self._audit is not None else invariants.Audit(self)
+        invariants.check(self, audit, actions)
