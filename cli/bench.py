@@ -1,8 +1,11 @@
 """`ynchain bench`: committed throughput and submit-to-commit latency of a testnet.
 
 Everything that costs client CPU happens before the clock starts: transactions
-(kv puts of distinct keys, round-robin over the department accounts) are signed in
-a process pool and packed into ready-made msgpack batch bodies. The run then only
+are signed in a process pool and packed into ready-made msgpack batch bodies.
+Workloads: `kv` (puts of distinct keys, round-robin over the accounts with the
+writer role) and `mixed` (the business contracts' calls, in the dependent
+rounds of cli/workload.py; a batch never splits a round, so each round reaches
+one node in order). The run then only
 POSTs bodies (one thread and one persistent connection per node, batches dealt
 round-robin over the nodes) while one observer follows node0's block stream and
 records when each block is seen; per tx, latency = that moment minus the moment its
@@ -13,6 +16,7 @@ closed-loop instead of a flood of `mempool_full` refusals.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import shutil
@@ -31,7 +35,9 @@ import click
 from ledger.crypto import KeyPair
 from ledger.tx import Transaction
 
-from . import procs
+from ledger.contracts.fiscal import payer_id_hash
+
+from . import procs, workload
 from .errors import CliError, NodeError
 from .client import NodeClient
 from .launch import bring_down, bring_up
@@ -45,33 +51,93 @@ PRESIGN_RATE = 5000          # with --duration: txs signed per second of run tim
 MAX_PRESIGNED = 1_000_000
 MAX_INFLIGHT = 20_000        # well below the default mempool (50,000 txs)
 STALL_TIMEOUT_S = 30.0       # no commit of ours for this long: give up
+RECEIPT_SAMPLE = 200         # committed txs whose receipts are checked afterwards
 POOL_THRESHOLD = 4000        # below this, signing in-process beats starting a pool
 SIGN_CHUNK = 2000
 
 
 # -- signing (runs in worker processes) ------------------------------------------------
 
-def _sign_chunk(seeds: list[bytes], chain_id: str, valid_until: int, tag: str,
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What to sign: `kv` over `seeds`, or `mixed` with the seed of each story account."""
+    name: str
+    seeds: list[bytes] | None = None
+    account_seeds: dict[str, bytes] | None = None
+    payer_hashes: list[str] | None = None
+
+    @property
+    def unit(self) -> int:
+        """Txs that must stay together, in order, in one batch."""
+        return workload.ROUND if self.name == "mixed" else 1
+
+
+def _sign_chunk(load: Workload, chain_id: str, valid_until: int, tag: str,
                 start: int, stop: int) -> list[tuple[bytes, bytes]]:
-    """(id, encoded tx) for txs start..stop-1; tx i is sent by account i % len(seeds)."""
-    keys = [KeyPair.from_seed(s) for s in seeds]
+    """(id, encoded tx) for txs start..stop-1 (kv: tx i is sent by account i % len(seeds);
+    mixed: start and stop are multiples of a round)."""
     nonce = random_nonce() >> 1     # room for + i without overflowing 64 bits
     out = []
-    for i in range(start, stop):
-        tx = Transaction.create(keys[i % len(keys)], chain_id, nonce + i, valid_until,
-                                "kv", "put", {"key": f"bench/{tag}/{i}", "value": i})
-        out.append((tx.id, tx.encode()))
+    if load.name == "kv":
+        keys = [KeyPair.from_seed(s) for s in load.seeds]
+        for i in range(start, stop):
+            tx = Transaction.create(keys[i % len(keys)], chain_id, nonce + i, valid_until,
+                                    "kv", "put", {"key": f"bench/{tag}/{i}", "value": i})
+            out.append((tx.id, tx.encode()))
+        return out
+    keys = {account: KeyPair.from_seed(s) for account, s in load.account_seeds.items()}
+    run_tag = int(tag, 16)
+    for r in range(start // workload.ROUND, stop // workload.ROUND):
+        for j, (account, contract, method, args) in enumerate(
+                workload.mixed_round(r, run_tag, load.payer_hashes)):
+            i = r * workload.ROUND + j
+            tx = Transaction.create(keys[account], chain_id, nonce + i, valid_until, contract, method, args)
+            out.append((tx.id, tx.encode()))
     return out
 
 
-def sign_all(seeds: list[bytes], chain_id: str, valid_until: int, tag: str,
+def sign_all(load: Workload, chain_id: str, valid_until: int, tag: str,
              count: int) -> list[tuple[bytes, bytes]]:
-    ranges = [(s, min(s + SIGN_CHUNK, count)) for s in range(0, count, SIGN_CHUNK)]
+    count = -(-count // load.unit) * load.unit          # whole rounds
+    chunk = SIGN_CHUNK - SIGN_CHUNK % load.unit
+    ranges = [(s, min(s + chunk, count)) for s in range(0, count, chunk)]
     if count < POOL_THRESHOLD:
-        return [item for a, b in ranges for item in _sign_chunk(seeds, chain_id, valid_until, tag, a, b)]
+        return [item for a, b in ranges for item in _sign_chunk(load, chain_id, valid_until, tag, a, b)]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        futures = [pool.submit(_sign_chunk, seeds, chain_id, valid_until, tag, a, b) for a, b in ranges]
+        futures = [pool.submit(_sign_chunk, load, chain_id, valid_until, tag, a, b) for a, b in ranges]
         return [item for f in futures for item in f.result()]
+
+
+def load_workload(net: Testnet, name: str, accounts: int | None) -> Workload:
+    """The workload's keys from the testnet (payer hashes are added once the chain id is known)."""
+    if name == "kv":
+        key_files = net.account_key_files("writer")
+        if not key_files:
+            raise CliError(f"no key files of writer accounts in {net.accounts_dir}")
+        accounts = accounts or len(key_files)
+        if accounts > len(key_files):
+            raise CliError(f"--accounts {accounts}: the testnet in {net.dir} has only "
+                           f"{len(key_files)} writer account key files")
+        return Workload("kv", seeds=[load_key_file(p).seed for p in key_files[:accounts]])
+    if accounts is not None:
+        raise CliError("--accounts applies to the kv workload only (mixed uses the story's accounts)")
+    seeds = {}
+    for party, account in workload.PARTIES.items():
+        path = net.accounts_dir / f"{account}.key"
+        if net.genesis.organisation(account) is None or not path.is_file():
+            raise CliError(f"the mixed workload needs the account {account} (the {party}) with its key "
+                           f"in {net.accounts_dir}; create the testnet with this version of "
+                           "`ynchain testnet init`")
+        seeds[account] = load_key_file(path).seed
+    return Workload("mixed", account_seeds=seeds)
+
+
+def with_payers(load: Workload, chain_id: str) -> Workload:
+    """A mixed workload's payer id hashes (salted by the chain id; scrypt, so computed once here)."""
+    if load.name != "mixed":
+        return load
+    hashes = [payer_id_hash(chain_id, f"53010219900101{k:03d}X") for k in range(workload.PAYERS)]
+    return dataclasses.replace(load, payer_hashes=hashes)
 
 
 def msgpack_array_header(n: int) -> bytes:
@@ -89,7 +155,9 @@ class Batch:
     body: bytes
 
 
-def make_batches(signed: list[tuple[bytes, bytes]], size: int, nodes: int) -> list[Batch]:
+def make_batches(signed: list[tuple[bytes, bytes]], size: int, nodes: int, unit: int = 1) -> list[Batch]:
+    """Batches of `size` txs (rounded down to whole `unit`s), dealt round-robin to `nodes`."""
+    size = max(unit, size - size % unit)
     batches = []
     for k, start in enumerate(range(0, len(signed), size)):
         part = signed[start:start + size]
@@ -236,25 +304,23 @@ class _ProgressLine:
 
 
 def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: int | None,
-              batch_size: int, progress: bool = True, rate: float | None = None) -> dict:
-    key_files = net.account_key_files()
-    if not key_files:
-        raise CliError(f"no account key files in {net.accounts_dir}")
-    accounts = accounts or len(key_files)
-    if accounts > len(key_files):
-        raise CliError(f"--accounts {accounts}: the testnet in {net.dir} has only "
-                       f"{len(key_files)} account key files")
-    seeds = [load_key_file(p).seed for p in key_files[:accounts]]
+              batch_size: int, progress: bool = True, rate: float | None = None,
+              workload_name: str = "kv") -> dict:
+    load = load_workload(net, workload_name, accounts)
     urls = [n.api_url for n in net.nodes]
     with NodeClient(urls[0]) as client:
         chain_id, height = chain_head(client)
+    load = with_payers(load, chain_id)
     presign_rate = rate * 1.05 if rate else PRESIGN_RATE
     count = txs if txs is not None else min(MAX_PRESIGNED, int(duration * presign_rate) or 1)
     valid_until = height + net.genesis.consensus.tx_validity_window
+    senders = len(load.seeds) if load.seeds else len(load.account_seeds)
     if progress:
-        click.echo(f"signing {count} transactions from {accounts} accounts...", err=True)
-    signed = sign_all(seeds, chain_id, valid_until, os.urandom(4).hex(), count)
-    batches = make_batches(signed, batch_size, len(urls))
+        click.echo(f"signing {count} {workload_name} transactions from {senders} accounts...", err=True)
+    signed = sign_all(load, chain_id, valid_until, os.urandom(4).hex(), count)
+    count = len(signed)
+    batches = make_batches(signed, batch_size, len(urls), load.unit)
+    batch_size = len(batches[0].ids)
     ours = frozenset(i for i, _ in signed)
     del signed
     pids = {n.name: procs.running_pid(n) for n in net.nodes}
@@ -322,8 +388,21 @@ def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: i
         "latency_ms_p99": round(percentile(latencies, 99) * 1000, 1),
         "txs": committed, "refused": dict(run.refused), "duration_s": round(elapsed, 3),
         "blocks": blocks, "avg_txs_per_block": round(committed / blocks, 1) if blocks else 0,
-        "batch": batch_size, "accounts": accounts, "offered_rate": rate, "nodes": nodes,
+        "batch": batch_size, "accounts": senders, "workload": workload_name, "offered_rate": rate,
+        "receipts_sampled": sample_receipts(urls[0], sorted(run.committed)), "nodes": nodes,
     }
+
+
+def sample_receipts(url: str, tx_ids: list[bytes], size: int = RECEIPT_SAMPLE) -> dict[str, int]:
+    """Receipt status -> count over an even sample of the committed txs: committed
+    is not the same as succeeded, and a workload that fails is no benchmark."""
+    step = max(1, len(tx_ids) // size)
+    counts: Counter = Counter()
+    with NodeClient(url, timeout=30.0) as client:
+        for tx_id in tx_ids[::step][:size]:
+            doc = client.get(f"/txs/{tx_id.hex()}")
+            counts[((doc or {}).get("receipt") or {}).get("status", "unknown")] += 1
+    return dict(counts)
 
 
 @contextlib.contextmanager
@@ -350,7 +429,11 @@ def temporary_testnet(nodes: int, progress: bool) -> Iterator[Testnet]:
 @click.option("--duration", type=click.FloatRange(0.1, 3600), default=None,
               help=f"Submit for this many seconds instead (pre-signs {PRESIGN_RATE} tx/s).")
 @click.option("--accounts", type=click.IntRange(1), default=None,
-              help="Sending accounts (the testnet's department keys; default: all of them).")
+              help="kv: sending accounts (the testnet's writer keys; default: all of them).")
+@click.option("--workload", "workload_name", type=click.Choice(["kv", "mixed"]), default="kv",
+              show_default=True,
+              help="kv: puts of distinct keys; mixed: fiscal receipts, trace lots and receivables in "
+                   "dependent rounds of 12 calls (cli/workload.py).")
 @click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=200,
               show_default=True, help="Transactions per POST.")
 @click.option("--rate", type=click.FloatRange(1, 1_000_000), default=None,
@@ -360,7 +443,7 @@ def temporary_testnet(nodes: int, progress: bool) -> Iterator[Testnet]:
               metavar="BLOCKS", help="Afterwards, kill the last node, commit BLOCKS blocks of "
                                      "--batch txs without it, restart it and time its catch-up.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def bench(root, nodes, txs, duration, accounts, batch_size, rate, catch_up_blocks, as_json):
+def bench(root, nodes, txs, duration, accounts, workload_name, batch_size, rate, catch_up_blocks, as_json):
     """Measure committed tx/s and submit-to-commit latency of a local testnet.
 
     Latency is observed on node0's block stream; CPU time and peak RSS are read
@@ -376,21 +459,24 @@ def bench(root, nodes, txs, duration, accounts, batch_size, rate, catch_up_block
         if not all(procs.running_pid(n) for n in net.nodes):
             raise CliError(f"the testnet in {root} is not (fully) running; "
                            f"start it with `ynchain testnet up --dir {root}`")
-        report = _measure(net, txs, duration, accounts, batch_size, progress, rate, catch_up_blocks)
+        report = _measure(net, txs, duration, accounts, batch_size, progress, rate, catch_up_blocks,
+                          workload_name)
     else:
         with temporary_testnet(nodes, progress) as net:
             report = _measure(net, txs, duration, accounts, batch_size, progress, rate,
-                              catch_up_blocks)
+                              catch_up_blocks, workload_name)
     if as_json:
         print_json(report)
         return
-    print_fields([("committed txs", report["txs"]), ("refused", report["refused"] or None),
+    print_fields([("workload", report["workload"]), ("committed txs", report["txs"]),
+                  ("refused", report["refused"] or None),
                   ("offered", f"{rate:g} tx/s" if rate else "as fast as accepted"),
                   ("duration", f"{report['duration_s']} s"), ("throughput", f"{report['tps']} tx/s"),
                   ("latency p50", f"{report['latency_ms_p50']} ms"),
                   ("latency p90", f"{report['latency_ms_p90']} ms"),
                   ("latency p99", f"{report['latency_ms_p99']} ms"),
-                  ("blocks", report["blocks"]), ("txs per block", report["avg_txs_per_block"])])
+                  ("blocks", report["blocks"]), ("txs per block", report["avg_txs_per_block"]),
+                  ("receipts sampled", report["receipts_sampled"])])
     for n in report["nodes"]:
         click.echo(f"  {n['name']}: cpu {n['cpu_s']} s, peak rss {n['peak_rss_mb']} MB")
     if catch_up := report.get("catch_up"):
@@ -400,8 +486,8 @@ def bench(root, nodes, txs, duration, accounts, batch_size, rate, catch_up_block
 
 
 def _measure(net: Testnet, txs, duration, accounts, batch_size, progress, rate,
-             catch_up_blocks) -> dict:
-    report = run_bench(net, txs, duration, accounts, batch_size, progress, rate)
+             catch_up_blocks, workload_name) -> dict:
+    report = run_bench(net, txs, duration, accounts, batch_size, progress, rate, workload_name)
     if catch_up_blocks:
         from .bench_catchup import measure_catch_up   # it imports this module
         report["catch_up"] = measure_catch_up(net, catch_up_blocks, batch_size, progress)

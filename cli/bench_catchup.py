@@ -15,7 +15,7 @@ import time
 import click
 
 from . import procs
-from .bench import make_batches, sign_all
+from .bench import Workload, make_batches, sign_all
 from .client import NodeClient
 from .errors import CliError, NodeError
 from .layout import Testnet
@@ -43,10 +43,10 @@ def measure_catch_up(net: Testnet, blocks: int, txs_per_block: int, progress: bo
         raise CliError(f"{victim.name} is not running")
     procs.stop_processes([(victim, pid)], grace_s=0, hard=True)
     url = net.nodes[0].api_url
-    seeds = [load_key_file(p).seed for p in net.account_key_files()]
+    load = Workload("kv", seeds=[load_key_file(p).seed for p in net.account_key_files("writer")])
     with NodeClient(url, timeout=60.0) as client:
         chain_id, height = chain_head(client)
-        signed = sign_all(seeds, chain_id, height + net.genesis.consensus.tx_validity_window,
+        signed = sign_all(load, chain_id, height + net.genesis.consensus.tx_validity_window,
                           os.urandom(4).hex(), blocks * txs_per_block)
         for k, batch in enumerate(make_batches(signed, txs_per_block, 1)):
             client.post_msgpack("/txs?wait=true&timeout=30", batch.body)

@@ -5,7 +5,11 @@
     DIR/node{i}/node.key             the validator's ed25519 key (0600)
     DIR/node{i}/data/                created by the node
     DIR/node{i}/node.log, node.pid   written by `testnet up`
-    DIR/accounts/<organisation>.key  one writer account per organisation (0600)
+    DIR/accounts/<account>.key       one account per organisation (0600), named
+                                     like it: the departments (and partner banks)
+                                     write kv; the story organisations of
+                                     STORY_ORGANISATIONS carry the roles the
+                                     business contracts need
 
 Node i listens on 127.0.0.1: p2p BASE+2i, API BASE+2i+1.
 """
@@ -28,6 +32,23 @@ from .errors import CliError
 
 DEPARTMENTS = (("finance", "Department of Finance"), ("tax", "Tax Bureau"),
                ("agriculture", "Department of Agriculture"), ("tourism", "Tourism Board"))
+# Organisations without a node that the demo's day needs: (name, display name, roles).
+STORY_ORGANISATIONS = (
+    ("kunming-first-hospital", "Kunming First People's Hospital", ("issuer",)),
+    ("dianchi-logistics", "Dianchi Logistics Co., Ltd. (employer)", ("reimburser",)),
+    ("kunming-medical-insurance", "Kunming Medical Insurance Bureau", ("reimburser",)),
+    ("yunnan-life-insurance", "Yunnan Life Insurance Co., Ltd.", ("reimburser",)),
+    ("menghai-tea-coop", "Menghai Bulang Mountain Tea Cooperative", ("producer",)),
+    ("bulang-workshop", "Bulang Mountain First-Processing Workshop (初制所)", ()),
+    ("yunnan-tea-lab", "Yunnan Tea Quality Inspection Center", ("lab",)),
+    ("kunming-tea-trading", "Kunming Tea Trading Co., Ltd.", ()),
+    ("cuihu-tea-shop", "Cuihu Lake Tea Shop", ()),
+    ("kunming-heavy-machinery", "Kunming Heavy Machinery Group (core enterprise)", ()),
+    ("dianchi-steel", "Dianchi Steel Components Co., Ltd.", ()),
+    ("xishan-bearings", "Xishan Bearings Co., Ltd.", ()),
+    ("dianchi-bank", "Dianchi Commercial Bank", ("bank",)),
+    ("provincial-audit", "Yunnan Provincial Audit Office", ("auditor",)),
+)
 DEFAULT_CHAIN_ID = "ynchain-testnet"
 DEFAULT_BASE_PORT = 26650
 HOST = "127.0.0.1"
@@ -72,9 +93,11 @@ class Testnet:
         raise CliError(f"no node {name!r} in the testnet at {self.dir} "
                        f"(nodes: {', '.join(n.name for n in self.nodes)})")
 
-    def account_key_files(self) -> list[Path]:
-        """Key files of the genesis accounts present in DIR/accounts, in genesis order."""
-        paths = [self.accounts_dir / f"{a.name}.key" for a in self.genesis.accounts]
+    def account_key_files(self, role: str | None = None) -> list[Path]:
+        """Key files of the genesis accounts (with `role`, if given) present in
+        DIR/accounts, in genesis order."""
+        paths = [self.accounts_dir / f"{a.name}.key" for a in self.genesis.accounts
+                 if role is None or role in a.roles]
         return [p for p in paths if p.is_file()]
 
 
@@ -84,18 +107,29 @@ def organisations(count: int) -> list[tuple[str, str]]:
     return list(DEPARTMENTS) + extra
 
 
+def account_roles(count: int) -> dict[str, tuple[str, ...]]:
+    """Account name (= its organisation) -> roles: departments and partner banks
+    (for validators beyond four) write; partner banks also finance receivables."""
+    roles = {name: ("writer", "bank") if name.startswith("bank") else ("writer",)
+             for name, _ in organisations(count)}
+    roles.update({name: story_roles for name, _, story_roles in STORY_ORGANISATIONS})
+    return roles
+
+
 def build_genesis(chain_id: str, validator_keys: list[KeyPair], account_keys: dict[str, KeyPair],
                   base_port: int, empty_blocks_ms: int = 0) -> Genesis:
     orgs = organisations(len(validator_keys))
+    roles = account_roles(len(validator_keys))
     doc = {
         "chain_id": chain_id,
-        "organisations": [{"name": n, "display_name": d} for n, d in orgs],
+        "organisations": [{"name": n, "display_name": d} for n, d in orgs]
+                         + [{"name": n, "display_name": d} for n, d, _ in STORY_ORGANISATIONS],
         "validators": [{"name": f"node{i}", "org": orgs[i][0], "public_key": k.public_key.hex(),
                         "p2p": f"{HOST}:{base_port + 2 * i}",
                         "api": f"{HOST}:{base_port + 2 * i + 1}"}
                        for i, k in enumerate(validator_keys)],
         "accounts": [{"name": org, "org": org, "public_key": k.public_key.hex(),
-                      "roles": ["writer"]} for org, k in account_keys.items()],
+                      "roles": list(roles[org])} for org, k in account_keys.items()],
         "consensus": {"empty_blocks_interval_ms": empty_blocks_ms},
     }
     return parse_genesis(doc)
@@ -133,7 +167,7 @@ def init_testnet(root: Path, nodes: int = 4, base_port: int = DEFAULT_BASE_PORT,
             part.unlink()
 
     validator_keys = [KeyPair.generate() for _ in range(nodes)]
-    account_keys = {org: KeyPair.generate() for org, _ in organisations(nodes)}
+    account_keys = {org: KeyPair.generate() for org in account_roles(nodes)}
     genesis = build_genesis(chain_id, validator_keys, account_keys, base_port, empty_blocks_ms)
     try:
         root.mkdir(parents=True, exist_ok=True)

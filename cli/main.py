@@ -9,12 +9,16 @@ from pathlib import Path
 import click
 
 from .bench import bench
+from .demo import demo
 from .sim_cmd import sim
 from .chain_cmd import query, status, tx, watch
 from .group import YnGroup
 from .keys_cmd import keys
 from .node_cmd import node
+from .receipt_cmd import receipt
+from .receivable_cmd import receivable
 from .testnet_cmd import testnet
+from .trace_cmd import trace
 
 
 def _version() -> str:
@@ -38,7 +42,8 @@ def cli():
     """
 
 
-for command in (keys, testnet, node, status, tx, query, watch, bench, sim):
+for command in (keys, testnet, node, status, tx, query, watch, receipt, trace, receivable, demo, bench,
+                sim):
     cli.add_command(command)
 
 

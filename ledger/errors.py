@@ -29,3 +29,9 @@ class ContractError(LedgerError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class StateTreeError(LedgerError):
+    """The state tree cannot answer: a node is missing from its store (a version
+    never written or already pruned), a stored node is corrupt, or an update
+    does not move the tree forward."""

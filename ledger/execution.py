@@ -4,6 +4,11 @@ Every node runs `execute_block` on the same committed blocks in the same order,
 so it must be a pure function of its inputs: no clock, no randomness, no I/O,
 no iteration over unordered containers that could leak into the result.
 
+Contracts are looked up by name and block height (ledger.contracts.contract_at
+over the genesis's schedule), so a block always runs under the rule version
+that was active at its height, also when it is executed again years later.
+A contract sees the block's timestamp (`CallContext.time_ms`), never a clock.
+
 Per-tx write sets: a call writes into its own dict; on success the dict is
 merged into the block's write set (so later txs of the block read it), on
 failure it is dropped, so a failed tx leaves no trace in the state.  The
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from . import admission, codec
-from .contracts import REGISTRY
+from .contracts import REGISTRY, Contract, contract_at
 from .contracts.base import CallContext, ContractState, ReadState, StateReader, Writes
 from .crypto import hash256
 from .errors import ContractError
@@ -69,13 +74,15 @@ def next_state_root(prev_root: bytes, writes: Writes) -> bytes:
 
 def execute_block(genesis: Genesis, get_state: ReadState, height: int,
                   txs: Sequence[Transaction], prev_state_root: bytes,
-                  is_committed: Callable[[bytes], bool]) -> ExecutionResult:
-    """Execute block `height` (>= 1) on top of the state `get_state` reads
-    (the state after height-1).  `is_committed(tx_id)` answers for txs of
-    earlier blocks; duplicates inside the block are found here."""
+                  is_committed: Callable[[bytes], bool], *, timestamp_ms: int) -> ExecutionResult:
+    """Execute block `height` (>= 1), proposed at `timestamp_ms`, on top of the
+    state `get_state` reads (the state after height-1).  `is_committed(tx_id)`
+    answers for txs of earlier blocks; duplicates inside the block are found here."""
     if height < 1:
         raise ValueError(f"block height must be >= 1, got {height}")
     block_writes: Writes = {}
+    schedule = genesis.contract_schedule
+    pack = codec.packer()
 
     def read(key: bytes) -> bytes | None:
         value = block_writes.get(key, _MISSING)
@@ -97,8 +104,8 @@ def execute_block(genesis: Genesis, get_state: ReadState, height: int,
         if problem is not None:
             receipts.append(Receipt(_ADMISSION_STATUS[problem], problem))
             continue
-        ctx = CallContext(genesis.account_by_key(tx.sender), height, tx_id)
-        receipt, tx_writes = _call(ctx, tx, read)
+        ctx = CallContext(genesis.account_by_key(tx.sender), height, tx_id, timestamp_ms, genesis)
+        receipt, tx_writes = _call(ctx, contract_at(schedule, tx.contract, height), tx, read, pack)
         receipts.append(receipt)
         if receipt.ok:
             block_writes.update(tx_writes)
@@ -106,16 +113,17 @@ def execute_block(genesis: Genesis, get_state: ReadState, height: int,
                            next_state_root(prev_state_root, block_writes))
 
 
-def _call(ctx: CallContext, tx: Transaction, read: ReadState) -> tuple[Receipt, Writes]:
-    contract = REGISTRY.get(tx.contract)
-    if contract is None:
-        return Receipt(ERR_UNKNOWN_CONTRACT, f"unknown contract {tx.contract!r}"), {}
+def _call(ctx: CallContext, contract: Contract | str, tx: Transaction, read: ReadState,
+          pack: Callable[[Any], bytes]) -> tuple[Receipt, Writes]:
+    if type(contract) is str:
+        return Receipt(ERR_UNKNOWN_CONTRACT, contract), {}
     method = contract.methods.get(tx.method)
     if method is None:
-        return Receipt(ERR_UNKNOWN_METHOD, f"contract {contract.name} has no method {tx.method!r}"), {}
+        return Receipt(ERR_UNKNOWN_METHOD, f"contract {contract.name} (version {contract.version}) "
+                                           f"has no method {tx.method!r}"), {}
     writes: Writes = {}
     try:
-        result = method(ctx, ContractState(contract.name, read, writes), tx.args)
+        result = method(ctx, ContractState(contract.name, read, writes, pack), tx.args)
     except ContractError as exc:
         return Receipt(exc.code, exc.message[:MAX_MESSAGE_LEN]), {}
     return Receipt(OK, "", result), writes
@@ -123,7 +131,8 @@ def _call(ctx: CallContext, tx: Transaction, read: ReadState) -> tuple[Receipt, 
 
 def query_state(get_state: ReadState, contract: str, key: str) -> Any | None:
     """The decoded value a contract shows for `key`; None if absent, which
-    includes every key of a contract that does not exist."""
+    includes every key of a contract that does not exist.  The newest version's
+    query answers: it reads the records of every earlier version too."""
     found = REGISTRY.get(contract)
     if found is None:
         return None

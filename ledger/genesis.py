@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .certificate import MAX_VALIDATORS, quorum_size
+from .contracts import VERSIONS, Schedule, build_schedule
 from .crypto import hash256
 from .errors import GenesisError
 
@@ -20,7 +21,11 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # The largest PBFT window (high - low watermark): a VIEW-CHANGE carries up to this many
 # prepared certificates, so message decoders bound their sizes by it.
 MAX_WINDOW = 1024
-ROLES = ("writer", "admin", "auditor")
+# writer: kv (and fiscal v1); issuer: fiscal receipts; reimburser: fiscal claims;
+# producer: commissions trace lots; lab: trace inspections; bank: finances
+# receivables; auditor and admin: no contract method needs them yet.
+ROLES = ("writer", "admin", "auditor", "issuer", "reimburser", "producer", "lab", "bank")
+MAX_ACTIVATION_HEIGHT = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +71,26 @@ class Genesis:
     validators: tuple[Validator, ...]
     accounts: tuple[Account, ...]
     consensus: ConsensusParams
+    # contract name -> ((first height, version), ...) ascending; only the contracts
+    # whose schedule differs from ledger.contracts.DEFAULT_SCHEDULE
+    contract_versions: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
     raw: bytes = field(default=b"", compare=False, repr=False)
     _accounts: dict = field(default_factory=dict, compare=False, repr=False)
+    _orgs: dict = field(default_factory=dict, compare=False, repr=False)
+    _org_roles: dict = field(default_factory=dict, compare=False, repr=False)
+    _schedule: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._accounts.update({a.public_key: a for a in self.accounts})
+        self._orgs.update({o.name: o for o in self.organisations})
+        for a in self.accounts:
+            self._org_roles.setdefault(a.org, set()).update(a.roles)
+        self._schedule.update(build_schedule(dict(self.contract_versions)))
+
+    @property
+    def contract_schedule(self) -> Schedule:
+        """Each contract's (first height, rules) ascending (ledger.contracts.contract_at)."""
+        return self._schedule
 
     @property
     def hash(self) -> bytes:
@@ -99,6 +119,13 @@ class Genesis:
 
     def account_by_key(self, public_key: bytes) -> Account | None:
         return self._accounts.get(public_key)
+
+    # -- the directory contracts see (ledger.contracts.base.Directory) ----------------
+    def organisation(self, name: str) -> Organisation | None:
+        return self._orgs.get(name)
+
+    def org_has_role(self, org: str, role: str) -> bool:
+        return role in self._org_roles.get(org, ())
 
     def to_json(self) -> dict:
         return genesis_to_json(self)
@@ -165,7 +192,8 @@ def parse_genesis(data: Any, raw: bytes = b"") -> Genesis:
     missing = sorted({"chain_id", "organisations", "validators", "accounts"} - top.keys())
     if missing:
         raise GenesisError(f"genesis: missing field(s): {', '.join(missing)}")
-    unknown = sorted(top.keys() - {"chain_id", "organisations", "validators", "accounts", "consensus"})
+    unknown = sorted(top.keys() - {"chain_id", "organisations", "validators", "accounts", "consensus",
+                                   "contract_versions"})
     if unknown:
         raise GenesisError(f"genesis: unknown field(s): {', '.join(unknown)}")
     chain_id = _name(top["chain_id"], "chain_id")
@@ -242,7 +270,39 @@ def parse_genesis(data: Any, raw: bytes = b"") -> Genesis:
         raise _fail("consensus.max_in_flight", "must be at most window")
     if params.max_view_change_timeout_ms < params.view_change_timeout_ms:
         raise _fail("consensus.max_view_change_timeout_ms", "must be >= view_change_timeout_ms")
-    return Genesis(chain_id, tuple(orgs), tuple(validators), tuple(accounts), params, raw)
+    versions = _contract_versions(top.get("contract_versions", {}))
+    return Genesis(chain_id, tuple(orgs), tuple(validators), tuple(accounts), params, versions, raw)
+
+
+def _contract_versions(value: Any) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
+    """{"fiscal": {"1": 1, "2": 5000}}: contract -> version -> first height."""
+    where = "contract_versions"
+    if not isinstance(value, dict):
+        raise _fail(where, 'expected an object like {"fiscal": {"1": 1, "2": 5000}} '
+                           "(contract -> version -> first height)")
+    out = []
+    for name in sorted(value):
+        if name not in VERSIONS:
+            raise _fail(where, f"unknown contract {name!r} (contracts: {', '.join(sorted(VERSIONS))})")
+        steps_raw = value[name]
+        w = f"{where}.{name}"
+        if not isinstance(steps_raw, dict) or not steps_raw:
+            raise _fail(w, "expected a non-empty object of version -> first height")
+        known = VERSIONS[name]
+        steps = []
+        for version_text, height in steps_raw.items():
+            if not (version_text.isascii() and version_text.isdigit()) or int(version_text) not in known:
+                raise _fail(w, f"unknown version {version_text!r} (versions: "
+                               f"{', '.join(map(str, sorted(known)))})")
+            steps.append((_posint(height, f"{w}.{version_text}", 1, MAX_ACTIVATION_HEIGHT),
+                          int(version_text)))
+        steps.sort()
+        for (h1, v1), (h2, v2) in zip(steps, steps[1:]):
+            if h1 == h2 or v2 < v1:
+                raise _fail(w, f"versions must activate one after another in increasing order; "
+                               f"version {v2} at height {h2} follows version {v1} at height {h1}")
+        out.append((name, tuple(steps)))
+    return tuple(out)
 
 
 def load_genesis(path: str | Path) -> Genesis:
@@ -271,4 +331,6 @@ def genesis_to_json(g: Genesis) -> dict:
         "accounts": [{"name": a.name, "org": a.org, "public_key": a.public_key.hex(),
                       "roles": list(a.roles)} for a in g.accounts],
         "consensus": {name: getattr(g.consensus, name) for name in ConsensusParams.__dataclass_fields__},
+        **({"contract_versions": {name: {str(v): h for h, v in steps} for name, steps in g.contract_versions}}
+           if g.contract_versions else {}),
     }

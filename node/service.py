@@ -13,6 +13,7 @@ from typing import Any
 import trio
 
 from consensus.replica import Replica
+from ledger.contracts import CommittedState
 from ledger.execution import query_state
 from ledger.genesis import Genesis
 from ledger.tx import Transaction
@@ -88,6 +89,10 @@ class NodeService:
     def get_state(self, contract: str, key: str) -> tuple[Any, int] | None:
         value = query_state(self._store.get_state, contract, key)
         return None if value is None else (value, self._store.last_height())
+
+    def state_reader(self) -> CommittedState:
+        return CommittedState(self._store.get_state, self._store.scan_state,
+                              self._store.last_height(), self._genesis)
 
     def validators(self) -> list[dict[str, Any]]:
         connected = set(self._peers.connected())

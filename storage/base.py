@@ -45,6 +45,11 @@ class Store(Protocol):
 
     def get_state(self, key: bytes) -> bytes | None: ...
 
+    def scan_state(self, prefix: bytes, start_after: bytes | None = None,
+                   limit: int = 100) -> list[tuple[bytes, bytes]]:
+        """Committed state entries under `prefix` in key order, after `start_after`,
+        at most `limit` (bounded by storage.layout.MAX_SCAN); for paginated queries."""
+
     # -- writing -----------------------------------------------------------------
     def commit(self, block: Block, certificate: CommitCertificate,
                receipts: Sequence[Receipt], state_writes: Mapping[bytes, bytes | None],

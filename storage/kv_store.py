@@ -49,6 +49,9 @@ class Backend(Protocol):
 
     def is_empty(self) -> bool: ...
 
+    def range(self, start: bytes, stop: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` (key, value) pairs with start <= key < stop, in key order."""
+
     def close(self) -> None: ...
 
 
@@ -58,7 +61,7 @@ class _ClosedBackend:
     def _closed(self, *args: object) -> None:
         raise StoreError("store is closed")
 
-    get = batch = put_sync = is_empty = _closed
+    get = batch = put_sync = is_empty = range = _closed
 
     def close(self) -> None:
         pass
@@ -220,6 +223,21 @@ class KVStore:
 
     def get_state(self, key: bytes) -> bytes | None:
         return self._kv.get(layout.STATE + key)
+
+    def scan_state(self, prefix: bytes, start_after: bytes | None = None,
+                   limit: int = 100) -> list[tuple[bytes, bytes]]:
+        """State entries whose key starts with `prefix`, in key order, after
+        `start_after` (a key with that prefix; None: from the first), at most
+        `limit` (1..MAX_SCAN) of them.  Keys come back without the family prefix."""
+        if not 1 <= limit <= layout.MAX_SCAN:
+            raise ValueError(f"scan limit must be in 1..{layout.MAX_SCAN}, got {limit}")
+        if start_after is not None and not start_after.startswith(prefix):
+            raise ValueError("start_after must begin with the scanned prefix")
+        family = len(layout.STATE)
+        # The least key above start_after is start_after + b"\x00".
+        start = layout.STATE + (prefix if start_after is None else start_after + b"\x00")
+        stop = layout.prefix_end(layout.STATE + prefix)
+        return [(key[family:], value) for key, value in self._kv.range(start, stop, limit)]
 
     # -- writes -----------------------------------------------------------------
     def commit(self, block: Block, certificate: CommitCertificate,

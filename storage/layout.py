@@ -45,6 +45,10 @@ PAYLOAD = b"q/"
 
 FAMILIES = (b"m/", BLOCK, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD)
 
+# Most entries one scan_state call returns: queries page through state, they
+# never read a whole family at once.
+MAX_SCAN = 1000
+
 # The consensus driver's record is a few hundred bytes; a cap keeps a bug
 # from turning every vote into a multi-megabyte fsync.
 MAX_SAFETY_RECORD = 1 << 20
@@ -52,6 +56,13 @@ MAX_SAFETY_RECORD = 1 << 20
 
 def height_key(height: int) -> bytes:
     return height.to_bytes(8, "big")
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The least key above every key that starts with `prefix` (non-empty,
+    and never all 0xff bytes here: every key starts with a family prefix)."""
+    stripped = prefix.rstrip(b"\xff")
+    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 def payload_key(seq: int, digest: bytes) -> bytes:

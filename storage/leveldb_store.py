@@ -17,6 +17,7 @@ the chain from its peers.
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import time
 from pathlib import Path
@@ -90,6 +91,13 @@ class _PlyvelBackend:
         try:
             with self._db.iterator(include_value=False, verify_checksums=True) as it:
                 return next(it, None) is None
+        except plyvel.Error as exc:
+            raise _store_error(self._where, "read", exc) from None
+
+    def range(self, start: bytes, stop: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        try:
+            with self._db.iterator(start=start, stop=stop) as it:
+                return list(itertools.islice(it, limit))
         except plyvel.Error as exc:
             raise _store_error(self._where, "read", exc) from None
 

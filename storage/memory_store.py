@@ -52,6 +52,11 @@ class _DictBackend:
     def is_empty(self) -> bool:
         return not self.data
 
+    def range(self, start: bytes, stop: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        # A full pass per call: the twin serves tests, where state is small.
+        keys = sorted(k for k in self.data if start <= k < stop)[:limit]
+        return [(k, self.data[k]) for k in keys]
+
     def close(self) -> None:
         pass
 

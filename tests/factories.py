@@ -26,14 +26,17 @@ def key_for(kind: str, name: str) -> KeyPair:
 
 def genesis_dict(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUNTS, *,
                  chain_id: str = CHAIN_ID, roles: Mapping[str, Sequence[str]] | None = None,
-                 orgs: Mapping[str, str] | None = None, **params: int) -> dict:
+                 orgs: Mapping[str, str] | None = None,
+                 contract_versions: Mapping[str, Mapping[str, int]] | None = None,
+                 **params: int) -> dict:
     """The JSON-like genesis document `make_genesis` parses (for tests that
     want to break or extend it first).
 
     Each account belongs to the organisation of its own name unless `orgs`
     maps it elsewhere, and has role "writer" unless `roles` says otherwise.
     Validators node0..node{n-1} are spread round-robin over the organisations.
-    `params` are ConsensusParams fields (e.g. tx_validity_window=10).
+    `params` are ConsensusParams fields (e.g. tx_validity_window=10);
+    `contract_versions` is the genesis field of that name (version -> first height).
     """
     roles = roles or {}
     orgs = orgs or {}
@@ -49,7 +52,7 @@ def genesis_dict(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUN
             "p2p": f"127.0.0.1:{2 * i + 1}",
             "api": f"127.0.0.1:{2 * i + 2}",
         })
-    return {
+    doc = {
         "chain_id": chain_id,
         "organisations": [{"name": o, "display_name": o.title()} for o in org_names],
         "validators": validators,
@@ -59,6 +62,9 @@ def genesis_dict(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUN
                      for name, org in account_orgs.items()],
         "consensus": dict(params),
     }
+    if contract_versions is not None:
+        doc["contract_versions"] = {name: dict(steps) for name, steps in contract_versions.items()}
+    return doc
 
 
 def make_genesis(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUNTS,

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import codec
-from ..errors import ContractError, DecodeError
-from ..receipt import ERR_BAD_ARGS, ERR_NOT_FOUND, ERR_PERMISSION
-from .base import CallContext, Contract, ContractState, arg_str, expect_args, require_role
+from ..errors import ContractError
+from ..receipt import ERR_NOT_FOUND, ERR_PERMISSION
+from .base import CallContext, Contract, ContractState, Method
+from .schema import Plain, Record, Str
 
 MAX_KEY_LEN = 256
 MAX_VALUE_BYTES = 4096
 OWNER = "owner"       # table: key -> owning organisation
+
+KEY = Str("the key (may contain '/')", "tea/lot-7", max_len=MAX_KEY_LEN)
 
 
 def _check_owner(ctx: CallContext, state: ContractState, key: str) -> str | None:
@@ -26,32 +28,29 @@ def _check_owner(ctx: CallContext, state: ContractState, key: str) -> str | None
     return owner
 
 
-def put(ctx: CallContext, state: ContractState, args: Any) -> None:
-    require_role(ctx, "writer")
-    key, value = expect_args(args, "key", "value")
-    arg_str(key, "key", MAX_KEY_LEN)
-    if value is None:   # nil is how a query says "absent"
-        raise ContractError(ERR_BAD_ARGS, "args.value: must not be nil (use delete)")
-    try:
-        codec.check_plain(value, "args.value")
-    except DecodeError as exc:
-        raise ContractError(ERR_BAD_ARGS, str(exc)) from None
-    size = len(codec.pack(value))
-    if size > MAX_VALUE_BYTES:
-        raise ContractError(ERR_BAD_ARGS, f"args.value: {size} bytes packed, at most {MAX_VALUE_BYTES}")
+def put(ctx: CallContext, state: ContractState, args: dict) -> None:
+    key = args["key"]
     if _check_owner(ctx, state, key) is None:
         state.put(key, ctx.org, OWNER)
-    state.put(key, value)
+    state.put(key, args["value"])
 
 
-def delete(ctx: CallContext, state: ContractState, args: Any) -> None:
-    require_role(ctx, "writer")
-    (key,) = expect_args(args, "key")
-    arg_str(key, "key", MAX_KEY_LEN)
+def delete(ctx: CallContext, state: ContractState, args: dict) -> None:
+    key = args["key"]
     _check_owner(ctx, state, key)
     if state.get(key) is None:
         raise ContractError(ERR_NOT_FOUND, f"no key {key!r}")
     state.delete(key)
 
 
-CONTRACT = Contract("kv", {"put": put, "delete": delete})
+METHODS: dict[str, Any] = {
+    "put": Method("Set a key's value; the first writer's organisation owns the key for good",
+                  Record("kv.put arguments", {
+                      "key": KEY,
+                      "value": Plain("the value: any JSON/msgpack value but null",
+                                     "Pu-erh, Menghai", max_bytes=MAX_VALUE_BYTES)}),
+                  put, role="writer"),
+    "delete": Method("Delete a key's value (its owner stays)",
+                     Record("kv.delete arguments", {"key": KEY}), delete, role="writer"),
+}
+CONTRACT = Contract("kv", METHODS)

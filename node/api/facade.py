@@ -14,6 +14,7 @@ import trio
 
 from ledger.block import Block
 from ledger.certificate import CommitCertificate
+from ledger.contracts import CommittedState
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
 
@@ -67,6 +68,10 @@ class NodeFacade(Protocol):
 
     def get_state(self, contract: str, key: str) -> tuple[Any, int] | None:
         """(value, height at which it was read) or None if the key is absent."""
+
+    def state_reader(self) -> CommittedState:
+        """Committed state at the current height for contract queries: point reads,
+        bounded ordered scans (Store.scan_state) and the directory of organisations."""
 
     def validators(self) -> list[dict[str, Any]]:
         """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool).

@@ -232,6 +232,7 @@ def _paths() -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
+    from .openapi_contracts import contract_paths, contract_schemas   # it builds on the helpers above
     return {
         "openapi": "3.1.0",
         "info": {
@@ -240,8 +241,9 @@ def openapi_document() -> dict[str, Any]:
             "description": (
                 "HTTP API of one ynchain node. Binary ids, keys, hashes and signatures are lowercase "
                 "hex. Every error is JSON {\"error\": \"<one line>\", \"code\": \"<short_code>\"}; "
-                "unknown paths answer 404 (code not_found)."),
+                "unknown paths answer 404 (code not_found). The arguments of each contract method "
+                "a transaction may call are the components named <contract>.<method>."),
         },
-        "paths": _paths(),
-        "components": {"schemas": _schemas()},
+        "paths": {**_paths(), **contract_paths()},
+        "components": {"schemas": {**_schemas(), **contract_schemas()}},
     }

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .contracts import contract_routes
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, METHOD_NOT_ALLOWED, NOT_FOUND, UNAVAILABLE,
                        ApiError,
@@ -82,6 +83,7 @@ class _Routes:
             ("/metrics", self.metrics, "GET"),
             ("/events/blocks", self.block_events, "GET"),
             ("/openapi.json", self.openapi, "GET"),
+            *contract_routes(self.facade),
         ]
         return [Route(path, _guarded(handler), methods=[method]) for path, handler, method in table]
 

@@ -100,7 +100,7 @@ class Chain:
             txs, view, proposer, tx_root, timestamp = (proposal.txs, proposal.view, proposal.proposer,
                                                        proposal.tx_root, proposal.timestamp_ms)
         result = execute_block(self.genesis, store.get_state, seq, txs,
-                               store.last_state_root(), store.has_tx)
+                               store.last_state_root(), store.has_tx, timestamp_ms=timestamp)
         header = BlockHeader(self.genesis.chain_id, seq, view, prev_hash, tx_root,
                              result.state_root, proposer, timestamp)
         return Block(header, tuple(txs)), result

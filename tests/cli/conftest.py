@@ -4,6 +4,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
+from ledger.crypto import KeyPair, save_key
+
+from .fake_node import FakeNode
 
 
 @pytest.fixture
@@ -26,3 +29,17 @@ def one_error_line(result, exit_code: int = 1) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0]
+
+
+@pytest.fixture
+def fake():
+    """A fake node's HTTP API (tests/cli/fake_node.py), for the commands that talk to one."""
+    with FakeNode() as node:
+        yield node
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    path = tmp_path / "sender.key"
+    save_key(path, KeyPair.generate())
+    return path

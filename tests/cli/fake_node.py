@@ -21,6 +21,7 @@ class FakeNode:
         self.refuse_reason: str | None = None
         self.receipt = {"status": "ok", "code": 0, "message": "", "result": None}
         self.commit = True
+        self.docs: dict[str, tuple[int, object]] = {}    # GET path (no query) -> (status, JSON)
         self.events = [{"height": h, "hash": f"{h:064x}", "txs": h % 3, "proposer": "node0",
                         "timestamp_ms": 1_700_000_000_000 + h} for h in (8, 9, 10)]
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -64,6 +65,8 @@ class FakeNode:
                 parts = urlsplit(self.path)
                 fake.queries.append(self.path)
                 path = parts.path
+                if unquote(path) in fake.docs:
+                    return self._send(*fake.docs[unquote(path)])
                 if path == "/status":
                     return self._send(200, fake.status())
                 if path == "/validators":

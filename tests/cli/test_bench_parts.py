@@ -4,10 +4,13 @@ import math
 
 import pytest
 
-from cli.bench import make_batches, msgpack_array_header, percentile, sign_all
+from cli import workload
+from cli.bench import Workload, make_batches, msgpack_array_header, percentile, sign_all
 from ledger import codec
 from ledger.crypto import KeyPair
 from ledger.tx import Transaction
+from tests.factories import make_genesis
+from tests.ledger.chain import Chain
 
 
 @pytest.mark.parametrize("n", [0, 1, 15, 16, 65535, 65536])
@@ -18,7 +21,7 @@ def test_array_header_matches_msgpack(n):
 
 def test_presigned_batches_decode_to_valid_distinct_txs():
     keys = [KeyPair.generate() for _ in range(3)]
-    signed = sign_all([k.seed for k in keys], "chain-x", 99, "t", 25)
+    signed = sign_all(Workload("kv", seeds=[k.seed for k in keys]), "chain-x", 99, "t", 25)
     batches = make_batches(signed, size=10, nodes=2)
     assert [b.node for b in batches] == [0, 1, 0]
     assert [len(b.ids) for b in batches] == [10, 10, 5]
@@ -43,7 +46,7 @@ def test_more_accounts_than_key_files(tmp_path):
     from cli.errors import CliError
     from cli.layout import init_testnet
     net = init_testnet(tmp_path / "tn", 4, 31000)
-    with pytest.raises(CliError, match="--accounts 9: .* has only 4 account key files"):
+    with pytest.raises(CliError, match="--accounts 9: .* has only 4 writer account key files"):
         run_bench(net, 10, None, 9, 10, progress=False)
 
 
@@ -52,3 +55,25 @@ def test_bench_dir_must_be_running(run, tmp_path):
     from .conftest import one_error_line
     init_testnet(tmp_path / "tn", 4, 31000)
     assert "is not (fully) running" in one_error_line(run("bench", "--dir", tmp_path / "tn"))
+
+
+ROLES = {"kunming-first-hospital": ("issuer",), "kunming-medical-insurance": ("reimburser",),
+         "yunnan-life-insurance": ("reimburser",), "menghai-tea-coop": ("producer",),
+         "bulang-workshop": (), "yunnan-tea-lab": ("lab",), "kunming-heavy-machinery": (),
+         "dianchi-steel": (), "xishan-bearings": (), "dianchi-bank": ("bank",)}
+
+
+def test_mixed_rounds_stay_whole_in_one_batch_and_all_succeed_in_order():
+    genesis, _, keys = make_genesis(accounts=tuple(ROLES), roles=ROLES)
+    seeds = {account: keys[account].seed for account in workload.PARTIES.values()}
+    load = Workload("mixed", account_seeds=seeds, payer_hashes=["a1" * 32, "b2" * 32])
+    signed = sign_all(load, genesis.chain_id, 99, "00c0ffee", 30)      # rounded up to 3 rounds
+    assert len(signed) == 36
+    batches = make_batches(signed, size=20, nodes=2, unit=load.unit)     # 20 -> 12: whole rounds
+    assert [len(b.ids) for b in batches] == [12, 12, 12] and [b.node for b in batches] == [0, 1, 0]
+    txs = [Transaction.from_record(rec) for b in batches for rec in codec.unpack(b.body)]
+    assert len({tx.id for tx in txs}) == 36
+    result = Chain(genesis).run(txs)
+    assert [r.status_name for r in result.receipts] == ["ok"] * 36
+    contracts = [tx.contract for tx in txs[:12]]
+    assert contracts.count("fiscal") == contracts.count("trace") == contracts.count("receivable") == 4

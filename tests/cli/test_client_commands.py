@@ -8,23 +8,9 @@ import pytest
 from cli.errors import CliError
 from cli.layout import init_testnet
 from cli.target import NO_NODE, resolve_node_url
-from ledger.crypto import KeyPair, save_key
 
 from .conftest import one_error_line
-from .fake_node import CHAIN_ID, FakeNode
-
-
-@pytest.fixture
-def fake():
-    with FakeNode() as node:
-        yield node
-
-
-@pytest.fixture
-def key_file(tmp_path):
-    path = tmp_path / "sender.key"
-    save_key(path, KeyPair.generate())
-    return path
+from .fake_node import CHAIN_ID
 
 
 # -- default --node resolution -------------------------------------------------------

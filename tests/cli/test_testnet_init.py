@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from cli.layout import load_testnet
+from cli.layout import STORY_ORGANISATIONS, load_testnet
 from ledger.crypto import load_key
 from ledger.genesis import load_genesis
 from node.config import load_config
@@ -17,7 +17,8 @@ def test_init_writes_a_valid_testnet(run, tmp_path):
     assert result.exit_code == 0, result.output
     genesis = load_genesis(root / "genesis.json")
     assert genesis.chain_id == "demo-1"
-    assert [o.name for o in genesis.organisations] == ["finance", "tax", "agriculture", "tourism"]
+    story = [name for name, _, _ in STORY_ORGANISATIONS]
+    assert [o.name for o in genesis.organisations] == ["finance", "tax", "agriculture", "tourism", *story]
     assert [v.name for v in genesis.validators] == ["node0", "node1", "node2", "node3"]
     for i, v in enumerate(genesis.validators):
         assert v.org == genesis.organisations[i].name
@@ -32,8 +33,13 @@ def test_init_writes_a_valid_testnet(run, tmp_path):
         key_file = root / "accounts" / f"{account.name}.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert load_key(key_file).public_key == account.public_key
-        assert account.roles == ("writer",)
+    roles = {a.name: a.roles for a in genesis.accounts}
+    assert all(roles[d] == ("writer",) for d in ("finance", "tax", "agriculture", "tourism"))
+    assert roles["kunming-first-hospital"] == ("issuer",) and roles["dianchi-bank"] == ("bank",)
+    for role in ("issuer", "reimburser", "producer", "lab", "bank", "auditor"):
+        assert any(role in r for r in roles.values()), role
     assert sorted(a.org for a in genesis.accounts) == sorted(o.name for o in genesis.organisations)
+    assert all(a.name == a.org for a in genesis.accounts)
 
 
 def test_empty_blocks_interval_goes_into_genesis(run, tmp_path):
@@ -50,7 +56,9 @@ def test_more_than_four_nodes_adds_banks(run, tmp_path):
     doc = json.loads(result.stdout)
     assert [n["org"] for n in doc["nodes"]][4:] == ["bank1", "bank2"]
     net = load_testnet(tmp_path / "tn")
-    assert len(net.nodes) == 6 and len(net.account_key_files()) == 6
+    assert len(net.nodes) == 6 and len(net.account_key_files("writer")) == 6
+    assert len(net.account_key_files()) == 6 + len(STORY_ORGANISATIONS)
+    assert net.genesis.org_has_role("bank2", "bank")
 
 
 def test_refuses_to_overwrite_without_force(run, tmp_path):

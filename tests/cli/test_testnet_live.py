@@ -176,6 +176,13 @@ def test_up_waits_for_a_first_block_when_empty_blocks_are_on(tmp_path):
         kill_leftovers(root)
 
 
+def test_bench_mixed_workload_does_real_work(testnet):
+    report = ynchain_json("bench", "--dir", testnet.dir, "--txs", 240, "--batch", 60, "--workload", "mixed",
+                          timeout=120)
+    assert report["workload"] == "mixed" and report["txs"] == 240 and report["batch"] == 60
+    assert report["receipts_sampled"] == {"ok": 200}
+
+
 def test_bench_times_the_catch_up_of_a_crashed_node(testnet):
     report = ynchain_json("bench", "--dir", testnet.dir, "--txs", 100, "--batch", 10,
                           "--catch-up", 20, timeout=180)
@@ -198,8 +205,14 @@ def test_demo_reuses_the_running_testnet(testnet):
     proc = subprocess.run([sys.executable, "-m", "cli.demo", "--dir", testnet.dir], cwd=ROOT,
                           env=ENV, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr
-    assert "already running" in proc.stdout and "all 4 nodes hold the same block" in proc.stdout
-    assert "testnet down --dir" in proc.stdout
+    out = proc.stdout
+    assert "already running" in out and "every department's node holds the same chain" in out
+    refusals = [line for line in out.splitlines() if "refused, as it must be:" in line]
+    assert len(refusals) == 4, out
+    assert "an organisation reimburses a receipt once" in refusals[0]
+    assert "it is financed at most once" in refusals[3]
+    assert "status: ok" in out and "grown at menghai-bulang" in out and "inspected: pass" in out
+    assert "testnet down --dir" in out
 
 
 def test_init_force_refuses_while_running(testnet):

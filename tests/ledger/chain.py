@@ -9,18 +9,29 @@ from ledger.genesis import Genesis
 from ledger.tx import Transaction
 
 
+# 2026-11-28 09:00 UTC+8; block h is proposed BLOCK_INTERVAL_MS * (h - 1) later.
+START_MS = 1_795_827_600_000
+BLOCK_INTERVAL_MS = 60_000
+
+
 class Chain:
-    def __init__(self, genesis: Genesis) -> None:
+    def __init__(self, genesis: Genesis, start_ms: int = START_MS) -> None:
         self.genesis = genesis
+        self.start_ms = start_ms
         self.state: dict[bytes, bytes] = {}
         self.committed: set[bytes] = set()
         self.height = 0
         self.root = INITIAL_STATE_ROOT
 
-    def run(self, txs: Sequence[Transaction]) -> ExecutionResult:
-        """Execute and commit the next block."""
-        result = execute_block(self.genesis, self.state.get, self.height + 1, txs,
-                               self.root, self.committed.__contains__)
+    def time_of(self, height: int) -> int:
+        return self.start_ms + BLOCK_INTERVAL_MS * (height - 1)
+
+    def run(self, txs: Sequence[Transaction], timestamp_ms: int | None = None) -> ExecutionResult:
+        """Execute and commit the next block (at `timestamp_ms`, default time_of(height))."""
+        height = self.height + 1
+        result = execute_block(self.genesis, self.state.get, height, txs, self.root,
+                               self.committed.__contains__,
+                               timestamp_ms=self.time_of(height) if timestamp_ms is None else timestamp_ms)
         for key, value in result.writes.items():
             if value is None:
                 self.state.pop(key, None)

@@ -1,10 +1,10 @@
-"""The kv and fiscal contracts, run through the engine."""
+"""The kv contract and fiscal v1 (on a chain whose genesis keeps v1), run through the engine."""
 
 from __future__ import annotations
 
 import pytest
 
-from ledger.contracts import REGISTRY
+from ledger.contracts import REGISTRY, VERSIONS
 from ledger.execution import query_state
 from ledger.receipt import (ERR_BAD_ARGS, ERR_CONFLICT, ERR_NOT_FOUND, ERR_PERMISSION,
                             ERR_UNKNOWN_METHOD, OK)
@@ -13,7 +13,8 @@ from tests.ledger.chain import Chain
 
 GENESIS, _, ACCOUNTS = make_genesis(
     accounts=("finance", "finance2", "tax", "auditor"),
-    orgs={"finance2": "finance", "auditor": "tax"}, roles={"auditor": ("auditor",)})
+    orgs={"finance2": "finance", "auditor": "tax"}, roles={"auditor": ("auditor",)},
+    contract_versions={"fiscal": {"1": 1}})
 _nonce = iter(range(10**9))
 
 
@@ -32,9 +33,15 @@ def chain() -> Chain:
 
 
 def test_registry() -> None:
-    assert sorted(REGISTRY) == ["fiscal", "kv"]
+    assert sorted(REGISTRY) == ["fiscal", "kv", "receivable", "trace"]
     assert sorted(REGISTRY["kv"].methods) == ["delete", "put"]
-    assert sorted(REGISTRY["fiscal"].methods) == ["issue", "reimburse"]
+    assert sorted(VERSIONS["fiscal"][1].methods) == ["issue", "reimburse"]
+    assert sorted(REGISTRY["fiscal"].methods) == ["claim", "complete", "issue", "release", "void"]
+    assert REGISTRY["fiscal"] is VERSIONS["fiscal"][2]
+    assert sorted(REGISTRY["trace"].methods) == [
+        "aggregate", "commission", "disaggregate", "inspect", "receive", "retire", "sell", "ship",
+        "transform"]
+    assert sorted(REGISTRY["receivable"].methods) == ["finance", "issue", "settle", "split", "transfer"]
 
 
 # -- kv ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator
 import trio
 
 from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
+from ledger.contracts import CommittedState
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.crypto import HASH_LEN
 from ledger.receipt import Receipt
@@ -22,6 +23,7 @@ from ledger.tx import Transaction
 from node.api.facade import Admission, CommittedBlock, TxRecord
 from node.metrics import NodeMetrics
 from tests.factories import make_genesis
+from tests.ledger.world import World, scan_dict
 
 SUBSCRIBER_BUFFER = 16
 
@@ -42,6 +44,8 @@ class FakeNode:
         self.subscribers_changed = trio.Event()
         self.waiting = trio.Event()                # set when someone awaits wait_committed
         self._committed = trio.Event()
+        # Contract state for the contract query routes: tests run calls on it.
+        self.world = World()
 
     # -- driving the fake from tests ---------------------------------------------
 
@@ -130,6 +134,10 @@ class FakeNode:
         if (contract, key) not in self.state:
             return None
         return self.state[(contract, key)], self.height()
+
+    def state_reader(self) -> CommittedState:
+        chain = self.world.chain
+        return CommittedState(chain.state.get, scan_dict(chain.state), chain.height, self.world.genesis)
 
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),

@@ -212,3 +212,32 @@ def test_closed_store_refuses_every_call(make_store):
 def test_wrong_argument_types_are_clear(make_store):
     with pytest.raises(ValueError, match="initial_state_root"):
         make_store(initial_state_root=b"too short")
+
+
+def test_scan_state_pages_through_one_prefix_in_key_order(make_store):
+    store = make_store()
+    c = make_commit(1, GENESIS_HASH)
+    writes = {b"t/a/\xff": b"5", b"t/a/1": b"1", b"t/a/2": b"2", b"t/a/10": b"10",
+              b"t/a": b"no slash", b"t/b/1": b"other table", b"t/a0": b"next prefix"}
+    store.commit(c.block, c.certificate, c.receipts, writes, c.state_root)
+    assert store.scan_state(b"t/a/", None, 10) == [
+        (b"t/a/1", b"1"), (b"t/a/10", b"10"), (b"t/a/2", b"2"), (b"t/a/\xff", b"5")]
+    assert store.scan_state(b"t/a/", None, 2) == [(b"t/a/1", b"1"), (b"t/a/10", b"10")]
+    assert store.scan_state(b"t/a/", b"t/a/10", 2) == [(b"t/a/2", b"2"), (b"t/a/\xff", b"5")]
+    assert store.scan_state(b"t/a/", b"t/a/\xff", 2) == []
+    assert store.scan_state(b"t/a/", b"t/a/15", 5) == [(b"t/a/2", b"2"), (b"t/a/\xff", b"5")]
+    assert store.scan_state(b"t/c/", None, 5) == []
+    # A later commit deletes one entry: scans see committed state only.
+    c2 = make_commit(2, c.block.hash)
+    store.commit(c2.block, c2.certificate, c2.receipts, {b"t/a/10": None}, c2.state_root)
+    assert [k for k, _ in store.scan_state(b"t/a/", None, 10)] == [b"t/a/1", b"t/a/2", b"t/a/\xff"]
+
+
+def test_scan_state_is_bounded(make_store):
+    store = make_store()
+    for bad in (0, layout.MAX_SCAN + 1):
+        with pytest.raises(ValueError, match="scan limit"):
+            store.scan_state(b"t/", None, bad)
+    with pytest.raises(ValueError, match="start_after"):
+        store.scan_state(b"t/a/", b"t/b/1", 5)
+    assert layout.prefix_end(b"s/t/a\xff\xff") == b"s/t/b"

@@ -1,0 +1,194 @@
+"""HTTP routes of the business contracts: receipt verification and lookup,
+the consumer's provenance view of a lot (also as a GS1 Digital Link), and
+receivables with holdings; paginated lists by issuer, payer, product, origin
+and holder.
+
+Everything is read from committed state through `facade.state_reader()`
+(a get/scan view at one height); every answer carries that height.  Query
+parameters are checked with the contracts' own argument descriptions
+(ledger.contracts.schema), so a bad code or lot id is refused here with the
+same words a transaction would get.  Documented in node/api/openapi_contracts.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ledger.contracts import CommittedState, QueryReader, fiscal, receivable, trace
+from ledger.contracts.paging import DEFAULT_PAGE, MAX_CURSOR_LEN, MAX_PAGE
+from ledger.contracts.schema import HASH_HEX_PATTERN, Field, Str, organisation
+from ledger.errors import ContractError
+
+from .http import bad_request, not_found
+from .facade import NodeFacade
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+PAYER_HASH = Str("salted hash of the payer's identity number", "ab" * 32, min_len=64, max_len=64,
+                 pattern=HASH_HEX_PATTERN, pattern_help="64 lowercase hex digits")
+ORG = organisation("an organisation", "kunming-first-hospital")
+CHECK_CODE = Str("校验码, the check code printed on the receipt", "0123456789", min_len=10,
+                 max_len=10, pattern=r"[0-9]{10}", pattern_help="10 digits")
+MAX_AMOUNT_TEXT = 20
+
+
+def checked(value: Any, field: Field, name: str) -> Any:
+    try:
+        field.check(value, name)
+    except ContractError as exc:
+        raise bad_request(exc.message) from None
+    return value
+
+
+def path_param(request: Request, name: str, field: Field) -> str:
+    return checked(request.path_params[name], field, name)
+
+
+def query_param(request: Request, name: str, field: Field) -> str | None:
+    value = request.query_params.get(name)
+    return None if value is None else checked(value, field, name)
+
+
+def required_query(request: Request, name: str, field: Field) -> str:
+    value = query_param(request, name, field)
+    if value is None:
+        raise bad_request(f"{name}: missing (query parameter)")
+    return value
+
+
+def query_cents(request: Request, name: str) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        raise bad_request(f"{name}: missing (query parameter)")
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_AMOUNT_TEXT:
+        raise bad_request(f"{name}: expected an amount in cents (digits only), got {text[:40]!r}")
+    return int(text)
+
+
+def paging(request: Request) -> tuple[str | None, int]:
+    after = request.query_params.get("after")
+    if after is not None and not 1 <= len(after) <= MAX_CURSOR_LEN:
+        raise bad_request(f"after: expected a cursor of 1..{MAX_CURSOR_LEN} characters "
+                          "(the `next` of the previous page)")
+    text = request.query_params.get("limit")
+    if text is None:
+        return after, DEFAULT_PAGE
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or not 1 <= int(text) <= MAX_PAGE:
+        raise bad_request(f"limit: expected an integer in 1..{MAX_PAGE}, got {text[:40]!r}")
+    return after, int(text)
+
+
+def one_group(request: Request, options: dict[str, Field]) -> tuple[str, str]:
+    """Exactly one of the query parameters in `options`: (its name, its value)."""
+    given = [(name, query_param(request, name, field)) for name, field in options.items()
+             if name in request.query_params]
+    if len(given) != 1:
+        raise bad_request(f"give exactly one of {', '.join(options)} (query parameters)")
+    return given[0]
+
+
+def organisations_of(committed: CommittedState, names: set[str]) -> dict[str, str]:
+    """Display names of the organisations a view mentions."""
+    out = {}
+    for name in sorted(names):
+        org = committed.directory.organisation(name)
+        if org is not None:
+            out[name] = org.display_name
+    return out
+
+
+class ContractRoutes:
+    def __init__(self, facade: NodeFacade) -> None:
+        self.facade = facade
+
+    def table(self) -> list[tuple[str, Handler, str]]:
+        return [
+            ("/fiscal/verify", self.fiscal_verify, "GET"),
+            ("/fiscal/receipts", self.fiscal_list, "GET"),
+            ("/fiscal/receipts/{code}/{number}", self.fiscal_receipt, "GET"),
+            ("/trace", self.trace_list, "GET"),
+            ("/trace/{lot}", self.trace_provenance, "GET"),
+            ("/01/{gtin}/10/{lot}", self.digital_link, "GET"),
+            ("/receivables/holdings/{org}", self.holdings, "GET"),
+            ("/receivables/{id}", self.receivable, "GET"),
+        ]
+
+    def _reader(self, contract: str) -> tuple[CommittedState, QueryReader]:
+        committed = self.facade.state_reader()
+        return committed, QueryReader(contract, committed)
+
+    # -- fiscal -----------------------------------------------------------------------
+    async def fiscal_verify(self, request: Request) -> Response:
+        code = required_query(request, "code", fiscal.CODE)
+        number = required_query(request, "number", fiscal.NUMBER)
+        check_code = required_query(request, "check_code", CHECK_CODE)
+        amount = query_cents(request, "amount_cents")
+        committed, reader = self._reader("fiscal")
+        return JSONResponse({**fiscal.verify(reader, code, number, check_code, amount),
+                             "height": committed.height})
+
+    async def fiscal_receipt(self, request: Request) -> Response:
+        code = path_param(request, "code", fiscal.CODE)
+        number = path_param(request, "number", fiscal.NUMBER)
+        committed, reader = self._reader("fiscal")
+        found = fiscal.find(reader, code, number)
+        if found is None:
+            raise not_found(f"no fiscal receipt {fiscal.receipt_key(code, number)}")
+        return JSONResponse({**fiscal.receipt_view(found), "height": committed.height})
+
+    async def fiscal_list(self, request: Request) -> Response:
+        by, group = one_group(request, {"issuer": ORG, "payer_hash": PAYER_HASH})
+        after, limit = paging(request)
+        committed, reader = self._reader("fiscal")
+        lister = fiscal.by_issuer if by == "issuer" else fiscal.by_payer
+        items, cursor = lister(reader, group, after, limit)
+        return JSONResponse({by: group, "receipts": items, "next": cursor, "height": committed.height})
+
+    # -- trace --------------------------------------------------------------------------
+    async def trace_list(self, request: Request) -> Response:
+        by, group = one_group(request, {"product": trace.PRODUCT, "origin": trace.BASE})
+        after, limit = paging(request)
+        committed, reader = self._reader("trace")
+        lister = trace.by_product if by == "product" else trace.by_origin
+        items, cursor = lister(reader, group, after, limit)
+        return JSONResponse({by: group, "lots": items, "next": cursor, "height": committed.height})
+
+    def _provenance(self, lot_id: str, gtin: str | None = None) -> Response:
+        committed, reader = self._reader("trace")
+        view = trace.provenance(reader, lot_id)
+        if view is None or (gtin is not None and view["lot"]["gtin"] != trace.normalize_gtin(gtin)):
+            what = f"lot {lot_id}" if gtin is None else f"lot {lot_id} of GTIN {gtin}"
+            raise not_found(f"no {what} on this chain")
+        names = {e["org"] for item in (view["lot"], *view["upstream"]) for e in item["events"]}
+        names |= {item["creator"] for item in (view["lot"], *view["upstream"])}
+        return JSONResponse({**view, "organisations": organisations_of(committed, names),
+                             "height": committed.height})
+
+    async def trace_provenance(self, request: Request) -> Response:
+        return self._provenance(path_param(request, "lot", trace.LOT))
+
+    async def digital_link(self, request: Request) -> Response:
+        gtin = path_param(request, "gtin", trace.GTIN)
+        return self._provenance(path_param(request, "lot", trace.LOT), gtin)
+
+    # -- receivables ------------------------------------------------------------------------
+    async def receivable(self, request: Request) -> Response:
+        rid = path_param(request, "id", receivable.ID)
+        committed, reader = self._reader("receivable")
+        found = receivable.detail(reader, rid)
+        if found is None:
+            raise not_found(f"no receivable {rid}")
+        return JSONResponse({**found, "height": committed.height})
+
+    async def holdings(self, request: Request) -> Response:
+        org = path_param(request, "org", ORG)
+        after, limit = paging(request)
+        committed, reader = self._reader("receivable")
+        return JSONResponse({**receivable.holdings(reader, org, after, limit), "height": committed.height})
+
+
+def contract_routes(facade: NodeFacade) -> list[tuple[str, Handler, str]]:
+    return ContractRoutes(facade).table()
