@@ -1,6 +1,6 @@
 """The one action executor: carries out a Replica's actions for a Host.
 
-The node (node/consensus_driver.py), the simulator (sim/world.py) and the
+The node (node/core/driver.py), the simulator (sim/world.py) and the
 scripted test cluster each implement `Host` (how to persist, send, deliver,
 arm timers...); the rules the core relies on live here, once:
 
