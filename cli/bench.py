@@ -281,9 +281,23 @@ def _observer(run: _Run, url: str, from_height: int, ours: frozenset[bytes]) -> 
         run.fail(exc)
 
 
+def time_left(done: int, total: int, elapsed: float, duration: float | None) -> float | None:
+    """Seconds the run still needs: what is left of --duration, else the txs
+    still to commit at the rate so far (None before the first commit)."""
+    if duration is not None:
+        return max(duration - elapsed, 0.0)
+    if not done or elapsed <= 0:
+        return None
+    return (total - done) / (done / elapsed)
+
+
 class _ProgressLine:
-    def __init__(self, total: int):
+    """On stderr (stdout stays clean for --json): a bar rewritten in place on a
+    terminal, a line every 5 s elsewhere."""
+
+    def __init__(self, total: int, duration: float | None):
         self.total = total
+        self.duration = duration
         self.tty = sys.stderr.isatty()
         self.last_print = 0.0
 
@@ -294,9 +308,12 @@ class _ProgressLine:
         self.last_print = now
         done = len(run.committed)
         width = 30
-        filled = int(width * done / self.total) if self.total else width
+        filled = min(width, int(width * done / self.total)) if self.total else width
+        left = None if final else time_left(done, self.total, elapsed, self.duration)
+        eta = "" if left is None else f", about {left:.0f}s left"
         line = (f"[{'#' * filled}{'.' * (width - filled)}] committed {done}/{self.total}  "
-                f"accepted {run.accepted}  refused {sum(run.refused.values())}  {elapsed:.1f}s")
+                f"{done / elapsed if elapsed > 0 else 0:.0f} tx/s  accepted {run.accepted}  "
+                f"refused {sum(run.refused.values())}  {elapsed:.1f}s{eta}")
         if self.tty:
             click.echo(f"\r{line}\033[K", err=True, nl=final)
         else:
@@ -338,7 +355,7 @@ def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: i
                   for j, url in enumerate(urls)]
     for thread in submitters:
         thread.start()
-    bar = _ProgressLine(count) if progress else None
+    bar = _ProgressLine(count, duration) if progress else None
     last_count, last_change = 0, time.monotonic()
     try:
         with run.lock:

@@ -15,7 +15,7 @@ import time
 import click
 
 from . import procs
-from .bench import Workload, make_batches, sign_all
+from .bench import Workload, make_batches, sign_all, time_left
 from .client import NodeClient
 from .errors import CliError, NodeError
 from .layout import Testnet
@@ -34,6 +34,11 @@ def _height(url: str) -> int | None:
         return None
 
 
+def _eta(done: int, total: int, elapsed: float) -> str:
+    left = time_left(done, total, elapsed, None)
+    return "" if left is None else f", about {left:.0f}s left"
+
+
 def measure_catch_up(net: Testnet, blocks: int, txs_per_block: int, progress: bool) -> dict:
     if len(net.nodes) < 4:
         raise CliError("--catch-up needs at least 4 nodes (the others must keep committing)")
@@ -48,10 +53,12 @@ def measure_catch_up(net: Testnet, blocks: int, txs_per_block: int, progress: bo
         chain_id, height = chain_head(client)
         signed = sign_all(load, chain_id, height + net.genesis.consensus.tx_validity_window,
                           os.urandom(4).hex(), blocks * txs_per_block)
+        began = time.monotonic()
         for k, batch in enumerate(make_batches(signed, txs_per_block, 1)):
             client.post_msgpack("/txs?wait=true&timeout=30", batch.body)
             if progress:
-                click.echo(f"\rcommitting while {victim.name} is down: {k + 1}/{blocks}", err=True, nl=False)
+                click.echo(f"\rcommitting while {victim.name} is down: {k + 1}/{blocks}"
+                           f"{_eta(k + 1, blocks, time.monotonic() - began)}\033[K", err=True, nl=False)
         target = chain_head(client)[1]
     if progress:
         click.echo("", err=True)
@@ -68,7 +75,9 @@ def measure_catch_up(net: Testnet, blocks: int, txs_per_block: int, progress: bo
             raise CliError(f"{victim.name} reached only height {h} of {target} "
                            f"in {CATCH_UP_TIMEOUT_S:g}s")
         if progress:
-            click.echo(f"\r{victim.name} catching up: {h}/{target}", err=True, nl=False)
+            click.echo(f"\r{victim.name} catching up: {h}/{target}"
+                       f"{_eta(h - start_height, target - start_height, time.monotonic() - started)}\033[K",
+                       err=True, nl=False)
         time.sleep(POLL_S)
     took = max(time.monotonic() - started, 1e-9)
     if progress:

@@ -12,7 +12,8 @@ import click
 from .errors import CliError
 from .client import path_segment
 from .submit import MAX_WAIT_S, chain_head, load_key_file, outcome_problem, sign, submit
-from .target import client_for, json_option, node_option, print_fields, print_json, print_table
+from .target import (client_for, json_option, node_option, print_fields, print_json, print_table,
+                     sync_text)
 
 _TX_ID = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -71,8 +72,11 @@ def status(node_url, as_json):
 def _print_status(doc: dict) -> None:
     keys = ("chain_id", "node", "height", "last_block_hash", "view", "primary", "peers",
             "mempool", "syncing")
-    print_fields([(k, ", ".join(doc[k]) if k == "peers" and isinstance(doc.get(k), list)
-                   else doc.get(k)) for k in keys])
+    fields = [(k, ", ".join(doc[k]) if k == "peers" and isinstance(doc.get(k), list)
+               else doc.get(k)) for k in keys]
+    if isinstance(doc.get("sync"), dict):       # block sync progress, with an estimate
+        fields[-1] = ("syncing", sync_text(doc["sync"]))
+    print_fields(fields)
     for k in doc.get("key_expiry") or []:
         left = k.get("seconds_left")
         when = "expired" if not isinstance(left, int) or left <= 0 else f"expires in {left / 86400:.1f} days"

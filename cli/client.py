@@ -108,6 +108,12 @@ class NodeClient:
                     self.close()
                     raise NodeError(f"node at {self.url} sent more than "
                                     f"{MAX_RESPONSE_BYTES} bytes for {path}")
+                if resp.length:
+                    # read(amt) returns short, without IncompleteRead, when the
+                    # connection ends before Content-Length: a cut answer, not an answer.
+                    self.close()
+                    raise NodeError(f"node at {self.url} broke the connection in the middle of "
+                                    f"its answer to {method} {path}")
                 if resp.will_close:
                     self.close()
                 return resp.status, data

@@ -71,8 +71,8 @@ def event_details(event: dict) -> str:
     return ", ".join(parts)
 
 
-def page_query(group: dict[str, str], limit: int, after: str | None) -> str:
-    return urlencode({**group, "limit": limit, **({"after": after} if after else {})})
+def page_query(limit: int, after: str | None) -> str:
+    return urlencode({"limit": limit, **({"after": after} if after else {})})
 
 
 def print_next(doc: dict) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -90,6 +91,48 @@ class _Progress:
             click.echo("", err=True)
 
 
+def _last_up_file(testnet: Testnet) -> Path:
+    return testnet.dir / ".last-up-seconds"
+
+
+def last_up_seconds(testnet: Testnet) -> float | None:
+    """How long the last successful `up` of this testnet took: the estimate."""
+    try:
+        return float(_last_up_file(testnet).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _remember_up_seconds(testnet: Testnet, seconds: float) -> None:
+    try:
+        _last_up_file(testnet).write_text(f"{seconds:.2f}\n")
+    except OSError:
+        pass          # only an estimate is lost
+
+
+def progress_text(states: list[dict[str, Any]], testnet: Testnet, elapsed: float,
+                  last_s: float | None) -> str:
+    """One line: how many nodes are ready, an estimate, and which are where."""
+    total = len(testnet.nodes)
+    ready, connecting, starting = [], [], []
+    for s in states:
+        if is_ready(s, testnet):
+            ready.append(s["name"])
+        elif s["height"] is not None:
+            connecting.append(f"{s['name']} {len(s['peers'])}/{total - 1} peers")
+        else:
+            starting.append(s["name"])
+    if last_s is None:
+        estimate = "first start, no estimate yet"
+    elif last_s > elapsed:
+        estimate = f"about {last_s - elapsed:.0f}s left"
+    else:
+        estimate = f"longer than the last start ({last_s:.1f}s)"
+    parts = [f"{label}: {', '.join(names)}" for label, names in
+             (("ready", ready), ("connecting", connecting), ("starting", starting)) if names]
+    return f"{len(ready)}/{total} nodes ready ({elapsed:.1f}s, {estimate}); " + "; ".join(parts)
+
+
 def _startup_failure(node: NodeHome) -> str:
     return (f"{node.name} exited during start-up; last lines of {node.log_file}:\n"
             f"{procs.log_tail(node)}")
@@ -118,19 +161,18 @@ def _wait_ready(testnet: Testnet, started: list[tuple[NodeHome, int]], timeout_s
                 progress: _Progress) -> list[dict]:
     begin = time.monotonic()
     deadline = begin + timeout_s
-    total = len(testnet.nodes)
+    last_s = last_up_seconds(testnet)
     try:
         while True:
             for node, pid in started:
                 if not procs.is_node_process(pid, node.home):
                     raise CliError(_startup_failure(node))
             states = testnet_states(testnet)
-            answering = sum(s["height"] is not None for s in states)
-            ready = sum(is_ready(s, testnet) for s in states)
-            progress.show((answering, ready), f"waiting for {total} nodes: {answering}/{total} answering, "
-                          f"{ready}/{total} connected to all peers "
-                          f"({time.monotonic() - begin:.1f}s)")
-            if ready == total:
+            elapsed = time.monotonic() - begin
+            progress.show(tuple(describe(s, testnet) for s in states),
+                          progress_text(states, testnet, elapsed, last_s))
+            if all(is_ready(s, testnet) for s in states):
+                _remember_up_seconds(testnet, elapsed)
                 return states
             if time.monotonic() >= deadline:
                 late = ", ".join(f"{s['name']} ({describe(s, testnet)})" for s in states

@@ -5,6 +5,7 @@
     DIR/node{i}/node.key             the validator's ed25519 key (0600)
     DIR/node{i}/data/                created by the node
     DIR/node{i}/node.log, node.pid   written by `testnet up`
+    DIR/.last-up-seconds             how long the last `testnet up` took (its estimate)
     DIR/accounts/<account>.key       one account per organisation (0600), named
                                      like it: the departments (and partner banks)
                                      run the nodes, write kv and are the admins

@@ -10,6 +10,7 @@ import click
 
 from .bench import bench
 from .demo import demo
+from .chaos.command import chaos
 from .sim_cmd import sim
 from .chain_cmd import query, status, tx, watch
 from .genesis_cmd import genesis
@@ -45,7 +46,7 @@ def cli():
 
 
 for command in (keys, genesis, testnet, node, status, tx, query, watch, gov, receipt, trace, receivable,
-                demo, bench, sim):
+                demo, bench, chaos, sim):
     cli.add_command(command)
 
 

@@ -1,6 +1,7 @@
 """`ynchain node init`: write a node's config.toml; `ynchain node start`: run the
 daemon in the foreground; `ynchain node resync`: rebuild a damaged or lost
-store, keeping the node's safety record."""
+store, keeping the node's safety record; `ynchain node doctor`: what is wrong
+with a node and what to do (cli.doctor)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ledger.genesis import load_genesis, parse_address
 
 from .errors import CliError
 from .submit import load_key_file
+from .target import json_option, print_json
 
 
 @click.group()
@@ -118,3 +120,32 @@ def node_resync(home):
         click.echo(f"moved the old data directory to {moved}")
     click.echo(f"created a fresh store holding this node's safety record; start the node "
                f"(ynchain node start --home {home}) and it refetches the chain from its peers")
+
+
+@node.command("doctor")
+@click.option("--home", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Node home directory (holds config.toml).")
+@click.option("--timeout", type=click.FloatRange(0.1, 120), default=3.0, show_default=True,
+              help="Seconds to wait for each peer, API answer or handshake.")
+@click.option("--sample", "sample_s", type=click.FloatRange(0.1, 600), default=2.0, show_default=True,
+              help="Seconds to watch the heights to see whether the chain commits.")
+@json_option
+def node_doctor(home, timeout, sample_s, as_json):
+    """Check a node and tell what is wrong and what to do about it.
+
+    One line per check: ok, warn or fail, with a fix. Exit status 0 when all
+    is ok, 1 with warnings, 2 with failures. Works whether the node runs or
+    not: a running node is asked through its API (its store and p2p sessions
+    are left alone); a stopped one has its store opened and its peers
+    handshaken with under its own key.
+    """
+    from .doctor import Facts, exit_code, run_checks
+    from .doctor.report import print_text, to_json
+
+    facts = Facts(home, timeout_s=timeout, sample_s=sample_s)
+    findings = run_checks(facts)
+    if as_json:
+        print_json(to_json(findings, {"node": facts.name, "home": str(home.resolve())}))
+    else:
+        print_text(findings, f"ynchain node doctor: {facts.name} ({home.resolve()})")
+    raise click.exceptions.Exit(exit_code(findings))

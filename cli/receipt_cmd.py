@@ -173,8 +173,9 @@ def receipt_list(issuer, payer_id, payer_hash, limit, after, node_url, as_json):
     client = client_for(node_url)
     if payer_id is not None:
         payer_hash = _hash_payer(chain_head(client)[0], payer_id, "--payer-id")
-    group = {"issuer": issuer} if issuer is not None else {"payer_hash": payer_hash}
-    doc = client.get("/fiscal/receipts?" + page_query(group, limit, after))
+    path = (f"/fiscal/issuers/{path_segment(issuer)}/receipts" if issuer is not None
+            else f"/fiscal/payers/{path_segment(payer_hash)}/receipts")
+    doc = client.get(f"{path}?{page_query(limit, after)}")
     if as_json:
         print_json(doc)
         return

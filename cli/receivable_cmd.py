@@ -83,7 +83,7 @@ def receivable_show(rid, node_url, as_json):
 @json_option
 def receivable_holdings(org, limit, after, node_url, as_json):
     """What ORG holds: the count and total of its open receivables, and the receivables."""
-    doc = client_for(node_url).get(f"/receivables/holdings/{path_segment(org)}?" + page_query({}, limit, after))
+    doc = client_for(node_url).get(f"/receivables/holdings/{path_segment(org)}?" + page_query(limit, after))
     if as_json:
         print_json(doc)
         return

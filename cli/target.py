@@ -65,3 +65,13 @@ def print_fields(pairs: list[tuple[str, Any]]) -> None:
         if isinstance(value, (dict, list)):
             value = json.dumps(value)
         click.echo(f"{key + ':':<{width + 1}} {'-' if value is None else value}")
+
+
+def sync_text(sync: dict[str, Any]) -> str:
+    """A node's block sync progress (its /status "sync") in words."""
+    text = f"height {sync.get('height')} of {sync.get('target')}"
+    if isinstance(sync.get("rate"), (int, float)):
+        text += f", {sync['rate']:g} blocks/s"
+    if isinstance(sync.get("eta_s"), (int, float)):
+        text += f", about {sync['eta_s']:.0f}s left"
+    return text

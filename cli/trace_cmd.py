@@ -130,8 +130,9 @@ def trace_list(product, origin, limit, after, node_url, as_json):
     """List lots by product or by origin base, oldest first."""
     if (product is None) == (origin is None):
         raise click.UsageError("give exactly one of --product, --origin")
-    group = {"product": product} if product is not None else {"origin": origin}
-    doc = client_for(node_url).get("/trace?" + page_query(group, limit, after))
+    path = (f"/trace/products/{path_segment(product)}/lots" if product is not None
+            else f"/trace/origins/{path_segment(origin)}/lots")
+    doc = client_for(node_url).get(f"{path}?{page_query(limit, after)}")
     if as_json:
         print_json(doc)
         return

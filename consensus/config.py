@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from ledger.certificate import MAX_VALIDATORS
-from ledger.crypto import PUBKEY_LEN
-
 from .errors import LocalProtocolError
+from .validators import ValidatorSet
 
 VIEW_CHANGE_TIMER = "view_change"
 RETRANSMIT_TIMER = "retransmit"
@@ -39,16 +37,15 @@ class ReplicaConfig:
     # How often lost messages are re-sent (0: half the base view-change timeout).
     retransmit_ms: int = 0
     payload_digest: Callable[[int, bytes], bytes | None] | None = None
+    # Check Replica.check_invariants() after every event (tests and the
+    # simulator; off in the node, where it would cost time on every message).
+    check_invariants: bool = False
+    validator_set: ValidatorSet = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        n = len(self.validators)
-        if not 1 <= n <= MAX_VALIDATORS:
-            raise LocalProtocolError(f"validators: need 1..{MAX_VALIDATORS}, got {n}")
-        if any(type(k) is not bytes or len(k) != PUBKEY_LEN for k in self.validators):
-            raise LocalProtocolError("validators: every key must be 32 bytes")
-        if len(set(self.validators)) != n:
-            raise LocalProtocolError("validators: duplicate key")
-        if not 0 <= self.me < n:
+        validator_set = ValidatorSet(self.validators)
+        object.__setattr__(self, "validator_set", validator_set)
+        if self.me not in validator_set:
             raise LocalProtocolError(f"me: {self.me} is not a validator index")
         if self.checkpoint_interval < 1:
             raise LocalProtocolError("checkpoint_interval must be >= 1")
@@ -62,6 +59,8 @@ class ReplicaConfig:
                 "need 1 <= view_change_timeout_ms <= max_view_change_timeout_ms")
         if self.retransmit_ms < 0:
             raise LocalProtocolError("retransmit_ms must be >= 0")
+        if type(self.check_invariants) is not bool:
+            raise LocalProtocolError("check_invariants must be a bool")
 
     @property
     def retransmit_interval_ms(self) -> int:

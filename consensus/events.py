@@ -2,7 +2,7 @@
 
     actions = replica.handle(event)
 
-The driver (node/consensus_driver.py, or the simulator) must carry out the
+The driver (node/core/driver.py, or the simulator) must carry out the
 actions *in list order*, with one rule that safety depends on:
 
     a PersistSafety action must be durable (fsync'd) before any Send or
@@ -12,26 +12,65 @@ Drivers may merge consecutive PersistSafety actions into one write (only the
 last record matters: each record supersedes the previous one; payload stores and
 deletes apply in order).
 
+consensus/executor.py carries out these rules once for every driver (the
+node, the simulator, the test cluster), each of which implements its Host.
+
 Validators are named by their index in the genesis validator list.  Time never
 enters the core except as the delays it asks for in SetTimer.
+
+Events check their own fields when they are built (as h11's events do) and
+raise LocalProtocolError: a driver bug surfaces where it is made, not deep in
+the core.  Whether `sender` is a validator index is the Replica's check (only
+it knows the validator set).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Protocol, Union
 
+from ledger.block import NULL_DIGEST
 from ledger.certificate import CommitCertificate
+from ledger.crypto import HASH_LEN
+
+from .errors import LocalProtocolError
+from .messages import MESSAGE_TYPES, Message
+
+
+class Signer(Protocol):
+    """What the Replica signs with (ledger.crypto.KeyPair): its public key must
+    be the validator key of the replica it signs for."""
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def _require_uint(value: object, what: str, minimum: int = 0) -> None:
+    if type(value) is not int or value < minimum:
+        raise LocalProtocolError(f"{what} must be an int >= {minimum}, got {value!r}")
+
+
+def _require_digest(value: object, what: str) -> None:
+    if type(value) is not bytes or len(value) != HASH_LEN:
+        raise LocalProtocolError(f"{what} must be {HASH_LEN} bytes")
 
 
 # -- events (driver -> core) ------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class MessageReceived:
-    """A consensus message from validator `sender` (transport-authenticated);
-    `message` is a decoded consensus.messages object."""
+    """A consensus message from validator `sender` (transport-authenticated),
+    decoded by consensus.messages.decode_message."""
     sender: int
-    message: Any
+    message: Message
+
+    def __post_init__(self) -> None:
+        _require_uint(self.sender, "MessageReceived.sender")
+        if type(self.message) not in _MESSAGE_TYPES:
+            raise LocalProtocolError(
+                f"not a consensus message: {type(self.message).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +80,11 @@ class TimerFired:
     kind: str
     token: int
 
+    def __post_init__(self) -> None:
+        if type(self.kind) is not str:
+            raise LocalProtocolError(f"TimerFired.kind must be a str, got {self.kind!r}")
+        _require_uint(self.token, "TimerFired.token")
+
 
 @dataclass(frozen=True, slots=True)
 class Propose:
@@ -49,6 +93,14 @@ class Propose:
     seq: int
     payload: bytes
     digest: bytes
+
+    def __post_init__(self) -> None:
+        _require_uint(self.seq, "Propose.seq", 1)
+        if type(self.payload) is not bytes:
+            raise LocalProtocolError("Propose.payload must be bytes")
+        _require_digest(self.digest, "Propose.digest")
+        if (self.payload == b"") != (self.digest == NULL_DIGEST):
+            raise LocalProtocolError('the null payload b"" and NULL_DIGEST go together')
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +116,10 @@ class Executed:
     seq: int
     state_digest: bytes
 
+    def __post_init__(self) -> None:
+        _require_uint(self.seq, "Executed.seq", 1)
+        _require_digest(self.state_digest, "Executed.state_digest")
+
 
 @dataclass(frozen=True, slots=True)
 class Synced:
@@ -71,6 +127,10 @@ class Synced:
     (after a RequestSync or on its own); the core resumes from there."""
     seq: int
     state_digest: bytes
+
+    def __post_init__(self) -> None:
+        _require_uint(self.seq, "Synced.seq")
+        _require_digest(self.state_digest, "Synced.state_digest")
 
 
 Event = Union[MessageReceived, TimerFired, Propose, RequestsPending, Executed, Synced]
@@ -96,13 +156,13 @@ class PersistSafety:
 @dataclass(frozen=True, slots=True)
 class Send:
     to: int
-    message: Any
+    message: Message
 
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
     """Send to every other validator."""
-    message: Any
+    message: Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +215,5 @@ class ViewChanged:
 
 Action = Union[PersistSafety, Send, Broadcast, Deliver, SetTimer, CancelTimer,
                RequestSync, ReportFault, ViewChanged]
+
+_MESSAGE_TYPES = frozenset(MESSAGE_TYPES)

@@ -17,7 +17,7 @@ anything malformed; signatures are checked by the replica, not here.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from ledger import codec
 from ledger.certificate import MAX_VALIDATORS, PHASE_COMMIT, PHASE_PREPARE, Vote, vote_bytes
@@ -27,13 +27,24 @@ from ledger.crypto import HASH_LEN, SIG_LEN
 from .config import MAX_WINDOW
 from .errors import RemoteProtocolError
 
+if TYPE_CHECKING:
+    from .events import Signer
+
 PRE_PREPARE_DOMAIN = b"ynchain/pbft-pre-prepare/v1\x00"
 CHECKPOINT_DOMAIN = b"ynchain/pbft-checkpoint/v1\x00"
 VIEW_CHANGE_DOMAIN = b"ynchain/pbft-view-change/v1\x00"
 NEW_VIEW_DOMAIN = b"ynchain/pbft-new-view/v1\x00"
 
+# The phases a replica signs at most one digest for, per (view, seq).  PREPARE
+# and COMMIT are the certificate's own phase names (their signatures make
+# certificates); a PRE-PREPARE is signed with its own domain, not vote_bytes.
+PHASE_PRE_PREPARE = "pre-prepare"
+PHASES = (PHASE_PRE_PREPARE, PHASE_PREPARE, PHASE_COMMIT)
+
 MAX_PAYLOAD = 8 * 1024 * 1024
-MAX_MESSAGE = 64 * 1024 * 1024
+# A consensus message arrives in one transport frame, so it can never be larger
+# than the frame cap; the bound is that one number (ledger.codec.MAX_FRAME).
+MAX_MESSAGE = codec.MAX_FRAME
 
 _REPLICA_MAX = MAX_VALIDATORS - 1
 
@@ -74,7 +85,10 @@ class _Wire:
         return codec.pack([self.TAG, *self.to_record()])  # type: ignore[attr-defined]
 
 
-def sign(message: Any, signer: Any, chain_id: str) -> Any:
+_Signed = TypeVar("_Signed")
+
+
+def sign(message: _Signed, signer: "Signer", chain_id: str) -> _Signed:
     """`message` with its signature filled in by `signer` (a KeyPair)."""
     return replace(message, signature=signer.sign(message.signed_bytes(chain_id)))
 
@@ -84,6 +98,7 @@ def sign(message: Any, signer: Any, chain_id: str) -> Any:
 @dataclass(frozen=True, slots=True)
 class PrePrepare(_Wire):
     TAG: ClassVar[int] = 1
+    PHASE: ClassVar[str] = PHASE_PRE_PREPARE
     view: int
     seq: int
     digest: bytes
@@ -309,6 +324,37 @@ class NewView(_Wire):
 
 
 Message = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
+SignedVote = tuple[int, int, str, bytes]       # (view, seq, phase, digest)
+
+
+def signed_votes(message: Message, validator: int,
+                 primary: Callable[[int], int]) -> list[SignedVote]:
+    """Every vote `validator` signed that `message` carries: the message
+    itself (PRE-PREPARE, PREPARE, COMMIT), the PRE-PREPAREs of its NEW-VIEW,
+    and its signatures inside the prepared certificates of VIEW-CHANGEs
+    (`primary(view)` names who signed a certificate's PRE-PREPARE).  What a
+    checker collects to prove that no correct replica ever signed two
+    digests for one (view, seq, phase)."""
+    kind = type(message)
+    if kind is PrePrepare or kind is Prepare or kind is Commit:
+        return ([(message.view, message.seq, message.PHASE, message.digest)]
+                if message.replica == validator else [])
+    if kind is NewView:
+        votes = [vote for vc in message.view_changes
+                 for vote in signed_votes(vc, validator, primary)]
+        if message.replica == validator:
+            votes += [(pp.view, pp.seq, PHASE_PRE_PREPARE, pp.digest)
+                      for pp in message.pre_prepares]
+        return votes
+    if kind is ViewChange:
+        votes = []
+        for proof in message.prepared:
+            if primary(proof.view) == validator:
+                votes.append((proof.view, proof.seq, PHASE_PRE_PREPARE, proof.digest))
+            if any(v.validator == validator for v in proof.prepares):
+                votes.append((proof.view, proof.seq, PHASE_PREPARE, proof.digest))
+        return votes
+    return []
 MESSAGE_TYPES: tuple[type, ...] = (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
 _BY_TAG = {cls.TAG: cls for cls in MESSAGE_TYPES}
 

@@ -1,38 +1,73 @@
-"""PBFT (Castro & Liskov) as a pure state machine: `handle(event) -> actions`.
+"""PBFT (Castro & Liskov, OSDI '99 / TOCS '02) as a pure state machine:
+`handle(event) -> actions`.
 
-One Replica orders blocks for the node that owns it.  It keeps:
+One Replica orders blocks for the node that owns it.  Read it beside the paper:
+
+    phase           paper                        here
+    normal          4.2 normal-case operation    _STEP_NORMAL: _on_pre_prepare,
+                                                 _on_vote, _advance, _deliver_ready
+    (both)          4.3 garbage collection       _on_checkpoint, _stabilize
+                                                 (CheckpointLog in checkpoints.py)
+    view-changing   4.4 view changes             _STEP_VIEW_CHANGING: _on_view_change_*,
+                                                 _try_new_view, _on_new_view_*,
+                                                 _become_view_changing, _become_normal
+
+As in etcd's raft (stepLeader / stepFollower), each phase has its own step
+table mapping every message type to its handler, NEW-VIEW included; the
+phase changes only in `_become_view_changing` and `_become_normal`.  The
+phase is also in the safety record (`active`), so a restart resumes it.
+
+It keeps:
   * the log of the current view, one _Slot per seq in (low, low + W]
     (low = the stable checkpoint), garbage-collected when a checkpoint
     becomes stable, so memory stays bounded on a chain of any length;
   * the safety record (safety.py), persisted before anything it signs leaves;
-  * the latest VIEW-CHANGE of each replica and the latest far-ahead
-    CHECKPOINT of each replica (one per replica: bounded).
+  * the latest VIEW-CHANGE of each replica, and the checkpoint log.
 
 Lost messages are re-sent on a periodic "retransmit" timer (the network may
 drop anything), receivers drop duplicates before checking signatures, and
-every peer message is verified once before it changes state.
+every peer message is verified once before it changes state.  Everything
+that depends on who the validators are goes through one ValidatorSet.
+
+With ReplicaConfig.check_invariants (tests, the simulator) every event ends
+with check_invariants(), which raises AssertionError on a broken rule.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import enum
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence, TypeVar
 
 from ledger.block import NULL_DIGEST
 from ledger.certificate import CommitCertificate, Vote
 from ledger.crypto import HASH_LEN
 
+from .checkpoints import CheckpointLog
 from .config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER, ReplicaConfig
 from .errors import LocalProtocolError
 from .events import (Action, Broadcast, CancelTimer, Deliver, Event, Executed, MessageReceived,
                      PersistSafety, Propose, ReportFault, RequestsPending, RequestSync, Send,
-                     SetTimer, Synced, TimerFired, ViewChanged)
-from .messages import (Checkpoint, CheckpointProof, Commit, NewView, PrePrepare, Prepare,
+                     SetTimer, Signer, Synced, TimerFired, ViewChanged)
+from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoint,
+                       CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare,
                        PreparedProof, ViewChange, sign)
-from .safety import PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, SafetyState
+from .safety import SafetyState
 from .verification import Verifier, reproposals
+
+if TYPE_CHECKING:
+    from .invariants import Audit
 
 
 MAX_PAYLOADS_PER_SEQ = 4
+
+
+_Signed = TypeVar("_Signed")
+_Handler = Callable[["Replica", list, int, Message], None]
+
+
+class Phase(enum.Enum):
+    NORMAL = "normal"                   # a NEW-VIEW (or genesis) started the view
+    VIEW_CHANGING = "view-changing"     # VIEW-CHANGE sent, waiting for NEW-VIEW
 
 
 class _Slot:
@@ -47,27 +82,58 @@ class _Slot:
         self.committed = False
 
 
+class _Timers:
+    """The timers the core has asked the driver to arm: kind -> the token of
+    the armed one.  TimerFired echoes the token, so a timer replaced or
+    cancelled since it was set, whose expiry the driver reports anyway, is
+    told apart and ignored."""
+    __slots__ = ("_armed", "_token")
+
+    def __init__(self) -> None:
+        self._armed: dict[str, int] = {}
+        self._token = 0
+
+    def __contains__(self, kind: str) -> bool:
+        return kind in self._armed
+
+    def arm(self, kind: str, delay_ms: int) -> SetTimer:
+        self._token += 1
+        self._armed[kind] = self._token
+        return SetTimer(kind, delay_ms, self._token)
+
+    def cancel(self, out: list[Action], kind: str) -> None:
+        if self._armed.pop(kind, None) is not None:
+            out.append(CancelTimer(kind))
+
+    def take(self, event: TimerFired) -> bool:
+        """True if `event` is the armed timer of its kind, which is now disarmed."""
+        if self._armed.get(event.kind) != event.token:
+            return False
+        del self._armed[event.kind]
+        return True
+
+
 class Replica:
-    def __init__(self, config: ReplicaConfig, signer: Any, safety_record: bytes | None,
+    def __init__(self, config: ReplicaConfig, signer: Signer, safety_record: bytes | None,
                  last_executed: tuple[int, bytes], *,
                  prepared_payloads: Mapping[tuple[int, bytes], bytes] | None = None) -> None:
         height, block_hash = last_executed
-        if type(height) is not int or height < 0 or len(block_hash) != HASH_LEN:
+        if type(height) is not int or height < 0 or type(block_hash) is not bytes \
+                or len(block_hash) != HASH_LEN:
             raise LocalProtocolError("last_executed must be (height >= 0, 32-byte hash)")
-        public_key = getattr(signer, "public_key", None)
-        if public_key is not None and public_key != config.validators[config.me]:
+        if getattr(signer, "public_key", None) != config.validators[config.me]:
             raise LocalProtocolError("signer's key is not validator `me`'s key")
         self._cfg = config
         self._signer = signer
         self._me = config.me
-        self._n = len(config.validators)
-        self._f = (self._n - 1) // 3
-        self._v = Verifier(config.chain_id, config.validators, config.checkpoint_interval,
-                           config.window, config.check_payload, config.payload_digest)
-        self._quorum = self._v.quorum
+        self._validators = config.validator_set
+        self._verify = Verifier(config.chain_id, self._validators, config.checkpoint_interval,
+                                config.window, config.check_payload, config.payload_digest)
         self._safety = (SafetyState.decode(safety_record, prepared_payloads) if safety_record
                         else SafetyState())
         self._dirty = False                       # safety record changed since last persist
+        self._phase = Phase.NORMAL if self._safety.active else Phase.VIEW_CHANGING
+        self._step = self._STEP_NORMAL if self._safety.active else self._STEP_VIEW_CHANGING
 
         self._last_delivered = height
         self._booted_at = (height, block_hash)
@@ -78,9 +144,7 @@ class Replica:
         self._next_seq = self._restart_seq()       # next seq I propose as primary
         self._uncommitted_own: set[int] = set()
 
-        self._checkpoints: dict[int, dict[int, Checkpoint]] = {}   # seq in window -> replica -> msg
-        self._far_checkpoints: dict[int, Checkpoint] = {}          # replica -> latest beyond window
-        self._own_checkpoint: Checkpoint | None = None
+        self._checkpoints = CheckpointLog(self._validators)
         self._sync: RequestSync | None = None
         self._delivered_at_last_tick = height
 
@@ -89,11 +153,18 @@ class Replica:
         self._answered: set[int] = set()                 # replicas sent a NEW-VIEW this tick
         self._pending_requests = False
         self._failed_view_changes = 0                     # consecutive, without a delivery
-        self._vc_timer_delay = 0
-        self._timers: dict[str, int] = {}                 # kind -> token of the armed timer
-        self._token = 0
+        self._vc_timer_delay_ms = 0
+        self._timers = _Timers()
+        self._audit: Audit | None = None
+        if config.check_invariants:
+            from . import invariants             # loaded only where checks run
+            self._audit = invariants.Audit(self)
 
     # -- queries -------------------------------------------------------------------
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
 
     @property
     def view(self) -> int:
@@ -101,7 +172,7 @@ class Replica:
 
     @property
     def primary(self) -> int:
-        return self._v.primary(self._safety.view)
+        return self._validators.primary(self._safety.view)
 
     @property
     def is_primary(self) -> bool:
@@ -109,7 +180,7 @@ class Replica:
 
     @property
     def in_view_change(self) -> bool:
-        return not self._safety.active
+        return self._phase is Phase.VIEW_CHANGING
 
     @property
     def last_delivered(self) -> int:
@@ -126,7 +197,7 @@ class Replica:
                 + len(self._safety.votes) + len(self._safety.prepared))
 
     def next_proposal_seq(self) -> int | None:
-        if not (self._safety.active and self.is_primary):
+        if self._phase is not Phase.NORMAL or not self.is_primary:
             return None
         seq = self._next_seq
         if seq > self._high or len(self._uncommitted_own) >= self._cfg.max_in_flight:
@@ -146,12 +217,12 @@ class Replica:
     def start(self) -> list[Action]:
         """Call once before the first event: arms timers, and after a restart
         rejoins an unfinished view change or asks to sync to the checkpoint."""
-        out: list[Action] = [self._set_timer(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms)]
+        out: list[Action] = [self._timers.arm(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms)]
         checkpoint = self._safety.checkpoint
         if checkpoint.seq > self._last_delivered:
             self._request_sync(out, checkpoint.seq, checkpoint.state_digest,
                                tuple(v.validator for v in checkpoint.votes))
-        if not self._safety.active:
+        if self._phase is Phase.VIEW_CHANGING:
             self._send_view_change(out)
         seq, state_digest = self._safety.own_checkpoint
         height, block_hash = self._booted_at
@@ -159,355 +230,58 @@ class Replica:
             seq, state_digest = height, block_hash      # stored, but Executed never came
         if seq > self._low:
             self._checkpoint(out, seq, state_digest)
+        if self._audit is not None:
+            self._audit.started = True
+            self.check_invariants(out)
         return out
 
     def handle(self, event: Event) -> list[Action]:
         out: list[Action] = []
-        if type(event) is MessageReceived:
+        kind = type(event)
+        if kind is MessageReceived:
             self._on_message(out, event.sender, event.message)
-        elif type(event) is TimerFired:
+        elif kind is TimerFired:
             self._on_timer(out, event)
-        elif type(event) is Propose:
+        elif kind is Propose:
             self._on_propose(out, event)
-        elif type(event) is RequestsPending:
+        elif kind is RequestsPending:
             self._pending_requests = True
             self._refresh_progress_timer(out, progress=False)
-        elif type(event) is Executed:
+        elif kind is Executed:
             self._on_executed(out, event.seq, event.state_digest)
-        elif type(event) is Synced:
+        elif kind is Synced:
             self._on_synced(out, event.seq, event.state_digest)
         else:
             raise LocalProtocolError(f"not a consensus event: {event!r}")
+        if self._audit is not None:
+            self.check_invariants(out)
         return out
 
-    # -- plumbing ------------------------------------------------------------------
-
-    def _send(self, out: list[Action], message: Any, to: int | None = None) -> None:
-        """Queue a message; the safety record goes first if it changed."""
-        self._persist(out)
-        out.append(Broadcast(message) if to is None else Send(to, message))
-
-    def _persist(self, out: list[Action]) -> None:
-        """Queue the safety record (and prepared payloads) if they changed."""
-        if self._dirty:
-            payloads, dropped = self._safety.take_payload_changes()
-            out.append(PersistSafety(self._safety.encode(), payloads, dropped))
-            self._dirty = False
-
-    def _sign(self, message: Any) -> Any:
-        return sign(message, self._signer, self._cfg.chain_id)
-
-    def _set_timer(self, kind: str, delay_ms: int) -> SetTimer:
-        self._token += 1
-        self._timers[kind] = self._token
-        return SetTimer(kind, delay_ms, self._token)
-
-    def _cancel_timer(self, out: list[Action], kind: str) -> None:
-        if self._timers.pop(kind, None) is not None:
-            out.append(CancelTimer(kind))
-
-    def _view_change_timeout(self) -> int:
-        cfg = self._cfg
-        return min(cfg.view_change_timeout_ms << min(self._failed_view_changes, 32),
-                   cfg.max_view_change_timeout_ms)
-
-    def _restart_seq(self) -> int:
-        """Never propose again at a seq already pre-prepared in this view."""
-        mine = [seq for seq, phase in self._safety.votes if phase == PHASE_PRE_PREPARE]
-        return max(mine + [self._low, self._last_delivered]) + 1
-
-    def _store_pre_prepare(self, pp: PrePrepare) -> None:
-        self._slot(pp.seq).pre_prepare = pp
-        by_digest = self._payloads.setdefault(pp.seq, {})
-        by_digest[pp.digest] = pp.payload
-        if len(by_digest) > MAX_PAYLOADS_PER_SEQ:     # one per view: keep the latest few,
-            proof = self._safety.prepared.get(pp.seq)  # and always the prepared one
-            keep = proof.digest if proof is not None else None
-            del by_digest[next(d for d in by_digest if d != keep)]
-
-    def _slot(self, seq: int) -> _Slot:
-        slot = self._slots.get(seq)
-        if slot is None:
-            slot = self._slots[seq] = _Slot()
-        return slot
-
-    def _fault(self, out: list[Action], sender: int, reason: str) -> None:
-        out.append(ReportFault(sender, reason))
-
-    # -- messages ------------------------------------------------------------------
-
-    def _on_message(self, out: list[Action], sender: int, message: Any) -> None:
-        if type(sender) is not int or not 0 <= sender < self._n:
+    def _on_message(self, out: list[Action], sender: int, message: Message) -> None:
+        if not 0 <= sender < self._validators.n:      # an int: MessageReceived checked
             raise LocalProtocolError(f"sender {sender!r} is not a validator index")
         kind = type(message)
-        if kind is NewView:               # self-certifying: may be relayed by anyone
-            self._on_new_view(out, sender, message)
-            return
-        handler = self._HANDLERS.get(kind)
+        handler = self._step.get(kind)
         if handler is None:
             raise LocalProtocolError(f"not a consensus message: {kind.__name__}")
-        if message.replica != sender:
-            self._fault(out, sender, f"{kind.__name__} claims to be from replica {message.replica}")
-            return
-        if sender == self._me:
-            return
+        if kind is not NewView:
+            # A NEW-VIEW is self-certifying and may be relayed by anyone; every
+            # other message must come from the replica that signed it.
+            if message.replica != sender:
+                self._fault(out, sender,
+                            f"{kind.__name__} claims to be from replica {message.replica}")
+                return
+            if sender == self._me:
+                return
         handler(self, out, sender, message)
 
-    def _accepts_normal_case(self, out: list[Action], sender: int, view: int, seq: int) -> bool:
-        """Normal-case messages count only in the active current view and
-        within the watermarks; older ones are stale, not faults."""
-        if view != self._safety.view or not self._safety.active or seq <= self._low:
-            return False
-        if seq > self._high:
-            self._fault(out, sender, f"seq {seq} above the high watermark {self._high}")
-            return False
-        return True
+    # -- phase transitions -----------------------------------------------------------
 
-    def _on_pre_prepare(self, out: list[Action], sender: int, m: PrePrepare) -> None:
-        if not self._accepts_normal_case(out, sender, m.view, m.seq):
-            return
-        if sender != self.primary:
-            self._fault(out, sender, "pre-prepare from a backup")
-            return
-        slot = self._slot(m.seq)
-        held = slot.pre_prepare
-        if held is not None and held.digest == m.digest:
-            return
-        if not self._v.signed(m):
-            self._fault(out, sender, "bad pre-prepare signature")
-            return
-        if held is not None:
-            self._fault(out, sender, f"primary equivocated at seq {m.seq}")
-            return
-        if not self._v.payload_matches(m.seq, m.payload, m.digest):
-            self._fault(out, sender, f"payload rejected or not matching its digest at seq {m.seq}")
-            return
-        prepare = self._accept_pre_prepare(m)
-        if prepare is None:
-            self._fault(out, sender, f"pre-prepare at seq {m.seq} conflicts with my vote")
-            return
-        self._send(out, prepare)
-        self._advance(out, m.seq)
-        self._refresh_progress_timer(out, progress=False)
-
-    def _accept_pre_prepare(self, m: PrePrepare) -> Prepare | None:
-        """Store a verified pre-prepare; my PREPARE for it (to send), or None
-        if it conflicts with a vote in the safety record."""
-        view, seq, digest = m.view, m.seq, m.digest
-        if not self._safety.record_vote(view, seq, PHASE_PREPARE, digest):
-            return None
-        self._dirty = True
-        self._store_pre_prepare(m)
-        prepare = self._sign(Prepare(view, seq, digest, self._me))
-        self._slots[seq].prepares[self._me] = prepare
-        return prepare
-
-    def _on_vote(self, out: list[Action], sender: int, m: Prepare | Commit) -> None:
-        if not self._accepts_normal_case(out, sender, m.view, m.seq):
-            return
-        is_prepare = type(m) is Prepare
-        if is_prepare and sender == self.primary:
-            self._fault(out, sender, "prepare from the primary")
-            return
-        slot = self._slot(m.seq)
-        votes = slot.prepares if is_prepare else slot.commits
-        held = votes.get(sender)
-        if held is not None and held.digest == m.digest:
-            return
-        if not self._v.signed(m):
-            self._fault(out, sender, f"bad {m.PHASE} signature")
-            return
-        if held is not None:
-            self._fault(out, sender, f"two {m.PHASE} votes at seq {m.seq}")
-            return
-        votes[sender] = m
-        self._advance(out, m.seq)
-
-    def _advance(self, out: list[Action], seq: int) -> None:
-        """Move one slot along prepared -> committed -> delivered."""
-        slot = self._slots[seq]
-        pp = slot.pre_prepare
-        if pp is None:
-            return
-        view, digest = pp.view, pp.digest
-        if not slot.prepared:
-            primary = self.primary
-            prepares = [p for r, p in sorted(slot.prepares.items())
-                        if p.digest == digest and r != primary]
-            if len(prepares) < self._quorum - 1:
-                return
-            slot.prepared = True
-            proof = PreparedProof(view, seq, digest, pp.signature,
-                                  tuple(Vote(p.replica, p.signature)
-                                        for p in prepares[:self._quorum - 1]), pp.payload)
-            self._safety.record_prepared(proof)
-            self._dirty = True
-            if self._safety.record_vote(view, seq, PHASE_COMMIT, digest):
-                commit = self._sign(Commit(view, seq, digest, self._me))
-                slot.commits[self._me] = commit
-                self._send(out, commit)
-        if slot.committed:
-            return
-        if sum(1 for c in slot.commits.values() if c.digest == digest) < self._quorum:
-            return
-        slot.committed = True
-        self._uncommitted_own.discard(seq)
-        self._deliver_ready(out)
-
-    def _deliver_ready(self, out: list[Action]) -> None:
-        delivered = False
-        while True:
-            seq = self._last_delivered + 1
-            slot = self._slots.get(seq)
-            if slot is None or not slot.committed:
-                break
-            pp = slot.pre_prepare
-            votes = tuple(Vote(c.replica, c.signature)
-                          for _, c in sorted(slot.commits.items()) if c.digest == pp.digest)
-            certificate = CommitCertificate(pp.view, seq, pp.digest, votes[:self._quorum])
-            out.append(Deliver(seq, pp.payload, certificate))
-            self._last_delivered = seq
-            delivered = True
-        if delivered:
-            self._failed_view_changes = 0
-            self._pending_requests = False
-            self._refresh_progress_timer(out, progress=True)
-
-    # -- the primary ---------------------------------------------------------------
-
-    def _on_propose(self, out: list[Action], event: Propose) -> None:
-        if type(event.payload) is not bytes or type(event.digest) is not bytes \
-                or len(event.digest) != HASH_LEN:
-            raise LocalProtocolError("Propose needs a bytes payload and a 32-byte digest")
-        if (event.payload == b"") != (event.digest == NULL_DIGEST):
-            raise LocalProtocolError("the null payload b\"\" and NULL_DIGEST go together")
-        if event.seq != self.next_proposal_seq():
-            return      # the view or the window moved since the driver asked: stale
-        view, seq = self._safety.view, event.seq
-        self._next_seq = seq + 1
-        if not self._safety.record_vote(view, seq, PHASE_PRE_PREPARE, event.digest):
-            return
-        self._dirty = True
-        pp = self._sign(PrePrepare(view, seq, event.digest, event.payload, self._me))
-        self._store_pre_prepare(pp)
-        self._uncommitted_own.add(seq)
-        self._send(out, pp)
-        self._advance(out, seq)
-        self._refresh_progress_timer(out, progress=False)
-
-    # -- checkpoints and state sync ------------------------------------------------
-
-    def _on_executed(self, out: list[Action], seq: int, state_digest: bytes) -> None:
-        if seq > self._last_delivered:
-            raise LocalProtocolError(f"Executed({seq}) before Deliver({seq})")
-        if seq % self._cfg.checkpoint_interval == 0 and seq > self._low:
-            self._checkpoint(out, seq, state_digest)
-
-    def _checkpoint(self, out: list[Action], seq: int, state_digest: bytes) -> None:
-        own = self._sign(Checkpoint(seq, state_digest, self._me))
-        self._own_checkpoint = own
-        self._safety.own_checkpoint = (seq, state_digest)
-        self._dirty = True
-        self._send(out, own)
-        self._store_checkpoint(out, own)
-
-    def _on_checkpoint(self, out: list[Action], sender: int, m: Checkpoint) -> None:
-        if m.seq % self._cfg.checkpoint_interval or m.seq == 0:
-            self._fault(out, sender, f"checkpoint at {m.seq} is not a checkpoint seq")
-            return
-        if m.seq <= self._low:
-            return
-        if m.seq <= self._high:
-            held = self._checkpoints.get(m.seq, {}).get(sender)
-        else:
-            held = self._far_checkpoints.get(sender)
-            if held is not None and held.seq > m.seq:
-                return
-        if held is not None and held.seq == m.seq and held.state_digest == m.state_digest:
-            return
-        if not self._v.signed(m):
-            self._fault(out, sender, "bad checkpoint signature")
-            return
-        if held is not None and held.seq == m.seq:
-            self._fault(out, sender, f"two checkpoints at {m.seq}")
-            return
-        self._store_checkpoint(out, m)
-
-    def _store_checkpoint(self, out: list[Action], m: Checkpoint) -> None:
-        if m.seq > self._high:
-            self._far_checkpoints[m.replica] = m
-            matching = [c for c in self._far_checkpoints.values()
-                        if c.seq == m.seq and c.state_digest == m.state_digest]
-        else:
-            by_replica = self._checkpoints.setdefault(m.seq, {})
-            by_replica[m.replica] = m
-            matching = [c for c in by_replica.values() if c.state_digest == m.state_digest]
-        if len(matching) >= self._quorum:
-            votes = tuple(sorted((Vote(c.replica, c.signature) for c in matching),
-                                 key=lambda v: v.validator))
-            self._stabilize(out, CheckpointProof(m.seq, m.state_digest, votes[:self._quorum]))
-        elif len(matching) > self._f and m.seq > self._high:
-            # f+1 agree on a state beyond what my log can reach: one of them is correct.
-            self._request_sync(out, m.seq, m.state_digest, tuple(c.replica for c in matching))
-
-    def _stabilize(self, out: list[Action], proof: CheckpointProof) -> None:
-        """`proof` is a valid stable checkpoint above mine: collect garbage."""
-        if proof.seq <= self._low:
-            return
-        seq = proof.seq
-        self._safety.advance_checkpoint(proof)
-        self._dirty = True
-        self._slots = {s: slot for s, slot in self._slots.items() if s > seq}
-        self._payloads = {s: p for s, p in self._payloads.items() if s > seq}
-        self._uncommitted_own = {s for s in self._uncommitted_own if s > seq}
-        in_window = {s: c for s, c in self._checkpoints.items() if s > seq}
-        for replica, c in list(self._far_checkpoints.items()):
-            if c.seq <= self._high:
-                del self._far_checkpoints[replica]
-                if c.seq > seq:
-                    in_window.setdefault(c.seq, {})[replica] = c
-        self._checkpoints = in_window
-        self._next_seq = max(self._next_seq, seq + 1)
-        if seq > self._last_delivered:
-            self._request_sync(out, seq, proof.state_digest,
-                               tuple(v.validator for v in proof.votes))
-
-    def _request_sync(self, out: list[Action], seq: int, digest: bytes,
-                      peers: tuple[int, ...]) -> None:
-        if seq <= self._last_delivered or (self._sync and self._sync.target_seq >= seq):
-            return
-        self._sync = RequestSync(seq, digest, tuple(p for p in peers if p != self._me))
-        out.append(self._sync)
-
-    def _on_synced(self, out: list[Action], seq: int, state_digest: bytes) -> None:
-        if seq <= self._last_delivered:
-            return
-        self._last_delivered = seq
-        self._uncommitted_own = {s for s in self._uncommitted_own if s > seq}
-        self._next_seq = max(self._next_seq, seq + 1)
-        if self._sync is not None and self._sync.target_seq <= seq:
-            self._sync = None
-        if seq % self._cfg.checkpoint_interval == 0 and seq > self._low:
-            self._checkpoint(out, seq, state_digest)
-        self._deliver_ready(out)
-
-    # -- view change ---------------------------------------------------------------
-
-    def _refresh_progress_timer(self, out: list[Action], progress: bool) -> None:
-        """While the view is active, the view-change timer runs iff there is
-        work the primary should be finishing; a delivery restarts it."""
-        if not self._safety.active:
-            return
-        work = self._pending_requests or any(
-            seq > self._last_delivered and slot.pre_prepare is not None
-            for seq, slot in self._slots.items())
-        if not work:
-            self._cancel_timer(out, VIEW_CHANGE_TIMER)
-        elif progress or VIEW_CHANGE_TIMER not in self._timers:
-            out.append(self._set_timer(VIEW_CHANGE_TIMER, self._view_change_timeout()))
-
-    def _start_view_change(self, out: list[Action], new_view: int) -> None:
+    def _become_view_changing(self, out: list[Action], new_view: int) -> None:
+        """Suspect the primary (or join f+1 who do): leave the view, stop taking
+        normal-case messages, announce what I prepared (VIEW-CHANGE)."""
         self._safety.enter_view(new_view, active=False)
+        self._phase, self._step = Phase.VIEW_CHANGING, self._STEP_VIEW_CHANGING
         self._dirty = True
         self._slots.clear()
         self._uncommitted_own.clear()
@@ -516,121 +290,20 @@ class Replica:
         self._send_view_change(out)
         self._try_new_view(out)
 
-    def _send_view_change(self, out: list[Action]) -> None:
-        checkpoint = self._safety.checkpoint
-        proofs = [proof for _, proof in sorted(self._safety.prepared.items())]
-        vc = self._sign(ViewChange(self._safety.view, checkpoint, tuple(proofs), self._me))
-        self._view_changes[self._me] = vc
-        self._send(out, vc)
-        self._arm_view_change_timer(out)
-
-    def _arm_view_change_timer(self, out: list[Action]) -> None:
-        """While waiting for NEW-VIEW: the backed-off timeout, unless another
-        replica is already in a higher view.  Then the base one, so that
-        replicas left a few views behind (whose capped timeouts would keep
-        them exactly that far behind) catch up and meet in one view."""
-        view = self._safety.view
-        behind = any(vc.new_view > view for r, vc in self._view_changes.items() if r != self._me)
-        delay = self._cfg.view_change_timeout_ms if behind else self._view_change_timeout()
-        self._vc_timer_delay = delay
-        out.append(self._set_timer(VIEW_CHANGE_TIMER, delay))
-
-    def _on_view_change(self, out: list[Action], sender: int, m: ViewChange) -> None:
-        view = self._safety.view
-        if m.new_view < view or (m.new_view == view and self._safety.active):
-            # The sender is behind: show it the NEW-VIEW that started my view.
-            if self._new_view is not None and sender not in self._answered:
-                self._answered.add(sender)
-                out.append(Send(sender, self._new_view))
-            return
-        held = self._view_changes.get(sender)
-        if held is not None and (held.new_view > m.new_view or held == m):
-            return
-        problem = self._v.view_change_problem(m)
-        if problem:
-            self._fault(out, sender, problem)
-            return
-        self._view_changes[sender] = m
-        # Liveness: f+1 replicas ahead of me include a correct one, so join them.
-        ahead = sorted((vc.new_view for r, vc in self._view_changes.items()
-                        if r != self._me and vc.new_view > view), reverse=True)
-        if len(ahead) > self._f:
-            self._start_view_change(out, ahead[self._f])
-        elif m.new_view == view:
-            self._try_new_view(out)
-        elif not self._safety.active and self._vc_timer_delay > self._cfg.view_change_timeout_ms:
-            self._arm_view_change_timer(out)
-
-    def _try_new_view(self, out: list[Action]) -> None:
-        """As the primary of a view being changed to, send NEW-VIEW once a
-        quorum of VIEW-CHANGEs (and the payloads they re-propose) is in hand."""
-        view = self._safety.view
-        if self._safety.active or self._v.primary(view) != self._me:
-            return
-        candidates = sorted((vc for vc in self._view_changes.values() if vc.new_view == view),
-                            key=lambda vc: (vc.replica != self._me, vc.replica))
-        if len(candidates) < self._quorum:
-            return
-        chosen = candidates[:self._quorum]
-        checkpoint, plan = reproposals(chosen)
-        payloads = self._known_payloads(candidates)
-        if any(digest != NULL_DIGEST and (seq, digest) not in payloads for seq, digest in plan):
-            return      # wait for a VIEW-CHANGE that carries the missing payload
-        pre_prepares = []
-        self._dirty = True
-        for seq, digest in plan:
-            # (at or below my stable checkpoint nothing is recorded, nor needed:
-            # no correct replica with that checkpoint votes there any more)
-            if seq > self._low and not self._safety.record_vote(view, seq, PHASE_PRE_PREPARE,
-                                                                 digest):
-                return  # signed another NEW-VIEW for this view before a crash: time out
-            pre_prepares.append(self._sign(PrePrepare(
-                view, seq, digest, payloads.get((seq, digest), b""), self._me)))
-        self._dirty = True
-        nv = self._sign(NewView(view, tuple(vc.without_payloads() for vc in chosen),
-                                tuple(pre_prepares), self._me))
-        self._send(out, nv)
-        self._enter_view(out, nv, checkpoint)
-
-    def _known_payloads(self, view_changes: list[ViewChange]) -> dict[tuple[int, bytes], bytes]:
-        known = {(seq, digest): payload for seq, by_digest in self._payloads.items()
-                 for digest, payload in by_digest.items()}
-        for proof in self._safety.prepared.values():
-            if proof.payload is not None:
-                known[(proof.seq, proof.digest)] = proof.payload
-        for vc in view_changes:
-            for proof in vc.prepared:
-                if proof.payload is not None:
-                    known[(proof.seq, proof.digest)] = proof.payload
-        return known
-
-    def _on_new_view(self, out: list[Action], sender: int, m: NewView) -> None:
-        view = self._safety.view
-        if m.view < view or (m.view == view and self._safety.active):
-            return
-
-        def known(vc: ViewChange) -> bool:
-            held = self._view_changes.get(vc.replica)
-            return held is not None and held.without_payloads() == vc
-
-        problem = self._v.new_view_problem(m, known)
-        if problem:
-            self._fault(out, sender, problem)
-            return
-        if m.view > view:
-            self._safety.enter_view(m.view, active=False)
+    def _become_normal(self, out: list[Action], nv: NewView, checkpoint: CheckpointProof) -> None:
+        """A verified NEW-VIEW (mine or the primary's) starts view nv.view:
+        adopt its checkpoint, accept its re-proposals (PREPARE each one, as
+        for any PRE-PREPARE), and resume the normal case."""
+        view = nv.view
+        if view > self._safety.view:          # straight from an older view
             self._slots.clear()
             self._uncommitted_own.clear()
-        checkpoint, _ = reproposals(m.view_changes)
-        self._enter_view(out, m, checkpoint)
-
-    def _enter_view(self, out: list[Action], nv: NewView, checkpoint: CheckpointProof) -> None:
-        view = nv.view
         self._safety.enter_view(view, active=True)
+        self._phase, self._step = Phase.NORMAL, self._STEP_NORMAL
         self._dirty = True
         self._new_view = nv
         self._view_changes = {r: vc for r, vc in self._view_changes.items() if vc.new_view > view}
-        self._cancel_timer(out, VIEW_CHANGE_TIMER)
+        self._timers.cancel(out, VIEW_CHANGE_TIMER)
         out.append(ViewChanged(view))
         if checkpoint.seq > self._low:
             self._stabilize(out, checkpoint)
@@ -659,28 +332,399 @@ class Replica:
                 self._advance(out, seq)
         self._refresh_progress_timer(out, progress=False)
 
+    # -- normal case (section 4.2) ------------------------------------------------------
+
+    def _in_window(self, view: int, seq: int) -> bool:
+        """Normal-case messages count only in the current view and within the
+        watermarks.  Neither side is a fault: below, the message is stale;
+        above, it comes from a peer ahead of me (I am behind, and the
+        checkpoint/sync path brings me up)."""
+        return view == self._safety.view and self._low < seq <= self._high
+
+    def _on_pre_prepare(self, out: list[Action], sender: int, m: PrePrepare) -> None:
+        if not self._in_window(m.view, m.seq):
+            return
+        if sender != self.primary:
+            self._fault(out, sender, "pre-prepare from a backup")
+            return
+        slot = self._slot(m.seq)
+        held = slot.pre_prepare
+        if held is not None and held.digest == m.digest:
+            return
+        if not self._verify.signed(m):
+            self._fault(out, sender, "bad pre-prepare signature")
+            return
+        if held is not None:
+            self._fault(out, sender, f"primary equivocated at seq {m.seq}")
+            return
+        if not self._verify.payload_matches(m.seq, m.payload, m.digest):
+            self._fault(out, sender, f"payload rejected or not matching its digest at seq {m.seq}")
+            return
+        prepare = self._accept_pre_prepare(m)
+        if prepare is None:
+            self._fault(out, sender, f"pre-prepare at seq {m.seq} conflicts with my vote")
+            return
+        self._send(out, prepare)
+        self._advance(out, m.seq)
+        self._refresh_progress_timer(out, progress=False)
+
+    def _accept_pre_prepare(self, m: PrePrepare) -> Prepare | None:
+        """Store a verified pre-prepare; my PREPARE for it (to send), or None
+        if it conflicts with a vote in the safety record."""
+        view, seq, digest = m.view, m.seq, m.digest
+        if not self._safety.record_vote(view, seq, PHASE_PREPARE, digest):
+            return None
+        self._dirty = True
+        self._store_pre_prepare(m)
+        prepare = self._sign(Prepare(view, seq, digest, self._me))
+        self._slots[seq].prepares[self._me] = prepare
+        return prepare
+
+    def _on_vote(self, out: list[Action], sender: int, m: Prepare | Commit) -> None:
+        if not self._in_window(m.view, m.seq):
+            return
+        is_prepare = type(m) is Prepare
+        if is_prepare and sender == self.primary:
+            self._fault(out, sender, "prepare from the primary")
+            return
+        slot = self._slot(m.seq)
+        votes = slot.prepares if is_prepare else slot.commits
+        held = votes.get(sender)
+        if held is not None and held.digest == m.digest:
+            return
+        if not self._verify.signed(m):
+            self._fault(out, sender, f"bad {m.PHASE} signature")
+            return
+        if held is not None:
+            self._fault(out, sender, f"two {m.PHASE} votes at seq {m.seq}")
+            return
+        votes[sender] = m
+        self._advance(out, m.seq)
+
+    def _advance(self, out: list[Action], seq: int) -> None:
+        """Move one slot along prepared -> committed -> delivered."""
+        slot = self._slots[seq]
+        pp = slot.pre_prepare
+        if pp is None:
+            return
+        view, digest = pp.view, pp.digest
+        quorum = self._validators.quorum
+        if not slot.prepared:
+            primary = self.primary
+            prepares = [p for r, p in sorted(slot.prepares.items())
+                        if p.digest == digest and r != primary]
+            if len(prepares) < quorum - 1:
+                return
+            slot.prepared = True
+            proof = PreparedProof(view, seq, digest, pp.signature,
+                                  tuple(Vote(p.replica, p.signature)
+                                        for p in prepares[:quorum - 1]), pp.payload)
+            self._safety.record_prepared(proof)
+            self._dirty = True
+            if self._safety.record_vote(view, seq, PHASE_COMMIT, digest):
+                commit = self._sign(Commit(view, seq, digest, self._me))
+                slot.commits[self._me] = commit
+                self._send(out, commit)
+        if slot.committed:
+            return
+        if sum(1 for c in slot.commits.values() if c.digest == digest) < quorum:
+            return
+        slot.committed = True
+        self._uncommitted_own.discard(seq)
+        self._deliver_ready(out)
+
+    def _deliver_ready(self, out: list[Action]) -> None:
+        delivered = False
+        while True:
+            seq = self._last_delivered + 1
+            slot = self._slots.get(seq)
+            if slot is None or not slot.committed:
+                break
+            pp = slot.pre_prepare
+            votes = tuple(Vote(c.replica, c.signature)
+                          for _, c in sorted(slot.commits.items()) if c.digest == pp.digest)
+            certificate = CommitCertificate(pp.view, seq, pp.digest,
+                                            votes[:self._validators.quorum])
+            out.append(Deliver(seq, pp.payload, certificate))
+            self._last_delivered = seq
+            delivered = True
+        if delivered:
+            self._failed_view_changes = 0
+            self._pending_requests = False
+            self._refresh_progress_timer(out, progress=True)
+
+    def _on_propose(self, out: list[Action], event: Propose) -> None:
+        """As the primary: PRE-PREPARE the driver's block (Propose validated
+        its own fields when it was built)."""
+        if event.seq != self.next_proposal_seq():
+            return      # the view or the window moved since the driver asked: stale
+        view, seq = self._safety.view, event.seq
+        self._next_seq = seq + 1
+        if not self._safety.record_vote(view, seq, PHASE_PRE_PREPARE, event.digest):
+            return
+        self._dirty = True
+        pp = self._sign(PrePrepare(view, seq, event.digest, event.payload, self._me))
+        self._store_pre_prepare(pp)
+        self._uncommitted_own.add(seq)
+        self._send(out, pp)
+        self._advance(out, seq)
+        self._refresh_progress_timer(out, progress=False)
+
+    # -- checkpoints and state sync (section 4.3) -------------------------------------
+
+    def _on_executed(self, out: list[Action], seq: int, state_digest: bytes) -> None:
+        if seq > self._last_delivered:
+            raise LocalProtocolError(f"Executed({seq}) before Deliver({seq})")
+        if seq % self._cfg.checkpoint_interval == 0 and seq > self._low:
+            self._checkpoint(out, seq, state_digest)
+
+    def _checkpoint(self, out: list[Action], seq: int, state_digest: bytes) -> None:
+        own = self._sign(Checkpoint(seq, state_digest, self._me))
+        self._checkpoints.own = own
+        self._safety.own_checkpoint = (seq, state_digest)
+        self._dirty = True
+        self._send(out, own)
+        self._store_checkpoint(out, own)
+
+    def _on_checkpoint(self, out: list[Action], sender: int, m: Checkpoint) -> None:
+        if m.seq % self._cfg.checkpoint_interval or m.seq == 0:
+            self._fault(out, sender, f"checkpoint at {m.seq} is not a checkpoint seq")
+            return
+        if m.seq <= self._low:
+            return
+        held = self._checkpoints.held(sender, m.seq, self._high)
+        if held is not None:
+            if held.seq > m.seq:
+                return      # it sent a later one already
+            if held.seq == m.seq and held.state_digest == m.state_digest:
+                return
+        if not self._verify.signed(m):
+            self._fault(out, sender, "bad checkpoint signature")
+            return
+        if held is not None and held.seq == m.seq:
+            self._fault(out, sender, f"two checkpoints at {m.seq}")
+            return
+        self._store_checkpoint(out, m)
+
+    def _store_checkpoint(self, out: list[Action], m: Checkpoint) -> None:
+        stable, matching = self._checkpoints.add(m, self._high)
+        if stable is not None:
+            self._stabilize(out, stable)
+        elif len(matching) > self._validators.f and m.seq > self._high:
+            # f+1 agree on a state beyond what my log can reach: one of them is correct.
+            self._request_sync(out, m.seq, m.state_digest, matching)
+
+    def _stabilize(self, out: list[Action], proof: CheckpointProof) -> None:
+        """`proof` is a valid stable checkpoint above mine: collect garbage."""
+        if proof.seq <= self._low:
+            return
+        seq = proof.seq
+        self._safety.advance_checkpoint(proof)
+        self._dirty = True
+        self._slots = {s: slot for s, slot in self._slots.items() if s > seq}
+        self._payloads = {s: p for s, p in self._payloads.items() if s > seq}
+        self._uncommitted_own = {s for s in self._uncommitted_own if s > seq}
+        self._checkpoints.collect_garbage(seq, self._high)
+        self._next_seq = max(self._next_seq, seq + 1)
+        if seq > self._last_delivered:
+            self._request_sync(out, seq, proof.state_digest,
+                               tuple(v.validator for v in proof.votes))
+
+    def _request_sync(self, out: list[Action], seq: int, digest: bytes,
+                      peers: tuple[int, ...]) -> None:
+        if seq <= self._last_delivered or (self._sync and self._sync.target_seq >= seq):
+            return
+        self._sync = RequestSync(seq, digest, tuple(p for p in peers if p != self._me))
+        out.append(self._sync)
+
+    def _on_synced(self, out: list[Action], seq: int, state_digest: bytes) -> None:
+        if seq <= self._last_delivered:
+            return
+        self._last_delivered = seq
+        self._uncommitted_own = {s for s in self._uncommitted_own if s > seq}
+        self._next_seq = max(self._next_seq, seq + 1)
+        if self._sync is not None and self._sync.target_seq <= seq:
+            self._sync = None
+        if seq % self._cfg.checkpoint_interval == 0 and seq > self._low:
+            self._checkpoint(out, seq, state_digest)
+        self._deliver_ready(out)
+
+    # -- view change (section 4.4) ----------------------------------------------------
+
+    def _on_view_change_normal(self, out: list[Action], sender: int, m: ViewChange) -> None:
+        if m.new_view <= self._safety.view:
+            self._show_new_view(out, sender)
+            return
+        if self._record_view_change(out, sender, m):
+            self._join_if_ahead(out)
+
+    def _on_view_change_changing(self, out: list[Action], sender: int, m: ViewChange) -> None:
+        view = self._safety.view
+        if m.new_view < view:
+            self._show_new_view(out, sender)
+            return
+        if not self._record_view_change(out, sender, m) or self._join_if_ahead(out):
+            return
+        if m.new_view == view:
+            self._try_new_view(out)
+        elif self._vc_timer_delay_ms > self._cfg.view_change_timeout_ms:
+            self._arm_view_change_timer(out)
+
+    def _show_new_view(self, out: list[Action], sender: int) -> None:
+        """The sender is behind: show it the NEW-VIEW that started my view
+        (once per retransmit tick)."""
+        if self._new_view is not None and sender not in self._answered:
+            self._answered.add(sender)
+            out.append(Send(sender, self._new_view))
+
+    def _record_view_change(self, out: list[Action], sender: int, m: ViewChange) -> bool:
+        """Hold a new VIEW-CHANGE after verifying it; False if it was old,
+        a duplicate or invalid."""
+        held = self._view_changes.get(sender)
+        if held is not None and (held.new_view > m.new_view or held == m):
+            return False
+        problem = self._verify.view_change_problem(m)
+        if problem:
+            self._fault(out, sender, problem)
+            return False
+        self._view_changes[sender] = m
+        return True
+
+    def _join_if_ahead(self, out: list[Action]) -> bool:
+        """Liveness: f+1 replicas in views above mine include a correct one,
+        so join the lowest view that f+1 of them reached."""
+        view, f = self._safety.view, self._validators.f
+        ahead = sorted((vc.new_view for r, vc in self._view_changes.items()
+                        if r != self._me and vc.new_view > view), reverse=True)
+        if len(ahead) <= f:
+            return False
+        self._become_view_changing(out, ahead[f])
+        return True
+
+    def _send_view_change(self, out: list[Action]) -> None:
+        checkpoint = self._safety.checkpoint
+        proofs = [proof for _, proof in sorted(self._safety.prepared.items())]
+        vc = self._sign(ViewChange(self._safety.view, checkpoint, tuple(proofs), self._me))
+        self._view_changes[self._me] = vc
+        self._send(out, vc)
+        self._arm_view_change_timer(out)
+
+    def _arm_view_change_timer(self, out: list[Action]) -> None:
+        """While waiting for NEW-VIEW: the backed-off timeout, unless another
+        replica is already in a higher view.  Then the base one, so that
+        replicas left a few views behind (whose capped timeouts would keep
+        them exactly that far behind) catch up and meet in one view."""
+        view = self._safety.view
+        behind = any(vc.new_view > view for r, vc in self._view_changes.items() if r != self._me)
+        delay_ms = self._cfg.view_change_timeout_ms if behind else self._view_change_timeout_ms()
+        self._vc_timer_delay_ms = delay_ms
+        out.append(self._timers.arm(VIEW_CHANGE_TIMER, delay_ms))
+
+    def _try_new_view(self, out: list[Action]) -> None:
+        """As the primary of the view being changed to, send NEW-VIEW once a
+        quorum of VIEW-CHANGEs (and the payloads they re-propose) is in hand."""
+        view = self._safety.view
+        if self._validators.primary(view) != self._me:
+            return
+        quorum = self._validators.quorum
+        candidates = sorted((vc for vc in self._view_changes.values() if vc.new_view == view),
+                            key=lambda vc: (vc.replica != self._me, vc.replica))
+        if len(candidates) < quorum:
+            return
+        chosen = candidates[:quorum]
+        checkpoint, plan = reproposals(chosen)
+        payloads = self._known_payloads(candidates)
+        if any(digest != NULL_DIGEST and (seq, digest) not in payloads for seq, digest in plan):
+            return      # wait for a VIEW-CHANGE that carries the missing payload
+        # (at or below my stable checkpoint nothing is recorded, nor needed: no
+        # correct replica with that checkpoint votes there any more)
+        votes = [(seq, digest) for seq, digest in plan if seq > self._low]
+        if not all(self._safety.may_sign(view, seq, PHASE_PRE_PREPARE, digest)
+                   for seq, digest in votes):
+            return  # signed another NEW-VIEW for this view before a crash: time out
+        for seq, digest in votes:
+            self._safety.record_vote(view, seq, PHASE_PRE_PREPARE, digest)
+        self._dirty = True
+        pre_prepares = [self._sign(PrePrepare(view, seq, digest,
+                                              payloads.get((seq, digest), b""), self._me))
+                        for seq, digest in plan]
+        nv = self._sign(NewView(view, tuple(vc.without_payloads() for vc in chosen),
+                                tuple(pre_prepares), self._me))
+        self._send(out, nv)
+        self._become_normal(out, nv, checkpoint)
+
+    def _known_payloads(self, view_changes: list[ViewChange]) -> dict[tuple[int, bytes], bytes]:
+        known = {(seq, digest): payload for seq, by_digest in self._payloads.items()
+                 for digest, payload in by_digest.items()}
+        for proof in self._safety.prepared.values():
+            if proof.payload is not None:
+                known[(proof.seq, proof.digest)] = proof.payload
+        for vc in view_changes:
+            for proof in vc.prepared:
+                if proof.payload is not None:
+                    known[(proof.seq, proof.digest)] = proof.payload
+        return known
+
+    def _on_new_view_normal(self, out: list[Action], sender: int, m: NewView) -> None:
+        if m.view > self._safety.view:      # a view I missed entirely
+            self._accept_new_view(out, sender, m)
+
+    def _on_new_view_changing(self, out: list[Action], sender: int, m: NewView) -> None:
+        if m.view >= self._safety.view:
+            self._accept_new_view(out, sender, m)
+
+    def _accept_new_view(self, out: list[Action], sender: int, m: NewView) -> None:
+        def known(vc: ViewChange) -> bool:
+            held = self._view_changes.get(vc.replica)
+            return held is not None and held.without_payloads() == vc
+
+        problem = self._verify.new_view_problem(m, known)
+        if problem:
+            self._fault(out, sender, problem)
+            return
+        checkpoint, _ = reproposals(m.view_changes)
+        self._become_normal(out, m, checkpoint)
+
     # -- timers --------------------------------------------------------------------
 
     def _on_timer(self, out: list[Action], event: TimerFired) -> None:
-        if self._timers.get(event.kind) != event.token:
+        if not self._timers.take(event):
             return      # replaced or cancelled since it was set
-        del self._timers[event.kind]
         if event.kind == VIEW_CHANGE_TIMER:
-            self._start_view_change(out, self._safety.view + 1)
+            self._become_view_changing(out, self._safety.view + 1)
         elif event.kind == RETRANSMIT_TIMER:
             self._retransmit(out)
-            out.append(self._set_timer(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms))
+            out.append(self._timers.arm(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms))
+
+    def _refresh_progress_timer(self, out: list[Action], progress: bool) -> None:
+        """In the normal phase the view-change timer runs iff there is work
+        the primary should be finishing; a delivery restarts it."""
+        if self._phase is not Phase.NORMAL:
+            return
+        work = self._pending_requests or any(
+            seq > self._last_delivered and slot.pre_prepare is not None
+            for seq, slot in self._slots.items())
+        if not work:
+            self._timers.cancel(out, VIEW_CHANGE_TIMER)
+        elif progress or VIEW_CHANGE_TIMER not in self._timers:
+            out.append(self._timers.arm(VIEW_CHANGE_TIMER, self._view_change_timeout_ms()))
+
+    def _view_change_timeout_ms(self) -> int:
+        cfg = self._cfg
+        return min(cfg.view_change_timeout_ms << min(self._failed_view_changes, 32),
+                   cfg.max_view_change_timeout_ms)
 
     def _retransmit(self, out: list[Action]) -> None:
         """Re-send what peers may have lost; receivers drop duplicates cheaply."""
         self._answered.clear()
-        if not self._safety.active:
+        if self._phase is Phase.VIEW_CHANGING:
             own = self._view_changes.get(self._me)
             if own is not None and own.new_view == self._safety.view:
                 out.append(Broadcast(own))
         else:
+            n = self._validators.n
             for seq, slot in sorted(self._slots.items()):
-                if len(slot.commits) == self._n:
+                if len(slot.commits) == n:
                     continue        # everyone has committed it
                 if slot.pre_prepare is not None and slot.pre_prepare.replica == self._me:
                     out.append(Broadcast(slot.pre_prepare))
@@ -688,8 +732,8 @@ class Replica:
                     own_vote = votes.get(self._me)
                     if own_vote is not None:
                         out.append(Broadcast(own_vote))
-        if self._own_checkpoint is not None:
-            out.append(Broadcast(self._own_checkpoint))
+        if self._checkpoints.own is not None:
+            out.append(Broadcast(self._checkpoints.own))
         self._sync_if_stuck(out)
         self._delivered_at_last_tick = self._last_delivered
 
@@ -702,21 +746,82 @@ class Replica:
             return
         if self._last_delivered != self._delivered_at_last_tick:
             return
-        for seq, by_replica in sorted(self._checkpoints.items(), reverse=True):
-            if seq <= self._last_delivered:
-                break
-            counts: dict[bytes, list[int]] = {}
-            for c in by_replica.values():
-                counts.setdefault(c.state_digest, []).append(c.replica)
-            for digest, replicas in counts.items():
-                if len(replicas) > self._f:
-                    self._request_sync(out, seq, digest, tuple(replicas))
-                    return
+        target = self._checkpoints.sync_target(self._last_delivered)
+        if target is not None:
+            self._request_sync(out, *target)
 
-    _HANDLERS = {
+    # -- plumbing ------------------------------------------------------------------
+
+    def _send(self, out: list[Action], message: Message, to: int | None = None) -> None:
+        """Queue a message; the safety record goes first if it changed."""
+        self._persist(out)
+        out.append(Broadcast(message) if to is None else Send(to, message))
+
+    def _persist(self, out: list[Action]) -> None:
+        """Queue the safety record (and prepared payloads) if they changed."""
+        if self._dirty:
+            payloads, dropped = self._safety.take_payload_changes()
+            out.append(PersistSafety(self._safety.encode(), payloads, dropped))
+            self._dirty = False
+
+    def _sign(self, message: _Signed) -> _Signed:
+        return sign(message, self._signer, self._cfg.chain_id)
+
+    def _restart_seq(self) -> int:
+        """Never propose again at a seq already pre-prepared in this view."""
+        mine = [seq for seq, phase in self._safety.votes if phase == PHASE_PRE_PREPARE]
+        return max(mine + [self._low, self._last_delivered]) + 1
+
+    def _store_pre_prepare(self, pp: PrePrepare) -> None:
+        self._slot(pp.seq).pre_prepare = pp
+        by_digest = self._payloads.setdefault(pp.seq, {})
+        by_digest[pp.digest] = pp.payload
+        if len(by_digest) > MAX_PAYLOADS_PER_SEQ:     # one per view: keep the latest few,
+            proof = self._safety.prepared.get(pp.seq)  # and always the prepared one
+            keep = proof.digest if proof is not None else None
+            del by_digest[next(d for d in by_digest if d != keep)]
+
+    def _slot(self, seq: int) -> _Slot:
+        slot = self._slots.get(seq)
+        if slot is None:
+            slot = self._slots[seq] = _Slot()
+        return slot
+
+    def _fault(self, out: list[Action], sender: int, reason: str) -> None:
+        """`sender` provably misbehaved (ReportFault is for nothing less)."""
+        out.append(ReportFault(sender, reason))
+
+    def _drop(self, out: list[Action], sender: int, m: Message) -> None:
+        """Not for this phase: a normal-case message while the view changes
+        (section 4.4: only CHECKPOINT, VIEW-CHANGE and NEW-VIEW count)."""
+
+    # -- the step tables: one per phase, every message type in each ------------------
+
+    _STEP_NORMAL: dict[type, _Handler] = {
         PrePrepare: _on_pre_prepare,
         Prepare: _on_vote,
         Commit: _on_vote,
         Checkpoint: _on_checkpoint,
-        ViewChange: _on_view_change,
+        ViewChange: _on_view_change_normal,
+        NewView: _on_new_view_normal,
     }
+    _STEP_VIEW_CHANGING: dict[type, _Handler] = {
+        PrePrepare: _drop,
+        Prepare: _drop,
+        Commit: _drop,
+        Checkpoint: _on_checkpoint,
+        ViewChange: _on_view_change_changing,
+        NewView: _on_new_view_changing,
+    }
+
+    # -- invariants ----------------------------------------------------------------
+
+    def check_invariants(self, actions: Sequence[Action] = ()) -> None:
+        """Raise AssertionError if the state breaks a rule of the protocol
+        (consensus/invariants.py lists them).  `actions` are what the last event
+        produced: every vote among them must be in the safety record persisted
+        before it.  Runs after every event with ReplicaConfig.check_invariants
+        (tests, the simulator); never on the node's hot path."""
+        from . import invariants                 # loaded only where checks run
+        audit = self._audit if self._audit is not None else invariants.Audit(self)
+        invariants.check(self, audit, actions)

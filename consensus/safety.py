@@ -37,12 +37,8 @@ from ledger.codec import DecodeError
 from ledger.crypto import HASH_LEN
 
 from .errors import SafetyRecordError
-from .messages import CheckpointProof, PreparedProof
+from .messages import PHASES, CheckpointProof, PreparedProof
 
-PHASE_PRE_PREPARE = "pre-prepare"
-PHASE_PREPARE = "prepare"
-PHASE_COMMIT = "commit"
-_PHASES = (PHASE_PRE_PREPARE, PHASE_PREPARE, PHASE_COMMIT)
 _FORMAT = 1
 
 GENESIS_CHECKPOINT = CheckpointProof(0, bytes(HASH_LEN), ())
@@ -131,7 +127,7 @@ class SafetyState:
         return codec.pack([
             _FORMAT, self.view, self.active, self.checkpoint.to_record(),
             list(self.own_checkpoint),
-            [[seq, _PHASES.index(phase), digest] for (seq, phase), digest in self.votes.items()],
+            [[seq, PHASES.index(phase), digest] for (seq, phase), digest in self.votes.items()],
             [p.signed_record() + [None] for p in self.prepared.values()],
         ])
 
@@ -151,15 +147,10 @@ class SafetyState:
             own_checkpoint = (codec.expect_uint(own_seq, "safety.own_checkpoint.seq"),
                               codec.expect_bytes(own_digest, "safety.own_checkpoint.digest",
                                                  HASH_LEN))
-            state = cls(view, active, CheckpointProof.from_record(checkpoint), own_checkpoint)
-            if type(votes) is not list or type(prepared) is not list:
-                raise DecodeError("safety: votes and prepared must be arrays")
-            for vote in votes:
-                seq, phase, digest = codec.expect_list(vote, 3, "safety.vote")
-                codec.expect_uint(seq, "safety.vote.seq")
-                codec.expect_uint(phase, "safety.vote.phase", len(_PHASES) - 1)
-                codec.expect_bytes(digest, "safety.vote.digest", HASH_LEN)
-                state.votes[(seq, _PHASES[phase])] = digest
+            state = cls(view, active, CheckpointProof.from_record(checkpoint), own_checkpoint,
+                        _decode_votes(votes))
+            if type(prepared) is not list:
+                raise DecodeError("safety: prepared must be an array")
             for item in prepared:
                 proof = PreparedProof.from_record(item)
                 payload = (payloads or {}).get((proof.seq, proof.digest))
@@ -167,6 +158,32 @@ class SafetyState:
             return state
         except (DecodeError, ValueError) as exc:
             raise SafetyRecordError(f"unreadable safety record: {exc}") from None
+
+
+def _decode_votes(votes: Any) -> dict[tuple[int, str], bytes]:
+    if type(votes) is not list:
+        raise DecodeError("safety: votes must be an array")
+    decoded = {}
+    for vote in votes:
+        seq, phase, digest = codec.expect_list(vote, 3, "safety.vote")
+        codec.expect_uint(seq, "safety.vote.seq")
+        codec.expect_uint(phase, "safety.vote.phase", len(PHASES) - 1)
+        codec.expect_bytes(digest, "safety.vote.digest", HASH_LEN)
+        decoded[(seq, PHASES[phase])] = digest
+    return decoded
+
+
+def recorded_votes(record: bytes) -> tuple[int, int, dict[tuple[int, str], bytes]]:
+    """(view, stable checkpoint seq, votes) of a stored record: the votes a
+    replica restarted from it can never contradict.  Decodes only those
+    fields (for checkers that read every record written)."""
+    try:
+        rec = codec.expect_list(codec.unpack(record), 7, "safety record")
+        checkpoint = codec.expect_list(rec[3], 3, "checkpoint proof")
+        return (codec.expect_uint(rec[1], "safety.view"),
+                codec.expect_uint(checkpoint[0], "checkpoint proof.seq"), _decode_votes(rec[5]))
+    except DecodeError as exc:
+        raise SafetyRecordError(f"unreadable safety record: {exc}") from None
 
 
 def payload_keys(record: bytes | None) -> list[PayloadKey]:

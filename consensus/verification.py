@@ -2,18 +2,19 @@
 
 All methods answer None for "valid" or a short reason for "invalid", which
 the replica turns into a ReportFault; none of them raises on peer input.
+Keys, quorums and primaries come from the ValidatorSet.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 from ledger.block import NULL_DIGEST
-from ledger.certificate import PHASE_PREPARE, quorum_size, vote_bytes
-from ledger.crypto import verify
+from ledger.certificate import PHASE_PREPARE, vote_bytes
 
-from .messages import (CheckpointProof, NewView, PreparedProof, ViewChange,
+from .messages import (CheckpointProof, Message, NewView, PreparedProof, ViewChange,
                        checkpoint_bytes, pre_prepare_bytes)
+from .validators import ValidatorSet
 
 
 def reproposals(view_changes: Iterable[ViewChange]) -> tuple[CheckpointProof, list[tuple[int, bytes]]]:
@@ -37,29 +38,23 @@ def reproposals(view_changes: Iterable[ViewChange]) -> tuple[CheckpointProof, li
 
 
 class Verifier:
-    __slots__ = ("chain_id", "keys", "n", "quorum", "interval", "window", "_check_payload",
+    __slots__ = ("chain_id", "validators", "checkpoint_interval", "window", "_check_payload",
                  "_payload_digest")
 
-    def __init__(self, chain_id: str, keys: Sequence[bytes], interval: int, window: int,
-                 check_payload: Callable[[int, bytes], bytes | None],
+    def __init__(self, chain_id: str, validators: ValidatorSet, checkpoint_interval: int,
+                 window: int, check_payload: Callable[[int, bytes], bytes | None],
                  payload_digest: Callable[[int, bytes], bytes | None] | None = None) -> None:
         self.chain_id = chain_id
-        self.keys = tuple(keys)
-        self.n = len(self.keys)
-        self.quorum = quorum_size(self.n)
-        self.interval = interval
+        self.validators = validators
+        self.checkpoint_interval = checkpoint_interval
         self.window = window
         self._check_payload = check_payload
         self._payload_digest = payload_digest or check_payload
 
-    def primary(self, view: int) -> int:
-        return view % self.n
-
-    def signed(self, message: Any) -> bool:
+    def signed(self, message: Message) -> bool:
         """The message's signature is valid for the replica it names."""
-        return (message.replica < self.n
-                and verify(self.keys[message.replica], message.signed_bytes(self.chain_id),
-                           message.signature))
+        return self.validators.verify(message.replica, message.signed_bytes(self.chain_id),
+                                      message.signature)
 
     def payload_matches(self, seq: int, payload: bytes, digest: bytes, *, prepared: bool = False) -> bool:
         """A fresh proposal: acceptable and of this digest.  `prepared`: carried by
@@ -70,32 +65,34 @@ class Verifier:
         return digest != NULL_DIGEST and check(seq, payload) == digest
 
     def checkpoint_problem(self, proof: CheckpointProof) -> str | None:
-        if proof.seq % self.interval:
-            return f"checkpoint at {proof.seq} is not a multiple of {self.interval}"
+        if proof.seq % self.checkpoint_interval:
+            return f"checkpoint at {proof.seq} is not a multiple of {self.checkpoint_interval}"
         if proof.seq == 0:
             return "checkpoint 0 carries votes" if proof.votes else None
-        if len(proof.votes) < self.quorum:
-            return f"checkpoint proof has {len(proof.votes)} votes, a quorum is {self.quorum}"
+        quorum = self.validators.quorum
+        if len(proof.votes) < quorum:
+            return f"checkpoint proof has {len(proof.votes)} votes, a quorum is {quorum}"
         message = checkpoint_bytes(self.chain_id, proof.seq, proof.state_digest)
         for vote in proof.votes:
-            if vote.validator >= self.n or not verify(self.keys[vote.validator], message,
-                                                      vote.signature):
+            if not self.validators.verify(vote.validator, message, vote.signature):
                 return f"bad checkpoint signature from {vote.validator}"
         return None
 
     def prepared_problem(self, proof: PreparedProof) -> str | None:
-        primary = self.primary(proof.view)
-        if not verify(self.keys[primary],
-                      pre_prepare_bytes(self.chain_id, proof.view, proof.seq, proof.digest),
-                      proof.primary_signature):
+        validators = self.validators
+        primary = validators.primary(proof.view)
+        if not validators.verify(primary,
+                                 pre_prepare_bytes(self.chain_id, proof.view, proof.seq,
+                                                   proof.digest),
+                                 proof.primary_signature):
             return f"bad pre-prepare signature in prepared proof for {proof.seq}"
-        if len(proof.prepares) < self.quorum - 1:
+        if len(proof.prepares) < validators.quorum - 1:
             return f"prepared proof for {proof.seq} has too few prepares"
         message = vote_bytes(PHASE_PREPARE, self.chain_id, proof.view, proof.seq, proof.digest)
         for vote in proof.prepares:
-            if vote.validator >= self.n or vote.validator == primary:
+            if vote.validator not in validators or vote.validator == primary:
                 return f"prepare from validator {vote.validator} cannot count"
-            if not verify(self.keys[vote.validator], message, vote.signature):
+            if not validators.verify(vote.validator, message, vote.signature):
                 return f"bad prepare signature from {vote.validator}"
         if proof.payload is not None and not self.payload_matches(proof.seq, proof.payload,
                                                                   proof.digest, prepared=True):
@@ -124,12 +121,12 @@ class Verifier:
 
     def new_view_problem(self, nv: NewView, known: Callable[[ViewChange], bool]) -> str | None:
         """`known(vc)` says a VIEW-CHANGE was verified already (skip its signatures)."""
-        if nv.view == 0 or nv.replica != self.primary(nv.view):
+        if nv.view == 0 or nv.replica != self.validators.primary(nv.view):
             return "new-view not from the primary of its view"
         if not self.signed(nv):
             return "bad new-view signature"
         senders = {vc.replica for vc in nv.view_changes}
-        if len(senders) != len(nv.view_changes) or len(senders) < self.quorum:
+        if len(senders) != len(nv.view_changes) or len(senders) < self.validators.quorum:
             return "new-view needs view-changes from a quorum of distinct replicas"
         for vc in nv.view_changes:
             if vc.new_view != nv.view:

@@ -14,6 +14,11 @@ import msgpack
 from .errors import DecodeError
 
 U64_MAX = 2**64 - 1
+# The largest frame body a peer may send: the transport checks it before it
+# reads a body, and no decoder of a peer's message needs a larger bound, since
+# nothing larger can ever arrive.  Defined here, below both the transport and
+# the consensus core, so that both use this one number.
+MAX_FRAME = 16 * 1024 * 1024
 
 
 def pack(obj: Any) -> bytes:

@@ -142,7 +142,8 @@ def _key(value: Any, where: str) -> bytes:
 def parse_address(value: Any, where: str = "address") -> tuple[str, int]:
     address = split_address(value)
     if address is None:
-        raise _fail(where, "expected HOST:PORT with a port in 1-65535")
+        shaped = isinstance(value, str) and value.count(":") == 1
+        raise _fail(where, "expected HOST:PORT with a port in 1-65535" if shaped else "expected HOST:PORT")
     return address
 
 

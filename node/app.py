@@ -6,6 +6,7 @@
          +------ send / broadcast -------+   +--> BlockSync                        |
                                                                              CommitFanout
     Proposer: mempool -> proposals (when the core offers a seq)          (mempool, waiters, SSE)
+    TxRelay: admission, gossip, re-offering pending txs to the primary
     NodeService: the HTTP API's view of all of it (node.api)
 
 Built in dependency order, each part complete when built: the proposal checker
@@ -68,12 +69,21 @@ class Node:
         self.store = store
         self.name = me.name
         self.metrics = metrics = NodeMetrics()
+        metrics.set_limits(validators=len(genesis.validators), quorum=genesis.quorum,
+                           mempool_max_txs=config.mempool_max_txs,
+                           mempool_max_bytes=config.mempool_max_bytes)
+        metrics.track_disk(config.data_dir)
         self.chain = chain = Chain(genesis, store)
         self.mempool = mempool = Mempool(lambda: chain.config, store.has_tx, max_txs=config.mempool_max_txs,
                                          max_bytes=config.mempool_max_bytes)
 
         inbound_send, inbound_recv = trio.open_memory_channel(INBOUND_BATCHES)
-        peer_table = {i: (v.public_key, v.p2p) for i, v in enumerate(genesis.validators) if i != index}
+        unknown = sorted(set(config.p2p_dial) - {v.name for v in genesis.validators})
+        if unknown:
+            raise NodeError(f"config p2p.dial names {', '.join(unknown)}: not a validator in genesis")
+        # p2p.dial: reach a peer through NAT, a tunnel or a proxy; its key still comes from genesis.
+        peer_table = {i: (v.public_key, config.p2p_dial.get(v.name, v.p2p))
+                      for i, v in enumerate(genesis.validators) if i != index}
         self.peers = peers = PeerManager(key, genesis.chain_id, genesis.hash, peer_table, index,
                                          inbound_send, on_connect=self._peer_connected,
                                          on_disconnect=self._peer_disconnected)
@@ -96,7 +106,7 @@ class Node:
 
         self.timers = Timers(self._timer_fired)
         self.commits = commits = CommitFanout(mempool, metrics, on_mempool_changed=self._refresh_gauges)
-        wakeup = Wakeup()
+        self._wakeup = wakeup = Wakeup()
         self.driver = driver = ConsensusDriver(
             replica, proposals, chain, store, mempool,
             send=peers.send, broadcast=peers.broadcast, timers=self.timers,
@@ -104,10 +114,14 @@ class Node:
             on_fault=self._fault, on_view_change=self._view_changed, on_stepped=wakeup.set)
         self.proposer = Proposer(replica, driver, mempool, chain, self.name, wakeup,
                                  lambda: commits.last_commit_at)
-        self.relay = relay = TxRelay(mempool, chain, peers, metrics, on_admitted=self._txs_admitted)
+        self.relay = relay = TxRelay(mempool, chain, peers, metrics, me=index,
+                                     primary=lambda: replica.primary,
+                                     last_commit=lambda: (commits.last_commit_at, commits.last_block_txs),
+                                     on_admitted=self._txs_admitted,
+                                     on_pending_with_primary=self._requests_pending)
         self.sync = sync = BlockSync(chain, send=peers.send, connected=peers.connected,
                                      apply=driver.synced, on_progress=self._sync_progress)
-        self.dispatcher = PeerDispatcher(inbound_recv, driver, relay, sync, store,
+        self.dispatcher = PeerDispatcher(inbound_recv, driver, relay, sync, store, metrics,
                                          send=peers.send, on_fault=self._fault)
         self.keys = keys = KeyExpiryWatch(lambda: chain.config, me.org, config.key_expiry_warning_days)
         metrics.track_key_expiry(lambda: [(k.account, k.seconds_left) for k in keys.all()])
@@ -122,9 +136,11 @@ class Node:
         async with trio.open_nursery() as nursery:
             p2p_port = await nursery.start(self.peers.run, *self.config.p2p_listen)
             nursery.start_soon(self.dispatcher.run)
+            nursery.start_soon(self.dispatcher.run_tx_intake)
             nursery.start_soon(self.timers.run)
             nursery.start_soon(self.proposer.run)
             nursery.start_soon(self.relay.run)
+            nursery.start_soon(self.relay.reoffer_loop)
             nursery.start_soon(self.sync.status_loop, self.peers.broadcast, self.store,
                                lambda: commits.last_commit_at, self.genesis.consensus.window // 2)
             nursery.start_soon(self.sync.run)
@@ -139,7 +155,6 @@ class Node:
     # -- callbacks between parts ----------------------------------------------------------
     def _peer_connected(self, peer: int) -> None:
         self.peers.send(peer, peer_messages.STATUS, [self.chain.height, self.store.last_block_hash()])
-        self.relay.offer_pending(peer)
         self.metrics.peers_changed(len(self.peers.connected()))
 
     def _peer_disconnected(self, peer: int) -> None:
@@ -149,8 +164,12 @@ class Node:
         self.driver.step([ev.TimerFired(kind, token)])
 
     def _txs_admitted(self) -> None:
-        self.driver.step([ev.RequestsPending()])
+        self._wakeup.set()              # a primary may propose them now
         self._refresh_gauges()
+
+    def _requests_pending(self) -> None:
+        # Only for txs the primary has had a fair chance to receive (node.core.tx_relay).
+        self.driver.step([ev.RequestsPending()])
 
     def _sync_requested(self, action: ev.RequestSync) -> None:
         self.sync.want(action.target_seq)
@@ -162,11 +181,11 @@ class Node:
             self.metrics.sync_finished()
         else:
             self.metrics.sync_started(target)
-        self.mempool.evict_invalid(height)
 
     def _fault(self, peer: int, reason: str) -> None:
         # Numbers (seqs, views) would make every fault its own metrics label.
         self.metrics.consensus_fault(_DIGITS.sub("N", reason)[:60])
+        self.metrics.peer_fault(self.genesis.validators[peer].name)
         log.debug("fault from peer %d: %s", peer, reason)
 
     def _view_changed(self, view: int) -> None:

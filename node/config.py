@@ -7,6 +7,8 @@
     genesis = "../genesis.json"
     [p2p]
     listen = "127.0.0.1:26656"
+    dial = { node2 = "10.0.0.7:4000" }   # optional: reach these validators at another
+                                          # address than genesis lists (NAT, tunnel, proxy)
     [api]
     listen = "127.0.0.1:8545"
     [mempool]
@@ -22,10 +24,12 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
-from ledger.genesis import parse_address
+from ledger.errors import GenesisError
+from ledger.genesis import NAME_RE, parse_address
 
 
 # Module constants, not NodeConfig.<field>: on a slots dataclass that attribute is a
@@ -53,6 +57,9 @@ class NodeConfig:
     log_level: str = "info"
     log_format: str = "text"
     key_expiry_warning_days: int = DEFAULT_WARNING_DAYS
+    # Validator name -> the address this node dials it at instead of the one in
+    # genesis (the peer is still authenticated by its genesis key).
+    p2p_dial: Mapping[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
     def safety_dir(self) -> Path:
@@ -63,7 +70,7 @@ class NodeConfig:
 
 _SCHEMA = {
     "node": {"name": str, "key_file": str, "data_dir": str, "genesis": str},
-    "p2p": {"listen": str},
+    "p2p": {"listen": str, "dial": dict},
     "api": {"listen": str},
     "mempool": {"max_txs": int, "max_bytes": int},
     "log": {"level": str, "format": str},
@@ -102,6 +109,7 @@ def load_config(home: str | Path) -> NodeConfig:
         api = parse_address(get("api", "listen"), "api.listen")
     except Exception as exc:
         raise ConfigError(f"{path}: {str(exc).removeprefix('genesis.')}") from None
+    dial = _parse_dial(path, get("p2p", "dial", {}), get("node", "name"))
     level = get("log", "level", "info")
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{path}: log.level must be debug, info, warning or error")
@@ -121,19 +129,40 @@ def load_config(home: str | Path) -> NodeConfig:
         data_dir=(home / get("node", "data_dir")).resolve(),
         genesis=(home / get("node", "genesis")).resolve(),
         p2p_listen=p2p, api_listen=api, mempool_max_txs=max_txs, mempool_max_bytes=max_bytes,
-        log_level=level, log_format=fmt, key_expiry_warning_days=warning_days,
+        log_level=level, log_format=fmt, p2p_dial=dial, key_expiry_warning_days=warning_days,
     )
+
+
+def _parse_dial(path: Path, table: dict, own_name: str) -> dict[str, tuple[str, int]]:
+    """p2p.dial: validator name -> HOST:PORT.  Whether each name is a validator is
+    checked against genesis when the node starts (node.app)."""
+    dial = {}
+    for name, value in table.items():
+        if not NAME_RE.match(name):
+            raise ConfigError(f"{path}: p2p.dial: {name!r} is not a validator name")
+        if name == own_name:
+            raise ConfigError(f"{path}: p2p.dial.{name}: a node does not dial itself")
+        try:
+            dial[name] = parse_address(value, f"p2p.dial.{name}")
+        except GenesisError as exc:
+            raise ConfigError(f"{path}: {str(exc).removeprefix('genesis.')}") from None
+    return dial
 
 
 def render_config(name: str, p2p: tuple[str, int], api: tuple[str, int], *,
                   genesis: str = "../genesis.json", key_file: str = "node.key",
-                  data_dir: str = "data") -> str:
+                  data_dir: str = "data", dial: Mapping[str, tuple[str, int]] | None = None,
+                  mempool_max_txs: int = DEFAULT_MEMPOOL_MAX_TXS) -> str:
     """The text of a config.toml (what `ynchain testnet init` writes)."""
+    dial_line = ""
+    if dial:
+        entries = ", ".join(f'{peer} = "{host}:{port}"' for peer, (host, port) in dial.items())
+        dial_line = f"dial = {{ {entries} }}\n"
     return (
         f'[node]\nname = "{name}"\nkey_file = "{key_file}"\ndata_dir = "{data_dir}"\n'
         f'genesis = "{genesis}"\n\n'
-        f'[p2p]\nlisten = "{p2p[0]}:{p2p[1]}"\n\n'
+        f'[p2p]\nlisten = "{p2p[0]}:{p2p[1]}"\n{dial_line}\n'
         f'[api]\nlisten = "{api[0]}:{api[1]}"\n\n'
-        f'[mempool]\nmax_txs = {DEFAULT_MEMPOOL_MAX_TXS}\nmax_bytes = {DEFAULT_MEMPOOL_MAX_BYTES}\n\n'
+        f'[mempool]\nmax_txs = {mempool_max_txs}\nmax_bytes = {DEFAULT_MEMPOOL_MAX_BYTES}\n\n'
         f'[log]\nlevel = "info"\nformat = "text"\n'
     )

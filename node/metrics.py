@@ -11,6 +11,7 @@ count as "other", so a peer that invents reasons cannot grow the registry.
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Iterator, Mapping, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -104,6 +105,29 @@ class _KeyExpiryCollector(Collector):
         yield gauge
 
 
+class _DiskCollector(Collector):
+    """Free and total bytes of the file system holding the data directory,
+    read at scrape time (alerts need no node_exporter on the host)."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        free = GaugeMetricFamily("ynchain_disk_free_bytes",
+                                 "Bytes available to the node on its data directory's file system")
+        total = GaugeMetricFamily("ynchain_disk_size_bytes",
+                                  "Size in bytes of the data directory's file system")
+        if self.path is not None:
+            try:
+                st = os.statvfs(self.path)
+            except OSError:
+                pass          # not created yet, or gone: no sample rather than a wrong one
+            else:
+                free.add_metric([], st.f_bavail * st.f_frsize)
+                total.add_metric([], st.f_blocks * st.f_frsize)
+        return iter((free, total))
+
+
 def _bounded(by_reason: Mapping[str, int]) -> dict[str, int]:
     """At most MAX_LABEL_VALUES reasons: the rest summed as "other"."""
     if len(by_reason) <= MAX_LABEL_VALUES:
@@ -127,6 +151,13 @@ class NodeMetrics:
         self.committed_blocks = Counter("ynchain_committed_blocks", "Blocks committed", registry=r)
         self.mempool_size = Gauge("ynchain_mempool_size", "Transactions in the mempool", registry=r)
         self.mempool_bytes = Gauge("ynchain_mempool_bytes", "Encoded bytes in the mempool", registry=r)
+        self.mempool_max_txs = Gauge("ynchain_mempool_max_txs", "Mempool capacity in transactions",
+                                     registry=r)
+        self.mempool_max_bytes = Gauge("ynchain_mempool_max_bytes", "Mempool capacity in bytes",
+                                       registry=r)
+        self.validators = Gauge("ynchain_validators", "Validators in the consensus set", registry=r)
+        self.quorum = Gauge("ynchain_quorum", "Validators needed to commit a block (this node included)",
+                            registry=r)
         self.peers_connected = Gauge("ynchain_peers_connected", "Connected peers", registry=r)
         self.commit_latency = Histogram(
             "ynchain_commit_latency_seconds",
@@ -142,10 +173,36 @@ class NodeMetrics:
             "ynchain_mempool_rejections", "Transactions the mempool refused", ["reason"], registry=r))
         self.consensus_faults = _ReasonCounter(Counter(
             "ynchain_consensus_faults", "Consensus messages dropped as faulty", ["reason"], registry=r))
+        # Labelled by validator name: bounded by the genesis validator set.
+        self.peer_faults = Counter("ynchain_peer_faults",
+                                   "Messages from this peer dropped as faulty (any reason)", ["peer"],
+                                   registry=r)
+        self.mempool_drops = _ReasonCounter(Counter(
+            "ynchain_mempool_dropped", "Admitted transactions dropped without being committed",
+            ["reason"], registry=r))
+        self.gossip_dropped = Counter(
+            "ynchain_gossip_txs_dropped",
+            "Transactions from peers dropped unexamined because admission was behind", registry=r)
+        self.txs_reoffered_total = Counter(
+            "ynchain_txs_reoffered", "Pending transactions handed to the primary again", registry=r)
         self._transport = _TransportCollector()
         r.register(self._transport)
         self._key_expiry = _KeyExpiryCollector()
         r.register(self._key_expiry)
+        self._disk = _DiskCollector()
+        r.register(self._disk)
+
+    def set_limits(self, *, validators: int, quorum: int, mempool_max_txs: int,
+                   mempool_max_bytes: int) -> None:
+        """What alerts compare live values against (peers below quorum, mempool near full)."""
+        self.validators.set(validators)
+        self.quorum.set(quorum)
+        self.mempool_max_txs.set(mempool_max_txs)
+        self.mempool_max_bytes.set(mempool_max_bytes)
+
+    def track_disk(self, path: str | os.PathLike) -> None:
+        """Report free and total space of the file system holding `path`."""
+        self._disk.path = os.fspath(path)
 
     # -- consensus and commit ---------------------------------------------------
 
@@ -165,6 +222,9 @@ class NodeMetrics:
     def consensus_fault(self, reason: str) -> None:
         self.consensus_faults.inc(reason)
 
+    def peer_fault(self, peer_name: str) -> None:
+        self.peer_faults.labels(peer=peer_name).inc()
+
     # -- mempool ------------------------------------------------------------------
 
     def mempool_changed(self, size: int, nbytes: int) -> None:
@@ -173,6 +233,15 @@ class NodeMetrics:
 
     def mempool_rejected(self, reason: str, count: int = 1) -> None:
         self.mempool_rejections.inc(reason, count)
+
+    def mempool_dropped(self, reason: str, count: int = 1) -> None:
+        self.mempool_drops.inc(reason, count)
+
+    def gossip_txs_dropped(self, count: int) -> None:
+        self.gossip_dropped.inc(count)
+
+    def txs_reoffered(self, count: int) -> None:
+        self.txs_reoffered_total.inc(count)
 
     # -- peers and transport ------------------------------------------------------
 

@@ -2,12 +2,16 @@
 node's parts (store, replica, mempool, relay, commit fan-out, peers, sync).
 
 Read-only queries go to the store; the only writes are submissions, which go
-through the relay's admission like txs from peers do.
+through the relay's admission like txs from peers do.  Whatever a client asks
+for in bulk is done in chunks that yield to the event loop (admission, waiting
+for commits, reading their results from the tx index): a node serving one
+large request keeps answering others and keeps its peer sessions.  GET
+/txs/{id} decodes the tx's block (one per request; ~6 ms for a 2,000-tx block).
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+import time
 from typing import Any
 
 import trio
@@ -18,9 +22,9 @@ from ledger.contracts import CommittedState
 from ledger.execution import query_state
 from ledger.genesis import Genesis
 from ledger.tx import Transaction
-from node.api.facade import Admission, CommittedBlock, TxRecord
+from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
 from node.core.chain import Chain
-from node.core.commits import CommitFanout
+from node.core.commits import CommitFanout, Subscription
 from node.core.config_history import ConfigHistory
 from node.core.mempool import Mempool
 from node.core.sync import BlockSync
@@ -29,6 +33,8 @@ from node.key_expiry import KeyExpiryWatch
 from node.metrics import NodeMetrics
 from node.transport.peers import PeerManager
 from storage.base import Store
+
+READ_CHUNK = 1024      # tx index lookups between two yields to the event loop
 
 
 class NodeService:
@@ -59,20 +65,31 @@ class NodeService:
             "primary": names[self._replica.primary],
             "peers": sorted(names[i] for i in self._peers.connected()),
             "mempool": len(self._mempool), "syncing": self._sync.active,
+            # For `ynchain node doctor`: same chain as its peers, clock skew, sync progress.
+            "genesis_hash": self._genesis.hash.hex(), "time": round(time.time(), 3),
+            "sync": self._sync.progress(),
             "key_expiry": self._keys.status(),
         }
 
-    def submit(self, txs: list[Transaction]) -> list[Admission]:
-        return self._relay.admit(txs, relay=True)
+    async def submit(self, txs: list[Transaction]) -> list[Admission]:
+        return await self._relay.admit_chunked(txs, relay=True)
 
-    async def wait_committed(self, tx_ids: list[bytes], timeout_s: float) -> dict[bytes, TxRecord]:
-        await self._commits.wait_for(tx_ids, self._store.has_tx, timeout_s)
-        found = {}
-        for tx_id in tx_ids:
-            record = self.get_tx(tx_id)
-            if record is not None:
-                found[tx_id] = record
+    async def wait_settled(self, tx_ids: list[bytes], timeout_s: float) -> dict[bytes, TxOutcome]:
+        await self._commits.wait_for(tx_ids, self._settled, timeout_s)
+        found: dict[bytes, TxOutcome] = {}
+        for start in range(0, len(tx_ids), READ_CHUNK):
+            if start:
+                await trio.sleep(0)
+            for tx_id in tx_ids[start:start + READ_CHUNK]:
+                location = self._store.get_tx(tx_id)
+                if location is not None:
+                    found[tx_id] = TxCommitted(*location)
+                elif (reason := self._mempool.dropped_reason(tx_id)) is not None:
+                    found[tx_id] = TxDropped(reason)
         return found
+
+    def _settled(self, tx_id: bytes) -> bool:
+        return self._store.has_tx(tx_id) or self._mempool.dropped_reason(tx_id) is not None
 
     def get_tx(self, tx_id: bytes) -> TxRecord | None:
         location = self._store.get_tx(tx_id)
@@ -82,8 +99,10 @@ class NodeService:
         block = self._store.get_block(height)
         return TxRecord(block.txs[index], height, index, receipt)
 
-    def tx_pending(self, tx_id: bytes) -> bool:
-        return tx_id in self._mempool
+    def uncommitted_status(self, tx_id: bytes) -> str | None:
+        if tx_id in self._mempool:
+            return "pending"
+        return self._mempool.dropped_reason(tx_id)
 
     def get_block(self, height: int) -> CommittedBlock | None:
         block = self._store.get_block(height)
@@ -115,14 +134,12 @@ class NodeService:
         primary = self._replica.primary
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
                  "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
-                 "connected": i == self._index or i in connected, "primary": i == primary}
+                 "connected": i == self._index or i in connected, "primary": i == primary,
+                 "last_error": self._peers.last_error(i)}
                 for i, v in enumerate(self._genesis.validators)]
 
-    def can_subscribe(self) -> bool:
-        return self._commits.can_subscribe()
-
-    def subscribe_blocks(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel]:
-        return self._commits.subscribe()
+    def reserve_subscription(self) -> Subscription | None:
+        return self._commits.subscribers.reserve()
 
     def metrics_text(self) -> bytes:
         return self._metrics.render()

@@ -34,7 +34,7 @@ def run_seed(seed: int, n: int = 4, twins: int = 0) -> SeedResult:
     if lagging and world.violation is None:
         liveness = f"no progress within {sc.liveness_ms}ms after faults stopped: " + ", ".join(lagging)
     return SeedResult(seed, world.violation, liveness,
-                      min((h.height for h in correct), default=0), world.now, world.stats)
+                      min((h.height for h in correct), default=0), world.now_ms, world.stats)
 
 
 def _heal(world: World, side: frozenset[int]) -> None:

@@ -1,11 +1,17 @@
 """The deterministic simulator: replicas over a faulty in-memory network.
 
-Simulated time, one random.Random(seed), a heap of timed events.  The World
-plays every node's driver: it carries out the replicas' actions, builds
-payloads when next_proposal_seq() allows, feeds RequestsPending, Executed
-after each Deliver, and serves RequestSync from a correct replica's
-delivered blocks (checking their certificates).  Invariants are checked on
-every delivery, sync and restart; the run stops at the first violation.
+Simulated time, one random.Random(seed), a heap of timed events.  Each Host
+is the consensus.executor Host of its replica (the shared Executor carries out
+the actions); the World plays the rest of every node: it builds payloads when
+next_proposal_seq() allows, feeds RequestsPending, answers each Deliver with
+Executed, and serves RequestSync from a correct replica's delivered blocks
+(checking their certificates).
+
+Invariants are checked on every delivery, sync and restart (agreement, valid
+certificates, no gap, the delivered prefix never shrinks), on every vote a
+correct replica sends (never two digests for one (view, seq, phase), across
+crashes), and inside every replica after every event (check_invariants);
+the run stops at the first violation.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from ledger.crypto import KeyPair, hash256
 
 from ..config import ReplicaConfig
 from ..errors import RemoteProtocolError
-from ..safety import apply_payload_changes
-from ..events import (Broadcast, Deliver, Executed, MessageReceived, PersistSafety, Propose,
-                      RequestsPending, RequestSync, Send, SetTimer, Synced, TimerFired)
-from ..messages import PrePrepare, decode_message, sign
+from ..events import (Deliver, Event, Executed, MessageReceived, PersistSafety, Propose,
+                      RequestsPending, RequestSync, Synced, TimerFired)
+from ..executor import Executor
+from ..messages import Message, PrePrepare, decode_message, sign, signed_votes
 from ..replica import Replica
+from ..safety import apply_payload_changes
+from ..validators import ValidatorSet
 from .scenario import EQUIVOCATE, GARBAGE, SILENT, TWIN, Scenario
 
 CHAIN_ID = "sim-chain"
@@ -60,17 +68,23 @@ class SeedResult:
 
 
 class Host:
-    """One running replica instance and the node state that survives crashes
-    (its safety record and its delivered blocks)."""
-    __slots__ = ("validator", "label", "side", "behaviour", "replica", "record", "payloads", "blocks",
-                 "states", "up", "incarnation", "floor", "nonce")
+    """One validator's node: the running replica (None while crashed), and
+    what survives a crash (its safety record and payloads, its delivered
+    blocks, and every vote it has sent, which the checker keeps).  It is the
+    Executor's Host: the World does the rest."""
+    __slots__ = ("world", "validator", "label", "side", "behaviour", "replica", "executor",
+                 "record", "payloads", "blocks", "states", "up", "incarnation", "floor",
+                 "nonce", "signed")
 
-    def __init__(self, validator: int, label: str, side: int | None, behaviour: str | None):
+    def __init__(self, world: "World", validator: int, label: str, side: int | None,
+                 behaviour: str | None):
+        self.world = world
         self.validator = validator
         self.label = label
         self.side = side                    # twins' halves and split correct replicas
         self.behaviour = behaviour
         self.replica: Replica | None = None
+        self.executor: Executor | None = None
         self.record: bytes | None = None
         self.payloads: dict[tuple[int, bytes], bytes] = {}     # durable, like the record
         self.blocks: list[tuple[bytes, Any]] = []    # (payload, certificate) for seq 1..
@@ -79,6 +93,7 @@ class Host:
         self.incarnation = 0
         self.floor = 0                      # delivered prefix must never shrink below this
         self.nonce = 0
+        self.signed: dict[tuple[int, int, str], bytes] = {}   # every vote sent, across crashes
 
     @property
     def correct(self) -> bool:
@@ -88,16 +103,48 @@ class Host:
     def height(self) -> int:
         return len(self.blocks)
 
+    # -- consensus.executor.Host ---------------------------------------------------
+    def persist(self, action: PersistSafety) -> None:
+        self.record = action.record
+        apply_payload_changes(self.payloads, action.payloads, action.dropped)
+
+    def send(self, to: int, message: Message) -> None:
+        self.world.send(self, to, message)
+
+    def broadcast(self, message: Message) -> None:
+        self.world.send(self, None, message)
+
+    def deliver(self, action: Deliver) -> list[Event]:
+        return self.world.deliver(self, action)
+
+    def set_timer(self, kind: str, delay_ms: int, token: int) -> None:
+        world = self.world
+        world.at(world.now_ms + delay_ms, world._timer, self, self.incarnation, kind, token)
+
+    def cancel_timer(self, kind: str) -> None:
+        pass        # a cancelled timer that fires carries a stale token: the replica ignores it
+
+    def request_sync(self, action: RequestSync) -> None:
+        world = self.world
+        world.at(world.now_ms + SYNC_DELAY_MS, world._serve_sync, self, self.incarnation, action)
+
+    def fault(self, sender: int, reason: str) -> None:
+        self.world.stats["faults_reported"] += 1
+
+    def view_changed(self, view: int) -> None:
+        self.world.stats["view_changes"] += 1
+
 
 class World:
     def __init__(self, scenario: Scenario) -> None:
         self.sc = scenario
         self.rng = random.Random(scenario.seed ^ 0x5EED)
-        self.now = 0
+        self.now_ms = 0
         self._heap: list[tuple[int, int, Callable[..., None], tuple]] = []
         self._counter = 0
         self.keys = [KeyPair.from_seed(hash256(b"sim-key" + bytes([i]))) for i in range(scenario.n)]
         self.validators = tuple(k.public_key for k in self.keys)
+        self.validator_set = ValidatorSet(self.validators)
         self.committed: dict[int, bytes] = {}        # seq -> digest first delivered by a correct host
         self.proposed: set[tuple[int, bytes]] = set()
         self._good_certificates: set[bytes] = set()
@@ -115,11 +162,11 @@ class World:
         for v in range(scenario.n):
             behaviour = byzantine.get(v)
             if behaviour == TWIN:
-                self.hosts.append(Host(v, f"{v}a", 0, TWIN))
-                self.hosts.append(Host(v, f"{v}b", 1, TWIN))
+                self.hosts.append(Host(self, v, f"{v}a", 0, TWIN))
+                self.hosts.append(Host(self, v, f"{v}b", 1, TWIN))
             else:
                 side = (0 if v in split else 1) if scenario.split_twins else None
-                self.hosts.append(Host(v, str(v), side, behaviour))
+                self.hosts.append(Host(self, v, str(v), side, behaviour))
         self.by_validator: dict[int, list[Host]] = {}
         for host in self.hosts:
             self.by_validator.setdefault(host.validator, []).append(host)
@@ -137,32 +184,36 @@ class World:
         while heap and heap[0][0] <= time_ms and self.violation is None:
             if stop():
                 return
-            self.now, _, fn, args = heapq.heappop(heap)
+            self.now_ms, _, fn, args = heapq.heappop(heap)
             fn(*args)
         if self.violation is None:
-            self.now = time_ms
+            self.now_ms = time_ms
 
     def fail(self, what: str) -> None:
         if self.violation is None:
-            self.violation = f"t={self.now}ms: {what}"
+            self.violation = f"t={self.now_ms}ms: {what}"
 
     # -- hosts ---------------------------------------------------------------------
 
-    def _config(self, validator: int) -> ReplicaConfig:
-        return ReplicaConfig(chain_id=CHAIN_ID, validators=self.validators, me=validator,
-                             check_payload=check_payload, **SIM_TIMING)
+    def _config(self, host: Host) -> ReplicaConfig:
+        # Invariants hold for correct replicas; a twin shares its key with another
+        # replica, so messages "from itself" it never sent reach it (it is Byzantine).
+        return ReplicaConfig(chain_id=CHAIN_ID, validators=self.validators, me=host.validator,
+                             check_payload=check_payload, check_invariants=host.correct,
+                             **SIM_TIMING)
 
     def _boot(self, host: Host) -> None:
-        host.replica = Replica(self._config(host.validator), self.keys[host.validator],
+        host.replica = Replica(self._config(host), self.keys[host.validator],
                                host.record, (host.height, host.states[-1]),
                                prepared_payloads=host.payloads)
+        host.executor = Executor(host.replica, host)
         if host.replica.last_delivered < host.floor:
             self.fail(f"{host.label} restarted below its delivered prefix")
-        self.apply(host, host.replica.start())
+        self._run(host, host.executor.start)
 
     def crash(self, host: Host) -> None:
         host.up = False
-        host.replica = None
+        host.replica = host.executor = None
         host.incarnation += 1
 
     def restart(self, host: Host) -> None:
@@ -171,33 +222,16 @@ class World:
             self.stats["restarts"] += 1
             self._boot(host)
 
-    def handle(self, host: Host, event: Any) -> None:
-        if host.up and host.replica is not None:
-            self.apply(host, host.replica.handle(event))
+    def handle(self, host: Host, event: Event) -> None:
+        if host.up and host.executor is not None:
+            self._run(host, host.executor.step, [event])
 
-    def apply(self, host: Host, actions: list) -> None:
-        for action in actions:
-            kind = type(action)
-            if kind is Broadcast:
-                self.send(host, None, action.message)
-            elif kind is Send:
-                self.send(host, action.to, action.message)
-            elif kind is PersistSafety:
-                host.record = action.record
-                apply_payload_changes(host.payloads, action.payloads, action.dropped)
-            elif kind is Deliver:
-                self.deliver(host, action)
-                if self.violation:
-                    return
-            elif kind is SetTimer:
-                self.at(self.now + action.delay_ms, self._timer, host, host.incarnation,
-                        action.kind, action.token)
-            elif kind.__name__ == "ViewChanged":
-                self.stats["view_changes"] += 1
-            elif kind is RequestSync:
-                self.at(self.now + SYNC_DELAY_MS, self._serve_sync, host, host.incarnation, action)
-            elif kind.__name__ == "ReportFault":
-                self.stats["faults_reported"] += 1
+    def _run(self, host: Host, step: Callable[..., None], *args: Any) -> None:
+        try:
+            step(*args)
+        except AssertionError as exc:     # Replica.check_invariants
+            self.fail(f"{host.label}: invariant broken: {exc}")
+            return
         if host.correct and host.replica is not None:
             if host.replica.last_delivered < host.floor:
                 self.fail(f"{host.label}: last_delivered went back below {host.floor}")
@@ -217,9 +251,11 @@ class World:
                 return False
         return True
 
-    def send(self, src: Host, to: int | None, message: Any) -> None:
+    def send(self, src: Host, to: int | None, message: Message) -> None:
         if src.behaviour == SILENT:
             return
+        if src.correct:
+            self._check_votes(src, message)
         rng = self.rng
         data = message.encode()
         targets = range(self.sc.n) if to is None else (to,)
@@ -238,7 +274,7 @@ class World:
                 for _ in range(2 if rng.random() < self.duplicate else 1):
                     if rng.random() < self.loss:
                         continue
-                    self.at(self.now + rng.randint(1, self.sc.max_delay_ms), self._receive,
+                    self.at(self.now_ms + rng.randint(1, self.sc.max_delay_ms), self._receive,
                             dst, dst.incarnation, src, payload)
 
     def _receive(self, dst: Host, incarnation: int, src: Host, data: bytes) -> None:
@@ -286,7 +322,7 @@ class World:
                     self.handle(host, RequestsPending())
                 self.try_propose(host)
         if self.violation is None:
-            self.at(self.now + CLIENT_TICK_MS, self.client_tick, pending)
+            self.at(self.now_ms + CLIENT_TICK_MS, self.client_tick, pending)
 
     def try_propose(self, host: Host) -> None:
         """A primary turns waiting batches into blocks as fast as the
@@ -302,17 +338,29 @@ class World:
             self.proposed.add((seq, digest))
             self.handle(host, Propose(seq, payload, digest))
 
-    def deliver(self, host: Host, d: Deliver) -> None:
+    def _check_votes(self, host: Host, message: Message) -> None:
+        """A correct replica never signs two digests for one (view, seq,
+        phase), not even across a crash: every vote it sends is kept."""
+        for view, seq, phase, digest in signed_votes(message, host.validator,
+                                                     self.validator_set.primary):
+            held = host.signed.setdefault((view, seq, phase), digest)
+            if held != digest:
+                self.fail(f"EQUIVOCATION: {host.label} signed {held.hex()[:16]} and "
+                          f"{digest.hex()[:16]} at view {view}, seq {seq}, {phase}")
+
+    def deliver(self, host: Host, d: Deliver) -> list[Event]:
+        if self.violation is not None:
+            return []       # the run is over: the rest of the actions change nothing
         seq, cert = d.seq, d.certificate
         if seq != host.height + 1:
             self.fail(f"{host.label} delivered {seq} after {host.height} (gap or repeat)")
-            return
+            return []
         if host.correct:
             self._check_block(host, seq, d.payload, cert)
         host.blocks.append((d.payload, cert))
         state = hash256(host.states[-1] + cert.digest)
         host.states.append(state)
-        self.handle(host, Executed(seq, state))
+        return [Executed(seq, state)]
 
     def _check_block(self, host: Host, seq: int, payload: bytes, cert: Any) -> None:
         digest = cert.digest

@@ -32,6 +32,8 @@ PAYER_HASH = Str("salted hash of the payer's identity number", "ab" * 32, min_le
 ORG = organisation("an organisation", "kunming-first-hospital")
 CHECK_CODE = Str("校验码, the check code printed on the receipt", "0123456789", min_len=10,
                  max_len=10, pattern=r"[0-9]{10}", pattern_help="10 digits")
+GTIN_DIGITS = Str("GS1 GTIN-8/12/13/14 (AI 01)", "06901234567892", min_len=8, max_len=14,
+                  pattern=r"[0-9]{8}|[0-9]{12,14}", pattern_help="8, 12, 13 or 14 digits")
 MAX_AMOUNT_TEXT = 20
 
 
@@ -81,15 +83,6 @@ def paging(request: Request) -> tuple[str | None, int]:
     return after, int(text)
 
 
-def one_group(request: Request, options: dict[str, Field]) -> tuple[str, str]:
-    """Exactly one of the query parameters in `options`: (its name, its value)."""
-    given = [(name, query_param(request, name, field)) for name, field in options.items()
-             if name in request.query_params]
-    if len(given) != 1:
-        raise bad_request(f"give exactly one of {', '.join(options)} (query parameters)")
-    return given[0]
-
-
 def organisations_of(committed: CommittedState, names: set[str]) -> dict[str, str]:
     """Display names of the organisations a view mentions."""
     out = {}
@@ -107,9 +100,11 @@ class ContractRoutes:
     def table(self) -> list[tuple[str, Handler, str]]:
         return [
             ("/fiscal/verify", self.fiscal_verify, "GET"),
-            ("/fiscal/receipts", self.fiscal_list, "GET"),
+            ("/fiscal/issuers/{org}/receipts", self.receipts_by_issuer, "GET"),
+            ("/fiscal/payers/{payer_hash}/receipts", self.receipts_by_payer, "GET"),
             ("/fiscal/receipts/{code}/{number}", self.fiscal_receipt, "GET"),
-            ("/trace", self.trace_list, "GET"),
+            ("/trace/products/{product}/lots", self.lots_by_product, "GET"),
+            ("/trace/origins/{base}/lots", self.lots_by_origin, "GET"),
             ("/trace/{lot}", self.trace_provenance, "GET"),
             ("/01/{gtin}/10/{lot}", self.digital_link, "GET"),
             ("/receivables/holdings/{org}", self.holdings, "GET"),
@@ -139,22 +134,32 @@ class ContractRoutes:
             raise not_found(f"no fiscal receipt {fiscal.receipt_key(code, number)}")
         return JSONResponse({**fiscal.receipt_view(found), "height": committed.height})
 
-    async def fiscal_list(self, request: Request) -> Response:
-        by, group = one_group(request, {"issuer": ORG, "payer_hash": PAYER_HASH})
+    def _receipts(self, request: Request, by: str, group: str) -> Response:
         after, limit = paging(request)
         committed, reader = self._reader("fiscal")
         lister = fiscal.by_issuer if by == "issuer" else fiscal.by_payer
         items, cursor = lister(reader, group, after, limit)
         return JSONResponse({by: group, "receipts": items, "next": cursor, "height": committed.height})
 
+    async def receipts_by_issuer(self, request: Request) -> Response:
+        return self._receipts(request, "issuer", path_param(request, "org", ORG))
+
+    async def receipts_by_payer(self, request: Request) -> Response:
+        return self._receipts(request, "payer_hash", path_param(request, "payer_hash", PAYER_HASH))
+
     # -- trace --------------------------------------------------------------------------
-    async def trace_list(self, request: Request) -> Response:
-        by, group = one_group(request, {"product": trace.PRODUCT, "origin": trace.BASE})
+    def _lots(self, request: Request, by: str, group: str) -> Response:
         after, limit = paging(request)
         committed, reader = self._reader("trace")
         lister = trace.by_product if by == "product" else trace.by_origin
         items, cursor = lister(reader, group, after, limit)
         return JSONResponse({by: group, "lots": items, "next": cursor, "height": committed.height})
+
+    async def lots_by_product(self, request: Request) -> Response:
+        return self._lots(request, "product", path_param(request, "product", trace.PRODUCT))
+
+    async def lots_by_origin(self, request: Request) -> Response:
+        return self._lots(request, "origin", path_param(request, "base", trace.BASE))
 
     def _provenance(self, lot_id: str, gtin: str | None = None) -> Response:
         committed, reader = self._reader("trace")
@@ -171,7 +176,9 @@ class ContractRoutes:
         return self._provenance(path_param(request, "lot", trace.LOT))
 
     async def digital_link(self, request: Request) -> Response:
-        gtin = path_param(request, "gtin", trace.GTIN)
+        # Only the shape is checked here: a GTIN whose check digit is wrong names no lot on
+        # this chain, so the lookup answers 404 like any other GTIN without that lot.
+        gtin = path_param(request, "gtin", GTIN_DIGITS)
         return self._provenance(path_param(request, "lot", trace.LOT), gtin)
 
     # -- receivables ------------------------------------------------------------------------

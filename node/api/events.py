@@ -7,7 +7,10 @@
 With a start height (?from=H, or a reconnecting browser's Last-Event-ID + 1)
 the stream first replays stored blocks from H, then follows live ones with no
 gap and no repeat: it subscribes before its last look at the store, skips live
-blocks it already sent and fills any gap from the store.  The node closes the
+blocks it already sent and fills any gap from the store.  Its place among the
+node's subscribers is reserved by the route before the response starts (so
+a burst of clients cannot overrun the cap), and the channel itself opens
+after the first replay (so a long replay does not overflow it).  The node closes the
 subscription of a reader that falls too far behind; the stream then ends and
 the client resumes with ?from=.
 
@@ -23,7 +26,7 @@ import logging
 
 import trio
 
-from .facade import NodeFacade
+from .facade import BlockSubscription, NodeFacade
 from .jsonview import block_summary_to_json
 
 log = logging.getLogger(__name__)
@@ -42,14 +45,24 @@ def _event(block) -> bytes:
 
 
 class BlockEventStream:
-    """An ASGI response; `start` is the first height to replay, or None for live only."""
+    """An ASGI response over a reserved subscriber place (given back when the
+    response ends, however it ends); `start` is the first height to replay,
+    or None for live only."""
 
-    def __init__(self, facade: NodeFacade, start: int | None, heartbeat_s: float = HEARTBEAT_S) -> None:
+    def __init__(self, facade: NodeFacade, subscription: BlockSubscription, start: int | None,
+                 heartbeat_s: float = HEARTBEAT_S) -> None:
         self.facade = facade
+        self.subscription = subscription
         self.start = start
         self.heartbeat_s = heartbeat_s
 
     async def __call__(self, scope, receive, send) -> None:
+        try:
+            await self._respond(receive, send)
+        finally:
+            self.subscription.close()
+
+    async def _respond(self, receive, send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         client_gone = trio.Event()
         async with trio.open_nursery() as nursery:
@@ -79,7 +92,7 @@ class BlockEventStream:
         next_height = self.start
         if next_height is not None:
             next_height = await self._replay(next_height, body)
-        async with self.facade.subscribe_blocks() as blocks:
+        with self.subscription.open() as blocks:
             if next_height is not None:
                 next_height = await self._replay(next_height, body)
             await body(b": subscribed\n\n")

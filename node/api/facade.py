@@ -6,9 +6,9 @@ daemon's internals can change without touching the API.
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 
 import trio
 
@@ -38,9 +38,37 @@ class TxRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class TxCommitted:
+    """Where a committed transaction is, read from the tx index (no block decoded)."""
+    height: int
+    index: int
+    receipt: Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class TxDropped:
+    """An admitted transaction the node let go without committing it."""
+    reason: str                   # e.g. "expired": the chain passed its valid_until
+
+
+TxOutcome = Union[TxCommitted, TxDropped]
+
+
+@dataclass(frozen=True, slots=True)
 class CommittedBlock:
     block: Block
     certificate: CommitCertificate
+
+
+class BlockSubscription(Protocol):
+    """A place among the node's block subscribers, reserved until close()."""
+
+    def open(self) -> AbstractContextManager[trio.MemoryReceiveChannel]:
+        """A bounded channel of CommittedBlock as they commit; a subscriber that
+        falls too far behind is closed (its channel ends) rather than slowing the node."""
+
+    def close(self) -> None:
+        """Give the place back (idempotent)."""
 
 
 class NodeFacade(Protocol):
@@ -50,19 +78,26 @@ class NodeFacade(Protocol):
     def status(self) -> dict[str, Any]:
         """JSON-ready: chain_id, node, height, last_block_hash (hex), view, primary
         (validator name), peers (list of connected validator names), mempool (count),
-        syncing (bool), key_expiry (keys of this node's organisation expiring soon:
-        account, valid_until, seconds_left)."""
+        syncing (bool), genesis_hash (hex), time (the node's clock, Unix seconds),
+        sync ({target, height, rate, eta_s} while syncing, else None), key_expiry (keys
+        of this node's organisation expiring soon: account, valid_until, seconds_left)."""
 
-    def submit(self, txs: list[Transaction]) -> list[Admission]:
-        """Admit to the mempool (and gossip); one Admission per tx, same order."""
+    async def submit(self, txs: list[Transaction]) -> list[Admission]:
+        """Admit to the mempool (and gossip); one Admission per tx, same order.
+        Large batches are admitted in chunks that yield to the event loop."""
 
-    async def wait_committed(self, tx_ids: list[bytes], timeout_s: float) -> dict[bytes, TxRecord]:
-        """Wait until all are committed or the timeout passes; returns those committed."""
+    async def wait_settled(self, tx_ids: list[bytes], timeout_s: float) -> dict[bytes, TxOutcome]:
+        """Wait until every id is committed or dropped, or the timeout passes;
+        the outcome of each id that has one (from the tx index: no block is
+        decoded, so a 10,000-id answer stays cheap)."""
 
-    def get_tx(self, tx_id: bytes) -> TxRecord | None: ...
+    def get_tx(self, tx_id: bytes) -> TxRecord | None:
+        """A committed transaction (decodes its block)."""
 
-    def tx_pending(self, tx_id: bytes) -> bool:
-        """True if the tx is in this node's mempool (admitted, not yet committed)."""
+    def uncommitted_status(self, tx_id: bytes) -> str | None:
+        """For a tx that is not committed: "pending" if it is in this node's
+        mempool, the reason it was dropped (e.g. "expired") if it was dropped
+        recently, else None."""
 
     def get_block(self, height: int) -> CommittedBlock | None: ...
 
@@ -81,15 +116,14 @@ class NodeFacade(Protocol):
         (None: the last one) and that height; None if `height` is not committed."""
 
     def validators(self) -> list[dict[str, Any]]:
-        """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool).
+        """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool),
+        last_error (why the last attempt to connect to it failed, or None).
         In genesis order: a certificate vote's validator index names an entry."""
 
-    def can_subscribe(self) -> bool:
-        """False when the node already serves as many block subscribers as it will."""
-
-    def subscribe_blocks(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel]:
-        """A bounded channel of CommittedBlock as they commit; a subscriber that
-        falls too far behind is closed (its channel ends) rather than slowing the node."""
+    def reserve_subscription(self) -> BlockSubscription | None:
+        """A place among the block subscribers, or None when the node already
+        serves as many as it will.  Reserved at once, so concurrent requests
+        never exceed the cap."""
 
     def metrics_text(self) -> bytes:
         """Prometheus text exposition of the node's metrics."""

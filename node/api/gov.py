@@ -21,17 +21,16 @@ from ledger.contracts import QueryReader, gov
 from ledger.contracts.paging import DEFAULT_PAGE, MAX_PAGE
 
 from .facade import NodeFacade
-from .http import bad_request, not_found
+from .http import MAX_INT_PARAM, bad_request, not_found
 
 Handler = Callable[[Request], Awaitable[Response]]
-MAX_NUMBER_TEXT = 15
 
 
-def _number(text: str | None, what: str, minimum: int) -> int | None:
+def _number(text: str | None, what: str, minimum: int, maximum: int) -> int | None:
     if text is None:
         return None
-    if not (text.isascii() and text.isdigit()) or len(text) > MAX_NUMBER_TEXT or int(text) < minimum:
-        raise bad_request(f"{what}: expected an integer >= {minimum}, got {text[:40]!r}")
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or not minimum <= int(text) <= maximum:
+        raise bad_request(f"{what}: expected an integer from {minimum} to {maximum}, got {text[:40]!r}")
     return int(text)
 
 
@@ -47,7 +46,7 @@ class GovRoutes:
         ]
 
     async def config(self, request: Request) -> Response:
-        height = _number(request.query_params.get("height"), "height", 0)
+        height = _number(request.query_params.get("height"), "height", 0, MAX_INT_PARAM)
         found = self.facade.config_at(height)
         if found is None:
             raise not_found(f"height {height} is not committed yet (the chain is at height "
@@ -63,16 +62,14 @@ class GovRoutes:
         status = request.query_params.get("status")
         if status is not None and status not in gov.STATUSES:
             raise bad_request(f"status: expected one of {', '.join(gov.STATUSES)}, got {status[:40]!r}")
-        limit = _number(request.query_params.get("limit"), "limit", 1) or DEFAULT_PAGE
-        if limit > MAX_PAGE:
-            raise bad_request(f"limit: expected an integer in 1..{MAX_PAGE}, got {limit}")
-        after = _number(request.query_params.get("after"), "after", 0)
+        limit = _number(request.query_params.get("limit"), "limit", 1, MAX_PAGE) or DEFAULT_PAGE
+        after = _number(request.query_params.get("after"), "after", 0, gov.MAX_ID)
         config, height, reader = self._reader()
         items, cursor = gov.list_proposals(reader, config, height, status, after, limit)
         return JSONResponse({"proposals": items, "next": cursor, "height": height})
 
     async def proposal(self, request: Request) -> Response:
-        pid = _number(request.path_params["id"], "id", 1)
+        pid = _number(request.path_params["id"], "id", 1, gov.MAX_ID)
         config, height, reader = self._reader()
         view = gov.proposal_view(reader, config, height, pid)
         if view is None:

@@ -24,8 +24,9 @@ PAYLOAD_TOO_LARGE = "payload_too_large"
 UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 INTERNAL = "internal"
 UNAVAILABLE = "unavailable"
+MEMPOOL_FULL = "mempool_full"      # 429: nothing in the batch was accepted, retry later
 ERROR_CODES = (BAD_REQUEST, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNAVAILABLE,
-               UNSUPPORTED_MEDIA_TYPE, INTERNAL)
+               UNSUPPORTED_MEDIA_TYPE, MEMPOOL_FULL, INTERNAL)
 
 
 class ApiError(Exception):
@@ -94,10 +95,13 @@ def parse_hex(text: Any, what: str, length: int | None = None) -> bytes:
     return data
 
 
+MAX_INT_PARAM = 2**63 - 1     # heights in paths, queries and headers (as documented)
+
+
 def parse_positive_int(text: str, what: str) -> int:
     # isdigit() alone accepts non-ASCII digits such as "²"; int() would then fail.
-    if not (text.isascii() and text.isdigit()) or len(text) > 20 or int(text) < 1:
-        raise bad_request(f"{what}: expected an integer >= 1, got {text[:40]!r}")
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or not 1 <= int(text) <= MAX_INT_PARAM:
+        raise bad_request(f"{what}: expected an integer from 1 to {MAX_INT_PARAM}, got {text[:40]!r}")
     return int(text)
 
 

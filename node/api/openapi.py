@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .http import DEFAULT_MAX_BODY_BYTES, ERROR_CODES
-from .txs import MAX_TXS_PER_REQUEST
+from .http import DEFAULT_MAX_BODY_BYTES, ERROR_CODES, MAX_INT_PARAM
+from .txs import MAX_TXS_PER_REQUEST, RETRY_AFTER_S
 
 HEX = {"type": "string", "pattern": "^([0-9a-f]{2})*$", "description": "lowercase hex"}
 HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "32 bytes, lowercase hex"}
 UINT = {"type": "integer", "minimum": 0}
+HEIGHT_PARAM = {"type": "integer", "minimum": 1, "maximum": MAX_INT_PARAM}
+# What a submitted element may be: anything.  An element that is not the hex of
+# an encoded transaction gets its own result {"accepted": false, "reason":
+# "malformed"} and the rest of the batch still goes in, so no element makes the
+# request itself invalid.
+SUBMITTED_TX = {"description": "lowercase hex of Transaction.encode(); anything else is "
+                               "answered per element as malformed"}
+TX_STATUSES = ["committed", "pending", "expired"]
 PLAIN = {
     "description": (
         "A plain msgpack value rendered as JSON: nil, bool, int, float and str as is; "
@@ -69,6 +77,9 @@ def _schemas() -> dict[str, Any]:
         "name": {"type": "string"}, "org": {"type": "string"}, "public_key": HASH,
         "p2p": {"type": "string"}, "api": {"type": "string"},
         "connected": {"type": "boolean"}, "primary": {"type": "boolean"},
+        "last_error": {"type": ["string", "null"],
+                       "description": "why this node's last attempt to connect to it failed "
+                                      "(validators this node dials); null when connected or unknown"},
     })
     return {
         "Error": _obj({"error": {"type": "string"},
@@ -80,16 +91,23 @@ def _schemas() -> dict[str, Any]:
             "peers": {"type": "array", "items": {"type": "string"},
                       "description": "names of connected validators"},
             "mempool": UINT, "syncing": {"type": "boolean"},
+            "genesis_hash": HASH,
+            "time": {"type": "number", "description": "the node's clock, Unix seconds"},
+            "sync": {"oneOf": [{"type": "null"}, _obj({
+                "target": UINT, "height": UINT,
+                "rate": {"type": ["number", "null"], "description": "blocks per second"},
+                "eta_s": {"type": ["number", "null"], "description": "seconds left at that rate"},
+            })], "description": "block sync progress while syncing, else null"},
             "key_expiry": {"type": "array", "description": "keys of this node's organisation that "
                                                            "expire soon (or did)",
                            "items": _obj({"account": {"type": "string"}, "valid_until": {"type": "string"},
                                           "seconds_left": {"type": "integer"}})},
         }, required=["chain_id", "node", "height", "last_block_hash", "view", "primary", "peers",
-                     "mempool", "syncing"]),
+                     "mempool", "syncing", "genesis_hash", "time", "sync"]),
         "SubmitJson": {
             "oneOf": [
-                _obj({"tx": HEX}, additionalProperties=False),
-                _obj({"txs": {"type": "array", "items": HEX, "maxItems": MAX_TXS_PER_REQUEST}},
+                _obj({"tx": SUBMITTED_TX}, additionalProperties=False),
+                _obj({"txs": {"type": "array", "items": SUBMITTED_TX, "maxItems": MAX_TXS_PER_REQUEST}},
                      additionalProperties=False),
             ],
             "description": "hex of Transaction.encode(): one, or a batch",
@@ -107,6 +125,10 @@ def _schemas() -> dict[str, Any]:
                                       '("duplicate", "bad_signature", ...)'},
             "detail": {"type": "string", "description": "what was malformed (malformed elements only)"},
             "committed": {"type": "boolean", "description": "wait=true, accepted only"},
+            "status": {"type": "string", "enum": TX_STATUSES,
+                       "description": 'wait=true, accepted only: "committed", "pending" (the wait '
+                                      'ended first) or why the node dropped it ("expired": the chain '
+                                      'passed its valid_until before it was committed)'},
             "height": UINT, "index": UINT, "receipt": _ref("Receipt"),
         }, required=["id", "accepted", "reason"]),
         "SubmitResponse": _obj({"results": {"type": "array", "items": _ref("SubmitResult"),
@@ -116,6 +138,10 @@ def _schemas() -> dict[str, Any]:
         "CommittedTx": _obj({"id": HASH, "status": {"const": "committed"}, "height": UINT,
                              "index": UINT, "receipt": _ref("Receipt"), "tx": _ref("Transaction")}),
         "PendingTx": _obj({"id": HASH, "status": {"const": "pending"}}),
+        "DroppedTx": _obj({"id": HASH, "status": {"type": "string", "enum": TX_STATUSES[2:],
+                                                  "description": "why the node dropped it"}},
+                          description="admitted by this node, then dropped without being committed "
+                                      "(remembered for the most recent drops only)"),
         "BlockHeader": _obj({
             "chain_id": {"type": "string"}, "height": UINT, "view": UINT, "prev_hash": HASH,
             "tx_root": HASH, "state_root": HASH,
@@ -139,9 +165,9 @@ def _schemas() -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
-    tx_id = {"name": "tx_id", "in": "path", "required": True,
-             "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}
-    height = {"name": "height", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    tx_id = {"name": "tx_id", "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "64 hex digits; any other text names no transaction (404)"}
+    height = {"name": "height", "in": "path", "required": True, "schema": HEIGHT_PARAM}
     return {
         "/status": {"get": {
             "summary": "The node's view of the chain",
@@ -164,18 +190,28 @@ def _paths() -> dict[str, Any]:
                 "application/json": {"schema": _ref("SubmitJson")},
                 "application/msgpack": {"schema": _ref("SubmitMsgpack")},
             }},
-            "responses": _responses(
-                _json(_ref("SubmitResponse"), "One result per element"),
-                e400="Body not JSON/msgpack, wrong shape, too many transactions or bad query parameter",
-                e413="Body larger than the node's limit",
-                e415="Content type neither application/json nor application/msgpack"),
+            "responses": {
+                **_responses(
+                    _json(_ref("SubmitResponse"), "One result per element"),
+                    e400="Body not JSON/msgpack, wrong shape, too many transactions or bad query parameter",
+                    e413="Body larger than the node's limit",
+                    e415="Content type neither application/json nor application/msgpack"),
+                "429": {**_error("The mempool is full: every transaction of the batch was refused "
+                                 "for want of room (code mempool_full); send it again later. A batch "
+                                 "only partly refused gets 200 with per-element results."),
+                        "headers": {"Retry-After": {
+                            "description": f"seconds to wait before retrying ({RETRY_AFTER_S})",
+                            "schema": {"type": "integer", "minimum": 0}}}},
+            },
         }},
         "/txs/{tx_id}": {"get": {
-            "summary": "A transaction by id: committed (with receipt) or pending in the mempool",
+            "summary": "A transaction by id: committed (with receipt), pending in the mempool, "
+                       "or dropped by this node (e.g. expired)",
             "parameters": [tx_id],
             "responses": _responses(
-                _json({"oneOf": [_ref("CommittedTx"), _ref("PendingTx")]}, "Committed or pending"),
-                e400="Not 64 hex digits", e404="Neither committed nor in the mempool"),
+                _json({"oneOf": [_ref("CommittedTx"), _ref("PendingTx"), _ref("DroppedTx")]},
+                      "Committed, pending or dropped"),
+                e404="Not a transaction this node knows (or not 64 hex digits)"),
         }},
         "/blocks/latest": {"get": {
             "summary": "The last committed block",
@@ -186,7 +222,8 @@ def _paths() -> dict[str, Any]:
             "summary": "A committed block by height",
             "parameters": [height],
             "responses": _responses(_json(_ref("Block"), "Block with its commit certificate"),
-                                    e400="Height not an integer >= 1", e404="No block at that height"),
+                                    e400=f"Height not an integer from 1 to {MAX_INT_PARAM}",
+                                    e404="No block at that height"),
         }},
         "/state/{contract}/{key}": {"get": {
             "summary": "One key of a contract's state (the key may contain '/')",
@@ -217,16 +254,16 @@ def _paths() -> dict[str, Any]:
                 "replayed first, with no gap or repeat before the live ones. The stream ends when "
                 "the client goes away, or if it reads too slowly for the node (resume with `from`)."),
             "parameters": [
-                {"name": "from", "in": "query", "schema": {"type": "integer", "minimum": 1},
+                {"name": "from", "in": "query", "schema": HEIGHT_PARAM,
                  "description": "replay committed blocks from this height first"},
-                {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 1},
-                 "description": "resume after this height (ignored when `from` is given)"},
+                {"name": "Last-Event-ID", "in": "header", "schema": HEIGHT_PARAM,
+                 "description": "resume after this height (checked, but not used, when `from` is given)"},
             ],
             "responses": _responses({
                 "description": "Event stream; each event's data is a BlockEvent",
                 "content": {"text/event-stream": {"schema": {"type": "string"},
                                                   "x-event-data": _ref("BlockEvent")}},
-            }, e400="`from` or Last-Event-ID not an integer >= 1",
+            }, e400=f"`from` or Last-Event-ID not an integer from 1 to {MAX_INT_PARAM}",
                 e503="The node serves as many event streams as it will (code unavailable)"),
         }},
         "/openapi.json": {"get": {

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.contracts import REGISTRY
+from ledger.contracts import REGISTRY, fiscal, receivable, trace
 from ledger.contracts.paging import DEFAULT_PAGE, MAX_CURSOR_LEN, MAX_PAGE
+from ledger.contracts.schema import Field
 
+from .contracts import CHECK_CODE, GTIN_DIGITS, ORG, PAYER_HASH
 from .openapi import HASH, UINT, _json, _obj, _ref, _responses
 
 STR = {"type": "string"}
@@ -25,18 +27,24 @@ def _page_params() -> list[dict[str, Any]]:
     return [
         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
                                                      "default": DEFAULT_PAGE}},
-        {"name": "after", "in": "query", "schema": {"type": "string", "maxLength": MAX_CURSOR_LEN},
+        {"name": "after", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LEN},
          "description": "the `next` cursor of the previous page"},
     ]
 
 
-def _path(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": STR, "description": description}
+def _param(name: str, where: str, field: Field, required: bool) -> dict[str, Any]:
+    """A parameter documented from the very Field the route checks it with."""
+    schema = field.json_schema()
+    return {"name": name, "in": where, "required": required, "description": schema.pop("description"),
+            "schema": schema}
 
 
-def _query(name: str, description: str, required: bool = False, schema: dict | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema or STR,
-            "description": description}
+def _path(name: str, field: Field) -> dict[str, Any]:
+    return _param(name, "path", field, True)
+
+
+def _query(name: str, field: Field, required: bool = False) -> dict[str, Any]:
+    return _param(name, "query", field, required)
 
 
 def contract_schemas() -> dict[str, Any]:
@@ -136,57 +144,68 @@ def contract_paths() -> dict[str, Any]:
         "/fiscal/verify": {"get": {
             "summary": "查验: does a receipt with this code, number, check code and amount exist, "
                        "and what is its status?",
-            "parameters": [_query("code", "票据代码, 8 digits", True), _query("number", "票据号码, 10 digits", True),
-                           _query("check_code", "校验码, 10 digits", True),
-                           _query("amount_cents", "the receipt's total in cents", True,
-                                  {"type": "integer", "minimum": 0})],
+            "parameters": [_query("code", fiscal.CODE, True), _query("number", fiscal.NUMBER, True),
+                           _query("check_code", CHECK_CODE, True),
+                           {"name": "amount_cents", "in": "query", "required": True,
+                            "description": "the receipt's total in cents",
+                            "schema": {"type": "integer", "minimum": 0}}],
             "responses": _responses(_json(_ref("FiscalVerify"), "found, and if so status and amounts"),
                                     e400="A parameter is missing or malformed (the message says which)"),
         }},
-        "/fiscal/receipts": {"get": {
-            "summary": "Receipts by issuing unit or by payer hash, in issue order" + page,
-            "parameters": [_query("issuer", "an issuing organisation"),
-                           _query("payer_hash", "fiscal.payer_id_hash of the payer's identity number "
-                                                "(`ynchain receipt list --payer-id` computes it)"),
-                           *_page_params()],
+        "/fiscal/issuers/{org}/receipts": {"get": {
+            "summary": "Receipts an issuing unit issued, in issue order" + page,
+            "parameters": [_path("org", ORG), *_page_params()],
             "responses": _responses(_json(_ref("FiscalReceiptPage"), "One page"),
-                                    e400="Not exactly one of issuer, payer_hash; or a bad limit/after"),
+                                    e400="A malformed organisation, limit or after"),
+        }},
+        "/fiscal/payers/{payer_hash}/receipts": {"get": {
+            "summary": "Receipts of one payer (fiscal.payer_id_hash of the identity number; "
+                       "`ynchain receipt list --payer-id` computes it), in issue order" + page,
+            "parameters": [_path("payer_hash", PAYER_HASH), *_page_params()],
+            "responses": _responses(_json(_ref("FiscalReceiptPage"), "One page"),
+                                    e400="A malformed payer hash, limit or after"),
         }},
         "/fiscal/receipts/{code}/{number}": {"get": {
             "summary": "One receipt: items, payer (name, id hash), status, claims, void",
-            "parameters": [_path("code", "票据代码, 8 digits"), _path("number", "票据号码, 10 digits")],
+            "parameters": [_path("code", fiscal.CODE), _path("number", fiscal.NUMBER)],
             "responses": _responses(_json(_ref("FiscalReceipt"), "The receipt"),
                                     e400="Malformed code or number", e404="No such receipt"),
         }},
-        "/trace": {"get": {
-            "summary": "Lots by product or by origin base (including lots made from it)" + page,
-            "parameters": [_query("product", "a product code"), _query("origin", "a production base"),
-                           *_page_params()],
+        "/trace/products/{product}/lots": {"get": {
+            "summary": "Lots of one product code, oldest first" + page,
+            "parameters": [_path("product", trace.PRODUCT), *_page_params()],
             "responses": _responses(_json(_ref("TraceLotPage"), "One page"),
-                                    e400="Not exactly one of product, origin; or a bad limit/after"),
+                                    e400="A malformed product, limit or after"),
+        }},
+        "/trace/origins/{base}/lots": {"get": {
+            "summary": "Lots from one production base, including lots made from them" + page,
+            "parameters": [_path("base", trace.BASE), *_page_params()],
+            "responses": _responses(_json(_ref("TraceLotPage"), "One page"),
+                                    e400="A malformed base, limit or after"),
         }},
         "/trace/{lot}": {"get": {
             "summary": "The consumer's view of a lot: the lot and every lot it is made from, "
                        "recursively, with each event's organisation, time, height and tx id",
-            "parameters": [_path("lot", "the lot id")],
+            "parameters": [_path("lot", trace.LOT)],
             "responses": _responses(_json(_ref("TraceProvenance"), "Provenance"),
                                     e400="Malformed lot id", e404="No such lot"),
         }},
         "/01/{gtin}/10/{lot}": {"get": {
             "summary": "GS1 Digital Link form of /trace/{lot} (what a QR code on the package holds)",
-            "parameters": [_path("gtin", "GTIN-8/12/13/14 (AI 01)"), _path("lot", "batch/lot (AI 10)")],
+            "parameters": [_path("gtin", GTIN_DIGITS), _path("lot", trace.LOT)],
             "responses": _responses(_json(_ref("TraceProvenance"), "Provenance"),
-                                    e400="Malformed GTIN or lot", e404="No such lot with that GTIN"),
+                                    e400="Malformed GTIN or lot",
+                                    e404="No such lot with that GTIN (also: a GTIN whose check digit is wrong)"),
         }},
         "/receivables/holdings/{org}": {"get": {
             "summary": "What an organisation holds: count and total of its open receivables" + page,
-            "parameters": [_path("org", "an organisation"), *_page_params()],
+            "parameters": [_path("org", ORG), *_page_params()],
             "responses": _responses(_json(_ref("Holdings"), "Balance and one page of receivables"),
                                     e400="Malformed organisation, limit or after"),
         }},
         "/receivables/{id}": {"get": {
             "summary": "One receivable with its history",
-            "parameters": [_path("id", "the receivable id")],
+            "parameters": [_path("id", receivable.ID)],
             "responses": _responses(_json(_ref("Receivable"), "The receivable and its events"),
                                     e400="Malformed id", e404="No such receivable"),
         }},

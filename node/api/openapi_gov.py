@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.consortium import ConsensusParams
-from ledger.contracts.gov import STATUSES
+from ledger.contracts.gov import MAX_ID, STATUSES
 from ledger.contracts.paging import DEFAULT_PAGE, MAX_PAGE
 
+from .http import MAX_INT_PARAM
 from .openapi import HASH, UINT, _json, _obj, _ref, _responses
 
 STR = {"type": "string"}
@@ -71,10 +72,11 @@ def gov_paths() -> dict[str, Any]:
         "/config": {"get": {
             "summary": "The consortium configuration: organisations, accounts, nodes, governance "
                        "policy, consensus parameters and the validator-set history (epochs)",
-            "parameters": [{"name": "height", "in": "query", "schema": {"type": "integer", "minimum": 0},
+            "parameters": [{"name": "height", "in": "query",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT_PARAM},
                             "description": "as in force after this block (default: the last committed)"}],
             "responses": _responses(_json(_ref("ChainConfig"), "The configuration"),
-                                    e400="height is not an integer >= 0",
+                                    e400="height is not an integer from 0 to 2^63-1",
                                     e404="height is not committed yet"),
         }},
         "/gov/proposals": {"get": {
@@ -83,7 +85,7 @@ def gov_paths() -> dict[str, Any]:
                 {"name": "status", "in": "query", "schema": {"enum": list(STATUSES)}},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                              "maximum": MAX_PAGE, "default": DEFAULT_PAGE}},
-                {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
                  "description": "the `next` of the previous page"}],
             "responses": _responses(_json(_ref("GovProposalPage"), "One page"),
                                     e400="Unknown status, or a bad limit/after"),
@@ -91,8 +93,8 @@ def gov_paths() -> dict[str, Any]:
         "/gov/proposals/{id}": {"get": {
             "summary": "One proposal with its votes and outcome",
             "parameters": [{"name": "id", "in": "path", "required": True,
-                            "schema": {"type": "integer", "minimum": 1}}],
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}],
             "responses": _responses(_json(_ref("GovProposal"), "The proposal"),
-                                    e400="id is not an integer >= 1", e404="No such proposal"),
+                                    e400="id is not an integer from 1 to 10^12", e404="No such proposal"),
         }},
     }

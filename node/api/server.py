@@ -29,11 +29,11 @@ from starlette.routing import Route
 from .contracts import contract_routes
 from .gov import gov_routes
 from .events import HEARTBEAT_S, BlockEventStream
-from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, METHOD_NOT_ALLOWED, NOT_FOUND, UNAVAILABLE,
-                       ApiError,
+from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
+                   UNAVAILABLE, ApiError,
                        bad_request, error_response, not_found, parse_hex, parse_positive_int,
                        query_bool, query_seconds, read_body)
-from .txs import add_commits, decode_submission, submission_results
+from .txs import RETRY_AFTER_S, add_outcomes, all_refused_for_now, decode_submission, submission_results
 from .facade import NodeFacade
 from .jsonview import block_to_json, committed_tx_to_json, plain_to_json
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -96,29 +96,36 @@ class _Routes:
         wait = query_bool(request, "wait", False)
         timeout = query_seconds(request, "timeout", DEFAULT_WAIT_S, MAX_WAIT_S)
         body = await read_body(request, self.max_body_bytes)
-        decoded = decode_submission(request.headers.get("content-type", ""), body)
+        decoded = await decode_submission(request.headers.get("content-type", ""), body)
         txs = [item for item in decoded if not isinstance(item, Exception)]
-        admissions = self.facade.submit(txs) if txs else []
+        admissions = await self.facade.submit(txs) if txs else []
         if len(admissions) != len(txs):
             raise RuntimeError(f"facade.submit answered {len(admissions)} admissions for {len(txs)} txs")
+        if all_refused_for_now(decoded, admissions):
+            raise ApiError(429, MEMPOOL_FULL,
+                           f"the mempool is full: none of the {len(txs)} transactions was accepted; "
+                           f"retry after {RETRY_AFTER_S} s",
+                           {"Retry-After": str(RETRY_AFTER_S)})
         results = submission_results(decoded, admissions)
         if wait:
             accepted = [adm.tx_id for adm in admissions if adm.accepted]
-            committed = await self.facade.wait_committed(accepted, timeout) if accepted else {}
-            add_commits(results, committed)
+            outcomes = await self.facade.wait_settled(accepted, timeout) if accepted else {}
+            add_outcomes(results, outcomes)
         return JSONResponse({"results": results})
 
     async def get_tx(self, request: Request) -> Response:
         text = request.path_params["tx_id"]
         try:
             tx_id = parse_hex(text, "transaction id", TX_ID_LEN)
-        except ValueError as exc:
-            raise bad_request(str(exc)) from None
+        except ValueError:
+            # Not an id, so no transaction has it (any text is a valid path segment).
+            raise not_found(f"no transaction has id {text[:80]!r}: an id is {2 * TX_ID_LEN} hex digits") from None
         record = self.facade.get_tx(tx_id)
         if record is not None:
             return JSONResponse(committed_tx_to_json(record.tx, record.height, record.index, record.receipt))
-        if self.facade.tx_pending(tx_id):
-            return JSONResponse({"id": tx_id.hex(), "status": "pending"})
+        status = self.facade.uncommitted_status(tx_id)
+        if status is not None:
+            return JSONResponse({"id": tx_id.hex(), "status": status})
         raise not_found(f"transaction {tx_id.hex()} not found")
 
     async def latest_block(self, request: Request) -> Response:
@@ -158,15 +165,15 @@ class _Routes:
             return Response(media_type="text/event-stream")
         start = request.query_params.get("from")
         resume = request.headers.get("last-event-id")
+        after = None if resume is None else parse_positive_int(resume, "Last-Event-ID")
         if start is not None:
             height: int | None = parse_positive_int(start, "from")
-        elif resume is not None:
-            height = parse_positive_int(resume, "Last-Event-ID") + 1
         else:
-            height = None
-        if not self.facade.can_subscribe():
+            height = None if after is None else after + 1
+        subscription = self.facade.reserve_subscription()
+        if subscription is None:
             raise ApiError(503, UNAVAILABLE, "too many block event streams on this node; try again later")
-        return BlockEventStream(self.facade, height, self.heartbeat_s)
+        return BlockEventStream(self.facade, subscription, height, self.heartbeat_s)
 
     async def openapi(self, request: Request) -> Response:
         return Response(self.openapi_body, media_type="application/json")

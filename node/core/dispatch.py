@@ -2,15 +2,24 @@
 
 Each inbound batch (one frame from one peer) is decoded message by message:
 consensus messages are stepped through the core together (one driver step per
-frame, not per message), txs go to the relay's admission, STATUS and BLOCKS to
-block sync, GET_BLOCKS is answered from the store.  A malformed message is
-dropped and counted as a fault of that peer; the rest of the batch still counts.
+frame, not per message), STATUS and BLOCKS go to block sync, GET_BLOCKS is
+answered from the store.  A malformed message is dropped and counted as a
+fault of that peer; the rest of the batch still counts.
+
+Txs go to a queue of their own, admitted by another task (`run_tx_intake`):
+a TXS frame carries up to 5,000 txs, each with a signature to check (~0.3 s
+a frame, more on a busy machine), and consensus messages arriving behind a
+flood of them must not wait for that (a primary whose votes are late is
+suspected).  The queue holds at most MAX_QUEUED_TX_FRAMES frames; beyond
+that a frame is dropped and counted: gossip is best effort, and a tx that
+matters is re-offered to the primary by whoever holds it (node.core.tx_relay).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections import deque
+from typing import Any, Callable
 
 import trio
 
@@ -22,27 +31,48 @@ from node.core import peer_messages
 from node.core.driver import ConsensusDriver
 from node.core.sync import BlockSync, blocks_for_peer
 from node.core.tx_relay import TxRelay
+from node.metrics import NodeMetrics
 from node.transport.wire import Message
 from storage.base import Store
 
 log = logging.getLogger("ynchain.node")
 
+MAX_QUEUED_TX_FRAMES = 8      # ~40,000 txs waiting for admission
+
 
 class PeerDispatcher:
     def __init__(self, inbound: trio.MemoryReceiveChannel, driver: ConsensusDriver, relay: TxRelay,
-                 sync: BlockSync, store: Store, *, send: Callable[[int, int, object], bool],
+                 sync: BlockSync, store: Store, metrics: NodeMetrics, *,
+                 send: Callable[[int, int, object], bool],
                  on_fault: Callable[[int, str], None]) -> None:
         self._inbound = inbound
         self._driver = driver
         self._relay = relay
         self._sync = sync
         self._store = store
+        self._metrics = metrics
         self._send = send
         self._on_fault = on_fault
+        self._tx_frames: deque[tuple[int, Any]] = deque()
+        self._tx_frame_queued = trio.Event()
 
     async def run(self) -> None:
         async for peer, messages in self._inbound:
             self.dispatch(peer, messages)
+
+    async def run_tx_intake(self) -> None:
+        """Admit queued TXS frames, a chunk at a time."""
+        while True:
+            await self._tx_frame_queued.wait()
+            self._tx_frame_queued = trio.Event()
+            while self._tx_frames:
+                peer, payload = self._tx_frames.popleft()
+                try:
+                    txs = peer_messages.decode_txs(payload)
+                except DecodeError as exc:
+                    self._malformed(peer, peer_messages.TXS, exc)
+                    continue
+                await self._relay.admit_chunked(txs, relay=False)
 
     def dispatch(self, peer: int, messages: list[Message]) -> None:
         consensus_events = []
@@ -53,7 +83,7 @@ class PeerDispatcher:
                         raise DecodeError("CONSENSUS payload must be bytes")
                     consensus_events.append(ev.MessageReceived(peer, decode_message(payload)))
                 elif msg_type == peer_messages.TXS:
-                    self._relay.admit(peer_messages.decode_txs(payload), relay=False)
+                    self._queue_txs(peer, payload)
                 elif msg_type == peer_messages.STATUS:
                     height, _ = peer_messages.decode_status(payload)
                     self._sync.peer_status(peer, height)
@@ -65,7 +95,17 @@ class PeerDispatcher:
                 else:
                     raise DecodeError(f"unknown message type {msg_type}")
             except (DecodeError, RemoteProtocolError) as exc:
-                self._on_fault(peer, f"malformed {peer_messages.NAMES.get(msg_type, 'unknown type')}")
-                log.debug("dropped malformed message type %s from peer %d: %s", msg_type, peer, exc)
+                self._malformed(peer, msg_type, exc)
         if consensus_events:
             self._driver.step(consensus_events)
+
+    def _queue_txs(self, peer: int, payload: Any) -> None:
+        if len(self._tx_frames) >= MAX_QUEUED_TX_FRAMES:
+            self._metrics.gossip_txs_dropped(len(payload) if isinstance(payload, list) else 1)
+            return
+        self._tx_frames.append((peer, payload))
+        self._tx_frame_queued.set()
+
+    def _malformed(self, peer: int, msg_type: int, exc: Exception) -> None:
+        self._on_fault(peer, f"malformed {peer_messages.NAMES.get(msg_type, 'unknown type')}")
+        log.debug("dropped malformed message type %s from peer %d: %s", msg_type, peer, exc)

@@ -6,18 +6,19 @@ TimerFired, ...) back in until nothing is left.  It never awaits: in trio a
 synchronous function cannot be interleaved with other tasks, so the Replica has
 exactly one user at a time without a channel hop per message.
 
-The one ordering rule the core relies on: a PersistSafety action is written
-with an fsync before any Send/Broadcast after it in the same list leaves.
-Consecutive PersistSafety actions are merged (only the latest record matters).
+The ordering rules (persist-before-send, merged PersistSafety writes,
+follow-up events after the list, no re-entry) are consensus.executor's; this
+driver is its Host: what "persist", "send", "deliver"... mean in a node.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import Callable, Iterable
 
 from consensus import events as ev
+from consensus.executor import Executor
+from consensus.messages import Message
 from consensus.replica import Replica
 from ledger.block import Proposal
 from node.core import peer_messages
@@ -41,6 +42,7 @@ class ConsensusDriver:
                  on_view_change: Callable[[int], None],
                  on_stepped: Callable[[], None]) -> None:
         self.replica = replica
+        self._executor = Executor(replica, self)
         self.proposals = proposals
         self.chain = chain
         self.store = store
@@ -53,56 +55,42 @@ class ConsensusDriver:
         self._on_fault = on_fault
         self._on_view_change = on_view_change
         self._on_stepped = on_stepped      # anything a step did may let the primary propose
-        self._stepping = False
 
     # -- the step loop ---------------------------------------------------------------
     def step(self, events: Iterable[ev.Event]) -> None:
-        self._run([], deque(events))
+        self._executor.step(events)
+        self._on_stepped()
 
     def start(self) -> None:
         """Carry out what the replica asks for at boot (arming timers, ...)."""
-        self._run(self.replica.start(), deque())
-
-    def _run(self, actions: list, queue: deque) -> None:
-        assert not self._stepping, "ConsensusDriver.step is not re-entrant"
-        self._stepping = True
-        try:
-            self._execute(actions, queue)
-            while queue:
-                self._execute(self.replica.handle(queue.popleft()), queue)
-        finally:
-            self._stepping = False
+        self._executor.start()
         self._on_stepped()
 
-    def _execute(self, actions: list, queue: deque) -> None:
-        persist = _PendingPersist()
-        for action in actions:
-            kind = type(action)
-            if kind is ev.PersistSafety:
-                persist.merge(action)
-                continue
-            if persist and kind in (ev.Send, ev.Broadcast):
-                persist.write(self.store)   # fsync'd before the vote leaves
-            if kind is ev.Send:
-                self._send(action.to, peer_messages.CONSENSUS, action.message.encode())
-            elif kind is ev.Broadcast:
-                self._broadcast(peer_messages.CONSENSUS, action.message.encode())
-            elif kind is ev.Deliver:
-                self._deliver(action, queue)
-            elif kind is ev.SetTimer:
-                self._timers.set(action.kind, action.delay_ms, action.token)
-            elif kind is ev.CancelTimer:
-                self._timers.cancel(action.kind)
-            elif kind is ev.RequestSync:
-                self._on_sync_request(action)
-            elif kind is ev.ReportFault:
-                self._on_fault(action.sender, action.reason)
-            elif kind is ev.ViewChanged:
-                self._on_view_change(action.view)
-            else:  # pragma: no cover - a new action type the driver does not know
-                raise AssertionError(f"unknown action {action!r}")
-        if persist:
-            persist.write(self.store)
+    # -- consensus.executor.Host -------------------------------------------------------
+    def persist(self, action: ev.PersistSafety) -> None:
+        self.store.save_safety_record(action.record, payloads=action.payloads,
+                                      dropped=action.dropped)   # fsync'd
+
+    def send(self, to: int, message: Message) -> None:
+        self._send(to, peer_messages.CONSENSUS, message.encode())
+
+    def broadcast(self, message: Message) -> None:
+        self._broadcast(peer_messages.CONSENSUS, message.encode())
+
+    def set_timer(self, kind: str, delay_ms: int, token: int) -> None:
+        self._timers.set(kind, delay_ms, token)
+
+    def cancel_timer(self, kind: str) -> None:
+        self._timers.cancel(kind)
+
+    def request_sync(self, action: ev.RequestSync) -> None:
+        self._on_sync_request(action)
+
+    def fault(self, sender: int, reason: str) -> None:
+        self._on_fault(sender, reason)
+
+    def view_changed(self, view: int) -> None:
+        self._on_view_change(view)
 
     # -- proposing -----------------------------------------------------------------------
     def propose(self, seq: int, proposal: Proposal) -> None:
@@ -111,23 +99,21 @@ class ConsensusDriver:
         self.step([ev.Propose(seq, proposal.encode(), digest)])
 
     # -- commit ------------------------------------------------------------------------
-    def _deliver(self, action: ev.Deliver, queue: deque) -> None:
+    def deliver(self, action: ev.Deliver) -> list[ev.Event]:
+        """Host.deliver: execute and store a committed block."""
         seq = action.seq
         if seq <= self.chain.height:
             # Stored by block sync already; it must be the very block the core committed.
             stored = self.store.get_certificate(seq)
             assert stored is not None and stored.digest == action.certificate.digest, (
                 f"safety violation: the core committed another block at height {seq} than the one synced")
-            queue.append(ev.Executed(seq, self.store.get_block(seq).hash))
-            return
+            return [ev.Executed(seq, self.store.get_block(seq).hash)]
         proposal = (None if action.payload == b""
                     else self.proposals.take(action.certificate.digest, action.payload))
         result = self.chain.commit(seq, proposal, action.certificate)
         self.proposals.forget_up_to(seq)
         self._on_commit(result)
-        queue.append(ev.Executed(seq, result.block.hash))
-        if self.mempool.ready_count:
-            queue.append(ev.RequestsPending())   # keep the progress timer armed
+        return [ev.Executed(seq, result.block.hash)]
 
     def synced(self, results: list[CommitResult]) -> None:
         """Blocks stored by block sync: tell the core where the chain is now."""
@@ -138,32 +124,3 @@ class ConsensusDriver:
         last = results[-1].block
         self.mempool.release_all_in_flight()
         self.step([ev.Synced(last.height, last.hash)])
-
-
-class _PendingPersist:
-    """Consecutive PersistSafety actions merged into one durable write: the
-    last record, and the payload stores/deletes applied in order."""
-
-    __slots__ = ("record", "payloads")
-
-    def __init__(self) -> None:
-        self.record: bytes | None = None
-        self.payloads: dict[tuple[int, bytes], bytes | None] = {}   # None: delete
-
-    def __bool__(self) -> bool:
-        return self.record is not None
-
-    def merge(self, action: ev.PersistSafety) -> None:
-        self.record = action.record
-        for seq, digest, payload in action.payloads:
-            self.payloads[(seq, digest)] = payload
-        for key in action.dropped:
-            self.payloads[key] = None
-
-    def write(self, store: Store) -> None:
-        store.save_safety_record(
-            self.record,
-            payloads=[(seq, digest, p) for (seq, digest), p in self.payloads.items() if p is not None],
-            dropped=[key for key, p in self.payloads.items() if p is None])
-        self.record = None
-        self.payloads = {}

@@ -7,16 +7,27 @@ The sender is judged under the committed consortium configuration (`config()`,
 the chain's) at the wall-clock time: a key that expires or is revoked later
 is refused by execution, with a receipt.
 
-Two queues, both insertion-ordered (FIFO fairness):
-  ready     admitted, not in any proposal this node knows of;
-  in_flight ids carried by a pre-prepare this node accepted, grouped by seq.
-A tx leaves the pool when its block commits.  If the block at a seq turns out
-different (a view change made it null, or another proposal won), the txs we
-had marked for that seq go back to `ready`.
+Queues and indexes, each updated in O(1) per tx:
+  ready      admitted, not in any proposal this node knows of (insertion order:
+             FIFO fairness for proposals);
+  in_flight  ids carried by a pre-prepare this node accepted, grouped by seq,
+             whether or not the tx is in this pool yet: one that arrives
+             later (gossip lags behind consensus under load) must not become
+             ready, or a later proposal would carry it twice;
+  offers     every id, least recently handed to a primary first (the relay
+             re-offers txs that stay pending: node.core.tx_relay);
+  expiry     ids by valid_until, so the txs that expire when a block commits
+             are found without scanning the pool.
+A tx leaves the pool when its block commits or when the chain passes its
+valid_until (remembered for a while as dropped, so a client asking about it
+learns it expired).  If the block at a seq turns out different (a view change
+made it null, or another proposal won), the txs we had marked for that seq go
+back to `ready`.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -26,6 +37,9 @@ from ledger.consortium import ChainConfig
 from ledger.tx import Transaction
 
 MAX_REMEMBERED_SIGNATURES = 100_000
+MAX_REMEMBERED_DROPS = 50_000      # dropped tx ids a client can still ask about
+# Txs looked at per re-offer beyond the ones returned (in-flight ones are skipped).
+OFFER_SCAN_FACTOR = 4
 
 
 @dataclass(slots=True)
@@ -33,6 +47,14 @@ class _Entry:
     tx: Transaction
     size: int
     admitted_at: float      # monotonic seconds, for commit-latency metrics
+    handed_at: float        # when this node last handed it to a primary (or relayed it)
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    """What a committed block took out of the pool."""
+    committed: list[_Entry]     # its txs that were waiting here (for latency metrics)
+    expired: list[bytes]        # ids that can no longer enter any block
 
 
 class Mempool:
@@ -44,12 +66,17 @@ class Mempool:
         self.max_bytes = max_bytes
         self._entries: dict[bytes, _Entry] = {}
         self._ready: dict[bytes, None] = {}
-        self._in_flight: dict[int, list[bytes]] = {}
+        self._in_flight: dict[int, list[bytes]] = {}      # seq -> ids (pooled or not)
+        self._in_flight_at: dict[bytes, int] = {}         # id -> the seq holding it
+        self._offers: dict[bytes, None] = {}
+        self._expiry: dict[int, dict[bytes, None]] = {}   # valid_until -> ids
+        self._expiry_heights: list[int] = []              # heap of the keys of _expiry
         self._bytes = 0
         # tx id -> signature this node checked outside admission (a proposal that
         # arrived before the gossip did): admission then skips the check.  The
         # signature is compared too: the id does not cover it.
         self._verified: dict[bytes, bytes] = {}
+        self._dropped: dict[bytes, str] = {}              # id -> reason, oldest first
 
     # -- size ----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -65,6 +92,11 @@ class Mempool:
     @property
     def ready_count(self) -> int:
         return len(self._ready)
+
+    def dropped_reason(self, tx_id: bytes) -> str | None:
+        """Why this node dropped an admitted tx (e.g. "expired"), if it did so
+        recently (the record is bounded)."""
+        return self._dropped.get(tx_id)
 
     # -- admission -----------------------------------------------------------------
     def admit(self, tx: Transaction, height: int, now: float, size: int | None = None) -> str | None:
@@ -84,8 +116,15 @@ class Mempool:
             del self._verified[tx_id]        # from now on the entry says it is verified
         elif not tx.verify_signature():
             return admission.BAD_SIGNATURE
-        self._entries[tx_id] = _Entry(tx, size, now)
-        self._ready[tx_id] = None
+        self._entries[tx_id] = _Entry(tx, size, now, now)
+        if tx_id not in self._in_flight_at:
+            self._ready[tx_id] = None
+        self._offers[tx_id] = None
+        bucket = self._expiry.get(tx.valid_until)
+        if bucket is None:
+            bucket = self._expiry[tx.valid_until] = {}
+            heapq.heappush(self._expiry_heights, tx.valid_until)
+        bucket[tx_id] = None
         self._bytes += size
         return None
 
@@ -104,78 +143,129 @@ class Mempool:
         if len(self._verified) > MAX_REMEMBERED_SIGNATURES:
             del self._verified[next(iter(self._verified))]
 
-    def pending(self, limit: int, max_bytes: int | None = None) -> list[Transaction]:
-        """Up to `limit` txs (and `max_bytes`) not yet in a proposal this node
-        knows of, oldest first; they stay ready."""
+    # -- proposals -----------------------------------------------------------------
+    def take(self, seq: int, max_txs: int, max_bytes: int) -> list[Transaction]:
+        """Up to `max_txs` / `max_bytes` ready txs, oldest first, for a proposal
+        at `seq`: only those that may enter block `seq` (with pipelining seq may
+        be beyond height + 1, so a tx that is still valid for the next block may
+        already be too old for this one; it stays ready for a lower seq a view
+        change may re-open, and leaves when the chain passes its valid_until).
+        The txs taken stop being ready until mark_in_flight/committed decides
+        their fate."""
         out: list[Transaction] = []
         total = 0
+        config = self._config()
         for tx_id in self._ready:
             entry = self._entries[tx_id]
-            if len(out) >= limit or (max_bytes is not None and total + entry.size > max_bytes):
+            if len(out) >= max_txs or total + entry.size > max_bytes:
                 break
+            if admission.window_problem(entry.tx, seq - 1, config):
+                continue
             out.append(entry.tx)
             total += entry.size
-        return out
-
-    # -- proposals -----------------------------------------------------------------
-    def take(self, max_txs: int, max_bytes: int) -> list[Transaction]:
-        """pending(), for a new proposal: the txs stop being ready until
-        mark_in_flight/committed decides their fate."""
-        out = self.pending(max_txs, max_bytes)
         for tx in out:
             del self._ready[tx.id]
         return out
 
     def mark_in_flight(self, seq: int, tx_ids: Iterable[bytes]) -> None:
         """A proposal for `seq` carrying these txs was accepted; do not propose
-        them again while it is in flight."""
-        ids = []
-        for tx_id in tx_ids:
-            if tx_id in self._entries:
-                self._ready.pop(tx_id, None)
-                ids.append(tx_id)
-        previous = self._in_flight.get(seq)
+        them again while it is in flight (also those not in this pool yet)."""
+        ids = list(tx_ids)
+        previous = self._in_flight.pop(seq, None)
         if previous:
             # A different proposal for the same seq (new view): the old one's
             # txs are no longer held by it.
-            keep = set(ids)
-            self._return_to_ready(t for t in previous if t not in keep)
+            self._release(previous, seq)
+        in_flight_at = self._in_flight_at
+        for tx_id in ids:
+            in_flight_at[tx_id] = seq
+            self._ready.pop(tx_id, None)
         self._in_flight[seq] = ids
 
-    def committed(self, seq: int, tx_ids: Iterable[bytes]) -> list[_Entry]:
-        """Block `seq` committed with these txs: drop them, and put back txs this
-        node had seen proposed at `seq` that did not make it.  Returns the removed
-        entries (for latency metrics)."""
+    def committed(self, seq: int, tx_ids: Iterable[bytes]) -> Drained:
+        """Block `seq` committed with these txs: drop them, put back txs this
+        node had seen proposed at `seq` that did not make it, and drop the txs
+        that cannot enter block seq + 1 any more (valid_until <= seq)."""
         removed = []
         for tx_id in tx_ids:
-            entry = self._entries.pop(tx_id, None)
+            entry = self._remove(tx_id)
             if entry is not None:
-                self._ready.pop(tx_id, None)
-                self._bytes -= entry.size
                 removed.append(entry)
         for stale_seq in [s for s in self._in_flight if s <= seq]:
-            self._return_to_ready(self._in_flight.pop(stale_seq))
-        return removed
+            self._release(self._in_flight.pop(stale_seq), stale_seq)
+        return Drained(removed, self._expire(seq))
+
+    def _expire(self, height: int) -> list[bytes]:
+        """Drop every tx with valid_until <= height: O(expired + buckets passed)."""
+        expired = []
+        heights = self._expiry_heights
+        while heights and heights[0] <= height:
+            bucket = self._expiry.pop(heapq.heappop(heights), None)
+            if not bucket:
+                continue
+            for tx_id in list(bucket):
+                self._remove(tx_id)
+                self._remember_dropped(tx_id, admission.EXPIRED)
+                expired.append(tx_id)
+        return expired
+
+    def _remove(self, tx_id: bytes) -> _Entry | None:
+        entry = self._entries.pop(tx_id, None)
+        if entry is not None:
+            self._ready.pop(tx_id, None)
+            del self._offers[tx_id]
+            valid_until = entry.tx.valid_until
+            bucket = self._expiry.get(valid_until)
+            if bucket is not None:
+                bucket.pop(tx_id, None)
+                if not bucket:
+                    del self._expiry[valid_until]   # its heap key is skipped when popped
+            self._bytes -= entry.size
+        return entry
+
+    def _remember_dropped(self, tx_id: bytes, reason: str) -> None:
+        self._dropped[tx_id] = reason
+        if len(self._dropped) > MAX_REMEMBERED_DROPS:
+            del self._dropped[next(iter(self._dropped))]
 
     def release_all_in_flight(self) -> None:
         """Forget every in-flight mark (e.g. after block sync replaced the log)."""
-        for ids in self._in_flight.values():
-            self._return_to_ready(ids)
+        for seq, ids in list(self._in_flight.items()):
+            self._release(ids, seq)
         self._in_flight.clear()
 
-    def _return_to_ready(self, tx_ids: Iterable[bytes]) -> None:
+    def _release(self, tx_ids: Iterable[bytes], seq: int) -> None:
+        """These ids are no longer held by the proposal at `seq`: the pooled
+        ones are ready again unless another in-flight proposal holds them."""
+        in_flight_at = self._in_flight_at
         for tx_id in tx_ids:
-            if tx_id in self._entries:
-                self._ready[tx_id] = None
+            if in_flight_at.get(tx_id) == seq:
+                del in_flight_at[tx_id]
+                if tx_id in self._entries:
+                    self._ready[tx_id] = None
 
-    def evict_invalid(self, height: int) -> int:
-        """Drop txs that expired or were committed elsewhere (after block sync)."""
-        config = self._config()
-        doomed = [tx_id for tx_id, e in self._entries.items()
-                  if self._is_committed(tx_id)
-                  or admission.window_problem(e.tx, height, config) == admission.EXPIRED]
-        for tx_id in doomed:
-            entry = self._entries.pop(tx_id)
-            self._ready.pop(tx_id, None)
-            self._bytes -= entry.size
-        return len(doomed)
+    # -- re-offering -----------------------------------------------------------------
+    def due_for_offer(self, handed_before: float, now: float, limit: int) -> list[Transaction]:
+        """Up to `limit` ready txs last handed to a primary at or before
+        `handed_before`, least recently handed first; they count as handed
+        `now`.  In-flight txs met on the way are skipped (the primary has
+        them) and also count as handed.  O(txs looked at), at most a few
+        times `limit`."""
+        out: list[Transaction] = []
+        seen: list[bytes] = []
+        ready = self._ready
+        entries = self._entries
+        for tx_id in self._offers:
+            entry = entries[tx_id]
+            if (entry.handed_at > handed_before or len(out) >= limit
+                    or len(seen) >= OFFER_SCAN_FACTOR * limit):
+                break
+            seen.append(tx_id)
+            if tx_id in ready:
+                out.append(entry.tx)
+        offers = self._offers
+        for tx_id in seen:       # to the back of the line
+            del offers[tx_id]
+            offers[tx_id] = None
+            entries[tx_id].handed_at = now
+        return out

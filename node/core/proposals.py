@@ -20,9 +20,11 @@ from storage.base import Store
 
 log = logging.getLogger("ynchain.consensus")
 
-# Decoded proposals kept between validation and commit.  Legitimately at most
-# about a window's worth; the bound only matters against a flood of re-proposals.
-MAX_CACHED_PROPOSALS = 256
+# Decoded proposals kept between validation and commit: the pipeline's few
+# (max_in_flight) plus re-proposals after a view change.  A decoded 2,000-tx
+# proposal is ~2 MB of Python objects, so the bound is tight (it was 256: up to
+# ~0.5 GB during a storm of view changes); one evicted is decoded again at commit.
+MAX_CACHED_PROPOSALS = 16
 
 
 class ProposalChecker:

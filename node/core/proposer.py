@@ -75,12 +75,18 @@ class Proposer:
                     # The pipeline is busy: let this block fill up a little.
                     await trio.sleep(fill_wait_s)
                     continue
-                self._propose(seq, max_block_txs)
+                if not self._propose(seq, max_block_txs, allow_empty=ready == 0):
+                    # Every ready tx is too old for this seq (it can still enter
+                    # a block below it); the commit that expires them wakes us.
+                    break
                 await trio.sleep(0)
 
-    def _propose(self, seq: int, max_block_txs: int) -> None:
-        txs = self._mempool.take(max_block_txs, MAX_PROPOSAL_BYTES)
+    def _propose(self, seq: int, max_block_txs: int, allow_empty: bool) -> bool:
+        txs = self._mempool.take(seq, max_block_txs, MAX_PROPOSAL_BYTES)
+        if not txs and not allow_empty:
+            return False
         timestamp_ms = max(int(time.time() * 1000), self._driver.proposals.latest_timestamp_ms)
         proposal = Proposal(self._chain.genesis.chain_id, seq, self._replica.view, self._name,
                             timestamp_ms, tuple(txs))
         self._driver.propose(seq, proposal)
+        return True

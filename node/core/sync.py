@@ -6,6 +6,10 @@ every node broadcasts its height once a second (`status_loop`).
 One request is outstanding at a time; every block is checked against its
 commit certificate and re-executed (Chain.apply_synced) before it is stored,
 so a lying peer can waste our time but never corrupt the store.
+
+A sync session shows its progress (`SyncProgress`): `progress()` for /status
+({target, height, rate, eta_s}), and a log line at most every
+PROGRESS_LOG_INTERVAL_S with blocks done, rate and estimated time left.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import trio
 
@@ -29,6 +34,8 @@ log = logging.getLogger("ynchain.sync")
 REQUEST_TIMEOUT_S = 5.0
 STATUS_INTERVAL_S = 1.0
 STALL_BEFORE_SYNC_S = 1.0
+PROGRESS_LOG_INTERVAL_S = 5.0
+RATE_WINDOW_S = 10.0            # the rate is measured over the last this many seconds
 
 
 def blocks_for_peer(store: Store, first: int, last: int) -> list[list]:
@@ -47,6 +54,60 @@ def blocks_for_peer(store: Store, first: int, last: int) -> list[list]:
     return items
 
 
+class SyncProgress:
+    """How far one sync session got: blocks per second over the last
+    RATE_WINDOW_S and the time left at that rate.  Pure: times come in as
+    arguments (trio's clock in the node, any numbers in tests)."""
+
+    __slots__ = ("start_height", "height", "target", "started", "_samples", "_last_log")
+
+    def __init__(self, height: int, target: int, now: float) -> None:
+        self.start_height = self.height = height
+        self.target = target
+        self.started = now
+        self._samples: deque[tuple[float, int]] = deque([(now, height)])
+        self._last_log = now
+
+    def advance(self, height: int, target: int, now: float) -> None:
+        self.height = height
+        self.target = max(target, height)
+        samples = self._samples
+        samples.append((now, height))
+        while len(samples) > 2 and now - samples[1][0] >= RATE_WINDOW_S:
+            samples.popleft()
+
+    @property
+    def rate(self) -> float | None:
+        """Blocks per second, None until there is a time span to measure over."""
+        (t0, h0), (t1, h1) = self._samples[0], self._samples[-1]
+        return (h1 - h0) / (t1 - t0) if t1 > t0 else None
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.rate
+        return (self.target - self.height) / rate if rate else None
+
+    def as_dict(self) -> dict[str, Any]:
+        rate, eta = self.rate, self.eta_s
+        return {"target": self.target, "height": self.height,
+                "rate": None if rate is None else round(rate, 1),
+                "eta_s": None if eta is None else round(eta, 1)}
+
+    def due_for_log(self, now: float) -> bool:
+        """At most one progress line per PROGRESS_LOG_INTERVAL_S."""
+        if now - self._last_log < PROGRESS_LOG_INTERVAL_S:
+            return False
+        self._last_log = now
+        return True
+
+    def describe(self) -> str:
+        rate, eta = self.rate, self.eta_s
+        speed = "" if rate is None else f", {rate:.0f} blocks/s"
+        left = "" if eta is None else f", about {eta:.0f}s left"
+        return (f"height {self.height} of {self.target} ({self.height - self.start_height} blocks "
+                f"fetched, {self.target - self.height} to go{speed}{left})")
+
+
 @dataclass
 class _Request:
     peer: int
@@ -56,6 +117,9 @@ class _Request:
 
 
 class BlockSync:
+    """`on_progress(height, target, applied)` runs after every batch of blocks
+    stored, and with target 0 (and nothing applied) when a session ends."""
+
     def __init__(self, chain: Chain, *, send: Callable[[int, int, object], bool],
                  connected: Callable[[], list[int]],
                  apply: Callable[[list[CommitResult]], None],
@@ -68,6 +132,7 @@ class BlockSync:
         self.peer_heights: dict[int, int] = {}
         self.target = 0
         self.active = False
+        self.session: SyncProgress | None = None     # while a session runs
         self._wanted = trio.Event()
         self._request: _Request | None = None
         self._rng = random.Random()
@@ -89,6 +154,10 @@ class BlockSync:
             self.target = max(self.target, height)
             self._wanted.set()
 
+    def progress(self) -> dict[str, Any] | None:
+        """{target, height, rate (blocks/s), eta_s} while syncing, else None."""
+        return None if self.session is None else self.session.as_dict()
+
     def peer_status(self, peer: int, height: int) -> None:
         self.peer_heights[peer] = height
 
@@ -107,16 +176,20 @@ class BlockSync:
             await self._wanted.wait()
             self._wanted = trio.Event()
             self.active = True
-            start_height, started = self.chain.height, trio.current_time()
+            session = self.session = SyncProgress(
+                self.chain.height, max(self.target, self.best_peer_height()), trio.current_time())
             try:
                 await self._catch_up()
             finally:
                 self.active = False
+                self.session = None
                 self.target = 0   # reached, or nobody could serve it (a peer may have lied)
-                synced = self.chain.height - start_height
+                self._on_progress(self.chain.height, 0, 0)   # the session is over
+                synced = self.chain.height - session.start_height
                 if synced:
                     log.info("block sync: %d blocks, height %d -> %d in %.2fs", synced,
-                             start_height, self.chain.height, trio.current_time() - started)
+                             session.start_height, self.chain.height,
+                             trio.current_time() - session.started)
 
     async def _catch_up(self) -> None:
         failures = 0
@@ -161,4 +234,13 @@ class BlockSync:
             if results:
                 failures = 0
                 self._on_progress(self.chain.height, goal, len(results))
+                self._show_progress(goal)
             await trio.sleep(0)
+
+    def _show_progress(self, goal: int) -> None:
+        session, now = self.session, trio.current_time()
+        if session is None:
+            return
+        session.advance(self.chain.height, goal, now)
+        if session.height < session.target and session.due_for_log(now):
+            log.info("block sync: %s", session.describe())

@@ -1,11 +1,30 @@
-"""Admitting transactions and relaying them to the other validators.
+"""Admitting transactions and handing them to the validator that must propose them.
 
 Txs come from API clients (`admit(..., relay=True)`) and from peers (TXS
 messages, `relay=False`: the mesh is full, so a peer's relay reached everyone
-already).  Admitted client txs are buffered for a few milliseconds and sent to
-every peer in frames of up to MAX_GOSSIP_TXS, so a burst of submissions shares
-frames.  A peer that (re)connects is offered the txs still waiting here: it may
-have lost its mempool, and if it becomes primary it must know them.
+already).  Admission checks signatures (the one expensive step, ~60 us per
+tx), so `admit_chunked` admits large batches a chunk at a time and lets the
+event loop breathe in between.  Admitted client txs are buffered for a few
+milliseconds and sent to every peer in frames of up to MAX_GOSSIP_TXS, so a
+burst of submissions shares frames.
+
+One relay is not enough: a peer whose mempool was full dropped the tx, a
+peer that restarted lost it, a new primary may never have seen it.  So txs
+that stay pending are re-offered to the current primary (the one that must
+propose them): every REOFFER_INTERVAL_S, the ready txs last handed to a
+primary at least REOFFER_AGE_S ago, at most MAX_REOFFER_TXS of them, least
+recently handed first, until they commit or expire (node.core.mempool).
+Not while the chain commits full blocks: the primary then has a backlog of
+its own, every tx re-offered costs it a decode for nothing, and its progress
+keeps the view-change timer from firing anyway.
+
+Suspecting the primary: the core starts its view-change timer when told that
+requests are pending (consensus.events.RequestsPending).  This node says so
+only for txs the primary has had a fair chance to receive: right after
+handing it pending txs (it then has the view-change timeout to propose them),
+or when the primary has no session with this node at all (a crashed primary
+is suspected as soon as txs wait for it).  Announcing txs
+the primary never got would start a view change nobody else joins.
 """
 
 from __future__ import annotations
@@ -24,20 +43,31 @@ from node.metrics import NodeMetrics
 from node.transport.peers import PeerManager
 
 FLUSH_DELAY_S = 0.005
-MAX_RESYNC_TXS = 20_000       # pending txs handed to a peer when it (re)connects
+ADMIT_CHUNK = 128             # txs admitted between two yields to the event loop (~8 ms)
+REOFFER_INTERVAL_S = 0.5
+REOFFER_AGE_S = 2.0           # a tx handed to a primary this recently is not re-offered
+MAX_REOFFER_TXS = 1000        # per interval: bounds the duplicates a busy primary decodes
 
 
 class TxRelay:
     def __init__(self, mempool: Mempool, chain: Chain, peers: PeerManager, metrics: NodeMetrics, *,
-                 on_admitted: Callable[[], None]) -> None:
+                 me: int, primary: Callable[[], int], last_commit: Callable[[], tuple[float, int]],
+                 on_admitted: Callable[[], None],
+                 on_pending_with_primary: Callable[[], None]) -> None:
+        """`last_commit()`: (monotonic time, tx count) of the last committed block."""
         self._mempool = mempool
         self._chain = chain
         self._peers = peers
         self._metrics = metrics
+        self._me = me
+        self._primary = primary
+        self._last_commit = last_commit
         self._on_admitted = on_admitted
+        self._on_pending_with_primary = on_pending_with_primary
         self._buffer: list[list] = []
         self._ready = trio.Event()
 
+    # -- admission ---------------------------------------------------------------------
     def admit(self, txs: list[Transaction | None], *, relay: bool) -> list[Admission]:
         """Admit txs to the mempool (None: a tx that did not decode); `relay`
         the admitted ones to every peer if they came from a client."""
@@ -61,8 +91,22 @@ class TxRelay:
             if relay:
                 self._ready.set()
             self._on_admitted()
+            primary = self._primary()
+            if primary != self._me and not self._peers.is_connected(primary):
+                self._on_pending_with_primary()    # it cannot get them from us at all
         return results
 
+    async def admit_chunked(self, txs: list[Transaction | None], *, relay: bool) -> list[Admission]:
+        """admit(), ADMIT_CHUNK txs at a time with a yield to the event loop
+        between chunks, so a 10,000-tx batch never holds the loop for long."""
+        results: list[Admission] = []
+        for start in range(0, len(txs), ADMIT_CHUNK):
+            if start:
+                await trio.sleep(0)
+            results += self.admit(txs[start:start + ADMIT_CHUNK], relay=relay)
+        return results
+
+    # -- relaying ----------------------------------------------------------------------
     async def run(self) -> None:
         """Flush buffered client txs to every peer."""
         while True:
@@ -70,11 +114,41 @@ class TxRelay:
             await trio.sleep(FLUSH_DELAY_S)   # let a burst of submissions share frames
             self._ready = trio.Event()
             buffer, self._buffer = self._buffer, []
-            for i in range(0, len(buffer), peer_messages.MAX_GOSSIP_TXS):
-                self._peers.broadcast(peer_messages.TXS, buffer[i:i + peer_messages.MAX_GOSSIP_TXS])
+            self._send_txs(None, buffer)
 
-    def offer_pending(self, peer: int) -> None:
-        """Hand a (re)connected peer the txs still waiting here."""
-        pending = [tx.to_record() for tx in self._mempool.pending(MAX_RESYNC_TXS)]
-        for i in range(0, len(pending), peer_messages.MAX_GOSSIP_TXS):
-            self._peers.send(peer, peer_messages.TXS, pending[i:i + peer_messages.MAX_GOSSIP_TXS])
+    async def reoffer_loop(self) -> None:
+        while True:
+            await trio.sleep(REOFFER_INTERVAL_S)
+            self.reoffer(time.monotonic())
+
+    def reoffer(self, now: float) -> int:
+        """Hand the current primary the txs that stayed pending since they
+        were last handed to one; the number handed."""
+        primary = self._primary()
+        if primary == self._me:
+            return 0     # proposed from here; the core watches its own proposals
+        committed_at, tx_count = self._last_commit()
+        full_block = self._chain.config.params_at(self._chain.height).max_block_txs   # governed
+        if tx_count >= full_block and now - committed_at < REOFFER_AGE_S:
+            return 0     # full blocks: the primary is working through a backlog
+        due = self._mempool.due_for_offer(now - REOFFER_AGE_S, now, MAX_REOFFER_TXS)
+        if not due:
+            return 0
+        handed = self._send_txs(primary, [tx.to_record() for tx in due])
+        if handed:
+            self._metrics.txs_reoffered(len(due))
+        # Either the primary has them now, or it cannot be reached at all:
+        # both are fair grounds for the core to expect progress.
+        self._on_pending_with_primary()
+        return len(due) if handed else 0
+
+    def _send_txs(self, peer: int | None, records: list[list]) -> bool:
+        """TXS frames to `peer` (None: every peer); False if `peer` has no session."""
+        ok = True
+        for i in range(0, len(records), peer_messages.MAX_GOSSIP_TXS):
+            chunk = records[i:i + peer_messages.MAX_GOSSIP_TXS]
+            if peer is None:
+                self._peers.broadcast(peer_messages.TXS, chunk)
+            else:
+                ok = self._peers.send(peer, peer_messages.TXS, chunk) and ok
+        return ok

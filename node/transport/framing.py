@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import trio
 
+from ledger.codec import MAX_FRAME
+
 from .wire import ConnectionClosed, FrameError, FrameTooLarge
 
-DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+DEFAULT_MAX_FRAME = MAX_FRAME      # one definition: the consensus core bounds messages by it too
 HEADER_LEN = 4
 _LEN_MAX = 2**32 - 1
 # Bytes asked of the socket per read: big enough that large frames need few

@@ -48,7 +48,7 @@ from .inbound import FailureLog, InboundGate, normalise_host
 from .secure_channel import ABYTES, FRAME_OVERHEAD, SecureChannel
 from .wire import (
     BATCH_HEADER_MAX, ConnectionClosed, HandshakeError, IdleTimeout, Message,
-    RemoteProtocolError, decode_batch, encode_batch, encode_message,
+    RemoteProtocolError, connect_failure, decode_batch, encode_batch, encode_message,
 )
 
 log = logging.getLogger(__name__)
@@ -176,6 +176,7 @@ class PeerManager:
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._sessions: dict[int, _Session] = {}
+        self._last_errors: dict[int, str] = {}   # peers we dial: why the last attempt failed
         self._running = False
 
     # -- public API -------------------------------------------------------------
@@ -233,6 +234,12 @@ class PeerManager:
     def is_connected(self, peer_index: int) -> bool:
         return peer_index in self._sessions
 
+    def last_error(self, peer_index: int) -> str | None:
+        """Why the last attempt to reach a peer this node dials failed ("refused:
+        ...", or a handshake reason and detail); None once a session is up, and
+        for peers that dial us (their side knows why)."""
+        return self._last_errors.get(peer_index)
+
     # -- outbound queue -----------------------------------------------------------
 
     def _encode(self, msg_type: int, payload: Any) -> bytes:
@@ -279,14 +286,17 @@ class PeerManager:
     async def _dial_once(self, index: int, pubkey: bytes, address: tuple[str, int],
                          where: str) -> SecureChannel | None:
         stream = None
+        failure = f"unreachable: no connection within {self._handshake_timeout_s:g}s"
         with trio.move_on_after(self._handshake_timeout_s):
             try:
                 stream = await trio.open_tcp_stream(*address)
             except OSError as exc:
                 # A peer that is down is routine; the back-off loop retries.
                 log.debug("peer %d (%s): dial failed: %s", index, where, exc)
+                failure = f"unreachable: {connect_failure(exc)}"
         if stream is None:
             self.stats.dial_failures += 1
+            self._last_errors[index] = failure
             return None
         try:
             return await handshake(
@@ -295,6 +305,7 @@ class PeerManager:
                 timeout_s=self._handshake_timeout_s, max_frame=self._max_frame)
         except HandshakeError as exc:
             self._handshake_failed(where, exc)
+            self._last_errors[index] = f"{exc.reason}: {exc.detail}" if exc.detail else exc.reason
             return None
 
     async def _accept(self, stream: trio.SocketStream) -> None:
@@ -345,6 +356,7 @@ class PeerManager:
         if old is not None:
             old.close("replaced")
         self._sessions[index] = session
+        self._last_errors.pop(index, None)
         self.stats.sessions += 1
         log.info("peer %d (%s): connected", index, where)
         try:

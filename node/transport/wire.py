@@ -14,6 +14,7 @@ by prefixing the array header to the concatenated envelopes.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import msgpack
@@ -99,6 +100,18 @@ class HandshakeError(TransportError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"handshake failed: {reason}" + (f" ({detail})" if detail else ""))
+
+
+def connect_failure(exc: OSError) -> str:
+    """Why a TCP connect failed, in a few words: trio.open_tcp_stream wraps the
+    per-address errors ("Connection refused") in one OSError without a strerror."""
+    cause = exc.__cause__
+    while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        cause = cause.exceptions[0]
+    for err in (cause, exc):
+        if isinstance(err, OSError) and err.errno:
+            return os.strerror(err.errno).lower()
+    return str(exc)
 
 
 # -- envelope -------------------------------------------------------------------

@@ -21,6 +21,7 @@ class FakeNode:
         self.refuse_reason: str | None = None
         self.receipt = {"status": "ok", "code": 0, "message": "", "result": None}
         self.commit = True
+        self.sync: dict | None = None       # block sync progress /status reports
         self.docs: dict[str, tuple[int, object]] = {}    # GET path (no query) -> (status, JSON)
         self.events = [{"height": h, "hash": f"{h:064x}", "txs": h % 3, "proposer": "node0",
                         "timestamp_ms": 1_700_000_000_000 + h} for h in (8, 9, 10)]
@@ -42,7 +43,8 @@ class FakeNode:
     def status(self) -> dict:
         return {"chain_id": CHAIN_ID, "node": "node0", "height": self.height,
                 "last_block_hash": "ab" * 32, "view": 0, "primary": "node0",
-                "peers": ["node1", "node2", "node3"], "mempool": 0, "syncing": False}
+                "peers": ["node1", "node2", "node3"], "mempool": 0, "syncing": self.sync is not None,
+                "sync": self.sync}
 
     def _handler(self):
         fake = self

@@ -66,6 +66,12 @@ def test_status(run, fake):
     assert "height:" in text and "node1, node2, node3" in text
 
 
+def test_status_shows_block_sync_progress(run, fake):
+    fake.sync = {"target": 900, "height": 340, "rate": 112.5, "eta_s": 4.98}
+    text = run("status", "--node", fake.url).stdout
+    assert "syncing:         height 340 of 900, 112.5 blocks/s, about 5s left" in text
+
+
 def test_tx_submit_signs_locally_and_waits(run, fake, key_file):
     args = '{"key": "a", "value": [1, 2]}'
     result = run("tx", "submit", "--node", fake.url, "--key", key_file, "kv", "put", args,

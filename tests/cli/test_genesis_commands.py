@@ -98,7 +98,7 @@ def test_genesis_mistakes_are_one_line_and_change_nothing(run, tmp_path):
         (("genesis", "add-node", "node9", "--org", "tax", "--public-key", "cd" * 32, "--p2p", "10.0.0.1:26656",
           "--api", "h:2"), "nodes: p2p address 10.0.0.1:26656 is already another node's"),
         (("genesis", "add-node", "node9", "--org", "tax", "--public-key", "cd" * 32, "--p2p", "h",
-          "--api", "h:2"), "genesis.nodes[4].p2p: expected HOST:PORT with a port in 1-65535"),
+          "--api", "h:2"), "genesis.nodes[4].p2p: expected HOST:PORT"),
         (("genesis", "add-account", "x", "--org", "tax", "--public-key", admin_key),
          "is a private key file; give its public key instead"),
         (("genesis", "add-account", "x", "--org", "tax", "--public-key", "cd" * 32, "--role", "king"),
@@ -133,7 +133,7 @@ def test_node_init_refuses_a_key_that_is_not_the_nodes(run, tmp_path):
         (("--home", tmp_path / "empty-host", "--name", "node1"), "no key file; create it on this host with "
                                                                  "`ynchain keys gen --out"),
         (("--home", hosts["tax"], "--name", "node1", "--p2p-listen", "nowhere"),
-         "expected HOST:PORT with a port in 1-65535"),
+         "p2p_listen: expected HOST:PORT"),
     ]
     for args, message in cases:
         result = run("node", "init", "--genesis", genesis, *args)

@@ -65,6 +65,10 @@ def testnet(tmp_path_factory):
     try:
         up = ynchain("testnet", "up", "--dir", root, "--timeout", 60, timeout=90)
         assert "all 4 nodes ready" in up.stdout
+        # progress on stderr (one line per change when not a terminal), and its estimate kept
+        assert "first start, no estimate yet" in up.stderr
+        assert up.stderr.rstrip().splitlines()[-1].startswith("4/4 nodes ready (")
+        assert float((root / ".last-up-seconds").read_text()) > 0
         yield load_testnet(root)
     finally:
         ynchain("testnet", "down", "--dir", root, "--grace", 5, check=False)
@@ -156,7 +160,9 @@ def test_kill_and_restart_a_node(testnet):
 
 
 def test_bench_on_the_running_testnet(testnet):
-    report = ynchain_json("bench", "--dir", testnet.dir, "--txs", 300, "--batch", 50, timeout=120)
+    run = ynchain("bench", "--dir", testnet.dir, "--txs", 300, "--batch", 50, "--json", timeout=120)
+    report = json.loads(run.stdout)                 # stdout holds the JSON alone
+    assert "committed 300/300" in run.stderr and "tx/s" in run.stderr   # progress went to stderr
     assert report["txs"] == 300 and report["tps"] > 0 and report["blocks"] >= 1
     assert report["latency_ms_p50"] <= report["latency_ms_p90"] <= report["latency_ms_p99"]
     assert [n["name"] for n in report["nodes"]] == ["node0", "node1", "node2", "node3"]

@@ -1,6 +1,12 @@
 """A synchronous in-memory cluster for scripted consensus tests (etcd/raft style):
 messages queue up and are delivered only when the test says so, so every
-interleaving in a test is spelled out."""
+interleaving in a test is spelled out.
+
+Each Node is the consensus.executor Host of its replica.  Every replica runs
+with check_invariants on, and every vote a node hands to the network (in
+PRE-PREPARE, PREPARE, COMMIT, NEW-VIEW and VIEW-CHANGE, across restarts) is
+collected: a node that signs two digests for one (view, seq, phase) fails the
+test at once."""
 
 from __future__ import annotations
 
@@ -13,11 +19,13 @@ from ledger.block import NULL_DIGEST
 from ledger.crypto import KeyPair, hash256
 
 from consensus.config import ReplicaConfig
-from consensus.events import (Broadcast, Deliver, Executed, MessageReceived, PersistSafety,
-                              Propose, RequestSync, Send, SetTimer, Synced, TimerFired)
-from consensus.messages import decode_message
+from consensus.events import (Deliver, Event, Executed, MessageReceived, PersistSafety, Propose,
+                              ReportFault, RequestSync, SetTimer, Synced, TimerFired)
+from consensus.executor import Executor
+from consensus.messages import Message, decode_message, signed_votes
 from consensus.replica import Replica
 from consensus.safety import apply_payload_changes
+from consensus.validators import ValidatorSet
 from consensus.sim.world import check_payload as payload_digest
 
 CHAIN = "test-chain"
@@ -37,22 +45,88 @@ def config(n: int, me: int, **overrides) -> ReplicaConfig:
     params = dict(chain_id=CHAIN, validators=tuple(k.public_key for k in keys(n)), me=me,
                   checkpoint_interval=4, window=8, view_change_timeout_ms=1000,
                   max_view_change_timeout_ms=8000, check_payload=payload_digest,
-                  max_in_flight=4)
+                  max_in_flight=4, check_invariants=True)
     params.update(overrides)
     return ReplicaConfig(**params)
 
 
+class Equivocation(AssertionError):
+    """A node signed two digests for one (view, seq, phase)."""
+
+
 @dataclass
 class Node:
-    replica: Replica
+    """One validator's node: its replica, and what survives a restart (the
+    persisted record and payloads, the delivered blocks, the votes it sent)."""
+    index: int
+    validators: ValidatorSet
+    network: deque                       # the cluster's queue of (from, to, encoded)
+    replica: Replica | None = None
+    executor: Executor | None = None
     record: bytes | None = None
     payloads: dict = field(default_factory=dict)
     delivered: list[Deliver] = field(default_factory=list)
     timers: dict[str, SetTimer] = field(default_factory=dict)
     syncs: list[RequestSync] = field(default_factory=list)
-    faults: list = field(default_factory=list)
+    faults: list[ReportFault] = field(default_factory=list)
+    views: list[int] = field(default_factory=list)
     state: bytes = GENESIS
     states: dict[int, bytes] = field(default_factory=dict)
+    signed: dict[tuple[int, int, str], bytes] = field(default_factory=dict)
+
+    def boot(self, replica: Replica) -> None:
+        self.replica = replica
+        self.executor = Executor(replica, self)
+        self.timers.clear()
+        self.executor.start()
+
+    @property
+    def height(self) -> int:
+        return self.delivered[-1].seq if self.delivered else 0
+
+    # -- consensus.executor.Host ---------------------------------------------------
+    def persist(self, action: PersistSafety) -> None:
+        self.record = action.record
+        apply_payload_changes(self.payloads, action.payloads, action.dropped)
+
+    def send(self, to: int, message: Message) -> None:
+        self._sent(message)
+        self.network.append((self.index, to, message.encode()))
+
+    def broadcast(self, message: Message) -> None:
+        self._sent(message)
+        data = message.encode()
+        self.network.extend((self.index, j, data) for j in range(self.validators.n)
+                            if j != self.index)
+
+    def deliver(self, action: Deliver) -> list[Event]:
+        assert action.seq == self.height + 1, f"delivered {action.seq} after {self.height}"
+        self.delivered.append(action)
+        self.state = hash256(self.state + action.certificate.digest)
+        self.states[action.seq] = self.state
+        return [Executed(action.seq, self.state)]
+
+    def set_timer(self, kind: str, delay_ms: int, token: int) -> None:
+        self.timers[kind] = SetTimer(kind, delay_ms, token)
+
+    def cancel_timer(self, kind: str) -> None:
+        self.timers.pop(kind, None)
+
+    def request_sync(self, action: RequestSync) -> None:
+        self.syncs.append(action)
+
+    def fault(self, sender: int, reason: str) -> None:
+        self.faults.append(ReportFault(sender, reason))
+
+    def view_changed(self, view: int) -> None:
+        self.views.append(view)
+
+    def _sent(self, message: Message) -> None:
+        for view, seq, phase, digest in signed_votes(message, self.index, self.validators.primary):
+            held = self.signed.setdefault((view, seq, phase), digest)
+            if held != digest:
+                raise Equivocation(f"node {self.index} signed {digest.hex()[:8]} and "
+                                   f"{held.hex()[:8]} at (view {view}, seq {seq}, {phase})")
 
 
 class Cluster:
@@ -60,41 +134,16 @@ class Cluster:
         self.n = n
         self.overrides = overrides
         self.keys = keys(n)
-        self.nodes = [Node(Replica(config(n, i, **overrides), self.keys[i], None, (0, GENESIS)))
-                      for i in range(n)]
         self.queue: deque[tuple[int, int, bytes]] = deque()    # (from, to, encoded)
+        validators = ValidatorSet(tuple(k.public_key for k in self.keys))
+        self.nodes = [Node(i, validators, self.queue) for i in range(n)]
         self.down: set[int] = set()
-        for i in range(n):
-            self.apply(i, self.nodes[i].replica.start())
+        for node in self.nodes:
+            node.boot(Replica(config(n, node.index, **overrides), self.keys[node.index],
+                              None, (0, GENESIS)))
 
-    def apply(self, i: int, actions: list) -> None:
-        node = self.nodes[i]
-        for action in actions:
-            kind = type(action)
-            if kind is PersistSafety:
-                node.record = action.record
-                apply_payload_changes(node.payloads, action.payloads, action.dropped)
-            elif kind is Broadcast:
-                for j in range(self.n):
-                    if j != i:
-                        self.queue.append((i, j, action.message.encode()))
-            elif kind is Send:
-                self.queue.append((i, action.to, action.message.encode()))
-            elif kind is Deliver:
-                assert action.seq == (node.delivered[-1].seq if node.delivered else
-                                      max(node.states, default=0)) + 1 or not node.delivered
-                node.delivered.append(action)
-                node.state = hash256(node.state + action.certificate.digest)
-                node.states[action.seq] = node.state
-                self.apply(i, node.replica.handle(Executed(action.seq, node.state)))
-            elif kind is SetTimer:
-                node.timers[action.kind] = action
-            elif kind.__name__ == "CancelTimer":
-                node.timers.pop(action.kind, None)
-            elif kind is RequestSync:
-                node.syncs.append(action)
-            elif kind.__name__ == "ReportFault":
-                node.faults.append(action)
+    def handle(self, i: int, event: Event) -> None:
+        self.nodes[i].executor.step([event])
 
     def step(self, drop: Callable[[int, int, object], bool] = lambda s, d, m: False) -> int:
         """Deliver every queued message (and those they cause); returns how many."""
@@ -105,12 +154,12 @@ class Cluster:
             if dst in self.down or src in self.down or drop(src, dst, message):
                 continue
             count += 1
-            self.apply(dst, self.nodes[dst].replica.handle(MessageReceived(src, message)))
+            self.handle(dst, MessageReceived(src, message))
         return count
 
     def fire(self, i: int, kind: str) -> None:
         timer = self.nodes[i].timers.pop(kind)
-        self.apply(i, self.nodes[i].replica.handle(TimerFired(kind, timer.token)))
+        self.handle(i, TimerFired(kind, timer.token))
 
     def propose(self, tag: str = "") -> int | None:
         primary = next(i for i, node in enumerate(self.nodes)
@@ -120,30 +169,27 @@ class Cluster:
         if seq is None:
             return None
         payload, digest = make_payload(seq, tag)
-        self.apply(primary, self.nodes[primary].replica.handle(Propose(seq, payload, digest)))
+        self.handle(primary, Propose(seq, payload, digest))
         return seq
 
     def restart(self, i: int) -> None:
+        """Crash node i and start a new replica from what it persisted."""
         node = self.nodes[i]
-        last = node.delivered[-1].seq if node.delivered else 0
-        node.replica = Replica(config(self.n, i, **self.overrides), self.keys[i], node.record,
-                               (last, node.state), prepared_payloads=node.payloads)
-        node.timers.clear()
-        self.apply(i, node.replica.start())
+        node.boot(Replica(config(self.n, i, **self.overrides), self.keys[i], node.record,
+                          (node.height, node.state), prepared_payloads=node.payloads))
 
     def sync(self, i: int, source: int, seq: int) -> None:
         """Serve node i's sync from `source`'s delivered blocks up to seq."""
         node, src = self.nodes[i], self.nodes[source]
-        have = node.delivered[-1].seq if node.delivered else 0
+        have = node.height
         for d in src.delivered:
             if have < d.seq <= seq:
                 node.delivered.append(d)
                 node.state = src.states[d.seq]
                 node.states[d.seq] = node.state
-        self.apply(i, node.replica.handle(Synced(seq, src.states[seq])))
+        self.handle(i, Synced(seq, src.states[seq]))
 
     def digests(self, i: int) -> list[bytes]:
         return [d.certificate.digest for d in self.nodes[i].delivered]
-
 
 NULL = NULL_DIGEST

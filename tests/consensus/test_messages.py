@@ -6,10 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from consensus.errors import RemoteProtocolError
-from consensus.messages import (MAX_PAYLOAD, Checkpoint, CheckpointProof, Commit, NewView,
-                                PrePrepare, Prepare, PreparedProof, ViewChange, decode_message,
-                                sign)
+from consensus.messages import (MAX_MESSAGE, MAX_PAYLOAD, Checkpoint, CheckpointProof, Commit,
+                                NewView, PrePrepare, Prepare, PreparedProof, ViewChange,
+                                decode_message, sign, signed_votes)
 from ledger.certificate import Vote
+from ledger.codec import MAX_FRAME
 
 from .cluster import CHAIN, keys
 
@@ -111,3 +112,26 @@ def test_mutated_valid_messages_decode_or_raise_remote_errors(index, data):
     except RemoteProtocolError:
         return
     assert decode_message(message.encode()) == message
+
+
+def test_no_message_larger_than_a_transport_frame_is_decoded():
+    # A consensus message arrives in one frame: the bound is the frame cap.
+    assert MAX_MESSAGE == MAX_FRAME == 16 * 1024 * 1024 and MAX_PAYLOAD < MAX_MESSAGE
+    with pytest.raises(RemoteProtocolError, match="larger than"):
+        decode_message(b"\x00" * (MAX_MESSAGE + 1))
+
+
+def test_signed_votes_names_every_vote_a_validator_signed_in_a_message():
+    primary = lambda view: view % 4                                       # noqa: E731
+    pp, prepare, commit, checkpoint, vc, nv = samples()
+    assert signed_votes(pp, 3, primary) == [(3, 7, "pre-prepare", D)]
+    assert signed_votes(pp, 1, primary) == []
+    assert signed_votes(prepare, 1, primary) == [(3, 7, "prepare", D)]
+    assert signed_votes(commit, 2, primary) == [(3, 7, "commit", D)]
+    assert signed_votes(checkpoint, 0, primary) == []
+    # inside a VIEW-CHANGE: the certificate's pre-prepare (view 2: primary 2) and prepares
+    assert signed_votes(vc, 2, primary) == [(2, 7, "pre-prepare", D)]
+    assert signed_votes(vc, 0, primary) == [(2, 7, "prepare", D)]
+    # a NEW-VIEW: its pre-prepares for its sender, and what its VIEW-CHANGEs carry
+    assert signed_votes(nv, 3, primary) == [(3, 7, "pre-prepare", D)]
+    assert signed_votes(nv, 0, primary) == [(2, 7, "prepare", D)]

@@ -94,7 +94,6 @@ def test_faulty_messages_are_reported_and_ignored():
         (2, sign(PrePrepare(0, 1, d, make_payload(1)[0], 2), k[2], CHAIN), "pre-prepare from a backup"),
         (0, sign(PrePrepare(0, 1, d, b"not msgpack", 0), k[0], CHAIN), "payload rejected"),
         (0, sign(Prepare(0, 1, d, 0), k[0], CHAIN), "prepare from the primary"),
-        (2, sign(Commit(0, 99, d, 2), k[2], CHAIN), "above the high watermark"),
         (2, sign(Checkpoint(3, d, 2), k[2], CHAIN), "not a checkpoint seq"),
     ]
     for sender, message, reason in cases:
@@ -151,7 +150,7 @@ def test_four_replicas_collect_garbage_at_each_stable_checkpoint():
 def crash_primary_and_change_view(c, live=(1, 2, 3)):
     c.down.add(0)
     for i in live:
-        c.apply(i, c.nodes[i].replica.handle(RequestsPending()))
+        c.handle(i, RequestsPending())
         c.fire(i, VIEW_CHANGE_TIMER)
     c.step()
 
@@ -231,7 +230,7 @@ def test_bad_new_view_is_rejected(mutate, reason):
     c.step(drop=lambda s, d, m: isinstance(m, Commit))
     c.down.add(0)
     for i in (1, 2, 3):
-        c.apply(i, c.nodes[i].replica.handle(RequestsPending()))
+        c.handle(i, RequestsPending())
         c.fire(i, VIEW_CHANGE_TIMER)
     bad = tampered_new_view(c, mutate)
     replica = c.nodes[2].replica
@@ -261,11 +260,11 @@ def test_view_change_timeout_backs_off_and_is_capped():
 
 def test_replica_joins_a_view_change_when_f_plus_1_are_ahead():
     c = Cluster(4)
-    c.apply(1, c.nodes[1].replica.handle(RequestsPending()))
+    c.handle(1, RequestsPending())
     c.fire(1, VIEW_CHANGE_TIMER)                  # only replica 1 suspects the primary
     c.step()
     assert c.nodes[2].replica.view == 0           # one is not enough (f = 1)
-    c.apply(3, c.nodes[3].replica.handle(RequestsPending()))
+    c.handle(3, RequestsPending())
     c.fire(3, VIEW_CHANGE_TIMER)                  # a second one: 0 and 2 join, view 1 starts
     c.step()
     assert [(n.replica.view, n.replica.in_view_change) for n in c.nodes] == [(1, False)] * 4
@@ -294,6 +293,37 @@ def test_lagging_replica_syncs_to_a_stable_checkpoint_and_catches_up():
     assert_agreement_and_certificates(c)
 
 
+def test_a_peer_ahead_of_a_lagging_replica_is_not_reported_as_faulty():
+    # Issue 8: after a kill loop, honest peers were counted as faulty for
+    # "seq N above the high watermark".  A replica that is behind sees the
+    # others' messages above its window: it drops them quietly and syncs.
+    c = Cluster(4, checkpoint_interval=4, window=8)
+    for _ in range(13):
+        c.propose()
+        c.step(drop=lambda s, d, m: d == 3)        # replica 3 hears nothing
+    lagging = c.nodes[3]
+    assert lagging.replica.last_delivered == 0 and lagging.replica.stable_checkpoint == 0
+    heard = []
+
+    def deliver_and_note(src, dst, message):
+        if dst == 3:
+            heard.append(message)
+        return False
+
+    c.propose()                                    # seq 14, far above 3's window (0, 8]
+    c.step(drop=deliver_and_note)
+    assert any(isinstance(m, (PrePrepare, Prepare, Commit)) and m.seq > 8 for m in heard)
+    for i in (0, 1, 2):                            # and their checkpoints, re-sent
+        c.fire(i, RETRANSMIT_TIMER)
+    c.step()
+    assert lagging.faults == []
+    assert lagging.syncs and lagging.syncs[-1].target_seq == 12
+    c.sync(3, 0, 14)
+    commit_blocks(c, 2)
+    assert len(lagging.delivered) == 16 and lagging.faults == []
+    assert_agreement_and_certificates(c)
+
+
 def test_restart_honours_the_safety_record():
     c = Cluster(4)
     c.propose()
@@ -318,7 +348,7 @@ def test_restart_keeps_the_view_and_rejoins_the_view_change():
     c.restart(3)
     assert c.nodes[3].replica.view == 1 and not c.nodes[3].replica.in_view_change
     # restarted during a view change: back in it, and its VIEW-CHANGE goes out again
-    c.apply(2, c.nodes[2].replica.handle(RequestsPending()))
+    c.handle(2, RequestsPending())
     c.fire(2, VIEW_CHANGE_TIMER)
     c.queue.clear()
     c.restart(2)
@@ -345,7 +375,7 @@ def test_replicas_behind_in_a_view_change_catch_up_on_the_base_timeout():
     c = Cluster(4)                                  # base timeout 1000 ms
     c.down.add(0)
     for i in (1, 2, 3):
-        c.apply(i, c.nodes[i].replica.handle(RequestsPending()))
+        c.handle(i, RequestsPending())
     c.fire(2, VIEW_CHANGE_TIMER)
     c.fire(2, VIEW_CHANGE_TIMER)                    # replica 2 alone is in view 2
     c.fire(1, VIEW_CHANGE_TIMER)
@@ -370,7 +400,7 @@ def test_a_replica_left_in_an_old_view_is_brought_in_by_a_relayed_new_view():
     c.down.discard(0)
     old = c.nodes[0].replica
     assert old.view == 0
-    c.apply(0, old.handle(RequestsPending()))
+    c.handle(0, RequestsPending())
     c.fire(0, VIEW_CHANGE_TIMER)                   # it suspects its own view and asks around
     c.step()
     assert (old.view, old.in_view_change) == (1, False)

@@ -5,13 +5,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from consensus.errors import SafetyRecordError
-from consensus.messages import CheckpointProof, PreparedProof
-from consensus.safety import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, SafetyState,
-                              apply_payload_changes, payload_keys)
+from consensus.messages import PHASES, PHASE_PREPARE, CheckpointProof, PreparedProof
+from consensus.safety import SafetyState, apply_payload_changes, payload_keys
 from ledger.certificate import Vote
 
 SIG = bytes(64)
-PHASES = (PHASE_PRE_PREPARE, PHASE_PREPARE, PHASE_COMMIT)
 digests = st.sampled_from([bytes([i]) * 32 for i in range(3)])
 
 operation = st.one_of(

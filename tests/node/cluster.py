@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,13 @@ class Cluster:
         self.procs: dict[int, subprocess.Popen] = {}
         self.accounts = {p.stem: load_key(p) for p in sorted((root / "accounts").glob("*.key"))}
         self._nonce = 0
+
+    def set_mempool_limit(self, i: int, max_txs: int) -> None:
+        """Rewrite node i's config.toml with a mempool of `max_txs` (before it starts)."""
+        path = self.testnet.nodes[i].home / "config.toml"
+        text = re.sub(r"(?m)^max_txs = \d+$", f"max_txs = {max_txs}", path.read_text())
+        assert f"max_txs = {max_txs}" in text
+        path.write_text(text)
 
     # -- processes -----------------------------------------------------------------------
     def start(self, i: int) -> None:
@@ -162,9 +170,16 @@ class Cluster:
         await self.wait_until(ready, timeout, f"nodes {nodes} to be up and connected")
 
     async def heights(self, nodes=None) -> dict[int, int | None]:
+        return await self._status_field("height", nodes)
+
+    async def views(self, nodes=None) -> dict[int, int | None]:
+        return await self._status_field("view", nodes)
+
+    async def _status_field(self, field: str, nodes) -> dict[int, int | None]:
+        """`field` of each node's /status (None for a node that does not answer)."""
         nodes = list(range(self.n)) if nodes is None else nodes
         out = {}
         for i in nodes:
             s = await self.status(i)
-            out[i] = None if s is None else s["height"]
+            out[i] = None if s is None else s[field]
         return out

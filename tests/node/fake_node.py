@@ -1,16 +1,17 @@
 """A small in-memory NodeFacade for the HTTP API tests.
 
 It keeps a mempool, commits blocks on demand (with real commit certificates
-signed by the test validators) and notifies block subscribers the way the
-daemon does: bounded channels, and a subscriber that falls behind is closed.
-Tests drive it directly (`commit`, `fail_next`) and can wait on its events
-(`waiting`, `subscribers_changed`) instead of sleeping.
+signed by the test validators) and feeds block subscribers through the
+daemon's own BlockSubscribers (bounded channels, a reserved place each, a
+subscriber that falls behind is closed).  Tests drive it directly (`commit`,
+`drop`, `fail_next`) and can wait on its events (`waiting`,
+`subscribers_changed`) instead of sleeping.
 """
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+import time
+from typing import Any
 
 import trio
 
@@ -22,12 +23,28 @@ from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.crypto import HASH_LEN
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
-from node.api.facade import Admission, CommittedBlock, TxRecord
+from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
+from node.core.commits import BlockSubscribers, Subscription
 from node.metrics import NodeMetrics
 from tests.factories import make_genesis
 from tests.ledger.world import World, scan_dict
 
 SUBSCRIBER_BUFFER = 16
+
+
+class _WatchedSubscription:
+    """A real Subscription that tells the fake when its place is given back."""
+
+    def __init__(self, subscription: Subscription, on_close) -> None:
+        self._subscription = subscription
+        self._on_close = on_close
+
+    def open(self):
+        return self._subscription.open()
+
+    def close(self) -> None:
+        self._subscription.close()
+        self._on_close()
 
 
 class FakeNode:
@@ -40,20 +57,23 @@ class FakeNode:
         self.txs: dict[bytes, TxRecord] = {}
         self.mempool: dict[bytes, Transaction] = {}
         self.state: dict[tuple[str, str], Any] = {}
+        self.dropped: dict[bytes, str] = {}
+        self.mempool_capacity = 1_000_000
         self.fail_next: Exception | None = None   # raised by the next status() call
-        self.subscribers: set[trio.MemorySendChannel] = set()
-        self.max_subscribers = 1000
-        self.subscribers_changed = trio.Event()
-        self.waiting = trio.Event()                # set when someone awaits wait_committed
-        self._committed = trio.Event()
+        self.sync: dict[str, Any] | None = None   # block sync progress to report
+        self.subscribers = BlockSubscribers(limit=1000, buffer=SUBSCRIBER_BUFFER)
+        self.subscribers_changed = trio.Event()   # set when a subscriber's place is given back
+        self.waiting = trio.Event()                # set when someone awaits wait_settled
+        self._settled = trio.Event()
         # Contract state for the contract query routes: tests run calls on it.
         self.world = World() if world is None else world
 
     # -- driving the fake from tests ---------------------------------------------
 
     def commit(self, txs: list[Transaction] | None = None,
-               receipts: list[Receipt] | None = None) -> CommittedBlock:
-        """Commit a block of `txs` (default: the whole mempool)."""
+               receipts: list[Receipt] | None = None, publish: bool = True) -> CommittedBlock:
+        """Commit a block of `txs` (default: the whole mempool); `publish` it
+        to block subscribers (False: as if committed between two looks)."""
         txs = list(self.mempool.values()) if txs is None else txs
         receipts = receipts or [Receipt(0, "", {"n": i}) for i in range(len(txs))]
         height = len(self.blocks) + 1
@@ -72,20 +92,20 @@ class FakeNode:
             if tx.contract == "kv" and isinstance(tx.args, dict) and "key" in tx.args:
                 self.state[("kv", str(tx.args["key"]))] = tx.args.get("value")
         self.metrics.block_committed(height, len(txs))
-        self._committed.set()
-        self._committed = trio.Event()
-        for channel in list(self.subscribers):
-            try:
-                channel.send_nowait(committed)
-            except trio.WouldBlock:      # too far behind: drop it, as the daemon does
-                channel.close()
-                self._forget(channel)
+        self._wake()
+        if publish:
+            self.subscribers.publish(committed)
         return committed
 
-    def _forget(self, channel: trio.MemorySendChannel) -> None:
-        self.subscribers.discard(channel)
-        self.subscribers_changed.set()
-        self.subscribers_changed = trio.Event()
+    def drop(self, tx: Transaction, reason: str = "expired") -> None:
+        """The node lets an admitted tx go without committing it."""
+        self.mempool.pop(tx.id, None)
+        self.dropped[tx.id] = reason
+        self._wake()
+
+    def _wake(self) -> None:
+        self._settled.set()
+        self._settled = trio.Event()
 
     # -- NodeFacade ----------------------------------------------------------------
 
@@ -97,9 +117,10 @@ class FakeNode:
         return {"chain_id": self.chain_id, "node": self.name, "height": self.height(),
                 "last_block_hash": last, "view": 0, "primary": self.name,
                 "peers": [v.name for v in self.genesis.validators[1:]],
-                "mempool": len(self.mempool), "syncing": False}
+                "mempool": len(self.mempool), "syncing": self.sync is not None,
+                "genesis_hash": self.genesis.hash.hex(), "time": time.time(), "sync": self.sync}
 
-    def submit(self, txs: list[Transaction]) -> list[Admission]:
+    def admit(self, txs: list[Transaction]) -> list[Admission]:
         answers = []
         for tx in txs:
             if tx.chain_id != self.chain_id:
@@ -108,23 +129,36 @@ class FakeNode:
                 answers.append(Admission(tx.id, False, "bad_signature"))
             elif tx.id in self.mempool or tx.id in self.txs:
                 answers.append(Admission(tx.id, False, "duplicate"))
+            elif len(self.mempool) >= self.mempool_capacity:
+                answers.append(Admission(tx.id, False, "mempool_full"))
             else:
                 self.mempool[tx.id] = tx
                 answers.append(Admission(tx.id, True))
         return answers
 
-    async def wait_committed(self, tx_ids: list[bytes], timeout_s: float) -> dict[bytes, TxRecord]:
+    async def submit(self, txs: list[Transaction]) -> list[Admission]:
+        await trio.sleep(0)
+        return self.admit(txs)
+
+    async def wait_settled(self, tx_ids: list[bytes], timeout_s: float) -> dict[bytes, TxOutcome]:
         self.waiting.set()
         with trio.move_on_after(timeout_s):
-            while not all(i in self.txs for i in tx_ids):
-                await self._committed.wait()
-        return {i: self.txs[i] for i in tx_ids if i in self.txs}
+            while not all(i in self.txs or i in self.dropped for i in tx_ids):
+                await self._settled.wait()
+        out: dict[bytes, TxOutcome] = {}
+        for i in tx_ids:
+            if i in self.txs:
+                record = self.txs[i]
+                out[i] = TxCommitted(record.height, record.index, record.receipt)
+            elif i in self.dropped:
+                out[i] = TxDropped(self.dropped[i])
+        return out
 
     def get_tx(self, tx_id: bytes) -> TxRecord | None:
         return self.txs.get(tx_id)
 
-    def tx_pending(self, tx_id: bytes) -> bool:
-        return tx_id in self.mempool
+    def uncommitted_status(self, tx_id: bytes) -> str | None:
+        return "pending" if tx_id in self.mempool else self.dropped.get(tx_id)
 
     def get_block(self, height: int) -> CommittedBlock | None:
         return self.blocks[height - 1] if 1 <= height <= len(self.blocks) else None
@@ -151,24 +185,16 @@ class FakeNode:
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
                  "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
-                 "connected": i > 0, "primary": i == 0}
+                 "connected": i > 0, "primary": i == 0, "last_error": None}
                 for i, v in enumerate(self.genesis.validators)]
 
-    def can_subscribe(self) -> bool:
-        return len(self.subscribers) < self.max_subscribers
+    def reserve_subscription(self) -> _WatchedSubscription | None:
+        subscription = self.subscribers.reserve()
+        return None if subscription is None else _WatchedSubscription(subscription, self._released)
 
-    @asynccontextmanager
-    async def subscribe_blocks(self) -> AsyncIterator[trio.MemoryReceiveChannel]:
-        send, receive = trio.open_memory_channel(SUBSCRIBER_BUFFER)
-        self.subscribers.add(send)
+    def _released(self) -> None:
         self.subscribers_changed.set()
         self.subscribers_changed = trio.Event()
-        try:
-            async with receive:
-                yield receive
-        finally:
-            send.close()
-            self._forget(send)
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()

@@ -290,7 +290,7 @@ async def test_submit_one_then_pending_then_committed(api: Api) -> None:
 async def test_json_batch_with_malformed_elements(api: Api) -> None:
     with trio.fail_after(10):
         good, dup = tx_for(api.node, 1), tx_for(api.node, 2)
-        api.node.submit([dup])
+        api.node.admit([dup])
         forged = tx_for(api.node, 3).__class__.from_record([*tx_for(api.node, 3).to_record()[:7], bytes(64)])
         batch = [good.encode().hex(), "zz", 7, "abcd", dup.encode().hex(), forged.encode().hex(),
                  " " + good.encode().hex()]
@@ -333,7 +333,7 @@ async def test_submit_wait_true_reports_commits(api: Api) -> None:
             api.node.commit([tx1], [Receipt(ERR_PERMISSION, "finance may not write here")])
         first, malformed = check(answer[0], "POST", "/txs", 200)["results"]
         assert first == {"id": tx1.id.hex(), "accepted": True, "reason": None, "committed": True,
-                         "height": 1, "index": 0,
+                         "status": "committed", "height": 1, "index": 0,
                          "receipt": {"status": "permission_denied", "code": ERR_PERMISSION,
                                      "message": "finance may not write here", "result": None}}
         assert "committed" not in malformed
@@ -342,6 +342,49 @@ async def test_submit_wait_true_reports_commits(api: Api) -> None:
         resp = await api.post_json("/txs?wait=1&timeout=0.05", {"tx": tx2.encode().hex()})
         (result,) = check(resp, "POST", "/txs", 200)["results"]
         assert result["accepted"] and result["committed"] is False and "height" not in result
+        assert result["status"] == "pending"
+
+
+async def test_wait_true_ends_when_a_tx_is_dropped_and_says_why(api: Api) -> None:
+    with trio.fail_after(10):
+        tx1, tx2 = tx_for(api.node, 1), tx_for(api.node, 2)
+        answer: list[Resp] = []
+
+        async def submit() -> None:
+            body = {"txs": [tx1.encode().hex(), tx2.encode().hex()]}
+            answer.append(await api.post_json("/txs?wait=true&timeout=60", body))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(submit)
+            await api.node.waiting.wait()
+            api.node.commit([tx1])
+            api.node.drop(tx2, "expired")       # the chain passed its valid_until
+        # Answered at once, not after the 60 s timeout (fail_after would fire first).
+        committed, expired = check(answer[0], "POST", "/txs", 200)["results"]
+        assert committed["committed"] and committed["status"] == "committed"
+        assert expired["accepted"] and expired["committed"] is False and expired["status"] == "expired"
+        dropped = check(await api.get(f"/txs/{tx2.id.hex()}"), "GET", "/txs/{tx_id}", 200)
+        assert dropped == {"id": tx2.id.hex(), "status": "expired"}
+
+
+async def test_a_batch_refused_whole_for_a_full_mempool_is_429_with_retry_after(api: Api) -> None:
+    with trio.fail_after(10):
+        api.node.mempool_capacity = 1
+        first, second, third = (tx_for(api.node, n) for n in range(3))
+        both = {"txs": [first.encode().hex(), second.encode().hex()]}
+        mixed = check(await api.post_json("/txs", both), "POST", "/txs", 200)["results"]
+        assert [(r["accepted"], r["reason"]) for r in mixed] == [(True, None), (False, "mempool_full")]
+        for body in ({"tx": third.encode().hex()},
+                     {"txs": [second.encode().hex(), third.encode().hex()]}):
+            resp = await api.post_json("/txs", body)
+            assert "full" in check_error(resp, "POST", "/txs", 429, "mempool_full")
+            assert int(resp.headers["retry-after"]) >= 1
+        # A malformed element is not transient: that batch keeps its per-item results.
+        resp = await api.post_json("/txs", {"txs": ["zz", third.encode().hex()]})
+        assert [r["reason"] for r in check(resp, "POST", "/txs", 200)["results"]] == [
+            "malformed", "mempool_full"]
+        doc = DOC["paths"]["/txs"]["post"]["responses"]["429"]
+        assert "Retry-After" in doc["headers"]
 
 
 @pytest.mark.parametrize("body, content_type, fragment", [
@@ -394,8 +437,10 @@ async def test_oversized_bodies_get_413(nursery) -> None:
 
 async def test_get_tx_errors(api: Api) -> None:
     with trio.fail_after(10):
-        for bad in ("xyz", "ab" * 31, "ab" * 33, "g" * 64, "%20" + "ab" * 31 + "a"):
-            check_error(await api.get(f"/txs/{bad}"), "GET", "/txs/{tx_id}", 400, "bad_request")
+        # Any text is a valid path segment (as documented): what is not an id names no tx.
+        for bad in ("xyz", "null", "ab" * 31, "ab" * 33, "g" * 64, "%20" + "ab" * 31 + "a"):
+            message = check_error(await api.get(f"/txs/{bad}"), "GET", "/txs/{tx_id}", 404, "not_found")
+            assert "64 hex digits" in message
         missing = "ab" * 32
         message = check_error(await api.get(f"/txs/{missing}"), "GET", "/txs/{tx_id}", 404, "not_found")
         assert message == f"transaction {missing} not found"
@@ -530,9 +575,7 @@ async def test_events_fill_a_gap_from_the_store(api: Api) -> None:
         async with client.stream:
             await client.until_comment("subscribed")
             # Committed without being published (as if between two looks at the store).
-            subscribers, api.node.subscribers = api.node.subscribers, set()
-            api.node.commit([])
-            api.node.subscribers = subscribers
+            api.node.commit([], publish=False)
             api.node.commit([])
             assert [(await client.block())["height"] for _ in range(2)] == [1, 2]
 
@@ -555,12 +598,48 @@ async def test_events_heartbeat_and_bad_start(nursery) -> None:
 
 async def test_events_are_refused_beyond_the_subscriber_limit(api: Api) -> None:
     with trio.fail_after(10):
-        api.node.max_subscribers = 1
+        api.node.subscribers.limit = 1
         client = await SseClient.connect(api.port, "/events/blocks")
         async with client.stream:
             await client.until_comment("subscribed")
             resp = await api.get("/events/blocks")
             check_error(resp, "GET", "/events/blocks", 503, "unavailable")
+
+
+async def test_concurrent_clients_never_get_more_streams_than_the_cap(api: Api) -> None:
+    # Places are reserved when the request is routed, not when the stream
+    # starts: a burst of clients all passing a "room left?" check used to get
+    # one stream more than the cap (300 clients: 257 streams of 256).
+    limit, clients = 8, 40
+    api.node.subscribers.limit = limit
+    opened: list[SseClient] = []
+    refused = 0
+
+    async def one() -> None:
+        nonlocal refused
+        stream = await trio.open_tcp_stream("127.0.0.1", api.port)
+        await stream.send_all(b"GET /events/blocks HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await stream.receive_some(4096)
+        if head.startswith(b"HTTP/1.1 200"):
+            opened.append(stream)
+        else:
+            assert head.startswith(b"HTTP/1.1 503"), head[:100]
+            refused += 1
+            await stream.aclose()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            for _ in range(clients):
+                nursery.start_soon(one)
+        assert (len(opened), refused) == (limit, clients - limit)
+        assert len(api.node.subscribers) == limit
+        for stream in opened:
+            changed = api.node.subscribers_changed
+            await stream.aclose()
+            await changed.wait()
+        assert len(api.node.subscribers) == 0
 
 
 async def test_events_end_when_client_leaves_or_lags(api: Api) -> None:
@@ -579,12 +658,14 @@ async def test_events_end_when_client_leaves_or_lags(api: Api) -> None:
             await client.until_comment("subscribed")
             for _ in range(SUBSCRIBER_BUFFER + 2):
                 api.node.commit([])
-            assert not api.node.subscribers
+            changed = api.node.subscribers_changed
             received = []
             with pytest.raises(EOFError):
                 while True:
                     received.append((await client.block())["height"])
             assert received == list(range(1, len(received) + 1))
+            await changed.wait()        # the stream ended and gave its place back
+            assert not api.node.subscribers
 
 
 # -- lifecycle ----------------------------------------------------------------------------

@@ -70,23 +70,25 @@ async def test_receipt_and_lists(api: Api) -> None:
             "no fiscal receipt 53010126-0000009999"
         resp = await api.get("/fiscal/receipts/53010126/12")
         check_error(resp, "GET", "/fiscal/receipts/{code}/{number}", 400, "bad_request")
-        page = check(await api.get("/fiscal/receipts?issuer=hospital&limit=1"), "GET", "/fiscal/receipts", 200)
+        by_issuer = "/fiscal/issuers/{org}/receipts"
+        page = check(await api.get("/fiscal/issuers/hospital/receipts?limit=1"), "GET", by_issuer, 200)
         assert [r["number"] for r in page["receipts"]] == ["0000001234"] and page["next"]
-        rest = check(await api.get(f"/fiscal/receipts?issuer=hospital&limit=1&after={page['next']}"),
-                     "GET", "/fiscal/receipts", 200)
+        rest = check(await api.get(f"/fiscal/issuers/hospital/receipts?limit=1&after={page['next']}"),
+                     "GET", by_issuer, 200)
         assert [r["number"] for r in rest["receipts"]] == ["0000001235"] and rest["next"] is None
-        payer = check(await api.get(f"/fiscal/receipts?payer_hash={'b2' * 32}"), "GET", "/fiscal/receipts", 200)
+        by_payer = "/fiscal/payers/{payer_hash}/receipts"
+        payer = check(await api.get(f"/fiscal/payers/{'b2' * 32}/receipts"), "GET", by_payer, 200)
         assert [r["number"] for r in payer["receipts"]] == ["0000001235"]
-        for query, message in (("", "give exactly one of issuer, payer_hash (query parameters)"),
-                               (f"issuer=hospital&payer_hash={'b2' * 32}",
-                                "give exactly one of issuer, payer_hash (query parameters)"),
-                               ("issuer=hospital&limit=0", "limit: expected an integer in 1..100, got '0'"),
-                               ("issuer=hospital&limit=101", "limit: expected an integer in 1..100, got '101'"),
-                               ("issuer=hospital&after=" + "x" * 257,
-                                "after: expected a cursor of 1..256 characters (the `next` of the previous page)"),
-                               ("payer_hash=AB", "payer_hash: expected a string of 64..64 characters")):
-            resp = await api.get(f"/fiscal/receipts?{query}")
-            assert check_error(resp, "GET", "/fiscal/receipts", 400, "bad_request") == message
+        for path, template, message in (
+                ("/fiscal/issuers/hospital/receipts?limit=0", by_issuer,
+                 "limit: expected an integer in 1..100, got '0'"),
+                ("/fiscal/issuers/hospital/receipts?limit=101", by_issuer,
+                 "limit: expected an integer in 1..100, got '101'"),
+                ("/fiscal/issuers/hospital/receipts?after=" + "x" * 257, by_issuer,
+                 "after: expected a cursor of 1..256 characters (the `next` of the previous page)"),
+                ("/fiscal/payers/AB/receipts", by_payer,
+                 "payer_hash: expected a string of 64..64 characters")):
+            assert check_error(await api.get(path), "GET", template, 400, "bad_request") == message
 
 
 async def test_provenance_and_digital_link(api: Api) -> None:
@@ -103,18 +105,23 @@ async def test_provenance_and_digital_link(api: Api) -> None:
         resp = await api.get("/01/06901234567892/10/MAO-1")           # MAO-1 has no GTIN
         assert check_error(resp, "GET", "/01/{gtin}/10/{lot}", 404, "not_found") == \
             "no lot MAO-1 of GTIN 06901234567892 on this chain"
-        resp = await api.get("/01/06901234567891/10/LEAF-1")
-        assert check_error(resp, "GET", "/01/{gtin}/10/{lot}", 400, "bad_request") == \
-            "gtin: 06901234567891 has a wrong GS1 check digit"
+        resp = await api.get("/01/06901234567891/10/LEAF-1")        # wrong check digit: no such GTIN
+        assert check_error(resp, "GET", "/01/{gtin}/10/{lot}", 404, "not_found") == \
+            "no lot LEAF-1 of GTIN 06901234567891 on this chain"
+        resp = await api.get("/01/0690123456/10/LEAF-1")            # 10 digits: not a GTIN at all
+        check_error(resp, "GET", "/01/{gtin}/10/{lot}", 400, "bad_request")
         resp = await api.get("/trace/NOPE")
         assert check_error(resp, "GET", "/trace/{lot}", 404, "not_found") == "no lot NOPE on this chain"
         resp = await api.get("/trace/-x")
         check_error(resp, "GET", "/trace/{lot}", 400, "bad_request")
-        lots = check(await api.get("/trace?origin=menghai-bulang"), "GET", "/trace", 200)
+        lots = check(await api.get("/trace/origins/menghai-bulang/lots"), "GET",
+                     "/trace/origins/{base}/lots", 200)
         assert [v["lot"] for v in lots["lots"]] == ["LEAF-1", "MAO-1"]
-        lots = check(await api.get("/trace?product=puer-maocha"), "GET", "/trace", 200)
+        lots = check(await api.get("/trace/products/puer-maocha/lots"), "GET",
+                     "/trace/products/{product}/lots", 200)
         assert [v["lot"] for v in lots["lots"]] == ["MAO-1"] and lots["next"] is None
-        check_error(await api.get("/trace"), "GET", "/trace", 400, "bad_request")
+        check_error(await api.get("/trace/products/-bad/lots"), "GET", "/trace/products/{product}/lots",
+                    400, "bad_request")
 
 
 async def test_receivables_and_holdings(api: Api) -> None:
