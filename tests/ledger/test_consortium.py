@@ -186,30 +186,65 @@ def test_a_changed_checkpoint_interval_moves_the_grid_from_its_epoch_on() -> Non
     assert later.epochs[2].start == 140 and later.epochs[1].is_checkpoint(140)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 120), st.sampled_from(["node1", "node2", "node3", "node4"]),
-                          st.booleans(), st.sampled_from([8, 16]), st.sampled_from([32, 64])),
-                min_size=1, max_size=12))
-def test_no_change_alters_the_set_of_a_seq_within_a_window_of_its_block(changes) -> None:
-    """The safety property of the schedule: after executing block h, a replica
-    may work on seqs up to h + W; a change made by block h never alters the
-    validator set or the parameters of those seqs, nor of any earlier one."""
-    config, height = BASE, 0
+def _too_early(config: ChainConfig, height: int, params: ConsensusParams | None = None) -> ChainConfig:
+    """A deliberately broken rule: the boundary one checkpoint interval too early."""
+    changed = ChainConfig.rescheduled(config, height, params)
+    if changed.epochs == config.epochs:
+        return changed
+    last = changed.epochs[-1]
+    early = replace(last, start=max(last.start - last.params.checkpoint_interval, config.epochs[-1].start + 1))
+    return changed.changed(epochs=(*changed.epochs[:-1], early))
+
+
+def _violations(changes, reschedule=ChainConfig.rescheduled) -> list[int]:
+    """Seqs whose validator set or parameters a change at h altered although a
+    replica that executed h - 1 may already work on them (s <= h - 1 + W)."""
+    config, height, found = BASE, 0, []
     for step, node, promote, interval, window in changes:
         height += step
         w = config.epoch_of(height).params.window
-        before = [(config.set_for_seq(s), config.params_at(s)) for s in range(1, height + w + 1)]
+        before = [(config.set_for_seq(s), config.params_at(s)) for s in range(1, height + w)]
         nodes = _with_roles(config, **{node: VALIDATOR if promote else OBSERVER})
         if not nodes.validators:
             continue
-        params = replace(config.consensus, checkpoint_interval=interval, window=window)
-        config = nodes.rescheduled(height, params)
-        after = [(config.set_for_seq(s), config.params_at(s)) for s in range(1, height + w + 1)]
-        assert after == before
+        config = reschedule(nodes, height, replace(config.consensus, checkpoint_interval=interval, window=window))
+        after = [(config.set_for_seq(s), config.params_at(s)) for s in range(1, height + w)]
+        found += [s + 1 for s, (b, a) in enumerate(zip(before, after)) if b != a]
         starts = [e.start for e in config.epochs]
         assert starts == sorted(set(starts)) and [e.number for e in config.epochs] == list(range(len(starts)))
-        for prev, nxt in zip(config.epochs, config.epochs[1:]):
-            assert prev.is_checkpoint(nxt.start)          # a boundary is a checkpoint of the epoch it ends
+    return found
+
+
+CHANGES = st.lists(st.tuples(st.integers(1, 120), st.sampled_from(["node1", "node2", "node3", "node4"]),
+                             st.booleans(), st.sampled_from([8, 16]), st.sampled_from([32, 64])),
+                   min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(CHANGES)
+def test_no_change_alters_the_set_of_a_seq_within_a_window_of_its_block(changes) -> None:
+    """The safety property of the schedule: after executing block h - 1, a
+    replica may work on seqs up to h - 1 + W; the change block h makes never
+    alters the validator set or the parameters of those seqs, nor of any
+    earlier one; and every boundary is a checkpoint of the epoch it ends."""
+    assert _violations(changes) == []
+    config, height = BASE, 0
+    for step, node, promote, interval, window in changes:
+        height += step
+        nodes = _with_roles(config, **{node: VALIDATOR if promote else OBSERVER})
+        if nodes.validators:
+            config = nodes.rescheduled(height, replace(config.consensus, checkpoint_interval=interval,
+                                                       window=window))
+    for prev, nxt in zip(config.epochs, config.epochs[1:]):
+        assert prev.is_checkpoint(nxt.start)
+
+
+def test_the_property_catches_a_boundary_set_too_early() -> None:
+    """Self-check: the same check finds the seqs a broken rule would decide
+    with the wrong set."""
+    change = [(16, "node4", False, 16, 64)]          # 16 + 64 = 80 -> 80; broken: 64
+    assert _violations(change) == []
+    assert _violations(change, _too_early) == list(range(65, 80))   # seqs a replica at 15 may decide
 
 
 # -- the state ----------------------------------------------------------------------------------
