@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .certificate import MAX_VALIDATORS, quorum_size
+from .codec import MAX_FRAME
 from .contracts import VERSIONS, Schedule, build_schedule
 from .crypto import hash256
 from .errors import GenesisError
@@ -21,6 +22,11 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # The largest PBFT window (high - low watermark): a VIEW-CHANGE carries up to this many
 # prepared certificates, so message decoders bound their sizes by it.
 MAX_WINDOW = 1024
+# A block's encoded proposal never exceeds this, and never exceeds a window's share of
+# one frame (ConsensusParams.max_proposal_bytes).
+MAX_PROPOSAL_BYTES = 2 * 1024 * 1024
+# What a NEW-VIEW or VIEW-CHANGE needs beside its payloads (votes, proofs, envelope).
+CONSENSUS_MESSAGE_RESERVE = 1024 * 1024
 # writer: kv (and fiscal v1); issuer: fiscal receipts; reimburser: fiscal claims;
 # producer: commissions trace lots; lab: trace inspections; bank: finances
 # receivables; auditor and admin: no contract method needs them yet.
@@ -62,6 +68,15 @@ class ConsensusParams:
     view_change_timeout_ms: int = 2000
     max_view_change_timeout_ms: int = 30000
     tx_validity_window: int = 1000        # valid_until <= height + this
+
+    @property
+    def max_proposal_bytes(self) -> int:
+        """The largest encoded proposal a primary may send and a backup accepts.  A
+        VIEW-CHANGE carries the payloads of up to `window` prepared blocks and a
+        NEW-VIEW re-proposes up to `window` blocks, each in one transport frame
+        (ledger.codec.MAX_FRAME): were blocks larger, a view change under load could
+        produce a message no peer can receive, and the chain would stop."""
+        return min(MAX_PROPOSAL_BYTES, (MAX_FRAME - CONSENSUS_MESSAGE_RESERVE) // self.window)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,9 @@ class Chain:
         """Decode and validate a proposed payload for `seq`; the Proposal, or why
         it is refused.  `signatures` remembers which tx signatures this node
         checked already, so none is verified twice."""
+        limit = self.genesis.consensus.max_proposal_bytes
+        if len(payload) > limit:
+            return f"proposal of {len(payload)} bytes; at most {limit}"
         try:
             proposal = Proposal.decode(payload)
         except DecodeError as exc:

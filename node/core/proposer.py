@@ -23,9 +23,8 @@ from node.core.chain import Chain
 from node.core.driver import ConsensusDriver
 from node.core.mempool import Mempool
 
-# A block's txs, encoded.  A NEW-VIEW re-proposes the in-flight blocks in one
-# message, which must fit the transport's 16 MiB frame with room to spare.
-MAX_PROPOSAL_BYTES = 2 * 1024 * 1024
+# Room in a proposal for its header fields (chain id, height, view, proposer, time).
+PROPOSAL_HEADER_RESERVE = 1024
 
 
 class Wakeup:
@@ -82,7 +81,8 @@ class Proposer:
                 await trio.sleep(0)
 
     def _propose(self, seq: int, allow_empty: bool) -> bool:
-        txs = self._mempool.take(seq, self._params.max_block_txs, MAX_PROPOSAL_BYTES)
+        txs = self._mempool.take(seq, self._params.max_block_txs,
+                                 self._params.max_proposal_bytes - PROPOSAL_HEADER_RESERVE)
         if not txs and not allow_empty:
             return False
         timestamp_ms = max(int(time.time() * 1000), self._driver.proposals.latest_timestamp_ms)
