@@ -449,9 +449,14 @@ class Replica:
             self._last_delivered = seq
             delivered = True
         if delivered:
-            self._failed_view_changes = 0
-            self._pending_requests = False
-            self._refresh_progress_timer(out, progress=True)
+            self._progressed(out)
+
+    def _progressed(self, out: list[Action]) -> None:
+        """The chain moved on (a delivery, or certified blocks fetched by sync):
+        whatever was pending had its chance, so the progress timer starts over."""
+        self._failed_view_changes = 0
+        self._pending_requests = False
+        self._refresh_progress_timer(out, progress=True)
 
     def _on_propose(self, out: list[Action], event: Propose) -> None:
         """As the primary: PRE-PREPARE the driver's block (Propose validated
@@ -547,6 +552,11 @@ class Replica:
             self._sync = None
         if seq % self._cfg.checkpoint_interval == 0 and seq > self._low:
             self._checkpoint(out, seq, state_digest)
+        # A quorum certified these blocks: the primary is working, this replica was
+        # only behind.  Without this, a replica catching up by sync while txs wait
+        # would suspect a primary that is doing its job and leave the view alone.
+        if self._phase is Phase.NORMAL:
+            self._progressed(out)
         self._deliver_ready(out)
 
     # -- view change (section 4.4) ----------------------------------------------------
@@ -589,6 +599,11 @@ class Replica:
             return False
         self._view_changes[sender] = m
         return True
+
+    def _view_change_has_quorum(self) -> bool:
+        """A quorum (me included) has sent VIEW-CHANGEs for my view or above."""
+        view = self._safety.view
+        return sum(1 for vc in self._view_changes.values() if vc.new_view >= view) >= self._validators.quorum
 
     def _join_if_ahead(self, out: list[Action]) -> bool:
         """Liveness: f+1 replicas in views above mine include a correct one,
@@ -691,6 +706,14 @@ class Replica:
         if not self._timers.take(event):
             return      # replaced or cancelled since it was set
         if event.kind == VIEW_CHANGE_TIMER:
+            if self._phase is Phase.VIEW_CHANGING and not self._view_change_has_quorum():
+                # Castro & Liskov 4.5.2: the timer that moves on to view v+2 runs only once
+                # 2f+1 replicas asked for v+1, i.e. once the new primary is the one failing
+                # them.  A replica alone (or nearly) in its view change climbing view after
+                # view would only drift further from the others: it waits in v+1 instead,
+                # re-sending its VIEW-CHANGE, and is in place when they move.
+                self._arm_view_change_timer(out)
+                return
             self._become_view_changing(out, self._safety.view + 1)
         elif event.kind == RETRANSMIT_TIMER:
             self._retransmit(out)

@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from .certificate import MAX_VALIDATORS, quorum_size
+from .codec import MAX_FRAME
 
 if TYPE_CHECKING:     # the contracts import this module; only the type is needed here
     from .contracts import Schedule
@@ -59,6 +60,11 @@ NODE_KEY = "node"
 # The largest PBFT window (high - low watermark): a VIEW-CHANGE carries up to this many
 # prepared certificates, so message decoders bound their sizes by it.
 MAX_WINDOW = 1024
+# A block's encoded proposal never exceeds this, and never exceeds a window's share of
+# one frame (ConsensusParams.max_proposal_bytes).
+MAX_PROPOSAL_BYTES = 2 * 1024 * 1024
+# What a NEW-VIEW or VIEW-CHANGE needs beside its payloads (votes, proofs, envelope).
+CONSENSUS_MESSAGE_RESERVE = 1024 * 1024
 MAX_DISPLAY_NAME = 200
 DAY_MS = 86_400_000
 # Block times and validity dates: 1970-01-01 .. 9999-12-31 (what ISO-8601 text can say).
@@ -139,6 +145,15 @@ class ConsensusParams:
     view_change_timeout_ms: int = 2000
     max_view_change_timeout_ms: int = 30000
     tx_validity_window: int = 1000        # valid_until <= height + this
+
+    @property
+    def max_proposal_bytes(self) -> int:
+        """The largest encoded proposal a primary may send and a backup accepts.  A
+        VIEW-CHANGE carries the payloads of up to `window` prepared blocks and a
+        NEW-VIEW re-proposes up to `window` blocks, each in one transport frame
+        (ledger.codec.MAX_FRAME): were blocks larger, a view change under load could
+        produce a message no peer can receive, and the chain would stop."""
+        return min(MAX_PROPOSAL_BYTES, (MAX_FRAME - CONSENSUS_MESSAGE_RESERVE) // self.window)
 
 
 PARAM_LIMITS = {name: (0 if name == "empty_blocks_interval_ms" else 1, 10**9)

@@ -69,6 +69,9 @@ class Chain:
         """Decode and validate a proposed payload for `seq`; the Proposal, or why
         it is refused.  `signatures` remembers which tx signatures this node
         checked already, so none is verified twice."""
+        limit = self.config.params_at(seq).max_proposal_bytes     # governed, per epoch
+        if len(payload) > limit:
+            return f"proposal of {len(payload)} bytes; at most {limit}"
         try:
             proposal = Proposal.decode(payload)
         except DecodeError as exc:

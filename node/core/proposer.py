@@ -22,9 +22,8 @@ from node.core.chain import Chain
 from node.core.driver import ConsensusDriver
 from node.core.mempool import Mempool
 
-# A block's txs, encoded.  A NEW-VIEW re-proposes the in-flight blocks in one
-# message, which must fit the transport's 16 MiB frame with room to spare.
-MAX_PROPOSAL_BYTES = 2 * 1024 * 1024
+# Room in a proposal for its header fields (chain id, height, view, proposer, time).
+PROPOSAL_HEADER_RESERVE = 1024
 
 
 class Wakeup:
@@ -75,14 +74,16 @@ class Proposer:
                     # The pipeline is busy: let this block fill up a little.
                     await trio.sleep(fill_wait_s)
                     continue
-                if not self._propose(seq, max_block_txs, allow_empty=ready == 0):
+                if not self._propose(seq, allow_empty=ready == 0):
                     # Every ready tx is too old for this seq (it can still enter
                     # a block below it); the commit that expires them wakes us.
                     break
                 await trio.sleep(0)
 
-    def _propose(self, seq: int, max_block_txs: int, allow_empty: bool) -> bool:
-        txs = self._mempool.take(seq, max_block_txs, MAX_PROPOSAL_BYTES)
+    def _propose(self, seq: int, allow_empty: bool) -> bool:
+        params = self._chain.config.params_at(seq)         # governed, per epoch
+        txs = self._mempool.take(seq, params.max_block_txs,
+                                 params.max_proposal_bytes - PROPOSAL_HEADER_RESERVE)
         if not txs and not allow_empty:
             return False
         timestamp_ms = max(int(time.time() * 1000), self._driver.proposals.latest_timestamp_ms)

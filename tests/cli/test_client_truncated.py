@@ -11,6 +11,23 @@ from cli.client import NodeClient
 from cli.errors import NodeError
 
 
+def _read_request(conn: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        body += chunk
+
+
 def _serve_once(answer: bytes) -> tuple[str, threading.Thread]:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -20,8 +37,9 @@ def _serve_once(answer: bytes) -> tuple[str, threading.Thread]:
         with server:
             conn, _ = server.accept()
             with conn:
-                conn.recv(65536)
+                _read_request(conn)     # all of it: unread bytes would turn our close into a reset
                 conn.sendall(answer)
+                conn.shutdown(socket.SHUT_WR)
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return f"http://127.0.0.1:{server.getsockname()[1]}", thread

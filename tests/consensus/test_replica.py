@@ -8,10 +8,11 @@ import pytest
 from consensus.config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER
 from consensus.errors import LocalProtocolError
 from consensus.events import (Broadcast, Deliver, MessageReceived, PersistSafety, Propose,
-                              ReportFault, RequestsPending, SetTimer, TimerFired)
+                              ReportFault, RequestsPending, SetTimer, Synced, TimerFired)
 from consensus.messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, ViewChange,
                                 decode_message, sign)
 from consensus.replica import Replica
+from consensus.safety import GENESIS_CHECKPOINT
 from ledger.block import NULL_DIGEST
 
 from .cluster import CHAIN, GENESIS, Cluster, config, keys, make_payload, payload_digest
@@ -242,20 +243,66 @@ def test_bad_new_view_is_rejected(mutate, reason):
     assert "bad new-view signature" in replica.handle(MessageReceived(1, forged))[0].reason
 
 
+def _fire_view_change_timer(replica: Replica, actions: list) -> tuple[int, list]:
+    timer = next(a for a in actions if isinstance(a, SetTimer) and a.kind == VIEW_CHANGE_TIMER)
+    return timer.delay_ms, replica.handle(TimerFired(VIEW_CHANGE_TIMER, timer.token))
+
+
 def test_view_change_timeout_backs_off_and_is_capped():
-    replica = Replica(config(4, 2, view_change_timeout_ms=100, max_view_change_timeout_ms=1000),
-                      keys(4)[2], None, (0, GENESIS))
+    # n = 7 (quorum 5): replicas 0..3 ask for every view replica 6 moves to, so each
+    # expiry is one the paper counts (2f+1 asked, the new primary failed them).
+    n, me = 7, 6
+    replica = Replica(config(n, me, view_change_timeout_ms=100, max_view_change_timeout_ms=1000),
+                      keys(n)[me], None, (0, GENESIS))
     replica.start()
     delays = []
     actions = replica.handle(RequestsPending())
-    for _ in range(7):
-        timer = next(a for a in actions if isinstance(a, SetTimer) and a.kind == VIEW_CHANGE_TIMER)
-        delays.append(timer.delay_ms)
-        actions = replica.handle(TimerFired(VIEW_CHANGE_TIMER, timer.token))
-    assert delays == [100, 200, 400, 800, 1000, 1000, 1000]
-    assert replica.view == 7 and replica.in_view_change
+    for i in range(6):
+        delay, actions = _fire_view_change_timer(replica, actions)
+        delays.append(delay)
+        if i == 5:
+            break           # view 6 is replica 6's own: with a quorum it would start it
+        for other in range(4):
+            vc = sign(ViewChange(replica.view, GENESIS_CHECKPOINT, (), other), keys(n)[other], CHAIN)
+            actions += replica.handle(MessageReceived(other, vc))
+    assert delays == [100, 200, 400, 800, 1000, 1000]
+    assert replica.view == 6 and replica.in_view_change
     # a stale token is ignored
     assert replica.handle(TimerFired(VIEW_CHANGE_TIMER, 1)) == []
+
+
+def test_blocks_fetched_by_sync_count_as_progress():
+    """A replica catching up by block sync while txs wait does not suspect the
+    primary: the blocks it fetched were certified by a quorum."""
+    replica = Replica(config(4, 2), keys(4)[2], None, (0, GENESIS))
+    replica.start()
+    actions = replica.handle(RequestsPending())
+    armed = next(a for a in actions if isinstance(a, SetTimer) and a.kind == VIEW_CHANGE_TIMER)
+    replica.handle(Synced(3, bytes(32)))
+    replica.handle(TimerFired(VIEW_CHANGE_TIMER, armed.token))
+    assert replica.view == 0 and not replica.in_view_change
+
+
+def test_a_view_change_nobody_joins_stays_in_its_view():
+    """Alone in its view change (the others still commit in view 0), a replica
+    waits in view 1 re-sending its VIEW-CHANGE instead of climbing away from them."""
+    replica = Replica(config(4, 2, view_change_timeout_ms=100, max_view_change_timeout_ms=1000),
+                      keys(4)[2], None, (0, GENESIS))
+    replica.start()
+    actions = replica.handle(RequestsPending())
+    for _ in range(5):
+        _, actions = _fire_view_change_timer(replica, actions)
+    assert replica.view == 1 and replica.in_view_change
+    # one more replica asking is not yet a quorum (3 of 4)...
+    vc = sign(ViewChange(1, GENESIS_CHECKPOINT, (), 0), keys(4)[0], CHAIN)
+    actions += replica.handle(MessageReceived(0, vc))
+    _, actions = _fire_view_change_timer(replica, actions)
+    assert replica.view == 1
+    # ...a third is: the primary of view 1 is failing a quorum now, so move on
+    vc = sign(ViewChange(1, GENESIS_CHECKPOINT, (), 3), keys(4)[3], CHAIN)
+    actions += replica.handle(MessageReceived(3, vc))
+    _fire_view_change_timer(replica, actions)
+    assert replica.view == 2 and replica.in_view_change
 
 
 def test_replica_joins_a_view_change_when_f_plus_1_are_ahead():
@@ -373,23 +420,22 @@ def test_retransmission_recovers_lost_messages():
 
 def test_replicas_behind_in_a_view_change_catch_up_on_the_base_timeout():
     c = Cluster(4)                                  # base timeout 1000 ms
-    c.down.add(0)
-    for i in (1, 2, 3):
+    c.down.add(1)                                   # the primary of view 1 is down
+    for i in (0, 2, 3):
         c.handle(i, RequestsPending())
-    c.fire(2, VIEW_CHANGE_TIMER)
-    c.fire(2, VIEW_CHANGE_TIMER)                    # replica 2 alone is in view 2
-    c.fire(1, VIEW_CHANGE_TIMER)
-    c.fire(3, VIEW_CHANGE_TIMER)                    # 1 and 3 in view 1 with a 2000 ms timer
-    assert c.nodes[1].timers[VIEW_CHANGE_TIMER].delay_ms == 2000
+        c.fire(i, VIEW_CHANGE_TIMER)
+    c.step()                                        # 0, 2, 3 all asked for view 1; no NEW-VIEW comes
+    c.fire(2, VIEW_CHANGE_TIMER)                    # replica 2's timer ends first: on to view 2
+    assert c.nodes[0].timers[VIEW_CHANGE_TIMER].delay_ms == 2000
     c.step()
     # one replica ahead is not f+1, but it shortens their wait to the base timeout
-    assert [c.nodes[i].replica.view for i in (1, 2, 3)] == [1, 2, 1]
-    assert c.nodes[1].timers[VIEW_CHANGE_TIMER].delay_ms == 1000
-    c.fire(1, VIEW_CHANGE_TIMER)
+    assert [c.nodes[i].replica.view for i in (0, 2, 3)] == [1, 2, 1]
+    assert c.nodes[0].timers[VIEW_CHANGE_TIMER].delay_ms == 1000
+    c.fire(0, VIEW_CHANGE_TIMER)
     c.fire(3, VIEW_CHANGE_TIMER)
     c.step()
     assert [(c.nodes[i].replica.view, c.nodes[i].replica.in_view_change)
-            for i in (1, 2, 3)] == [(2, False)] * 3
+            for i in (0, 2, 3)] == [(2, False)] * 3
 
 
 def test_a_replica_left_in_an_old_view_is_brought_in_by_a_relayed_new_view():

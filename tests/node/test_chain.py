@@ -87,6 +87,42 @@ def test_check_proposal_rejects_bad_payloads():
     assert "not a validator" in chain.check_proposal(1, stranger.encode(), Memo())
 
 
+def test_a_proposal_too_large_for_a_view_change_is_refused():
+    chain = new_chain()
+    limit = GENESIS.consensus.max_proposal_bytes
+    big = [make_tx(ACCOUNTS["finance"], GENESIS, args={"key": f"k{i}", "value": "x" * 3000}, nonce=i)
+           for i in range(limit // 3000 + 2)]
+    payload = proposal(1, big).encode()
+    assert len(payload) > limit
+    assert chain.check_proposal(1, payload, Memo()) == f"proposal of {len(payload)} bytes; at most {limit}"
+
+
+def test_a_new_view_of_a_window_of_largest_blocks_fits_one_frame():
+    """The bound on proposals exists for this: a NEW-VIEW re-proposing a whole
+    window of largest blocks, with a quorum's VIEW-CHANGEs each carrying a whole
+    window of prepared certificates, is still one frame."""
+    from consensus.messages import NewView, PrePrepare, PreparedProof, ViewChange
+    from consensus.safety import GENESIS_CHECKPOINT
+    from ledger.codec import MAX_FRAME
+    params = GENESIS.consensus
+    n = len(GENESIS.validators)
+    quorum = GENESIS.quorum
+    sig = bytes(64)
+    payload = bytes(params.max_proposal_bytes)
+    votes = tuple(Vote(i, sig) for i in range(1, quorum))
+    proofs = tuple(PreparedProof(3, seq, bytes([1]) * 32, sig, votes, None)
+                   for seq in range(1, params.window + 1))
+    vcs = tuple(ViewChange(4, GENESIS_CHECKPOINT, proofs, r, sig) for r in range(quorum))
+    pps = tuple(PrePrepare(4, seq, bytes([1]) * 32, payload, 4 % n, sig)
+                for seq in range(1, params.window + 1))
+    message = NewView(4, vcs, pps, 4 % n, sig).encode()
+    assert len(message) + 64 <= MAX_FRAME, len(message)   # + the envelope and batch headers
+    # and a VIEW-CHANGE carrying the payload of every prepared block in its window
+    loaded = tuple(dataclasses.replace(p, payload=payload) for p in proofs)
+    message = ViewChange(4, GENESIS_CHECKPOINT, loaded, 0, sig).encode()
+    assert len(message) + 64 <= MAX_FRAME, len(message)
+
+
 def test_signatures_checked_for_a_proposal_are_remembered():
     chain = new_chain()
     memo = Memo()
