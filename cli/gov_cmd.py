@@ -101,8 +101,7 @@ def _action_command(name: str, action: Action) -> click.Command:
         if "public_key" in params:
             params["public_key"] = public_key_hex(params["public_key"])
         args: dict[str, Any] = {"action": name, "target": fixed or target}
-        if params or name not in ("promote_node", "demote_node", "remove_node", "revoke_account",
-                                  "remove_org"):
+        if params or action.params.fields:
             args["params"] = params
         run_call(node_url, key_file, "gov", "propose", args, wait, timeout, valid_for, as_json,
                  render=print_proposal)
@@ -115,6 +114,9 @@ def _action_command(name: str, action: Action) -> click.Command:
         command = click.argument("target")(command)
     for opt in opts:
         command = _click_option(opt)(command)
+    for param in command.params:
+        if param.name == "public_key":
+            param.help = f"{param.help} Or a public key file (ynchain keys show FILE --json)."
     return _signed(command)
 
 
