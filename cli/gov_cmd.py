@@ -116,7 +116,7 @@ def _action_command(name: str, action: Action) -> click.Command:
         command = _click_option(opt)(command)
     for param in command.params:
         if param.name == "public_key":
-            param.help = f"{param.help} Or a public key file (ynchain keys show FILE --json)."
+            param.help = f"{param.help}; or a public key file (ynchain keys show FILE --json)"
     return _signed(command)
 
 
