@@ -234,6 +234,12 @@ class Mempool:
             self._release(ids, seq)
         self._in_flight.clear()
 
+    def release_in_flight_except(self, seqs: set[int]) -> None:
+        """Forget the in-flight marks of every seq not in `seqs` (a new view
+        re-proposes only those; the proposals at the others are dead)."""
+        for seq in [s for s in self._in_flight if s not in seqs]:
+            self._release(self._in_flight.pop(seq), seq)
+
     def _release(self, tx_ids: Iterable[bytes], seq: int) -> None:
         """These ids are no longer held by the proposal at `seq`: the pooled
         ones are ready again unless another in-flight proposal holds them."""
