@@ -12,12 +12,11 @@ large request keeps answering others and keeps its peer sessions.  GET
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
-from consensus.replica import Replica
-from ledger.consortium import ChainConfig
+from ledger.consortium import ChainConfig, address_text
 from ledger.contracts import CommittedState
 from ledger.execution import query_state
 from ledger.genesis import Genesis
@@ -38,15 +37,17 @@ READ_CHUNK = 1024      # tx index lookups between two yields to the event loop
 
 
 class NodeService:
-    def __init__(self, genesis: Genesis, name: str, index: int, store: Store, replica: Replica,
+    def __init__(self, genesis: Genesis, name: str, role: str, store: Store,
+                 consensus_view: Callable[[], tuple[int, bytes | None]],
                  mempool: Mempool, relay: TxRelay, commits: CommitFanout, peers: PeerManager,
                  sync: BlockSync, metrics: NodeMetrics, *, chain: Chain, keys: KeyExpiryWatch) -> None:
+        """`consensus_view()`: (view, the primary's node key or None if unknown)."""
         self.chain_id = genesis.chain_id
         self.name = name
+        self.role = role
         self._genesis = genesis
-        self._index = index
         self._store = store
-        self._replica = replica
+        self._consensus_view = consensus_view
         self._mempool = mempool
         self._relay = relay
         self._commits = commits
@@ -57,13 +58,18 @@ class NodeService:
         self._keys = keys
         self._config_history = ConfigHistory(genesis.config, store.scan_state)
 
+    def _node_name(self, key: bytes) -> str:
+        node = self._chain.config.node_by_key(key)
+        return node.name if node is not None else self._peers.name_of(key)
+
     def status(self) -> dict[str, Any]:
-        names = [v.name for v in self._genesis.validators]
+        view, primary = self._consensus_view()
         return {
-            "chain_id": self.chain_id, "node": self.name, "height": self._store.last_height(),
-            "last_block_hash": self._store.last_block_hash().hex(), "view": self._replica.view,
-            "primary": names[self._replica.primary],
-            "peers": sorted(names[i] for i in self._peers.connected()),
+            "chain_id": self.chain_id, "node": self.name, "role": self.role,
+            "height": self._store.last_height(),
+            "last_block_hash": self._store.last_block_hash().hex(), "view": view,
+            "primary": None if primary is None else self._node_name(primary),
+            "peers": sorted(self._peers.name_of(k) for k in self._peers.connected()),
             "mempool": len(self._mempool), "syncing": self._sync.active,
             # For `ynchain node doctor`: same chain as its peers, clock skew, sync progress.
             "genesis_hash": self._genesis.hash.hex(), "time": round(time.time(), 3),
@@ -130,13 +136,20 @@ class NodeService:
         return self._config_history.at(height), height
 
     def validators(self) -> list[dict[str, Any]]:
+        """The validators that vote on the next block, in index order."""
+        config = self._chain.config
         connected = set(self._peers.connected())
-        primary = self._replica.primary
-        return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
-                 "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
-                 "connected": i == self._index or i in connected, "primary": i == primary,
-                 "last_error": self._peers.last_error(i)}
-                for i, v in enumerate(self._genesis.validators)]
+        _, primary = self._consensus_view()
+        me = self._peers.own_key
+        out = []
+        for name, key in config.epoch_of(self._store.last_height() + 1).validators:
+            node = config.nodes.get(name)
+            p2p, api = (address_text(node.p2p), address_text(node.api)) if node is not None else (None, None)
+            out.append({"name": name, "org": node.org if node is not None else None,
+                        "public_key": key.hex(), "p2p": p2p, "api": api,
+                        "connected": key == me or key in connected, "primary": key == primary,
+                        "last_error": self._peers.last_error(key)})
+        return out
 
     def reserve_subscription(self) -> Subscription | None:
         return self._commits.subscribers.reserve()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.consortium import NODE_ROLES
+
 from .http import DEFAULT_MAX_BODY_BYTES, ERROR_CODES, MAX_INT_PARAM
 from .txs import MAX_TXS_PER_REQUEST, RETRY_AFTER_S
 
@@ -74,8 +76,8 @@ def _schemas() -> dict[str, Any]:
     vote = _obj({"validator": UINT, "name": {"type": ["string", "null"]},
                  "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}})
     validator = _obj({
-        "name": {"type": "string"}, "org": {"type": "string"}, "public_key": HASH,
-        "p2p": {"type": "string"}, "api": {"type": "string"},
+        "name": {"type": "string"}, "org": {"type": ["string", "null"]}, "public_key": HASH,
+        "p2p": {"type": ["string", "null"]}, "api": {"type": ["string", "null"]},
         "connected": {"type": "boolean"}, "primary": {"type": "boolean"},
         "last_error": {"type": ["string", "null"],
                        "description": "why this node's last attempt to connect to it failed "
@@ -85,11 +87,16 @@ def _schemas() -> dict[str, Any]:
         "Error": _obj({"error": {"type": "string"},
                        "code": {"type": "string", "enum": [*ERROR_CODES, "http_error"]}}),
         "Status": _obj({
-            "chain_id": {"type": "string"}, "node": {"type": "string"}, "height": UINT,
-            "last_block_hash": HEX, "view": UINT,
-            "primary": {"type": "string", "description": "name of the current primary"},
+            "chain_id": {"type": "string"}, "node": {"type": "string"},
+            "role": {"type": "string", "enum": list(NODE_ROLES),
+                     "description": "validator (votes) or observer (follows the chain, never votes)"},
+            "height": UINT, "last_block_hash": HEX,
+            "view": {**UINT, "description": "the current view (an observer: the last block's)"},
+            "primary": {"type": ["string", "null"],
+                        "description": "name of the current primary (an observer: the proposer of the "
+                                       "last block, its best guess; null if unknown)"},
             "peers": {"type": "array", "items": {"type": "string"},
-                      "description": "names of connected validators"},
+                      "description": "names of connected nodes (validators and observers)"},
             "mempool": UINT, "syncing": {"type": "boolean"},
             "genesis_hash": HASH,
             "time": {"type": "number", "description": "the node's clock, Unix seconds"},
@@ -102,7 +109,7 @@ def _schemas() -> dict[str, Any]:
                                                            "expire soon (or did)",
                            "items": _obj({"account": {"type": "string"}, "valid_until": {"type": "string"},
                                           "seconds_left": {"type": "integer"}})},
-        }, required=["chain_id", "node", "height", "last_block_hash", "view", "primary", "peers",
+        }, required=["chain_id", "node", "role", "height", "last_block_hash", "view", "primary", "peers",
                      "mempool", "syncing", "genesis_hash", "time", "sync"]),
         "SubmitJson": {
             "oneOf": [

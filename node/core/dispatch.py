@@ -1,10 +1,15 @@
 """Routing what peers send to the part of the node that handles it.
 
-Each inbound batch (one frame from one peer) is decoded message by message:
-consensus messages are stepped through the core together (one driver step per
-frame, not per message), STATUS and BLOCKS go to block sync, GET_BLOCKS is
-answered from the store.  A malformed message is dropped and counted as a
-fault of that peer; the rest of the batch still counts.
+Each inbound batch (one frame from one peer, named by its node key) is
+decoded message by message: consensus messages are stepped through the core
+together (one driver step per frame, not per message), with the sender named
+by its index in the validator set (a node outside the set does not vote: its
+consensus messages are dropped as faults); STATUS and BLOCKS go to block
+sync, GET_BLOCKS is answered from the store, NEW_BLOCK (a validator's push)
+goes to an observer's follower.  On an observer there is no driver and on a
+validator no follower: what the node has no part for is a fault of the peer
+that sent it.  A malformed message is dropped and counted as a fault of that
+peer; the rest of the batch still counts.
 
 Txs go to a queue of their own, admitted by another task (`run_tx_intake`):
 a TXS frame carries up to 5,000 txs, each with a signature to check (~0.3 s
@@ -29,6 +34,7 @@ from consensus.messages import decode_message
 from ledger.codec import DecodeError
 from node.core import peer_messages
 from node.core.driver import ConsensusDriver
+from node.core.follower import BlockFollower
 from node.core.sync import BlockSync, blocks_for_peer
 from node.core.tx_relay import TxRelay
 from node.metrics import NodeMetrics
@@ -41,19 +47,24 @@ MAX_QUEUED_TX_FRAMES = 8      # ~40,000 txs waiting for admission
 
 
 class PeerDispatcher:
-    def __init__(self, inbound: trio.MemoryReceiveChannel, driver: ConsensusDriver, relay: TxRelay,
+    def __init__(self, inbound: trio.MemoryReceiveChannel, relay: TxRelay,
                  sync: BlockSync, store: Store, metrics: NodeMetrics, *,
-                 send: Callable[[int, int, object], bool],
-                 on_fault: Callable[[int, str], None]) -> None:
+                 send: Callable[[bytes, int, object], bool],
+                 on_fault: Callable[[bytes, str], None],
+                 driver: ConsensusDriver | None = None,
+                 follower: BlockFollower | None = None) -> None:
+        """A validator's dispatcher gets the consensus `driver`, an observer's
+        its `follower`."""
         self._inbound = inbound
         self._driver = driver
+        self._follower = follower
         self._relay = relay
         self._sync = sync
         self._store = store
         self._metrics = metrics
         self._send = send
         self._on_fault = on_fault
-        self._tx_frames: deque[tuple[int, Any]] = deque()
+        self._tx_frames: deque[tuple[bytes, Any]] = deque()
         self._tx_frame_queued = trio.Event()
 
     async def run(self) -> None:
@@ -74,14 +85,19 @@ class PeerDispatcher:
                     continue
                 await self._relay.admit_chunked(txs, relay=False)
 
-    def dispatch(self, peer: int, messages: list[Message]) -> None:
+    def dispatch(self, peer: bytes, messages: list[Message]) -> None:
         consensus_events = []
         for msg_type, payload in messages:
             try:
                 if msg_type == peer_messages.CONSENSUS:
+                    sender = None if self._driver is None else self._driver.validators.index_of(peer)
+                    if sender is None:
+                        self._on_fault(peer, "consensus message from a node that does not vote"
+                                       if self._driver else "consensus message to an observer")
+                        continue
                     if type(payload) is not bytes:
                         raise DecodeError("CONSENSUS payload must be bytes")
-                    consensus_events.append(ev.MessageReceived(peer, decode_message(payload)))
+                    consensus_events.append(ev.MessageReceived(sender, decode_message(payload)))
                 elif msg_type == peer_messages.TXS:
                     self._queue_txs(peer, payload)
                 elif msg_type == peer_messages.STATUS:
@@ -92,20 +108,26 @@ class PeerDispatcher:
                     self._send(peer, peer_messages.BLOCKS, blocks_for_peer(self._store, first, last))
                 elif msg_type == peer_messages.BLOCKS:
                     self._sync.on_blocks(peer, peer_messages.decode_blocks(payload))
+                elif msg_type == peer_messages.NEW_BLOCK:
+                    if self._follower is None:
+                        self._on_fault(peer, "block pushed to a validator")
+                        continue
+                    self._follower.pushed(peer, *peer_messages.decode_new_block(payload))
                 else:
                     raise DecodeError(f"unknown message type {msg_type}")
             except (DecodeError, RemoteProtocolError) as exc:
                 self._malformed(peer, msg_type, exc)
         if consensus_events:
+            assert self._driver is not None
             self._driver.step(consensus_events)
 
-    def _queue_txs(self, peer: int, payload: Any) -> None:
+    def _queue_txs(self, peer: bytes, payload: Any) -> None:
         if len(self._tx_frames) >= MAX_QUEUED_TX_FRAMES:
             self._metrics.gossip_txs_dropped(len(payload) if isinstance(payload, list) else 1)
             return
         self._tx_frames.append((peer, payload))
         self._tx_frame_queued.set()
 
-    def _malformed(self, peer: int, msg_type: int, exc: Exception) -> None:
+    def _malformed(self, peer: bytes, msg_type: int, exc: Exception) -> None:
         self._on_fault(peer, f"malformed {peer_messages.NAMES.get(msg_type, 'unknown type')}")
-        log.debug("dropped malformed message type %s from peer %d: %s", msg_type, peer, exc)
+        log.debug("dropped malformed message type %s from peer %s: %s", msg_type, peer.hex()[:16], exc)

@@ -9,6 +9,9 @@ exactly one user at a time without a channel hop per message.
 The ordering rules (persist-before-send, merged PersistSafety writes,
 follow-up events after the list, no re-entry) are consensus.executor's; this
 driver is its Host: what "persist", "send", "deliver"... mean in a node.
+The core names replicas by index, the transport peers by node key:
+`validators` (node.core.membership.ValidatorIndex) translates, and consensus
+messages go to the validators only (observers on the mesh get none).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from consensus.replica import Replica
 from ledger.block import Proposal
 from node.core import peer_messages
 from node.core.chain import Chain, CommitResult
+from node.core.membership import ValidatorIndex
 from node.core.mempool import Mempool
 from node.core.proposals import ProposalChecker
 from node.core.timers import Timers
@@ -32,16 +36,17 @@ log = logging.getLogger("ynchain.consensus")
 
 
 class ConsensusDriver:
-    def __init__(self, replica: Replica, proposals: ProposalChecker, chain: Chain, store: Store,
-                 mempool: Mempool, *,
-                 send: Callable[[int, int, object], bool],
-                 broadcast: Callable[[int, object], None],
+    def __init__(self, replica: Replica, validators: ValidatorIndex, proposals: ProposalChecker,
+                 chain: Chain, store: Store, mempool: Mempool, *,
+                 send: Callable[[bytes, int, object], bool],
+                 broadcast: Callable[..., int],
                  timers: Timers, on_commit: Callable[[CommitResult], None],
                  on_sync_request: Callable[[ev.RequestSync], None],
-                 on_fault: Callable[[int, str], None],
+                 on_fault: Callable[[bytes, str], None],
                  on_view_change: Callable[[int], None],
                  on_stepped: Callable[[], None]) -> None:
         self.replica = replica
+        self.validators = validators
         self._executor = Executor(replica, self)
         self.proposals = proposals
         self.chain = chain
@@ -72,10 +77,10 @@ class ConsensusDriver:
                                       dropped=action.dropped)   # fsync'd
 
     def send(self, to: int, message: Message) -> None:
-        self._send(to, peer_messages.CONSENSUS, message.encode())
+        self._send(self.validators.key_of(to), peer_messages.CONSENSUS, message.encode())
 
     def broadcast(self, message: Message) -> None:
-        self._broadcast(peer_messages.CONSENSUS, message.encode())
+        self._broadcast(peer_messages.CONSENSUS, message.encode(), to=self.validators.keys)
 
     def set_timer(self, kind: str, delay_ms: int, token: int) -> None:
         self._timers.set(kind, delay_ms, token)
@@ -87,7 +92,7 @@ class ConsensusDriver:
         self._on_sync_request(action)
 
     def fault(self, sender: int, reason: str) -> None:
-        self._on_fault(sender, reason)
+        self._on_fault(self.validators.key_of(sender), reason)
 
     def view_changed(self, view: int, carried: tuple[tuple[int, bytes], ...]) -> None:
         # A proposal of an older view that the new view does not re-propose
