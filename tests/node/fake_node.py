@@ -114,7 +114,7 @@ class FakeNode:
             exc, self.fail_next = self.fail_next, None
             raise exc
         last = self.blocks[-1].block.hash.hex() if self.blocks else GENESIS_HASH.hex()
-        return {"chain_id": self.chain_id, "node": self.name, "height": self.height(),
+        return {"chain_id": self.chain_id, "node": self.name, "role": "validator", "height": self.height(),
                 "last_block_hash": last, "view": 0, "primary": self.name,
                 "peers": [v.name for v in self.genesis.validators[1:]],
                 "mempool": len(self.mempool), "syncing": self.sync is not None,
