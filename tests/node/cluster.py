@@ -23,7 +23,8 @@ import trio
 
 from cli.layout import init_testnet, load_testnet
 from cli.ports import free_port_base
-from ledger.crypto import load_key
+from ledger.crypto import KeyPair, load_key, save_key
+from node.config import render_config
 from ledger.tx import Transaction
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +42,8 @@ class Cluster:
             path.write_text(json.dumps(doc, indent=2))
             self.testnet = load_testnet(root)
         self.n = n
+        self.homes = {i: node.home for i, node in enumerate(self.testnet.nodes)}
+        self.urls = {i: node.api_url for i, node in enumerate(self.testnet.nodes)}
         self.procs: dict[int, subprocess.Popen] = {}
         self.accounts = {p.stem: load_key(p) for p in sorted((root / "accounts").glob("*.key"))}
         self._nonce = 0
@@ -53,12 +56,25 @@ class Cluster:
         path.write_text(text)
 
     # -- processes -----------------------------------------------------------------------
+    def add_node_home(self, name: str, key: KeyPair, p2p: tuple[str, int],
+                      api: tuple[str, int]) -> int:
+        """A home for one more node (one governance adds), next to the testnet's,
+        sharing its genesis; its number for start(), url() and the rest."""
+        i = len(self.homes)
+        home = self.root / name
+        home.mkdir()
+        save_key(home / "node.key", key)
+        (home / "config.toml").write_text(render_config(name, p2p, api))
+        self.homes[i] = home
+        self.urls[i] = f"http://{api[0]}:{api[1]}"
+        return i
+
     def start(self, i: int) -> None:
-        node = self.testnet.nodes[i]
-        log = open(node.home / "node.log", "ab")
+        home = self.homes[i]
+        log = open(home / "node.log", "ab")
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "node", "--home", str(node.home)],
+            [sys.executable, "-m", "node", "--home", str(home)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
             start_new_session=True)
         log.close()
@@ -104,12 +120,12 @@ class Cluster:
         self.procs.clear()
 
     def log_tail(self, i: int, lines: int = 30) -> str:
-        path = self.testnet.nodes[i].home / "node.log"
+        path = self.homes[i] / "node.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     # -- HTTP ------------------------------------------------------------------------------
     def url(self, i: int) -> str:
-        return self.testnet.nodes[i].api_url
+        return self.urls[i]
 
     def request(self, i: int, method: str, path: str, body: Any = None,
                 timeout: float = 30.0) -> tuple[int, Any]:
