@@ -39,7 +39,7 @@ import trio
 from consensus import events as ev
 from consensus.replica import Replica, ReplicaConfig
 from consensus.safety import payload_keys
-from ledger.consortium import OBSERVER, VALIDATOR
+from ledger.consortium import OBSERVER, VALIDATOR, ChainConfig
 from ledger.crypto import KeyPair
 from ledger.genesis import Genesis
 from node.config import NodeConfig
@@ -100,7 +100,7 @@ class Node:
         # p2p.dial: reach a peer through NAT, a tunnel or a proxy; its key still comes from the configuration.
         self._peer_table: dict[bytes, Peer] = {}
         self._observers: tuple[bytes, ...] = ()
-        self._membership_at: tuple[int, int] | None = None    # (id of the config, epoch) last applied
+        self._membership_at: tuple[ChainConfig, int] | None = None   # (config, epoch) last applied
         self.peers = peers = PeerManager(key, genesis.chain_id, genesis.hash, {}, inbound_send,
                                          on_connect=self._peer_connected,
                                          on_disconnect=self._peer_disconnected)
@@ -190,11 +190,11 @@ class Node:
         commit changed the configuration or entered a new epoch."""
         config, height = self.chain.config, self.chain.height
         epoch = config.epoch_of(height + 1)
-        stamp = (id(config), epoch.number)
-        if stamp == self._membership_at:
+        last = self._membership_at
+        if last is not None and last[0] is config and last[1] == epoch.number:
             return
-        first = self._membership_at is None
-        self._membership_at = stamp
+        first = last is None
+        self._membership_at = (config, epoch.number)
         table = allowlist(config, height, self.config.p2p_dial, self._peer_table)
         me = self.key.public_key
         was_in, now_in = me in self._peer_table, me in table
