@@ -198,19 +198,21 @@ class Node:
         table = allowlist(config, height, self.config.p2p_dial, self._peer_table)
         me = self.key.public_key
         was_in, now_in = me in self._peer_table, me in table
-        if not first and table != self._peer_table:
-            for key in self._peer_table.keys() - table.keys():
+        if me in config.retired_keys and not now_in:
+            table = {}       # removed (or re-keyed): every peer refuses it; it stops knocking
+            if not first and was_in:
+                log.error("this node's key left the configuration at height %d (%s): peers refuse it "
+                          "now; it keeps serving what it has", height, _retirement(config, me))
+        elif not first:
+            for key in self._peer_table.keys() - table.keys() - {me}:
                 log.info("node %s left the configuration at height %d: disconnected and refused",
                          self._peer_table[key].name, height)
-            for key in table.keys() - self._peer_table.keys():
-                if key != me:
-                    log.info("node %s (%s) is in the configuration from height %d", table[key].name,
-                             key.hex()[:16], height)
-        if not first and was_in and not now_in:
-            log.error("this node's key left the configuration at height %d: peers refuse it now", height)
-        elif not first and not was_in and now_in:
-            log.info("this node joined the configuration at height %d", height)
-            self.keys.org = self._own_org()
+            for key in table.keys() - self._peer_table.keys() - {me}:
+                log.info("node %s (%s) is in the configuration from height %d", table[key].name,
+                         key.hex()[:16], height)
+            if not was_in and now_in:
+                log.info("this node joined the configuration at height %d", height)
+                self.keys.org = self._own_org()
         self._peer_table = table
         voting = set(epoch.keys)
         self._observers = tuple(k for k in table if k not in voting and k != me)
@@ -301,6 +303,11 @@ class Node:
     def _refresh_gauges(self) -> None:
         self.metrics.height.set(self.chain.height)
         self.metrics.mempool_changed(len(self.mempool), self.mempool.bytes)
+
+
+def _retirement(config: ChainConfig, key: bytes) -> str:
+    retired = config.retired_keys[key]
+    return f"retired at height {retired.height}: {retired.kind} {retired.name} removed or given a new key"
 
 
 def _own_name(chain: Chain, config: NodeConfig, key: KeyPair) -> str:

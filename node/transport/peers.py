@@ -62,6 +62,9 @@ from .wire import (
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_BYTES = 64 * 1024 * 1024
+# A peer removed from the configuration gets what was queued for it (the block
+# that removed it, so it learns why) for at most this long, then it is cut off.
+LEAVE_FLUSH_S = 2.0
 Hook = Callable[[bytes], None]
 
 
@@ -103,7 +106,7 @@ class _Session:
     """One live connection to a peer and its outbound queue."""
 
     __slots__ = ("key", "label", "address", "channel", "queue", "queued_bytes", "wakeup",
-                 "cancel_scope", "end_reason")
+                 "cancel_scope", "end_reason", "leaving")
 
     def __init__(self, key: bytes, label: str, address: str, channel: SecureChannel) -> None:
         self.key = key
@@ -115,6 +118,7 @@ class _Session:
         self.wakeup = trio.Event()
         self.cancel_scope = trio.CancelScope()
         self.end_reason: str | None = None
+        self.leaving: str | None = None      # close once the queue is sent, for this reason
 
     def close(self, reason: str) -> None:
         """End the session; the first reason given is the one reported."""
@@ -235,14 +239,17 @@ class PeerManager:
         self._gate.set_known_hosts({p.address[0] for p in new.values()})
         for key in old.keys() - new.keys():
             self._last_errors.pop(key, None)
-            scope = self._dialling.pop(key, None)
-            if scope is not None:
-                scope.cancel()
             session = self._sessions.get(key)
             if session is not None:
+                # Its dial loop (if we dial it) ends by itself once the session
+                # has: the peer is no longer listed.
                 log.info("peer %s (%s): removed from the configuration, disconnecting",
                          session.label, session.address)
-                session.close("removed from the configuration")
+                self._leave(session, "removed from the configuration")
+            else:
+                scope = self._dialling.pop(key, None)
+                if scope is not None:
+                    scope.cancel()
         for key in sorted(new.keys() - old.keys()):
             self._start_dialling(key)
         for key in sorted(new.keys() & old.keys()):
@@ -254,6 +261,20 @@ class PeerManager:
                 if scope is not None:
                     scope.cancel()
                 self._start_dialling(key)
+
+    def _leave(self, session: _Session, reason: str) -> None:
+        """Close a session once what is queued for it is sent (LEAVE_FLUSH_S at
+        most); nothing more is queued for it or taken from it meanwhile."""
+        session.leaving = reason
+        if not session.queue or self._nursery is None:
+            session.close(reason)
+            return
+        session.wakeup.set()
+
+        async def cut_off() -> None:
+            await trio.sleep(LEAVE_FLUSH_S)
+            session.close(reason)
+        self._nursery.start_soon(cut_off)
 
     @property
     def own_key(self) -> bytes:
@@ -319,7 +340,7 @@ class PeerManager:
         return envelope
 
     def _enqueue(self, session: _Session, envelope: bytes) -> bool:
-        if session.end_reason is not None:
+        if session.end_reason is not None or session.leaving is not None:
             return False
         if session.queued_bytes + len(envelope) > self._queue_bytes:
             self.stats.queue_overflows += 1
@@ -365,6 +386,8 @@ class PeerManager:
             if channel is not None:
                 started = trio.current_time()
                 await self._run_session(key, channel, where)
+                if key not in self._peers:
+                    return      # removed from the configuration meanwhile
                 # Only a session that lived a while resets the back-off, so a
                 # peer that accepts and promptly drops us is not hammered.
                 if trio.current_time() - started >= self._backoff_max_s:
@@ -498,6 +521,8 @@ class PeerManager:
             messages: list[Message] = decode_batch(body)
             stats.frames_in += 1
             stats.bytes_in += len(body) + FRAME_OVERHEAD
+            if session.leaving is not None:
+                continue      # removed from the configuration: nothing it sends counts
             if messages:  # an empty batch is a keepalive
                 stats.messages_in += len(messages)
                 await self._inbound.send((key, messages))
@@ -522,6 +547,8 @@ class PeerManager:
             stats.frames_out += 1
             stats.bytes_out += len(body) + FRAME_OVERHEAD
             stats.messages_out += len(batch)
+            if session.leaving is not None and not queue:
+                session.close(session.leaving)
 
 
 def _remote_address(stream: trio.SocketStream) -> tuple[str, str]:
