@@ -19,7 +19,8 @@ import trio
 from consensus.replica import Replica
 from ledger.contracts import CommittedState
 from ledger.execution import query_state
-from ledger.genesis import Genesis
+from ledger.block import Block, BlockHeader
+from ledger.genesis import Account, Genesis, Organisation
 from ledger.tx import Transaction
 from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
 from node.core.commits import CommitFanout, Subscription
@@ -102,6 +103,10 @@ class NodeService:
             return None
         return CommittedBlock(block, self._store.get_certificate(height))
 
+    def get_block_header(self, height: int) -> tuple[BlockHeader, int] | None:
+        raw = self._store.get_block_bytes(height)
+        return None if raw is None else Block.decode_header(raw)
+
     def height(self) -> int:
         return self._store.last_height()
 
@@ -112,6 +117,12 @@ class NodeService:
     def state_reader(self) -> CommittedState:
         return CommittedState(self._store.get_state, self._store.scan_state,
                               self._store.last_height(), self._genesis)
+
+    def account(self, public_key: bytes) -> Account | None:
+        return self._genesis.account_by_key(public_key)
+
+    def organisations(self) -> tuple[Organisation, ...]:
+        return self._genesis.organisations
 
     def validators(self) -> list[dict[str, Any]]:
         connected = set(self._peers.connected())

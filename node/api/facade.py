@@ -12,9 +12,10 @@ from typing import Any, Protocol, Union
 
 import trio
 
-from ledger.block import Block
+from ledger.block import Block, BlockHeader
 from ledger.certificate import CommitCertificate
 from ledger.contracts import CommittedState
+from ledger.genesis import Account, Organisation
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
 
@@ -99,6 +100,9 @@ class NodeFacade(Protocol):
 
     def get_block(self, height: int) -> CommittedBlock | None: ...
 
+    def get_block_header(self, height: int) -> tuple[BlockHeader, int] | None:
+        """A committed block's header and tx count, its txs not decoded."""
+
     def height(self) -> int: ...
 
     def get_state(self, contract: str, key: str) -> tuple[Any, int] | None:
@@ -107,6 +111,12 @@ class NodeFacade(Protocol):
     def state_reader(self) -> CommittedState:
         """Committed state at the current height for contract queries: point reads,
         bounded ordered scans (Store.scan_state) and the directory of organisations."""
+
+    def account(self, public_key: bytes) -> Account | None:
+        """The account that signs with this key (name, organisation, roles)."""
+
+    def organisations(self) -> tuple[Organisation, ...]:
+        """Every organisation of the consortium, with its display name."""
 
     def validators(self) -> list[dict[str, Any]]:
         """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool),

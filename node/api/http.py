@@ -105,6 +105,16 @@ def parse_positive_int(text: str, what: str) -> int:
     return int(text)
 
 
+def query_int(request: Request, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
+    """An optional integer query parameter in minimum..maximum (`default` when absent)."""
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or not minimum <= int(text) <= maximum:
+        raise bad_request(f"{name}: expected an integer in {minimum}..{maximum}, got {text[:40]!r}")
+    return int(text)
+
+
 def query_bool(request: Request, name: str, default: bool) -> bool:
     value = request.query_params.get(name)
     if value is None:

@@ -1,11 +1,14 @@
 """The node's HTTP API: Starlette routes over a NodeFacade, served by
-hypercorn's trio worker inside the node's own nursery.
+hypercorn's trio worker inside the node's own nursery.  The chain explorer
+(node/api/explorer.py) is served from the same routes table.
 
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve_api, node, "127.0.0.1", 8545)
 
 Every answer is JSON (errors are {"error": "<one line>", "code": "<short>"}),
-except /metrics (Prometheus text) and /events/blocks (server-sent events).
+except /metrics (Prometheus text), /events/blocks (server-sent events) and
+the explorer's pages and files (also the answer to a browser that opens a
+receipt's, a lot's or a receivable's URL).
 The routes and their shapes are documented in node/openapi.py, and a test
 keeps the two in step.
 """
@@ -26,7 +29,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .browse import browse_routes
 from .contracts import contract_routes
+from .explorer import PAGE_ROUTES, Explorer
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
                    UNAVAILABLE, ApiError,
@@ -70,6 +75,7 @@ class _Routes:
         self.max_body_bytes = max_body_bytes
         self.heartbeat_s = heartbeat_s
         self.openapi_body = JSONResponse(openapi_document()).body
+        self.explorer = Explorer()
 
     def routes(self) -> list[Route]:
         table: list[tuple[str, Handler, str]] = [
@@ -83,7 +89,10 @@ class _Routes:
             ("/metrics", self.metrics, "GET"),
             ("/events/blocks", self.block_events, "GET"),
             ("/openapi.json", self.openapi, "GET"),
-            *contract_routes(self.facade),
+            *browse_routes(self.facade),
+            *[(path, self.explorer.negotiated(handler) if path in PAGE_ROUTES else handler, method)
+              for path, handler, method in contract_routes(self.facade)],
+            *self.explorer.routes(),
         ]
         return [Route(path, _guarded(handler), methods=[method]) for path, handler, method in table]
 

@@ -19,6 +19,7 @@ from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
 from ledger.contracts import CommittedState
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.crypto import HASH_LEN
+from ledger.genesis import Account, Organisation
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
 from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
@@ -161,6 +162,10 @@ class FakeNode:
     def get_block(self, height: int) -> CommittedBlock | None:
         return self.blocks[height - 1] if 1 <= height <= len(self.blocks) else None
 
+    def get_block_header(self, height: int) -> tuple[BlockHeader, int] | None:
+        committed = self.get_block(height)
+        return None if committed is None else (committed.block.header, len(committed.block.txs))
+
     def height(self) -> int:
         return len(self.blocks)
 
@@ -172,6 +177,12 @@ class FakeNode:
     def state_reader(self) -> CommittedState:
         chain = self.world.chain
         return CommittedState(chain.state.get, scan_dict(chain.state), chain.height, self.world.genesis)
+
+    def account(self, public_key: bytes) -> Account | None:
+        return self.genesis.account_by_key(public_key)
+
+    def organisations(self) -> tuple[Organisation, ...]:
+        return self.genesis.organisations
 
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
