@@ -87,7 +87,8 @@ class FakeNode:
         self.blocks.append(committed)
         for index, (tx, receipt) in enumerate(zip(txs, receipts)):
             self.mempool.pop(tx.id, None)
-            self.txs[tx.id] = TxRecord(tx, height, index, receipt)
+            # As the store's tx index: a tx id keeps its first commit.
+            self.txs.setdefault(tx.id, TxRecord(tx, height, index, receipt))
             if tx.contract == "kv" and isinstance(tx.args, dict) and "key" in tx.args:
                 self.state[("kv", str(tx.args["key"]))] = tx.args.get("value")
         self.metrics.block_committed(height, len(txs))
