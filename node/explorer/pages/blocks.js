@@ -7,7 +7,7 @@ import { blockTime, count, number } from "../format.js";
 
 const PAGE = 50;
 const TX_PAGE = 100;
-const TX_OPTIONAL = [0];
+const TX_OPTIONAL = [0, 3]; // # and call: hidden on phones
 
 export async function renderList(ctx) {
   const before = ctx.query.get("before");
@@ -111,7 +111,7 @@ export async function renderBlock(ctx, heightText) {
         rows: block.certificate.votes.map((v) => [
           h("span", { class: "strong" }, v.name ?? `validator #${v.validator}`),
           v.name ? orgOf.get(v.name) ?? "" : "", hexId(v.signature, { chars: 16 })]),
-        className: "signers",
+        className: "signers", optional: [2],
       })),
     section("Transactions", txBody, more));
 }
