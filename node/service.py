@@ -17,16 +17,20 @@ from typing import Any
 import trio
 
 from consensus.replica import Replica
+from ledger.consortium import ACCOUNT_KEY, ChainConfig
 from ledger.contracts import CommittedState
 from ledger.execution import query_state
 from ledger.block import Block, BlockHeader
 from ledger.genesis import Account, Genesis, Organisation
 from ledger.tx import Transaction
 from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
+from node.core.chain import Chain
 from node.core.commits import CommitFanout, Subscription
+from node.core.config_history import ConfigHistory
 from node.core.mempool import Mempool
 from node.core.sync import BlockSync
 from node.core.tx_relay import TxRelay
+from node.key_expiry import KeyExpiryWatch
 from node.metrics import NodeMetrics
 from node.transport.peers import PeerManager
 from storage.base import Store
@@ -37,7 +41,7 @@ READ_CHUNK = 1024      # tx index lookups between two yields to the event loop
 class NodeService:
     def __init__(self, genesis: Genesis, name: str, index: int, store: Store, replica: Replica,
                  mempool: Mempool, relay: TxRelay, commits: CommitFanout, peers: PeerManager,
-                 sync: BlockSync, metrics: NodeMetrics) -> None:
+                 sync: BlockSync, metrics: NodeMetrics, *, chain: Chain, keys: KeyExpiryWatch) -> None:
         self.chain_id = genesis.chain_id
         self.name = name
         self._genesis = genesis
@@ -50,6 +54,9 @@ class NodeService:
         self._peers = peers
         self._sync = sync
         self._metrics = metrics
+        self._chain = chain
+        self._keys = keys
+        self._config_history = ConfigHistory(genesis.config, store.scan_state)
 
     def status(self) -> dict[str, Any]:
         names = [v.name for v in self._genesis.validators]
@@ -62,6 +69,7 @@ class NodeService:
             # For `ynchain node doctor`: same chain as its peers, clock skew, sync progress.
             "genesis_hash": self._genesis.hash.hex(), "time": round(time.time(), 3),
             "sync": self._sync.progress(),
+            "key_expiry": self._keys.status(),
         }
 
     async def submit(self, txs: list[Transaction]) -> list[Admission]:
@@ -116,13 +124,27 @@ class NodeService:
 
     def state_reader(self) -> CommittedState:
         return CommittedState(self._store.get_state, self._store.scan_state,
-                              self._store.last_height(), self._genesis)
+                              self._store.last_height(), self._chain.config)
+
+    def config_at(self, height: int | None) -> tuple[ChainConfig, int] | None:
+        last = self._store.last_height()
+        if height is None or height == last:
+            return self._chain.config, last
+        if height > last:
+            return None
+        return self._config_history.at(height), height
 
     def account(self, public_key: bytes) -> Account | None:
-        return self._genesis.account_by_key(public_key)
+        config = self._chain.config
+        found = config.account_by_key(public_key)
+        retired = None if found is not None else config.retired_keys.get(public_key)
+        if retired is not None and retired.kind == ACCOUNT_KEY:
+            # Its txs from before a rotation still name the account that signed them.
+            found = config.accounts.get(retired.name)
+        return found
 
     def organisations(self) -> tuple[Organisation, ...]:
-        return self._genesis.organisations
+        return tuple(self._chain.config.organisations.values())
 
     def validators(self) -> list[dict[str, Any]]:
         connected = set(self._peers.connected())

@@ -29,7 +29,9 @@ from ledger.receipt import Receipt
 
 # 2: a block's tx root covers each tx's signature (ledger.block.tx_root), so
 # blocks stored by version 1 no longer verify against their own headers.
-SCHEMA_VERSION = 2
+# 3: the state starts with the genesis consortium configuration (gov/ tables,
+# ledger.config_state), so stores of version 2 hold a state this ynchain cannot run on.
+SCHEMA_VERSION = 3
 
 KEY_SCHEMA = b"m/schema"
 KEY_GENESIS = b"m/genesis"

@@ -98,7 +98,12 @@ def _schemas() -> dict[str, Any]:
                 "rate": {"type": ["number", "null"], "description": "blocks per second"},
                 "eta_s": {"type": ["number", "null"], "description": "seconds left at that rate"},
             })], "description": "block sync progress while syncing, else null"},
-        }),
+            "key_expiry": {"type": "array", "description": "keys of this node's organisation that "
+                                                           "expire soon (or did)",
+                           "items": _obj({"account": {"type": "string"}, "valid_until": {"type": "string"},
+                                          "seconds_left": {"type": "integer"}})},
+        }, required=["chain_id", "node", "height", "last_block_hash", "view", "primary", "peers",
+                     "mempool", "syncing", "genesis_hash", "time", "sync"]),
         "SubmitJson": {
             "oneOf": [
                 _obj({"tx": SUBMITTED_TX}, additionalProperties=False),
@@ -272,6 +277,7 @@ def openapi_document() -> dict[str, Any]:
     # They build on the helpers above.
     from .openapi_browse import browse_paths, browse_schemas, explorer_paths, with_pages
     from .openapi_contracts import contract_paths, contract_schemas
+    from .openapi_gov import gov_paths, gov_schemas
     return {
         "openapi": "3.1.0",
         "info": {
@@ -284,6 +290,7 @@ def openapi_document() -> dict[str, Any]:
                 "a transaction may call are the components named <contract>.<method>. The chain "
                 "explorer is served at / (HTML pages that read this API)."),
         },
-        "paths": {**_paths(), **browse_paths(), **with_pages(contract_paths()), **explorer_paths()},
-        "components": {"schemas": {**_schemas(), **contract_schemas(), **browse_schemas()}},
+        "paths": {**_paths(), **browse_paths(), **with_pages({**contract_paths(), **gov_paths()}),
+                  **explorer_paths()},
+        "components": {"schemas": {**_schemas(), **contract_schemas(), **gov_schemas(), **browse_schemas()}},
     }

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from .browse import browse_routes
 from .contracts import contract_routes
 from .explorer import PAGE_ROUTES, Explorer
+from .gov import gov_routes
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
                    UNAVAILABLE, ApiError,
@@ -91,7 +92,7 @@ class _Routes:
             ("/openapi.json", self.openapi, "GET"),
             *browse_routes(self.facade),
             *[(path, self.explorer.negotiated(handler) if path in PAGE_ROUTES else handler, method)
-              for path, handler, method in contract_routes(self.facade)],
+              for path, handler, method in (*contract_routes(self.facade), *gov_routes(self.facade))],
             *self.explorer.routes(),
         ]
         return [Route(path, _guarded(handler), methods=[method]) for path, handler, method in table]

@@ -115,7 +115,7 @@ def chain(tmp_path_factory):
     (root / "genesis.json").write_text(json.dumps(genesis, indent=2))
     try:
         ynchain("demo", "--dir", root, timeout=180)
-        urls = [f"http://{v['api']}" for v in genesis["validators"]]
+        urls = [f"http://{v['api']}" for v in genesis["nodes"] if v["role"] == "validator"]
         yield Chain(root, urls, genesis["chain_id"])
     finally:
         subprocess.run([sys.executable, "-m", "cli.main", "testnet", "down", "--dir", str(root), "--grace", "5"],
