@@ -35,7 +35,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 # Domain routes a person opens from a link or QR code; node/explorer/app.js has a page for each.
 PAGE_ROUTES = frozenset({
     "/fiscal/verify", "/fiscal/receipts/{code}/{number}", "/trace/{lot}", "/01/{gtin}/10/{lot}",
-    "/receivables/{id}",
+    "/receivables/{id}", "/gov/proposals", "/gov/proposals/{id}",
 })
 SHELL_PATHS = ("/", "/explorer", "/explorer/{page:path}")
 ASSETS_PATH = "/explorer/assets/{name:path}"

@@ -10,6 +10,7 @@
 import { ApiError, getJSON } from "./api.js";
 import { h, notice, replace } from "./dom.js";
 import * as blocks from "./pages/blocks.js";
+import * as gov from "./pages/gov.js";
 import * as lot from "./pages/lot.js";
 import * as overview from "./pages/overview.js";
 import * as receipt from "./pages/receipt.js";
@@ -30,6 +31,8 @@ const ROUTES = [
   [/^\/trace\/([^/]+)$/, lot.render],
   [/^\/01\/([^/]+)\/10\/([^/]+)$/, lot.renderDigitalLink],
   [/^\/receivables\/([^/]+)$/, receivable.render],
+  [/^\/gov\/proposals\/?$/, gov.renderList],
+  [/^\/gov\/proposals\/([^/]+)$/, gov.renderProposal],
 ];
 
 function decode(part) {

@@ -77,6 +77,13 @@ export const to = {
   },
   lot: (lot) => `/trace/${enc(lot)}`,
   receivable: (id) => `/receivables/${enc(id)}`,
+  proposals: (status, after) => {
+    const query = new URLSearchParams();
+    if (status) query.set("status", status);
+    if (after) query.set("after", after);
+    return query.size ? `/gov/proposals?${query}` : "/gov/proposals";
+  },
+  proposal: (id) => `/gov/proposals/${enc(id)}`,
 };
 
 export function link(path, ...children) {

@@ -283,6 +283,29 @@ def test_receivable_history(chain, browser):
     assert "Split from" in history and "Financed" in history and "Dianchi Commercial Bank" in history
 
 
+# -- governance ----------------------------------------------------------------------------------------
+
+def test_a_governance_proposal_with_its_votes(chain, browser):
+    proposed = chain.submit("finance", "gov", "propose", {
+        "action": "add_org", "target": "yunnan-rural-credit", "params": {"display_name": HOSTILE}})
+    pid = proposed["receipt"]["result"]["id"]
+    chain.submit("tax", "gov", "reject", {"id": pid}, node=1)
+    page = browser.visit("/gov/proposals?status=open", "table.proposals tbody tr a", "proposals")
+    listed = text(page, "table.proposals")
+    assert f"#{pid}" in listed and "add_org yunnan-rural-credit" in listed and "Department of Finance" in listed
+    page.click(f'table.proposals a[href="/gov/proposals/{pid}"] >> nth=0')
+    page.wait_for_url(f"**/gov/proposals/{pid}")
+    page.wait_for_selector("table.votes tbody tr:nth-child(2)")
+    votes = page.locator("table.votes tbody tr").all_inner_texts()
+    assert "Department of Finance" in votes[0] and "approve" in votes[0], votes
+    assert "Tax Bureau" in votes[1] and "reject" in votes[1], votes
+    needed = chain.get("/config")["governance"]["needed"]
+    assert text(page, "#proposal-tally") == f"1 of {needed} needed"
+    assert json.dumps(HOSTILE) in text(page, "main")        # the proposed display name, as JSON text
+    browser.visit(f"/gov/proposals/{pid}", "table.votes tbody tr", "proposal")
+    assert browser.errors == []
+
+
 # -- search, errors, formatting ------------------------------------------------------------------------
 
 def test_search_box_finds_a_lot_a_tx_and_a_receipt(chain, browser):

@@ -18,6 +18,7 @@ import trio
 from ledger.receipt import ERR_CONFLICT, Receipt
 from node.api.explorer import PAGE_ROUTES, prefers_html
 from tests.factories import make_tx
+from tests.ledger.gov_world import GovWorld
 from tests.node.fake_node import FakeNode
 from tests.node.test_api import Api, check, check_error, start
 from tests.node.test_api_contracts import business_node
@@ -116,26 +117,31 @@ def test_prefers_html(accept: str | None, html: bool) -> None:
     assert prefers_html(accept) is html
 
 
-async def test_domain_urls_open_the_page_in_a_browser_and_answer_json_to_clients(api: Api) -> None:
+async def test_domain_urls_open_the_page_in_a_browser_and_answer_json_to_clients(api: Api, nursery) -> None:
     code = api.node.check_code
-    urls = {
+    business = {
         "/fiscal/verify": f"/fiscal/verify?code=53010126&number=0000001234&check_code={code}&amount_cents=42650",
         "/fiscal/receipts/{code}/{number}": "/fiscal/receipts/53010126/0000001234",
         "/trace/{lot}": "/trace/MAO-1",
         "/01/{gtin}/10/{lot}": "/01/06901234567892/10/LEAF-1",
         "/receivables/{id}": "/receivables/R1-B",
     }
-    assert set(urls) == PAGE_ROUTES
+    governance = {"/gov/proposals": "/gov/proposals?status=open", "/gov/proposals/{id}": "/gov/proposals/1"}
+    assert set(business) | set(governance) == PAGE_ROUTES
+    world = GovWorld()
+    assert world.propose("finance-admin", "add_org", "bank", {"display_name": "Dianchi Commercial Bank"}).ok
     shell = (EXPLORER / "index.html").read_bytes()
     with trio.fail_after(10):
-        for template, url in urls.items():
-            page = await api.get(url, headers={"Accept": BROWSER})
-            assert page.status == 200 and page.body == shell, url
-            assert page.headers["vary"] == "Accept"
-            for accept in ({"Accept": "application/json"}, {"Accept": "*/*"}, {}):
-                resp = await api.get(url, headers=accept)
-                check(resp, "GET", template, 200)
-                assert resp.headers["vary"] == "Accept"
+        gov_api = await start(nursery, FakeNode(world=world))
+        for client, urls in ((api, business), (gov_api, governance)):
+            for template, url in urls.items():
+                page = await client.get(url, headers={"Accept": BROWSER})
+                assert page.status == 200 and page.body == shell, url
+                assert page.headers["vary"] == "Accept"
+                for accept in ({"Accept": "application/json"}, {"Accept": "*/*"}, {}):
+                    resp = await client.get(url, headers=accept)
+                    check(resp, "GET", template, 200)
+                    assert resp.headers["vary"] == "Accept"
         # What is missing is the page's business: a browser gets the shell, which says so.
         missing = await api.get("/trace/NO-SUCH-LOT", headers={"Accept": BROWSER})
         assert missing.status == 200 and missing.body == shell
