@@ -31,6 +31,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from nacl.signing import SigningKey
 
 from cli.ports import free_port_base
 from ledger.crypto import load_key
@@ -50,6 +51,7 @@ PHONE = {"width": 390, "height": 844}
 # Markup that would run or create elements if any page parsed chain text as HTML.
 HOSTILE = "<img src=x id=pwned onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>\"'&amp;"
 HOSTILE_ORG = "cuihu-tea-shop"
+OBSERVER = "tax-observer"
 LIVE_WITHIN_MS = 5000
 
 
@@ -106,12 +108,17 @@ def chain(tmp_path_factory):
     if chromium() is None:
         pytest.skip(INSTALL_HINT)
     root = tmp_path_factory.mktemp("explorer") / "tn"
-    ynchain("testnet", "init", "--dir", root, "--base-port", free_port_base(8))
+    base = free_port_base(10)
+    ynchain("testnet", "init", "--dir", root, "--base-port", base)
     # An organisation whose display name is markup: every page that names it must show it as text.
     genesis = json.loads((root / "genesis.json").read_text())
     for org in genesis["organisations"]:
         if org["name"] == HOSTILE_ORG:
             org["display_name"] = HOSTILE
+    # An observer node in the configuration (the testnet runs validators only).
+    genesis["nodes"].append({"name": OBSERVER, "org": "tax", "role": "observer",
+                             "public_key": SigningKey.generate().verify_key.encode().hex(),
+                             "p2p": f"127.0.0.1:{base + 8}", "api": f"127.0.0.1:{base + 9}"})
     (root / "genesis.json").write_text(json.dumps(genesis, indent=2))
     try:
         ynchain("demo", "--dir", root, timeout=180)
@@ -187,7 +194,9 @@ def text(page, selector: str) -> str:
 def test_overview_shows_a_new_tx_within_seconds_without_reload(chain, browser):
     page = browser.visit("/", "#recent-blocks tbody tr[data-height]", "overview")
     assert text(page, "#chain-id") == chain.chain_id
-    assert page.locator("table.validators tbody tr").count() == 4
+    nodes = page.locator("table.validators tbody tr").all_inner_texts()
+    assert len(nodes) == 5 and sum("connected" in row for row in nodes) == 4, nodes
+    assert OBSERVER in nodes[4] and "Tax Bureau" in nodes[4] and "observer" in nodes[4], nodes
     page.wait_for_selector("#live-state >> text=live")
     page.evaluate("window.__sameDocument = true")
     browser.errors.clear()

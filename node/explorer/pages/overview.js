@@ -1,11 +1,12 @@
 // Overview: the chain as this node sees it, live.  Committed blocks arrive on
 // the block event stream (/events/blocks, from the height after the listed
 // ones, so nothing is missed or shown twice); view, primary and connections
-// are polled from /status and /validators.
+// are polled from /status and /validators.  Observer nodes come from the
+// configuration in force (/config): they follow the chain and vote in nothing.
 
 import { getJSON, organisationNames } from "../api.js";
 import { badge, h, hexId, link, replace, row, section, svg, table, to } from "../dom.js";
-import { blockTime, number, span } from "../format.js";
+import { blockTime, count, number, span } from "../format.js";
 
 const SHOWN_BLOCKS = 20;
 const CHART_BLOCKS = 40;
@@ -68,14 +69,22 @@ function stat(id, label, value, note) {
     note ? h("div", { class: "stat-note", id: `${id}-note` }, note) : null);
 }
 
-function validatorRows(validators, orgs) {
-  return validators.map((v) => [
-    h("span", { class: "strong" }, v.name),
-    orgs.get(v.org) ?? v.org,
-    v.connected ? badge("● connected", "good")
-      : badge("○ not connected", "bad", v.last_error ? `last error: ${v.last_error}` : undefined),
-    v.primary ? badge("primary", "info") : "backup",
-  ]);
+function nodeRows(validators, observers, orgs) {
+  return [
+    ...validators.map((v) => [
+      h("span", { class: "strong" }, v.name),
+      orgs.get(v.org) ?? v.org,
+      v.connected ? badge("● connected", "good")
+        : badge("○ not connected", "bad", v.last_error ? `last error: ${v.last_error}` : undefined),
+      v.primary ? badge("primary", "info") : "validator (backup)",
+    ]),
+    ...observers.map((n) => [
+      h("span", { class: "strong" }, n.name),
+      orgs.get(n.org) ?? n.org,
+      h("span", { class: "muted" }, "not in the validator mesh"),
+      "observer",
+    ]),
+  ];
 }
 
 const BLOCK_HEAD = ["Height", "Time (UTC+8)", "Txs", "Proposer", "Hash"];
@@ -110,10 +119,12 @@ function chart(blocks) {
 
 export async function render(ctx) {
   ctx.title("Overview");
-  const [status, validators, orgs, list] = await Promise.all([
+  const [status, validators, orgs, list, config] = await Promise.all([
     getJSON("/status", ctx.signal), getJSON("/validators", ctx.signal),
     organisationNames(ctx.signal), getJSON(`/blocks?limit=${FETCHED_BLOCKS}`, ctx.signal),
+    getJSON("/config", ctx.signal),
   ]);
+  const observers = config.nodes.filter((n) => n.role === "observer");
   const live = new Live(status, list);
 
   const liveBadge = h("span", { class: "live", id: "live-state", role: "status" }, "connecting…");
@@ -146,8 +157,8 @@ export async function render(ctx) {
   function showValidators(list) {
     replace(validatorBody, table({
       caption: "Connection state as this node sees it",
-      head: ["Validator", "Organisation", "Connection", "Role"],
-      rows: validatorRows(list, orgs), className: "validators",
+      head: ["Node", "Organisation", "Connection", "Role"],
+      rows: nodeRows(list, observers, orgs), className: "validators",
     }));
   }
 
@@ -163,9 +174,12 @@ export async function render(ctx) {
       stat("stat-last-block", "Last block", lastBlockValue),
       stat("stat-view", "View · primary", viewValue),
       stat("stat-mempool", "Pending txs", mempoolValue, "in this node's mempool")),
-    section("Validators", validatorBody,
-      h("p", { class: "muted small" }, "Every organisation that runs a node is a validator; ",
-        "genesis lists no observer nodes.")),
+    section("Nodes", validatorBody,
+      h("p", { class: "muted small" }, `${count(validators.validators.length, "validator")} `,
+        validators.validators.length === 1 ? "orders" : "order", " the chain; ",
+        observers.length ? [count(observers.length, "observer"),
+          observers.length === 1 ? " follows it and votes in nothing." : " follow it and vote in nothing."]
+          : "the configuration in force has no observer node.")),
     section("Transactions per block", chartBox),
     section("Recent blocks",
       h("div", { class: "table-wrap" },
