@@ -315,6 +315,15 @@ def test_a_governance_proposal_with_its_votes(chain, browser):
     assert browser.errors == []
 
 
+def test_a_tx_signed_before_a_key_rotation_still_names_its_account(chain, browser):
+    before = chain.submit("tourism", "kv", "put", {"key": "explorer/rotation", "value": 1})
+    chain.submit("tourism", "gov", "rotate_key",
+                 {"new_public_key": SigningKey.generate().verify_key.encode().hex()})
+    page = browser.visit(f"/explorer/txs/{before['id']}", "text=Arguments", "transaction-rotated-key")
+    summary = text(page, "main")
+    assert "tourism of Tourism Board" in summary and "key since rotated" in summary, summary
+
+
 # -- search, errors, formatting ------------------------------------------------------------------------
 
 def test_search_box_finds_a_lot_a_tx_and_a_receipt(chain, browser):

@@ -81,7 +81,8 @@ export async function render(ctx, id) {
         : badge(`${receipt.status}: committed, refused by the contract`, "bad")],
       ["Block", [link(to.block(record.height), `block ${number(record.height)}`), `, position ${number(record.index)}`]],
       ["Sender", account ? [h("span", { class: "strong" }, account.name), " of ", account.org_name,
-        h("span", { class: "muted" }, ` (${account.org}; roles: ${account.roles.join(", ") || "none"})`)]
+        h("span", { class: "muted" }, ` (${account.org}; roles: ${account.roles.join(", ") || "none"})`),
+        account.public_key !== tx.sender ? [" ", badge("key since rotated", "warn")] : null]
         : h("span", { class: "muted" }, "not an account of this chain's directory")],
       ["Sender key", hexId(tx.sender, { chars: 64 })],
       ["Call", h("code", { class: "call" }, `${tx.contract}.${tx.method}`)],
