@@ -24,7 +24,7 @@ from ledger.errors import ContractError
 from ledger.genesis import Account
 
 from .facade import NodeFacade, TxCommitted
-from .http import MAX_INT_PARAM, bad_request, not_found, parse_hex, parse_positive_int, query_int
+from .http import MAX_INT_PARAM, bad_request, hex_segment, not_found, parse_positive_int, query_int
 from .jsonview import block_summary_to_json
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -127,11 +127,7 @@ class BrowseRoutes:
 
     # -- the directory ---------------------------------------------------------------------
     async def account(self, request: Request) -> Response:
-        text = request.path_params["public_key"]
-        try:
-            key = parse_hex(text, "public key", KEY_LEN)
-        except ValueError:
-            raise not_found(f"no account has key {text[:80]!r}: a key is {2 * KEY_LEN} hex digits") from None
+        key = hex_segment(request.path_params["public_key"], KEY_LEN, "no account has key", "a key")
         account = self.facade.account(key)
         if account is None:
             raise not_found(f"no account has key {key.hex()}")

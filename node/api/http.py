@@ -95,6 +95,16 @@ def parse_hex(text: Any, what: str, length: int | None = None) -> bytes:
     return data
 
 
+def hex_segment(text: str, length: int, missing: str, noun: str) -> bytes:
+    """A fixed-length hex id from a path segment.  Any text is a valid segment
+    (as documented), so text that is not an id names nothing: 404, e.g.
+    "no transaction has id 'xyz': an id is 64 hex digits"."""
+    try:
+        return parse_hex(text, noun, length)
+    except ValueError:
+        raise not_found(f"{missing} {text[:80]!r}: {noun} is {2 * length} hex digits") from None
+
+
 MAX_INT_PARAM = 2**63 - 1     # heights in paths, queries and headers (as documented)
 
 

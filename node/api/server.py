@@ -36,7 +36,7 @@ from .gov import gov_routes
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
                    UNAVAILABLE, ApiError,
-                       bad_request, error_response, not_found, parse_hex, parse_positive_int,
+                       bad_request, error_response, hex_segment, not_found, parse_positive_int,
                        query_bool, query_seconds, read_body)
 from .txs import RETRY_AFTER_S, add_outcomes, all_refused_for_now, decode_submission, submission_results
 from .facade import NodeFacade
@@ -122,12 +122,7 @@ class _Routes:
         return JSONResponse({"results": results})
 
     async def get_tx(self, request: Request) -> Response:
-        text = request.path_params["tx_id"]
-        try:
-            tx_id = parse_hex(text, "transaction id", TX_ID_LEN)
-        except ValueError:
-            # Not an id, so no transaction has it (any text is a valid path segment).
-            raise not_found(f"no transaction has id {text[:80]!r}: an id is {2 * TX_ID_LEN} hex digits") from None
+        tx_id = hex_segment(request.path_params["tx_id"], TX_ID_LEN, "no transaction has id", "an id")
         record = self.facade.get_tx(tx_id)
         if record is not None:
             return JSONResponse(committed_tx_to_json(record.tx, record.height, record.index, record.receipt))
