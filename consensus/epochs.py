@@ -138,6 +138,13 @@ class EpochSchedule:
         self._append(Epoch.of(change))
         return True
 
+    def changes(self) -> tuple[EpochChange, ...]:
+        """The epochs after the first, as the EpochChanges that describe them
+        (what a host passes as ReplicaConfig.epochs at a restart)."""
+        return tuple(EpochChange(e.number, e.start, e.validators.keys, e.checkpoint_interval,
+                                 e.window, e.max_in_flight, e.view_change_timeout_ms,
+                                 e.max_view_change_timeout_ms) for e in self._epochs[1:])
+
     def forget_before(self, number: int) -> None:
         """Drop the epochs before `number` (the replica entered `number`)."""
         self._epochs = [e for e in self._epochs if e.number >= number] or self._epochs[-1:]

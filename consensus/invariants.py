@@ -64,8 +64,10 @@ def _state_problem(r: Replica, audit: Audit) -> str | None:
         return (f"went back: (epoch, view) {audit.view}->{(safety.epoch, view)}, delivered "
                 f"{audit.delivered}->{r._last_delivered}, checkpoint {audit.low}->{low}")
     audit.view, audit.delivered, audit.low = (safety.epoch, view), r._last_delivered, low
-    if low < epoch.start or (r._boundary() is not None and low > r._boundary()):
-        return f"stable checkpoint {low} outside epoch {epoch.number}"
+    if low < epoch.start:
+        return f"stable checkpoint {low} before epoch {epoch.number}"
+    if r._last_executed >= low and r._schedule.epoch_of(low + 1) is not epoch:
+        return f"caught up to the stable checkpoint {low} but still in epoch {epoch.number}"
     if r._me != epoch.validators.index_of(r._key):
         return "my index is not my key's in the epoch's set"
     # Everything kept is bounded by the window (low, high].

@@ -574,6 +574,7 @@ class Replica:
         if event.next_epoch is not None:
             self._learn_epoch(event.next_epoch)
         self._last_executed = max(self._last_executed, seq)
+        self._checkpoints.collect_garbage(self._low, self._high)    # the window may reach further
         if self._schedule.epoch_of(seq).is_checkpoint(seq) and seq > self._low:
             self._checkpoint(out, seq, event.state_digest)
         self._enter_epoch_if_due(out)
@@ -695,6 +696,7 @@ class Replica:
             return
         self._last_delivered = seq
         self._last_executed = max(self._last_executed, seq)
+        self._checkpoints.collect_garbage(self._low, self._high)
         self._uncommitted_own = {s for s in self._uncommitted_own if s > seq}
         self._next_seq = max(self._next_seq, seq + 1)
         if self._sync is not None and self._sync.target_seq <= seq:
@@ -748,6 +750,7 @@ class Replica:
         self._next_seq = max(self._low, self._last_delivered) + 1
         self._timers.cancel(out, VIEW_CHANGE_TIMER)
         self._schedule.forget_before(target.number - 1)    # the one before proves my checkpoint
+        self._checkpoints.collect_garbage(self._low, self._high)
         out.append(ViewChanged(0, (), target.number))
         self._persist(out)
         self._refresh_progress_timer(out, progress=True)
