@@ -153,8 +153,12 @@ class EpochSchedule:
         """The highest seq whose set a replica that executed block `executed`
         knows for sure: a block h > executed schedules nothing at or below
         h + W(h) > executed + W."""
-        return executed + min(e.window for e in self._epochs
-                              if e is self.epoch_of(executed + 1) or e.start > executed)
+        window = self.epoch_of(executed + 1).window
+        for epoch in reversed(self._epochs):
+            if epoch.start <= executed:
+                break
+            window = min(window, epoch.window)
+        return executed + window
 
 
 def schedule_of(genesis: Epoch, changes: Sequence[EpochChange] = ()) -> EpochSchedule:

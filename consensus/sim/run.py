@@ -12,7 +12,12 @@ def run_seed(seed: int, n: int = 4, twins: int = 0, *, reconfig: bool = False,
     take effect.  `broken_boundary`: every replica ignores the boundary when
     it computes its window (the checker's self-check: must be caught)."""
     sc = Scenario.from_seed(seed, n, twins, reconfig=reconfig)
-    world = World(sc, broken_boundary=broken_boundary)
+    return _drive(World(sc, broken_boundary=broken_boundary), sc)
+
+
+def _drive(world: World, sc: Scenario) -> SeedResult:
+    """The faults of `sc`, then the liveness phase, on `world`."""
+    seed = sc.seed
     for p in sc.partitions:
         world.at(p.start_ms, world.partitions_now.append, p.side_a)
         world.at(p.end_ms, _heal, world, p.side_a)
@@ -33,8 +38,10 @@ def run_seed(seed: int, n: int = 4, twins: int = 0, *, reconfig: bool = False,
     changes = len(sc.set_changes)
 
     def done(h: Host) -> bool:
+        # Reconfiguration: every change took effect, and the last set decides blocks.
         return h.height >= targets[h.label] and h.changes_applied == changes and \
-            h.replica is not None and h.replica.epoch == h.schedule.last.number
+            h.replica is not None and h.replica.epoch == h.schedule.last.number and \
+            h.height > h.schedule.last.start
 
     world.run_until(deadline, lambda: all(done(h) for h in correct))
     lagging = [f"{h.label} at {h.height} (target {targets[h.label]}), epoch "

@@ -58,6 +58,9 @@ class Scenario:
     liveness_blocks: int       # each correct replica must deliver this many new blocks ...
     liveness_ms: int           # ... within this long after the faults stop
     set_changes: tuple[SetChange, ...] = ()   # reconfiguration: the changes blocks carry
+    # Propose each change as soon as the one before executed (so it lands while
+    # that epoch is pending, and may replace it), not once that epoch started.
+    eager_changes: bool = False
 
     @property
     def f(self) -> int:
@@ -108,4 +111,5 @@ class Scenario:
                    max_delay_ms=rng.choice((5, 20, 60, 150)),
                    partitions=tuple(partitions), crashes=tuple(crashes),
                    faults_end_ms=faults_end, liveness_blocks=3, liveness_ms=60_000,
-                   set_changes=SET_CHANGES if reconfig else ())
+                   set_changes=SET_CHANGES if reconfig else (),
+                   eager_changes=reconfig and rng.random() < 0.25)

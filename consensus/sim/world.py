@@ -175,6 +175,7 @@ class World:
         genesis = GENESIS_NODES if self.reconfig else range(scenario.n)
         self.validators = tuple(self.keys[i].public_key for i in genesis)
         self.next_change = 0        # the set change the primaries put in their blocks
+        self.change_epochs: dict[int, int] = {}     # change index -> the epoch it scheduled
         self.broken_boundary = broken_boundary
         self.committed: dict[int, bytes] = {}        # seq -> digest first delivered by a correct host
         self.proposed: set[tuple[int, bytes]] = set()
@@ -373,11 +374,23 @@ class World:
                 return
             self.backlog -= 1
             host.nonce += 1
-            change = self.next_change if self.next_change < len(self.sc.set_changes) else None
-            payload = codec.pack([seq, host.label, host.nonce, change])
+            payload = codec.pack([seq, host.label, host.nonce, self._change_to_propose()])
             digest = check_payload(seq, payload)
             self.proposed.add((seq, digest))
             self.handle(host, Propose(seq, payload, digest))
+
+    def _change_to_propose(self) -> int | None:
+        """The next set change, once the epoch of the one before has started
+        somewhere (or at once, with Scenario.eager_changes)."""
+        index = self.next_change
+        if index >= len(self.sc.set_changes):
+            return None
+        if index and not self.sc.eager_changes:
+            started = max((h.replica.epoch for h in self.hosts
+                           if h.correct and h.replica is not None), default=0)
+            if started < self.change_epochs[index - 1]:
+                return None
+        return index
 
     def _check_votes(self, host: Host, message: Message) -> None:
         """A correct replica never signs two digests for one (view, seq,
@@ -424,10 +437,11 @@ class World:
         if index is None or index != host.changes_applied:
             return None
         host.changes_applied += 1
+        change = self._schedule_change(host.schedule, seq, self.sc.set_changes[index])
         if host.correct:
             self.next_change = max(self.next_change, host.changes_applied)
-        wanted = self.sc.set_changes[index]
-        return self._schedule_change(host.schedule, seq, wanted)
+            self.change_epochs[index] = change.epoch
+        return change
 
     def _schedule_change(self, schedule: EpochSchedule, height: int, wanted: Any) -> EpochChange:
         """What the chain does (ledger.consortium.ChainConfig.rescheduled): the
