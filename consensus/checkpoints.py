@@ -15,6 +15,8 @@ the log tells it (stabilise, sync).
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from ledger.certificate import Vote
 
 from .messages import Checkpoint, CheckpointProof
@@ -29,8 +31,8 @@ class CheckpointLog:
     they may belong to a later epoch whose indices name other nodes.  A
     checkpoint of an epoch the replica cannot know yet (above its reach)
     cannot be verified at all: it is only a hint, the latest per sender key,
-    and f+1 agreeing hints from the newest set the replica knows are worth a
-    sync (the blocks fetched are checked against their certificates, so a
+    and f+1 agreeing hints from the members of one set the replica knows (its
+    own epoch's or a later one's) are worth a sync (the blocks fetched are checked against their certificates, so a
     wrong hint costs a fetch, never safety).  Once the replica has executed
     far enough to know its epoch, a hint is checked like any CHECKPOINT."""
     __slots__ = ("_in_window", "_beyond", "_hints", "own")
@@ -78,18 +80,21 @@ class CheckpointLog:
         return CheckpointProof(m.seq, m.state_digest, tuple(votes[:quorum])), keys
 
     def hint(self, key: bytes, m: Checkpoint,
-             newest: ValidatorSet) -> tuple[int, bytes, Matching] | None:
+             sets: Iterable[ValidatorSet]) -> tuple[int, bytes, Matching] | None:
         """Note that node `key` claims the checkpoint `m`, beyond every epoch
-        this replica knows.  (seq, digest, keys) once f+1 members of `newest`
-        (the newest set it knows) claim the same one, else None."""
+        this replica knows.  (seq, digest, keys) once f+1 members of one of
+        `sets` claim the same one (one of them is correct), else None."""
         held = self._hints.get(key)
         if held is not None and held.seq >= m.seq:
             return None
         self._hints[key] = m
-        agreeing = tuple(k for k, c in self._hints.items()
-                         if (c.seq, c.state_digest) == (m.seq, m.state_digest)
-                         and newest.index_of(k) is not None)
-        return (m.seq, m.state_digest, agreeing) if len(agreeing) > newest.f else None
+        claiming = [k for k, c in self._hints.items()
+                    if (c.seq, c.state_digest) == (m.seq, m.state_digest)]
+        for validators in sets:
+            agreeing = tuple(k for k in claiming if validators.index_of(k) is not None)
+            if len(agreeing) > validators.f:
+                return m.seq, m.state_digest, agreeing
+        return None
 
     def take_hints(self, reach: int) -> list[tuple[bytes, Checkpoint]]:
         """The hints at or below `reach` (now checkable), removed."""

@@ -599,13 +599,16 @@ class Replica:
         if m.seq <= self._low:
             return
         if m.seq > self._schedule.reach(self._last_executed):
-            # An epoch I cannot know yet: unverifiable, only a hint to sync.  (A
-            # driver that names senders by index knows one set: the newest.)
+            # An epoch I cannot know yet: unverifiable, only a hint to sync, from
+            # f+1 of a set I know (the checkpoint at a boundary I know is signed
+            # by the set that ends there).  A driver that names senders by index
+            # knows one set: the newest.
             newest = self._schedule.last.validators
             key = sender if type(sender) is bytes else (
                 newest.keys[sender] if sender in newest else None)
             if key is not None:
-                target = self._checkpoints.hint(key, m, newest)
+                sets = [e.validators for e in self._schedule if e.number >= self._epoch.number]
+                target = self._checkpoints.hint(key, m, sets)
                 if target is not None:
                     self._request_sync(out, *target)
             return
