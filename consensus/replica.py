@@ -799,6 +799,8 @@ class Replica:
         held = self._view_changes.get(sender)
         if held is not None and (held.new_view > m.new_view or held == m):
             return False
+        if m.checkpoint.seq > self._schedule.reach(self._last_executed):
+            return False    # I am too far behind to know the set of its checkpoint
         problem = self._verify.view_change_problem(m)
         if problem:
             self._fault(out, sender, problem)
@@ -908,6 +910,9 @@ class Replica:
             held = self._view_changes.get(vc.replica)
             return held is not None and held.without_payloads() == vc
 
+        reach = self._schedule.reach(self._last_executed)
+        if any(vc.checkpoint.seq > reach for vc in m.view_changes):
+            return          # too far behind to check it: the checkpoints bring me up
         problem = self._verify.new_view_problem(m, known)
         if problem:
             self._fault(out, sender, problem)
