@@ -63,6 +63,7 @@ from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoin
                        CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare,
                        PreparedProof, ViewChange, epoch_of_message, sign)
 from .safety import SafetyState
+from .validators import ValidatorSet
 from .epochs import checkpoint_proof_problem
 from .verification import Verifier, reproposals
 
@@ -641,7 +642,7 @@ class Replica:
         self._store_checkpoint(out, m, key, validators)
 
     def _store_checkpoint(self, out: list[Action], m: Checkpoint, key: bytes,
-                          validators) -> None:
+                          validators: ValidatorSet) -> None:
         stable, matching = self._checkpoints.add(m, key, self._high, validators)
         if stable is not None:
             self._stabilize(out, stable)

@@ -12,10 +12,10 @@ def run_seed(seed: int, n: int = 4, twins: int = 0, *, reconfig: bool = False,
     take effect.  `broken_boundary`: every replica ignores the boundary when
     it computes its window (the checker's self-check: must be caught)."""
     sc = Scenario.from_seed(seed, n, twins, reconfig=reconfig)
-    return _drive(World(sc, broken_boundary=broken_boundary), sc)
+    return run_world(World(sc, broken_boundary=broken_boundary), sc)
 
 
-def _drive(world: World, sc: Scenario) -> SeedResult:
+def run_world(world: World, sc: Scenario) -> SeedResult:
     """The faults of `sc`, then the liveness phase, on `world`."""
     seed = sc.seed
     for p in sc.partitions:
