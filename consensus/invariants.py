@@ -70,6 +70,8 @@ def _state_problem(r: Replica, audit: Audit) -> str | None:
         return f"caught up to the stable checkpoint {low} but still in epoch {epoch.number}"
     if r._me != epoch.validators.index_of(r._key):
         return "my index is not my key's in the epoch's set"
+    if high != r._compute_high():
+        return f"stale high watermark {high} (it is {r._compute_high()})"
     # Everything kept is bounded by the window (low, high].
     if low and not r._schedule.epoch_of(low).is_checkpoint(low):
         return f"stable checkpoint {low} is not a checkpoint seq"

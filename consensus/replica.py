@@ -61,7 +61,7 @@ from .events import (Action, Broadcast, CancelTimer, Deliver, EpochChange, Event
                      RequestSync, Send, SetTimer, Signer, Synced, TimerFired, ViewChanged)
 from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoint,
                        CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare,
-                       PreparedProof, ViewChange, epoch_of_message, sign)
+                       PreparedProof, ViewChange, sign)
 from .safety import SafetyState
 from .validators import ValidatorSet
 from .epochs import checkpoint_proof_problem
@@ -154,6 +154,7 @@ class Replica:
                 "must hold it and every later one")
         self._use_epoch(epoch)
         self._last_executed = height
+        self._move_window()
         self._dirty = False                       # safety record changed since last persist
         self._phase = Phase.NORMAL if self._safety.active else Phase.VIEW_CHANGING
         self._step = self._STEP_NORMAL if self._safety.active else self._STEP_VIEW_CHANGING
@@ -253,6 +254,14 @@ class Replica:
 
     @property
     def _high(self) -> int:
+        return self._window_end
+
+    def _move_window(self) -> None:
+        """Recompute the high watermark after the stable checkpoint, the
+        executed height, the epoch or the schedule changed."""
+        self._window_end = self._compute_high()
+
+    def _compute_high(self) -> int:
         """The high watermark: the window (low, low + W], cut at the next
         boundary (a window never spans two epochs) and at the reach of what
         this replica executed (beyond it, a block it has not executed yet
@@ -324,14 +333,14 @@ class Replica:
         if kind is Checkpoint:
             self._on_checkpoint(out, sender, message)
             return
-        epoch = epoch_of_message(message, lambda seq: self._schedule.epoch_of(seq).number)
-        if epoch != self._epoch.number:
-            # Another epoch's message: stale, or from a replica ahead of me.  A
-            # VIEW-CHANGE or NEW-VIEW of a later epoch still proves a stable
-            # checkpoint, which may be all I need to catch up.
-            if kind is ViewChange or kind is NewView:
+        if kind is ViewChange or kind is NewView:
+            if message.epoch != self._epoch.number:
+                # Stale, or from a replica ahead of me.  One of a later epoch still
+                # proves a stable checkpoint, which may be all I need to catch up.
                 self._adopt_checkpoint(out, sender, message)
-            return
+                return
+        elif not self._in_window(message.view, message.seq):
+            return      # the window lies in my epoch; outside it: stale, or from one ahead
         index = self._index_of(sender)
         if index is None:
             return      # not a validator of my epoch (a passive node has nothing to say)
@@ -575,6 +584,7 @@ class Replica:
         if event.next_epoch is not None:
             self._learn_epoch(event.next_epoch)
         self._last_executed = max(self._last_executed, seq)
+        self._move_window()
         self._checkpoints.collect_garbage(self._low, self._high)    # the window may reach further
         if self._schedule.epoch_of(seq).is_checkpoint(seq) and seq > self._low:
             self._checkpoint(out, seq, event.state_digest)
@@ -670,6 +680,7 @@ class Replica:
             return
         seq = proof.seq
         self._safety.advance_checkpoint(proof)
+        self._move_window()
         self._dirty = True
         self._slots = {s: slot for s, slot in self._slots.items() if s > seq}
         self._payloads = {s: p for s, p in self._payloads.items() if s > seq}
@@ -700,6 +711,7 @@ class Replica:
             return
         self._last_delivered = seq
         self._last_executed = max(self._last_executed, seq)
+        self._move_window()
         self._checkpoints.collect_garbage(self._low, self._high)
         self._uncommitted_own = {s for s in self._uncommitted_own if s > seq}
         self._next_seq = max(self._next_seq, seq + 1)
@@ -733,6 +745,7 @@ class Replica:
             raise LocalProtocolError(f"epoch {change.epoch} at {change.boundary} learnt after "
                                      f"the checkpoint at {self._low} was stable")
         self._schedule.learn(change)
+        self._move_window()
 
     def _enter_epoch_if_due(self, out: list[Action]) -> None:
         """Move to the epoch my window now lies in: its boundary checkpoint
@@ -744,6 +757,7 @@ class Replica:
         self._safety.enter_epoch(target.number)
         self._dirty = True
         self._use_epoch(target)
+        self._move_window()
         self._phase, self._step = Phase.NORMAL, self._STEP_NORMAL
         self._slots.clear()
         self._payloads.clear()

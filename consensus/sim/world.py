@@ -75,8 +75,7 @@ class BoundaryBlindReplica(Replica):
     is not cut at the next boundary, so it accepts seqs > B before the
     checkpoint at B is stable (the old set decides slots of the new epoch)."""
 
-    @property
-    def _high(self) -> int:
+    def _compute_high(self) -> int:
         return min(self._low + self._epoch.window, self._schedule.reach(self._last_executed))
 
 
