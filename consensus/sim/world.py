@@ -157,7 +157,13 @@ class Host:
         self.world.stats["faults_reported"] += 1
 
     def view_changed(self, view: int, carried: tuple[tuple[int, bytes], ...]) -> None:
-        self.world.stats["view_changes"] += 1
+        stats = self.world.stats
+        if view == 0:
+            stats["epochs_entered"] += 1        # a new epoch starts at view 0
+            return
+        stats["view_changes"] += 1
+        if self.replica is not None and self.replica.epoch > 0:
+            stats["view_changes_in_later_epochs"] += 1
 
 
 class World:
@@ -181,7 +187,7 @@ class World:
         self._good_certificates: set[bytes] = set()
         self.violation: str | None = None
         self.stats = {"view_changes": 0, "syncs": 0, "restarts": 0, "faults_reported": 0,
-                      "messages": 0}
+                      "messages": 0, "epochs_entered": 0, "view_changes_in_later_epochs": 0}
         self.faulty_now: set[int] = set()            # crashed validators
         self.partitions_now: list[frozenset[int]] = []
         self.loss, self.duplicate = scenario.loss, scenario.duplicate

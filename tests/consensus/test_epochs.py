@@ -306,3 +306,11 @@ def test_changes_that_land_while_an_epoch_is_pending_replace_it():
     assert result.violation is None and result.liveness_failure is None, result
     host = next(h for h in world.hosts if h.correct)
     assert host.schedule.last.number < len(SET_CHANGES)      # some change replaced a pending one
+
+
+def test_cli_replays_a_reconfiguration_seed_with_its_flags(capsys):
+    from consensus.sim.__main__ import main
+    assert main(["--seeds", "1", "--start", "0", "--reconfig", "--broken-boundary"]) == 1
+    out = capsys.readouterr().out
+    assert "replay: python -m consensus.sim --seeds 1 --start 0 --nodes 4 --reconfig " \
+           "--broken-boundary" in out
