@@ -151,14 +151,17 @@ class EpochSchedule:
 
     def reach(self, executed: int) -> int:
         """The highest seq whose set a replica that executed block `executed`
-        knows for sure: a block h > executed schedules nothing at or below
-        h + W(h) > executed + W."""
-        window = self.epoch_of(executed + 1).window
+        knows for sure.  A block h > executed schedules a boundary at
+        h + W(h) or later, W(h) the window of h's epoch: for h in the epoch
+        of executed + 1 that is beyond executed + W, for h in a later known
+        epoch E beyond E.start + W_E.  Never decreases as blocks execute or
+        epochs are learnt (a new or changed epoch starts >= h + W(h))."""
+        reach = executed + self.epoch_of(executed + 1).window
         for epoch in reversed(self._epochs):
             if epoch.start <= executed:
                 break
-            window = min(window, epoch.window)
-        return executed + window
+            reach = min(reach, epoch.start + epoch.window)
+        return reach
 
 
 def schedule_of(genesis: Epoch, changes: Sequence[EpochChange] = ()) -> EpochSchedule:

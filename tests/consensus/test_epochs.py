@@ -63,6 +63,16 @@ def test_schedule_finds_the_epoch_of_each_seq_and_the_boundary_belongs_to_the_ol
     assert s.reach(0) == 8 and s.reach(3) == 11
 
 
+def test_reach_never_shrinks_when_a_later_epoch_with_a_smaller_window_is_learnt():
+    """A replica accepts up to reach(executed): learning an epoch must not take
+    back seqs it may already hold (sim seeds 1310, 1367 caught this)."""
+    s = schedule(change(1, 12, FIVE, checkpoint_interval=6, window=12))
+    before = s.reach(14)
+    assert before == 26
+    s.learn(change(2, 30, FOUR, window=8))          # what block 14 schedules
+    assert s.reach(14) == before
+
+
 def test_a_pending_epoch_may_be_replaced_but_not_moved_or_skipped():
     s = schedule(change(1, 8, FIVE))
     assert s.learn(change(1, 8, FOUR[:3] + FIVE[4:])) and s.last.validators.n == 4
@@ -245,7 +255,7 @@ def test_a_replica_enters_the_next_epoch_once_the_boundary_checkpoint_is_stable(
 
 # -- the simulator ----------------------------------------------------------------------
 
-RECONFIG_SEEDS = range(0, 4)
+RECONFIG_SEEDS = [0, 1, 2, 3, 1310]      # 1310: the window once shrank under a learnt epoch
 
 
 def test_reconfiguration_seeds_keep_safety_and_every_change_takes_effect():
