@@ -10,7 +10,6 @@ from typing import Any
 
 from ledger.block import BlockHeader
 from ledger.certificate import CommitCertificate, Vote
-from ledger.execution import INITIAL_STATE_ROOT
 from ledger.genesis import Genesis
 from node.config import NodeConfig
 from storage.errors import StoreError, StoreLockedError
@@ -73,7 +72,7 @@ def inspect_store(config: NodeConfig, genesis: Genesis) -> StoreFacts:
             return StoreFacts(error=exc)
         return StoreFacts(absent=True)
     try:
-        store = open_store(data, genesis.hash, create=False, initial_state_root=INITIAL_STATE_ROOT,
+        store = open_store(data, genesis.hash, create=False,
                            safety_dir=config.safety_dir)
     except StoreLockedError as exc:
         return StoreFacts(locked=True, error=exc)
