@@ -38,9 +38,12 @@ on the set of key/value pairs, and the write set only on the committed
 history (deterministic execution), so two nodes with the same history agree.
 
 Receipt root.  A binary Merkle root (ledger.merkle, like the tx root) over
-one item per tx, in block order: RECEIPT_DOMAIN, then the canonical msgpack
-of the receipt record [status, message, result] with a 4-byte big-endian
-length prefix (`receipt_item`).  So "this tx failed with conflict" is
+one item per tx, in block order: RECEIPT_DOMAIN ‖ the tx's index in the
+block (4 bytes big-endian) ‖ its id ‖ the canonical msgpack of the receipt
+record [status, message, result] with a 4-byte big-endian length prefix
+(`receipt_item`).  The index and id bind a receipt to its tx: two txs with
+equal receipts (or a repeated tx id, whose repeat gets `duplicate`) still
+have different items.  So "this tx failed with conflict" is
 provable with the header, as the tx itself is with the tx root.
 """
 
@@ -89,25 +92,31 @@ class ExecutionResult:
         return self.tree.root
 
 
-def receipt_item(receipt: Receipt, pack: Callable[[Any], bytes] = codec.pack) -> bytes:
-    """The Merkle item of one receipt in its block's receipt root (module doc)."""
+def receipt_item(index: int, tx_id: bytes, receipt: Receipt,
+                 pack: Callable[[Any], bytes] = codec.pack) -> bytes:
+    """The Merkle item of the receipt of the tx at `index` in its block (module doc)."""
     body = pack(receipt.to_record())
-    return RECEIPT_DOMAIN + len(body).to_bytes(4, "big") + body
+    return RECEIPT_DOMAIN + index.to_bytes(4, "big") + tx_id + len(body).to_bytes(4, "big") + body
 
 
-def receipt_root(receipts: Sequence[Receipt]) -> bytes:
+def _receipt_items(txs: Sequence[Transaction], receipts: Sequence[Receipt]) -> list[bytes]:
     pack = codec.packer()
-    return merkle_root([receipt_item(r, pack) for r in receipts])
+    return [receipt_item(i, tx.id, r, pack) for i, (tx, r) in enumerate(zip(txs, receipts, strict=True))]
 
 
-def receipt_proof(receipts: Sequence[Receipt], index: int) -> list[tuple[bool, bytes]]:
-    """Inclusion proof of receipts[index] in receipt_root(receipts)."""
-    pack = codec.packer()
-    return merkle_proof([receipt_item(r, pack) for r in receipts], index)
+def receipt_root(txs: Sequence[Transaction], receipts: Sequence[Receipt]) -> bytes:
+    return merkle_root(_receipt_items(txs, receipts))
 
 
-def verify_receipt_proof(receipt: Receipt, proof: list[tuple[bool, bytes]], root: bytes) -> bool:
-    return verify_proof(receipt_item(receipt), proof, root)
+def receipt_proof(txs: Sequence[Transaction], receipts: Sequence[Receipt],
+                  index: int) -> list[tuple[bool, bytes]]:
+    """Inclusion proof of receipts[index] (of txs[index]) in receipt_root(txs, receipts)."""
+    return merkle_proof(_receipt_items(txs, receipts), index)
+
+
+def verify_receipt_proof(index: int, tx_id: bytes, receipt: Receipt,
+                         proof: list[tuple[bool, bytes]], root: bytes) -> bool:
+    return verify_proof(receipt_item(index, tx_id, receipt), proof, root)
 
 
 def genesis_state(config: ChainConfig) -> tuple[Writes, bytes]:
@@ -160,7 +169,7 @@ def execute_block(config: ChainConfig, get_state: ReadState, height: int,
             if tx.contract == config_state.CONTRACT:
                 config = config_state.apply_writes(config, tx_writes) or config
     return ExecutionResult(tuple(receipts), block_writes, tree.apply(height, block_writes),
-                           receipt_root(receipts), None if config is start_config else config)
+                           receipt_root(txs, receipts), None if config is start_config else config)
 
 
 def _call(ctx: CallContext, contract: Contract | str, tx: Transaction, read: ReadState,

@@ -48,7 +48,7 @@ def tip_from_json(doc: Any) -> tuple[BlockHeader, bytes, CommitCertificate]:
     h, c = doc["header"], doc["certificate"]
     header = BlockHeader(h["chain_id"], int(h["height"]), int(h["view"]), bytes.fromhex(h["prev_hash"]),
                          bytes.fromhex(h["tx_root"]), bytes.fromhex(h["state_root"]),
-                         h["proposer"], int(h["timestamp_ms"]))
+                         bytes.fromhex(h["receipt_root"]), h["proposer"], int(h["timestamp_ms"]))
     votes = tuple(Vote(int(v["validator"]), bytes.fromhex(v["signature"])) for v in c["votes"])
     cert = CommitCertificate(int(c["view"]), int(c["height"]), bytes.fromhex(c["digest"]), votes)
     return header, bytes.fromhex(doc["hash"]), cert

@@ -144,7 +144,7 @@ def _schemas() -> dict[str, Any]:
                                       "(remembered for the most recent drops only)"),
         "BlockHeader": _obj({
             "chain_id": {"type": "string"}, "height": UINT, "view": UINT, "prev_hash": HASH,
-            "tx_root": HASH, "state_root": HASH,
+            "tx_root": HASH, "state_root": HASH, "receipt_root": HASH,
             "proposer": {"type": "string", "description": 'empty for a null block'},
             "timestamp_ms": UINT,
         }),

@@ -127,7 +127,7 @@ class Chain:
         result = execute_block(self.config, store.get_state, seq, txs,
                                store.state_tree, store.has_tx, timestamp_ms=timestamp)
         header = BlockHeader(self.genesis.chain_id, seq, view, prev_hash, tx_root,
-                             result.state_root, proposer, timestamp)
+                             result.state_root, result.receipt_root, proposer, timestamp)
         return Block(header, tuple(txs)), result
 
     def commit(self, seq: int, proposal: Proposal | None, certificate: CommitCertificate) -> CommitResult:

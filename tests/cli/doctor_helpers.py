@@ -9,6 +9,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from ledger.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
 from ledger.state_tree import EMPTY_ROOT
 from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
@@ -88,7 +89,7 @@ def certified_blocks(genesis: Genesis, keys: list[KeyPair], count: int,
     out, prev = [], GENESIS_HASH
     for height in range(1, count + 1):
         header = BlockHeader(genesis.chain_id, height, 0, prev, tx_root(()),
-                             EMPTY_ROOT, genesis.validators[0].name,
+                             EMPTY_ROOT, MERKLE_EMPTY_ROOT, genesis.validators[0].name,
                              1_700_000_000_000 + height)
         digest = header.proposal_digest()
         message = vote_bytes(PHASE_COMMIT, genesis.chain_id, 0, height, digest)

@@ -8,7 +8,9 @@ import pytest
 
 from ledger import codec, execution
 from ledger.contracts import Contract, ContractError
-from ledger.execution import execute_block, query_state
+from ledger.execution import (RECEIPT_DOMAIN, execute_block, query_state, receipt_item, receipt_proof,
+                              receipt_root, verify_receipt_proof)
+from ledger.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
 from ledger.state_tree import EMPTY_ROOT, MemoryNodeStore, StateTree, check, value_hash
 from ledger.receipt import (ERR_BAD_ARGS, ERR_DUPLICATE, ERR_EXPIRED, ERR_INVALID, ERR_NOT_FOUND, ERR_PERMISSION,
                             ERR_UNKNOWN_CONTRACT, ERR_UNKNOWN_METHOD, OK, Receipt)
@@ -193,3 +195,32 @@ def test_query_state_of_absent_things_is_none() -> None:
     assert query_state(chain.state.get, "kv", "absent") is None
     assert query_state(chain.state.get, "nope", "k") is None
     assert query_state(chain.state.get, "kv", "\ud800") is None     # a lone surrogate from a URL
+
+
+def test_the_receipt_root_commits_to_every_receipt_in_block_order() -> None:
+    chain = Chain(GENESIS)
+    txs = [put(v=1), put(chain_id="other-chain"), put(v=2, nonce=1)]
+    r = chain.run(txs)
+    assert [x.status for x in r.receipts] == [OK, ERR_INVALID, OK]
+    assert r.receipts[0] == r.receipts[2]              # equal receipts, different txs
+    assert r.receipt_root == receipt_root(txs, r.receipts)
+    for i, receipt in enumerate(r.receipts):
+        proof = receipt_proof(txs, r.receipts, i)
+        assert verify_receipt_proof(i, txs[i].id, receipt, proof, r.receipt_root)
+        # another status, message, tx or place is not proved
+        assert not verify_receipt_proof(i, txs[i].id, dataclasses.replace(receipt, status=receipt.status ^ 1),
+                                        proof, r.receipt_root)
+        assert not verify_receipt_proof(i, txs[i].id, dataclasses.replace(receipt, message="x"), proof,
+                                        r.receipt_root)
+        other = (i + 2) % 3
+        assert not verify_receipt_proof(i, txs[other].id, receipt, proof, r.receipt_root)
+        assert not verify_receipt_proof(other, txs[i].id, receipt, proof, r.receipt_root)
+        assert not verify_receipt_proof(i, txs[i].id, receipt, receipt_proof(txs, r.receipts, other),
+                                        r.receipt_root)
+    assert receipt_root(txs[::-1], r.receipts[::-1]) != r.receipt_root
+    # the item is domain-separated and its record length-prefixed
+    item = receipt_item(1, txs[1].id, r.receipts[1])
+    assert item.startswith(RECEIPT_DOMAIN + (1).to_bytes(4, "big") + txs[1].id)
+    at = len(RECEIPT_DOMAIN) + 4 + 32
+    assert int.from_bytes(item[at:at + 4], "big") == len(item) - at - 4
+    assert chain.run([]).receipt_root == MERKLE_EMPTY_ROOT

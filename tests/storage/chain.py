@@ -12,6 +12,7 @@ from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
 from ledger.certificate import CommitCertificate, Vote
 from ledger.codec import pack
 from ledger.crypto import hash256
+from ledger.execution import receipt_root
 from ledger.receipt import ERR_DUPLICATE, OK, Receipt
 from ledger.state_tree import MemoryNodeStore, StateTree, UpdateResult
 from ledger.tx import Transaction
@@ -96,7 +97,7 @@ def make_commit(height: int, prev_hash: bytes, n_txs: int = 4,
         tree.rewind(height - 1)          # Commit.apply applies them again
     view = height % 3
     header = BlockHeader(CHAIN_ID, height, view, prev_hash, tx_root(txs),
-                         update.root, f"v{height % 4}", 1_700_000_000_000 + height)
+                         update.root, receipt_root(txs, receipts), f"v{height % 4}", 1_700_000_000_000 + height)
     certificate = CommitCertificate(view, height, header.proposal_digest(),
                                     tuple(Vote(v, hash256(b"vote %d %d" % (height, v)) * 2) for v in range(3)))
     return Commit(Block(header, txs), certificate, receipts, state_writes, update)
