@@ -64,6 +64,10 @@ from .state_tree import MemoryNodeStore, StateTree, UpdateResult
 from .tx import Transaction
 
 RECEIPT_DOMAIN = b"ynchain/receipt/v1\x00"
+# What a repeated tx id gets.  The tx index keeps a tx id's first commit only,
+# so a proof builder rebuilds a block's repeats' receipts from these.
+DUPLICATE_IN_BLOCK = Receipt(ERR_DUPLICATE, "transaction appears earlier in this block")
+DUPLICATE_COMMITTED = Receipt(ERR_DUPLICATE, "transaction already committed")
 MAX_MESSAGE_LEN = 1024            # Receipt.from_record's bound
 
 _MISSING = object()
@@ -151,10 +155,10 @@ def execute_block(config: ChainConfig, get_state: ReadState, height: int,
     for tx in txs:
         tx_id = tx.id
         if tx_id in seen:
-            receipts.append(Receipt(ERR_DUPLICATE, "transaction appears earlier in this block"))
+            receipts.append(DUPLICATE_IN_BLOCK)
             continue
         if is_committed(tx_id):
-            receipts.append(Receipt(ERR_DUPLICATE, "transaction already committed"))
+            receipts.append(DUPLICATE_COMMITTED)
             continue
         seen.add(tx_id)
         problem = admission.problem(tx, height - 1, config, timestamp_ms)

@@ -78,6 +78,12 @@ class Store(Protocol):
 
     def get_prepared_payload(self, seq: int, digest: bytes) -> bytes | None: ...
 
+    def put_checkpoint(self, seq: int, proof: bytes) -> None:
+        """Keep an encoded stable checkpoint proof (the anchor of proof files)."""
+
+    def checkpoint_at_or_above(self, height: int) -> tuple[int, bytes] | None:
+        """(seq, encoded proof) of the lowest kept checkpoint >= `height` and <= the tip."""
+
     def close(self) -> None:
         """Release the store; idempotent.  Any later call raises StoreError."""
 

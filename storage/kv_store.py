@@ -396,6 +396,28 @@ class KVStore:
     def get_prepared_payload(self, seq: int, digest: bytes) -> bytes | None:
         return self._kv.get(layout.payload_key(seq, digest))
 
+    # -- stable checkpoint proofs (the anchors of proof files) ---------------------
+    def put_checkpoint(self, seq: int, proof: bytes) -> None:
+        """Keep an encoded stable checkpoint proof (consensus.messages.
+        CheckpointProof).  Not synced: losing the newest after a crash only
+        makes proofs wait for the next one."""
+        if type(proof) is not bytes:
+            raise StoreError(f"{self.where}: checkpoint proof must be bytes")
+        batch = self._kv.batch()
+        batch.put(layout.CHECKPOINT + layout.height_key(seq), proof)
+        batch.write()
+
+    def checkpoint_at_or_above(self, height: int) -> tuple[int, bytes] | None:
+        """The lowest kept checkpoint proof at `height` or above that does not
+        lie beyond the tip: (its seq, the encoded proof), or None."""
+        found = self._kv.range(layout.CHECKPOINT + layout.height_key(height),
+                               layout.prefix_end(layout.CHECKPOINT), 1)
+        if not found:
+            return None
+        key, value = found[0]
+        seq = int.from_bytes(key[len(layout.CHECKPOINT):], "big")
+        return None if seq > self._tip.height else (seq, value)
+
     # -- lifetime -----------------------------------------------------------------
     def close(self) -> None:
         kv, self._kv = self._kv, _CLOSED
