@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from .contracts import contract_routes
 from .gov import gov_routes
+from .proofs import proof_routes
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
                    UNAVAILABLE, ApiError,
@@ -86,6 +87,7 @@ class _Routes:
             ("/openapi.json", self.openapi, "GET"),
             *contract_routes(self.facade),
             *gov_routes(self.facade),
+            *proof_routes(self.facade),
         ]
         return [Route(path, _guarded(handler), methods=[method]) for path, handler, method in table]
 

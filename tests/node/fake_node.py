@@ -24,7 +24,8 @@ from ledger.crypto import HASH_LEN
 from ledger.execution import receipt_root
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
-from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
+from node.api.facade import (Admission, CommittedBlock, ProofAnswer, TxCommitted, TxDropped, TxOutcome,
+                             TxRecord)
 from node.core.commits import BlockSubscribers, Subscription
 from node.metrics import NodeMetrics
 from tests.factories import make_genesis
@@ -183,6 +184,9 @@ class FakeNode:
         if height > chain.height:
             return None
         return config_state.config_at(self.world.genesis.config, scan_dict(chain.state), height), height
+
+    def prove(self, kind: str, args: tuple) -> ProofAnswer:
+        return ProofAnswer(kind, problem="the fake node keeps no checkpoints")
 
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
