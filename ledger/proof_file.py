@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from . import codec
+from . import codec, config_state
 from .block import BlockHeader, verify_tx_proof
 from .certificate import MAX_VALIDATORS, CommitCertificate, Vote, checkpoint_bytes, quorum_size
 from .codec import DecodeError
@@ -356,6 +356,21 @@ def _receipt_facts(p: Proved) -> tuple[ProvedState, fiscal.FiscalReceipt | None,
     return latest, receipt, issued
 
 
+def _org_name(p: Proved, receipt: fiscal.FiscalReceipt) -> str:
+    """The issuer's display name, from its proven configuration record
+    (gov/org/<name> = [display name, status]) when the file carries it."""
+    key = state_key(config_state.CONTRACT, config_state.ORG, receipt.issuer_org)
+    for s in p.states:
+        if s.key == key and s.value is not None:
+            try:
+                rec = codec.unpack(s.value)
+            except DecodeError:
+                break
+            if type(rec) is list and rec and type(rec[0]) is str and rec[0]:
+                return f"{rec[0]} ({receipt.issuer_org})"
+    return receipt.issuer_org
+
+
 def describe(p: Proved) -> str:
     """What the file proves, as one sentence a clerk can read."""
     if p.kind == "receipt":
@@ -380,7 +395,7 @@ def describe(p: Proved) -> str:
                 status = "not reimbursed"
             if locked:
                 status += f", {_yuan(locked)} locked for reimbursement"
-        return (f"receipt {code}-{number} of {_yuan(receipt.total)}, issued by {receipt.issuer_org} "
+        return (f"receipt {code}-{number} of {_yuan(receipt.total)}, issued by {_org_name(p, receipt)} "
                 f"at height {issued.height:,} ({_utc(issued.header.timestamp_ms)}), {status} as of "
                 f"height {state.height:,}, {_certified(p, anchor)}")
     if p.kind == "tx":

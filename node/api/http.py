@@ -97,6 +97,16 @@ def parse_hex(text: Any, what: str, length: int | None = None) -> bytes:
 
 
 MAX_INT_PARAM = 2**63 - 1     # heights in paths, queries and headers (as documented)
+TX_ID_LEN = 32
+
+
+def tx_id_param(text: str) -> bytes:
+    """A tx id in a path; any text is a valid segment, so one that is not an
+    id names no transaction (404)."""
+    try:
+        return parse_hex(text, "transaction id", TX_ID_LEN)
+    except ValueError:
+        raise not_found(f"no transaction has id {text[:80]!r}: an id is {2 * TX_ID_LEN} hex digits") from None
 
 
 def parse_positive_int(text: str, what: str) -> int:

@@ -22,10 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .facade import NodeFacade, ProofAnswer
-from .http import MAX_INT_PARAM, NOT_PROVABLE, ApiError, bad_request, not_found, parse_hex
+from .http import MAX_INT_PARAM, NOT_PROVABLE, ApiError, bad_request, not_found, tx_id_param
 
 Handler = Callable[[Request], Awaitable[Response]]
-TX_ID_LEN = 32
 
 
 def _answer(found: ProofAnswer) -> Response:
@@ -49,12 +48,7 @@ class ProofRoutes:
         ]
 
     async def tx(self, request: Request) -> Response:
-        text = request.path_params["tx_id"]
-        try:
-            tx_id = parse_hex(text, "transaction id", TX_ID_LEN)
-        except ValueError:
-            raise not_found(f"no transaction has id {text[:80]!r}: an id is {2 * TX_ID_LEN} hex digits") from None
-        return _answer(self.facade.prove("tx", (tx_id,)))
+        return _answer(self.facade.prove("tx", (tx_id_param(request.path_params["tx_id"]),)))
 
     async def state(self, request: Request) -> Response:
         text = request.query_params.get("height")

@@ -32,7 +32,7 @@ from .proofs import proof_routes
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
                    UNAVAILABLE, ApiError,
-                       bad_request, error_response, not_found, parse_hex, parse_positive_int,
+                       bad_request, error_response, not_found, parse_positive_int, tx_id_param,
                        query_bool, query_seconds, read_body)
 from .txs import RETRY_AFTER_S, add_outcomes, all_refused_for_now, decode_submission, submission_results
 from .facade import NodeFacade
@@ -42,7 +42,6 @@ from .openapi import openapi_document
 
 log = logging.getLogger(__name__)
 
-TX_ID_LEN = 32
 DEFAULT_WAIT_S = 10.0
 MAX_WAIT_S = 60.0
 MAX_STATE_NAME_LEN = 1024
@@ -117,11 +116,7 @@ class _Routes:
 
     async def get_tx(self, request: Request) -> Response:
         text = request.path_params["tx_id"]
-        try:
-            tx_id = parse_hex(text, "transaction id", TX_ID_LEN)
-        except ValueError:
-            # Not an id, so no transaction has it (any text is a valid path segment).
-            raise not_found(f"no transaction has id {text[:80]!r}: an id is {2 * TX_ID_LEN} hex digits") from None
+        tx_id = tx_id_param(text)
         record = self.facade.get_tx(tx_id)
         if record is not None:
             return JSONResponse(committed_tx_to_json(record.tx, record.height, record.index, record.receipt))

@@ -14,7 +14,7 @@ block and MAX_HEADERS headers per anchor).
 
 from __future__ import annotations
 
-from ledger import codec, proof_file
+from ledger import codec, config_state, proof_file
 from ledger.block import Block, BlockHeader, tx_proof
 from ledger.certificate import Vote
 from ledger.codec import DecodeError
@@ -66,12 +66,15 @@ class ProofBuilder:
         skey = state_key(fiscal.CONTRACT.name, fiscal.RECEIPTS, fiscal.receipt_key(code, number))
         anchors: dict[int, list] = {}
         at = self._state_height(None)
-        state = self._state_item(skey, at, anchors)
+        states = [self._state_item(skey, at, anchors)]
         txs = []
-        if state[2] is not None:
-            record = fiscal.FiscalReceipt.from_record(codec.unpack(state[2]))
+        if states[0][2] is not None:
+            record = fiscal.FiscalReceipt.from_record(codec.unpack(states[0][2]))
             txs.append(self._tx_item(record.issued_tx, anchors))
-        return self._encode("receipt", [code, number], anchors, txs, [state]), at
+            # the issuer's record in the configuration: its name as people know it
+            org = state_key(config_state.CONTRACT, config_state.ORG, record.issuer_org)
+            states.append(self._state_item(org, at, anchors))
+        return self._encode("receipt", [code, number], anchors, txs, states), at
 
     # -- items ---------------------------------------------------------------------------
     def _tx_item(self, tx_id: bytes, anchors: dict[int, list]) -> list:

@@ -45,7 +45,7 @@ def test_fetch_then_verify_offline(run, files, tmp_path) -> None:
     result = run("verify", out, "--genesis", genesis)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
-        "receipt 53010126-0000001234 of 426.50 yuan, issued by hospital at height 1 "
+        "receipt 53010126-0000001234 of 426.50 yuan, issued by Hospital (hospital) at height 1 "
         "(2026-11-28 01:01 UTC), not reimbursed as of height 4, "
         "certified by 3 of 4 validators (node0, node2, node3)")
     doc = json.loads(run("verify", out, "--genesis", genesis, "--json").output)

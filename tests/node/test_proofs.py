@@ -39,7 +39,7 @@ def test_a_receipt_proof_says_what_a_clerk_needs(chain) -> None:
     assert at == 12
     proved = verify(data, chain.genesis)
     assert describe(proved) == (
-        "receipt 53010126-0000001234 of 426.50 yuan, issued by hospital at height 1 "
+        "receipt 53010126-0000001234 of 426.50 yuan, issued by Hospital (hospital) at height 1 "
         "(2026-11-28 01:01 UTC), reimbursed in full as of height 12, "
         "certified by 3 of 4 validators (node0, node2, node3)")
     assert proof_file.as_json(proved)["txs"][0]["committed_by"] == ["node0", "node2", "node3"]
