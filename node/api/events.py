@@ -40,7 +40,7 @@ HEADERS = [
 
 
 def _event(block) -> bytes:
-    data = json.dumps(block_summary_to_json(block), separators=(",", ":"))
+    data = json.dumps(block_summary_to_json(block.header, len(block.txs)), separators=(",", ":"))
     return f"id: {block.height}\nevent: block\ndata: {data}\n\n".encode()
 
 

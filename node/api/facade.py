@@ -12,10 +12,11 @@ from typing import Any, Protocol, Union
 
 import trio
 
-from ledger.block import Block
+from ledger.block import Block, BlockHeader
 from ledger.certificate import CommitCertificate
 from ledger.consortium import ChainConfig
 from ledger.contracts import CommittedState
+from ledger.genesis import Account, Organisation
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
 
@@ -113,6 +114,9 @@ class NodeFacade(Protocol):
 
     def get_block(self, height: int) -> CommittedBlock | None: ...
 
+    def get_block_header(self, height: int) -> tuple[BlockHeader, int] | None:
+        """A committed block's header and tx count, its txs not decoded."""
+
     def height(self) -> int: ...
 
     def get_state(self, contract: str, key: str) -> tuple[Any, int] | None:
@@ -131,6 +135,13 @@ class NodeFacade(Protocol):
         """A proof file: kind "tx" (tx id), "state" (contract, "TABLE/KEY",
         height or None: the newest stable checkpoint) or "receipt" (fiscal
         code, number; as of the newest stable checkpoint)."""
+
+    def account(self, public_key: bytes) -> Account | None:
+        """The account that signs with this key, or signed with it before a key
+        rotation (name, organisation, roles), in the configuration in force."""
+
+    def organisations(self) -> tuple[Organisation, ...]:
+        """Every organisation of the configuration in force, with its display name."""
 
     def validators(self) -> list[dict[str, Any]]:
         """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool),

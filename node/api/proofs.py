@@ -22,9 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .facade import NodeFacade, ProofAnswer
-from .http import MAX_INT_PARAM, NOT_PROVABLE, ApiError, bad_request, not_found, tx_id_param
+from .http import MAX_INT_PARAM, NOT_PROVABLE, ApiError, bad_request, hex_segment, not_found
 
 Handler = Callable[[Request], Awaitable[Response]]
+TX_ID_LEN = 32
 
 
 def _answer(found: ProofAnswer) -> Response:
@@ -48,7 +49,8 @@ class ProofRoutes:
         ]
 
     async def tx(self, request: Request) -> Response:
-        return _answer(self.facade.prove("tx", (tx_id_param(request.path_params["tx_id"]),)))
+        tx_id = hex_segment(request.path_params["tx_id"], TX_ID_LEN, "no transaction has id", "an id")
+        return _answer(self.facade.prove("tx", (tx_id,)))
 
     async def state(self, request: Request) -> Response:
         text = request.query_params.get("height")

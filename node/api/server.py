@@ -1,11 +1,14 @@
 """The node's HTTP API: Starlette routes over a NodeFacade, served by
-hypercorn's trio worker inside the node's own nursery.
+hypercorn's trio worker inside the node's own nursery.  The chain explorer
+(node/api/explorer.py) is served from the same routes table.
 
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve_api, node, "127.0.0.1", 8545)
 
 Every answer is JSON (errors are {"error": "<one line>", "code": "<short>"}),
-except /metrics (Prometheus text) and /events/blocks (server-sent events).
+except /metrics (Prometheus text), /events/blocks (server-sent events) and
+the explorer's pages and files (also the answer to a browser that opens a
+receipt's, a lot's or a receivable's URL).
 The routes and their shapes are documented in node/openapi.py, and a test
 keeps the two in step.
 """
@@ -26,13 +29,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .browse import browse_routes
 from .contracts import contract_routes
+from .explorer import PAGE_ROUTES, Explorer
 from .gov import gov_routes
 from .proofs import proof_routes
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
                    UNAVAILABLE, ApiError,
-                       bad_request, error_response, not_found, parse_positive_int, tx_id_param,
+                       bad_request, error_response, hex_segment, not_found, parse_positive_int,
                        query_bool, query_seconds, read_body)
 from .txs import RETRY_AFTER_S, add_outcomes, all_refused_for_now, decode_submission, submission_results
 from .facade import NodeFacade
@@ -41,6 +46,8 @@ from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .openapi import openapi_document
 
 log = logging.getLogger(__name__)
+
+TX_ID_LEN = 32
 
 DEFAULT_WAIT_S = 10.0
 MAX_WAIT_S = 60.0
@@ -71,6 +78,7 @@ class _Routes:
         self.max_body_bytes = max_body_bytes
         self.heartbeat_s = heartbeat_s
         self.openapi_body = JSONResponse(openapi_document()).body
+        self.explorer = Explorer()
 
     def routes(self) -> list[Route]:
         table: list[tuple[str, Handler, str]] = [
@@ -84,9 +92,11 @@ class _Routes:
             ("/metrics", self.metrics, "GET"),
             ("/events/blocks", self.block_events, "GET"),
             ("/openapi.json", self.openapi, "GET"),
-            *contract_routes(self.facade),
-            *gov_routes(self.facade),
+            *browse_routes(self.facade),
+            *[(path, self.explorer.negotiated(handler) if path in PAGE_ROUTES else handler, method)
+              for path, handler, method in (*contract_routes(self.facade), *gov_routes(self.facade))],
             *proof_routes(self.facade),
+            *self.explorer.routes(),
         ]
         return [Route(path, _guarded(handler), methods=[method]) for path, handler, method in table]
 
@@ -115,8 +125,7 @@ class _Routes:
         return JSONResponse({"results": results})
 
     async def get_tx(self, request: Request) -> Response:
-        text = request.path_params["tx_id"]
-        tx_id = tx_id_param(text)
+        tx_id = hex_segment(request.path_params["tx_id"], TX_ID_LEN, "no transaction has id", "an id")
         record = self.facade.get_tx(tx_id)
         if record is not None:
             return JSONResponse(committed_tx_to_json(record.tx, record.height, record.index, record.receipt))

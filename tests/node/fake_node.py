@@ -22,6 +22,7 @@ from ledger.contracts import CommittedState
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.crypto import HASH_LEN
 from ledger.execution import receipt_root
+from ledger.genesis import Account, Organisation
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
 from node.api.facade import (Admission, CommittedBlock, ProofAnswer, TxCommitted, TxDropped, TxOutcome,
@@ -91,7 +92,8 @@ class FakeNode:
         self.blocks.append(committed)
         for index, (tx, receipt) in enumerate(zip(txs, receipts)):
             self.mempool.pop(tx.id, None)
-            self.txs[tx.id] = TxRecord(tx, height, index, receipt)
+            # As the store's tx index: a tx id keeps its first commit.
+            self.txs.setdefault(tx.id, TxRecord(tx, height, index, receipt))
             if tx.contract == "kv" and isinstance(tx.args, dict) and "key" in tx.args:
                 self.state[("kv", str(tx.args["key"]))] = tx.args.get("value")
         self.metrics.block_committed(height, len(txs))
@@ -166,6 +168,10 @@ class FakeNode:
     def get_block(self, height: int) -> CommittedBlock | None:
         return self.blocks[height - 1] if 1 <= height <= len(self.blocks) else None
 
+    def get_block_header(self, height: int) -> tuple[BlockHeader, int] | None:
+        committed = self.get_block(height)
+        return None if committed is None else (committed.block.header, len(committed.block.txs))
+
     def height(self) -> int:
         return len(self.blocks)
 
@@ -187,6 +193,12 @@ class FakeNode:
 
     def prove(self, kind: str, args: tuple) -> ProofAnswer:
         return ProofAnswer(kind, problem="the fake node keeps no checkpoints")
+
+    def account(self, public_key: bytes) -> Account | None:
+        return self.genesis.account_by_key(public_key)
+
+    def organisations(self) -> tuple[Organisation, ...]:
+        return self.genesis.organisations
 
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
