@@ -182,10 +182,13 @@ class ProofBuilder:
         anchors[seq] = proof_file.anchor_record(seq, block_hash, votes, headers)
 
     def _header(self, height: int) -> BlockHeader:
-        block = self.store.get_block(height)
-        if block is None:
+        raw = self.store.get_block_bytes(height)
+        if raw is None:
             raise CorruptStoreError(f"block {height} is missing below the tip")
-        return block.header
+        try:
+            return Block.decode_header(raw)[0]      # the txs stay undecoded
+        except DecodeError as exc:
+            raise CorruptStoreError(f"block {height} does not decode: {exc}") from None
 
     def _encode(self, kind: str, subject, anchors: dict[int, list], txs: list, states: list) -> bytes:
         return proof_file.encode(kind, self.genesis.chain_id, self.genesis.hash, subject,

@@ -164,7 +164,7 @@ def test_any_input_decodes_as_a_block_header_or_raises_decode_error(data: st.Dat
     _decodes_or_decode_error(Block.decode_header, raw)
 
 
-_HEADER = codec.pack(BlockHeader("c", 1, 0, bytes(32), bytes(32), bytes(32), "n", 1).to_record())
+_HEADER = codec.pack(BlockHeader("c", 1, 0, bytes(32), bytes(32), bytes(32), bytes(32), "n", 1).to_record())
 
 
 @pytest.mark.parametrize("raw", [
