@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from ledger import codec
-from ledger.certificate import MAX_VALIDATORS, PHASE_COMMIT, PHASE_PREPARE, Vote, vote_bytes
+from ledger.certificate import (MAX_VALIDATORS, PHASE_COMMIT, PHASE_PREPARE, Vote,
+                                checkpoint_bytes, vote_bytes)
 from ledger.codec import DecodeError
 from ledger.crypto import HASH_LEN, SIG_LEN
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from .events import Signer
 
 PRE_PREPARE_DOMAIN = b"ynchain/pbft-pre-prepare/v1\x00"
-CHECKPOINT_DOMAIN = b"ynchain/pbft-checkpoint/v1\x00"
 VIEW_CHANGE_DOMAIN = b"ynchain/pbft-view-change/v2\x00"   # v2: carries the epoch
 NEW_VIEW_DOMAIN = b"ynchain/pbft-new-view/v2\x00"
 
@@ -189,10 +189,6 @@ class Checkpoint(_Wire):
                    _digest(state_digest, "checkpoint.state_digest"),
                    _replica(replica, "checkpoint.replica"),
                    _signature(signature, "checkpoint.signature"))
-
-
-def checkpoint_bytes(chain_id: str, seq: int, state_digest: bytes) -> bytes:
-    return CHECKPOINT_DOMAIN + codec.pack([chain_id, seq, state_digest])
 
 
 # -- proofs carried by a view change -----------------------------------------------

@@ -235,6 +235,11 @@ class Replica:
         return self._safety.checkpoint.seq
 
     @property
+    def stable_checkpoint_proof(self) -> CheckpointProof:
+        """2f+1 signatures over the block hash at `stable_checkpoint`."""
+        return self._safety.checkpoint
+
+    @property
     def log_size(self) -> int:
         """Entries held for the log (for tests and metrics): stays bounded by W."""
         return (len(self._slots) + len(self._payloads) + len(self._checkpoints)

@@ -22,11 +22,13 @@ from ledger.execution import query_state
 from ledger.block import Block, BlockHeader
 from ledger.genesis import Account, Genesis, Organisation
 from ledger.tx import Transaction
-from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
+from node.api.facade import (Admission, CommittedBlock, ProofAnswer, TxCommitted, TxDropped, TxOutcome,
+                             TxRecord)
 from node.core.chain import Chain
 from node.core.commits import CommitFanout, Subscription
 from node.core.config_history import ConfigHistory
 from node.core.mempool import Mempool
+from node.core.proofs import ProofBuilder, ProofUnavailable
 from node.core.sync import BlockSync
 from node.core.tx_relay import TxRelay
 from node.key_expiry import KeyExpiryWatch
@@ -58,6 +60,7 @@ class NodeService:
         self._chain = chain
         self._keys = keys
         self._config_history = ConfigHistory(genesis.config, store.scan_state)
+        self._proofs = ProofBuilder(genesis, store)
 
     def _node_name(self, key: bytes) -> str:
         node = self._chain.config.node_by_key(key)
@@ -139,6 +142,19 @@ class NodeService:
         if height > last:
             return None
         return self._config_history.at(height), height
+
+    def prove(self, kind: str, args: tuple) -> ProofAnswer:
+        builder = self._proofs
+        try:
+            if kind == "tx":
+                return ProofAnswer(kind, builder.tx(*args), self._store.get_tx(args[0])[0])
+            if kind == "state":
+                data, height = builder.state(*args)
+            else:
+                data, height = builder.receipt(*args)
+            return ProofAnswer(kind, data, height)
+        except ProofUnavailable as exc:
+            return ProofAnswer(kind, problem=str(exc), missing=exc.missing)
 
     def account(self, public_key: bytes) -> Account | None:
         config = self._chain.config

@@ -14,6 +14,12 @@ arrays (ledger.codec) unless noted.
     s/ + state key      -> state value (raw bytes, not msgpack)
     p/safety            -> [save number, the consensus safety record (bin, opaque here)]
     q/ + seq (8 BE) + digest -> a prepared payload the safety record refers to (raw bytes)
+    n/ + tree node key  -> a state tree node (ledger.state_tree: the key starts with the
+                           height that wrote it; every height's nodes are kept, so a
+                           state proof can be made at any committed height)
+    k/ + height (8 BE)  -> a stable checkpoint proof at that height (consensus.messages.
+                           CheckpointProof: 2f+1 signatures over the block hash), the
+                           anchor of proof files (ledger.proof_file)
 
 The tip is one record so that height, hash and state root can never disagree,
 and it is written in the same batch as the block it points to.
@@ -31,7 +37,10 @@ from ledger.receipt import Receipt
 # blocks stored by version 1 no longer verify against their own headers.
 # 3: the state starts with the genesis consortium configuration (gov/ tables,
 # ledger.config_state), so stores of version 2 hold a state this ynchain cannot run on.
-SCHEMA_VERSION = 3
+# 4: the state root is the state tree's root (ledger.state_tree) over the whole
+# state, its nodes under n/; headers carry a receipt root; stable checkpoint
+# proofs are kept (k/).  Roots of version-3 stores mean something else.
+SCHEMA_VERSION = 4
 
 KEY_SCHEMA = b"m/schema"
 KEY_GENESIS = b"m/genesis"
@@ -44,8 +53,10 @@ BLOCK_HASH = b"h/"
 TX = b"t/"
 STATE = b"s/"
 PAYLOAD = b"q/"
+STATE_TREE = b"n/"
+CHECKPOINT = b"k/"
 
-FAMILIES = (b"m/", BLOCK, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD)
+FAMILIES = (b"m/", BLOCK, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD, STATE_TREE, CHECKPOINT)
 
 # Most entries one scan_state call returns: queries page through state, they
 # never read a whole family at once.

@@ -56,6 +56,18 @@ TxOutcome = Union[TxCommitted, TxDropped]
 
 
 @dataclass(frozen=True, slots=True)
+class ProofAnswer:
+    """A proof file (ledger.proof_file) and the height it proves at, or why
+    there is none: `missing` (the thing or height does not exist) or not
+    provable (yet, or any more)."""
+    kind: str
+    data: bytes = b""
+    height: int = 0
+    problem: str | None = None
+    missing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CommittedBlock:
     block: Block
     certificate: CommitCertificate
@@ -118,6 +130,11 @@ class NodeFacade(Protocol):
     def config_at(self, height: int | None) -> tuple[ChainConfig, int] | None:
         """The consortium configuration in force after committed block `height`
         (None: the last one) and that height; None if `height` is not committed."""
+
+    def prove(self, kind: str, args: tuple) -> ProofAnswer:
+        """A proof file: kind "tx" (tx id), "state" (contract, "TABLE/KEY",
+        height or None: the newest stable checkpoint) or "receipt" (fiscal
+        code, number; as of the newest stable checkpoint)."""
 
     def account(self, public_key: bytes) -> Account | None:
         """The account that signs with this key, or signed with it before a key

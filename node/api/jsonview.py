@@ -79,6 +79,7 @@ def header_to_json(header: BlockHeader) -> dict[str, Any]:
         "prev_hash": header.prev_hash.hex(),
         "tx_root": header.tx_root.hex(),
         "state_root": header.state_root.hex(),
+        "receipt_root": header.receipt_root.hex(),
         "proposer": header.proposer,
         "timestamp_ms": header.timestamp_ms,
     }

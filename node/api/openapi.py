@@ -56,6 +56,40 @@ _COMMON_ERRORS = {
 }
 
 
+def _proof_paths() -> dict[str, Any]:
+    """node/api/proofs.py; each answer is one proof file."""
+    text = {"type": "string"}
+    ok = _json(_ref("ProofFile"), "The proof file and the height it proves at")
+    e409 = ("Not provable yet (above the newest stable checkpoint) or any more (the value changed "
+            "since the height asked for; the node keeps the newest values only) (code not_provable)")
+    return {
+        "/proofs/tx/{tx_id}": {"get": {
+            "summary": "Proof that a transaction and its receipt are in a certified block",
+            "parameters": [{"name": "tx_id", "in": "path", "required": True, "schema": text}],
+            "responses": _responses(ok, e404="No committed transaction has this id", e409=e409),
+        }},
+        "/proofs/state/{contract}/{key}": {"get": {
+            "summary": "Proof of what a state key (TABLE/KEY, may contain '/') holds, or that it is absent",
+            "parameters": [
+                {"name": "contract", "in": "path", "required": True, "schema": text},
+                {"name": "key", "in": "path", "required": True, "schema": text},
+                {"name": "height", "in": "query",
+                 "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT_PARAM},
+                 "description": "prove at this height (default: the newest stable checkpoint)"}],
+            "responses": _responses(ok, e400="height is not an integer from 0 to 2^63-1",
+                                    e404="No such contract, a key without TABLE/, or a height not committed",
+                                    e409=e409),
+        }},
+        "/proofs/receipt/{code}/{number}": {"get": {
+            "summary": "Proof of a fiscal receipt as of the newest stable checkpoint: issued (by which "
+                       "transaction), voided or not, reimbursement status; or that it does not exist",
+            "parameters": [{"name": "code", "in": "path", "required": True, "schema": text},
+                           {"name": "number", "in": "path", "required": True, "schema": text}],
+            "responses": _responses(ok, e409=e409),
+        }},
+    }
+
+
 def _responses(ok: dict[str, Any], **errors: str) -> dict[str, Any]:
     return {"200": ok, **{code.removeprefix("e"): _error(text) for code, text in errors.items()},
             **_COMMON_ERRORS}
@@ -84,6 +118,13 @@ def _schemas() -> dict[str, Any]:
                                       "(validators this node dials); null when connected or unknown"},
     })
     return {
+        "ProofFile": _obj({
+            "kind": {"enum": ["tx", "state", "receipt"]},
+            "height": {**UINT, "description": "the height proved at (a tx: its block)"},
+            "bytes": UINT,
+            "proof": {"type": "string", "contentEncoding": "base64",
+                      "description": "the proof file (ledger/proof_file.py); check it offline with "
+                                     "`ynchain verify FILE --genesis genesis.json`"}}),
         "Error": _obj({"error": {"type": "string"},
                        "code": {"type": "string", "enum": [*ERROR_CODES, "http_error"]}}),
         "Status": _obj({
@@ -151,7 +192,7 @@ def _schemas() -> dict[str, Any]:
                                       "(remembered for the most recent drops only)"),
         "BlockHeader": _obj({
             "chain_id": {"type": "string"}, "height": UINT, "view": UINT, "prev_hash": HASH,
-            "tx_root": HASH, "state_root": HASH,
+            "tx_root": HASH, "state_root": HASH, "receipt_root": HASH,
             "proposer": {"type": "string", "description": 'empty for a null block'},
             "timestamp_ms": UINT,
         }),
@@ -241,6 +282,7 @@ def _paths() -> dict[str, Any]:
             "responses": _responses(_json(_ref("StateEntry"), "Value and the height it was read at"),
                                     e400="Contract or key too long", e404="Key absent"),
         }},
+        **_proof_paths(),
         "/validators": {"get": {
             "summary": "The validator set and who is connected / primary",
             "responses": _responses(_json(_ref("Validators"), "Validators in genesis order")),

@@ -23,6 +23,7 @@ from consensus import events as ev
 from consensus.executor import Executor
 from consensus.messages import Message
 from consensus.replica import Replica
+from ledger import codec
 from ledger.block import Proposal
 from node.core import peer_messages
 from node.core.chain import Chain, CommitResult
@@ -60,16 +61,27 @@ class ConsensusDriver:
         self._on_fault = on_fault
         self._on_view_change = on_view_change
         self._on_stepped = on_stepped      # anything a step did may let the primary propose
+        self._kept_checkpoint = 0          # the highest checkpoint proof kept (a restart re-keeps it)
 
     # -- the step loop ---------------------------------------------------------------
     def step(self, events: Iterable[ev.Event]) -> None:
         self._executor.step(events)
+        self._keep_checkpoint()
         self._on_stepped()
 
     def start(self) -> None:
         """Carry out what the replica asks for at boot (arming timers, ...)."""
         self._executor.start()
+        self._keep_checkpoint()
         self._on_stepped()
+
+    def _keep_checkpoint(self) -> None:
+        """Keep each new stable checkpoint proof: it certifies the block hash at
+        its height, the anchor of proof files (ledger.proof_file)."""
+        proof = self.replica.stable_checkpoint_proof
+        if proof.seq > self._kept_checkpoint:
+            self.store.put_checkpoint(proof.seq, codec.pack(proof.to_record()))
+            self._kept_checkpoint = proof.seq
 
     # -- consensus.executor.Host -------------------------------------------------------
     def persist(self, action: ev.PersistSafety) -> None:

@@ -43,8 +43,11 @@ from .wire import ConnectionClosed, HandshakeError, RemoteProtocolError
 # 2: proposal digests cover tx signatures (ledger.block.tx_root); a version-1
 # node would never agree with us on a digest, so it is refused at the hello.
 # 3: state roots cover the on-chain configuration from genesis on.
-# 4: the smaller node key dials (was: the lower genesis index), observers get NEW_BLOCK.
-PROTOCOL_VERSION = 4
+# 4: a header carries a receipt root and its state root is the state tree's
+# root (ledger.state_tree): a version-3 node computes other block hashes for
+# the same blocks, so block sync and checkpoints could never agree with it.
+# 5: the smaller node key dials (was: the lower genesis index), observers get NEW_BLOCK.
+PROTOCOL_VERSION = 5
 DEFAULT_HANDSHAKE_TIMEOUT_S = 5.0
 DOMAIN = b"ynchain/p2p-handshake/v1"
 NONCE_LEN = 32

@@ -22,7 +22,6 @@ from cli.doctor.report import FAIL, OK, WARN
 from cli.layout import init_testnet, load_testnet
 from cli.ports import free_port_base
 from ledger.crypto import KeyPair, load_key, save_key
-from ledger.execution import INITIAL_STATE_ROOT
 from node.api.jsonview import block_to_json
 from node.transport.peers import Peer, PeerManager, dials
 from node.metrics import NodeMetrics
@@ -59,10 +58,10 @@ def keys_of(net) -> list[KeyPair]:
 
 def commit_blocks(net, count: int, signers: int | None = None, home_index: int = 0) -> None:
     node = net.nodes[home_index]
-    with open_store(node.home / "data", net.genesis.hash, initial_state_root=INITIAL_STATE_ROOT,
+    with open_store(node.home / "data", net.genesis.hash,
                     safety_dir=node.home / "safety") as store:
         for block, cert in certified_blocks(net.genesis, keys_of(net), count, signers):
-            store.commit(block, cert, (), {}, block.header.state_root)
+            store.commit(block, cert, (), {}, store.state_tree.apply(block.height, {}))
         store.save_safety_record(b"voted")
 
 
@@ -205,7 +204,7 @@ def test_a_store_held_by_another_process_is_not_touched(net):
     key (the holder may be this node, hung), and the store is not opened."""
     commit_blocks(net, 1)
     node0 = net.nodes[0]
-    with open_store(node0.home / "data", net.genesis.hash, initial_state_root=INITIAL_STATE_ROOT):
+    with open_store(node0.home / "data", net.genesis.hash):
         facts = Facts(node0.home, **FAST)
         findings = run_checks(facts)
     assert "in use by another process" in only(findings, "store", WARN).message

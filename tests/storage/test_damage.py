@@ -221,8 +221,11 @@ def test_a_damaged_table_file_is_an_error_not_wrong_data(tmp_path):
     try:
         with open_store(data, GENESIS, safety_dir=safety) as store:
             for c in chain:
+                h = c.block.height
                 try:
-                    assert store.get_block(c.block.height) in (c.block, None)
+                    assert store.get_block(h) in (c.block, None)
+                    assert store.get_certificate(h) in (c.certificate, None)
+                    assert store.state_tree.root_hash(h) == c.state_root
                 except CorruptStoreError as exc:
                     assert "the database is damaged (read: Corruption: " in str(exc)
                     errors += 1
