@@ -95,7 +95,7 @@ async def test_tx_frames_beyond_the_queue_are_dropped_and_counted(nursery):
 
 
 def _pushed_block(height: int) -> list:
-    header = BlockHeader(GENESIS.chain_id, height, 0, bytes(32), EMPTY_ROOT, bytes(32), "", 0)
+    header = BlockHeader(GENESIS.chain_id, height, 0, bytes(32), EMPTY_ROOT, bytes(32), EMPTY_ROOT, "", 0)
     return [Block(header, ()).encode(), CommitCertificate(0, height, header.proposal_digest(), ()).to_record()]
 
 
