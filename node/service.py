@@ -169,6 +169,9 @@ class NodeService:
     def organisations(self) -> tuple[Organisation, ...]:
         return tuple(self._chain.config.organisations.values())
 
+    def validator_names_at(self, height: int) -> tuple[str, ...]:
+        return self._chain.config.epoch_of(height).names
+
     def validators(self) -> list[dict[str, Any]]:
         """The validators that vote on the next block, in index order."""
         config = self._chain.config
