@@ -1,0 +1,104 @@
+"""An observer promoted by governance, in-process: one validator and one
+observer listed in genesis, one voting organisation (its admin's proposal
+passes at once).  Nothing else is sent after the promotion, so the primary's
+empty blocks must carry the chain to the boundary (and no further: with no
+traffic and no empty-block interval the chain then rests); from there the set
+is two and the quorum is both (n = 2, f = 0), so a block after the boundary
+commits only if the promoted node votes, and it is the new primary.  Restarted on their stores, both nodes come
+back as validators (the role comes from the committed configuration)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import trio
+
+from cli.ports import free_port_base
+from ledger.genesis import parse_genesis
+from node.app import Node
+from node.config import NodeConfig
+from tests.factories import genesis_dict, key_for, make_store, make_tx
+
+K, W = 2, 4
+
+
+def _genesis(base: int):
+    doc = genesis_dict(1, roles={"finance": ["admin"]}, checkpoint_interval=K, window=W)
+    [validator] = doc.pop("validators")
+    validator.update(p2p=f"127.0.0.1:{base}", api=f"127.0.0.1:{base + 1}", role="validator")
+    observer = {"name": "watcher", "org": validator["org"], "role": "observer",
+                "public_key": key_for("validator", "watcher").public_key.hex(),
+                "p2p": f"127.0.0.1:{base + 2}", "api": f"127.0.0.1:{base + 3}"}
+    doc["nodes"] = [validator, observer]
+    return parse_genesis(doc, json.dumps(doc).encode())
+
+
+def _node(genesis, name: str, tmp_path: Path, store) -> Node:
+    entry = genesis.node_by_name(name)
+    config = NodeConfig(home=tmp_path, name=name, key_file=tmp_path / "unused.key",
+                        data_dir=tmp_path / name, genesis=tmp_path / "genesis.json",
+                        p2p_listen=entry.p2p, api_listen=entry.api)
+    return Node(config, genesis, key_for("validator", name), store)
+
+
+def _voters(node: Node, height: int) -> set[str]:
+    names = node.chain.config.epoch_of(height).names
+    return {names[v.validator] for v in node.store.get_certificate(height).votes}
+
+
+async def test_a_promoted_observer_votes_from_the_boundary_reached_by_empty_blocks(tmp_path):
+    genesis = _genesis(free_port_base(4))
+    stores = {name: make_store(genesis) for name in ("node0", "watcher")}
+    validator, observer = (_node(genesis, name, tmp_path, stores[name]) for name in ("node0", "watcher"))
+    assert observer.driver is None and observer.role == "observer"
+    admin = key_for("account", "finance")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(validator.run)
+            await nursery.start(observer.run)
+            tx = make_tx(admin, genesis, "gov", "propose", {"action": "promote_node", "target": "watcher"})
+            [admitted] = await validator.service.submit([tx])
+            assert admitted.accepted, admitted
+            await validator.service.wait_settled([tx.id], 10)
+            promoted_at, _, receipt = validator.store.get_tx(tx.id)
+            assert receipt.status == 0 and receipt.result["status"] == "executed", receipt
+            boundary = validator.chain.config.pending_boundary(promoted_at)
+            assert boundary is not None and boundary >= promoted_at + W
+            # The watcher started its core when it executed the promotion, passive until B.
+            while observer.driver is None:
+                await trio.sleep(0.01)
+            # No traffic: only the primary's empty blocks reach B, where both enter epoch 1.
+            while observer.role != "validator" or validator.replica.epoch != 1:
+                await trio.sleep(0.01)
+            assert validator.chain.height == observer.chain.height == boundary
+            assert observer.replica.epoch == 1 and observer.replica.primary == 1    # (1 + 0) mod 2
+            tx = make_tx(admin, genesis, nonce=1, args={"key": "after-boundary", "value": 1})
+            [admitted] = await validator.service.submit([tx])
+            assert admitted.accepted, admitted
+            assert len(await validator.service.wait_settled([tx.id], 10)) == 1
+            while observer.chain.height <= boundary:
+                await trio.sleep(0.01)
+            assert _voters(validator, boundary + 1) == {"node0", "watcher"}
+            assert _voters(validator, boundary) == {"node0"}          # the old set's last block
+            assert observer.service.status()["role"] == "validator"
+            assert observer.metrics.registry.get_sample_value("ynchain_node_role", {"role": "validator"}) == 1
+            top = min(validator.chain.height, observer.chain.height)
+            for height in range(1, top + 1):
+                assert observer.store.get_block(height).hash == validator.store.get_block(height).hash
+            nursery.cancel_scope.cancel()
+
+    # Restarted on their stores: both are validators from the start and the chain goes on.
+    validator, observer = (_node(genesis, name, tmp_path, stores[name]) for name in ("node0", "watcher"))
+    assert (validator.role, observer.role) == ("validator", "validator")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(validator.run)
+            await nursery.start(observer.run)
+            tx = make_tx(admin, genesis, nonce=2, args={"key": "after-restart", "value": 1})
+            [admitted] = await observer.service.submit([tx])
+            assert admitted.accepted, admitted
+            assert len(await observer.service.wait_settled([tx.id], 20)) == 1
+            height = observer.chain.height
+            assert _voters(observer, height) == {"node0", "watcher"}
+            nursery.cancel_scope.cancel()
