@@ -6,8 +6,11 @@ added (node4 follows the chain as an observer), then node4 is promoted by 3
 of the 4 departments while txs flow.  The change takes effect at the epoch
 boundary the chain scheduled: node4's core, started passive when the
 promotion committed, enters the new epoch and votes (its signature is in the
-commit certificates, /status says validator).  Then kill -9 of an original
-validator leaves the chain committing (5 validators, f = 1).  At the end
+commit certificates, /status says validator).  node3 is offline through
+the change: restarted, it syncs through it (each certificate checked against
+the set of its height) and votes in the new set.  node4 restarted comes back
+as a validator.  Then kill -9 of an original validator leaves the chain
+committing (5 validators, f = 1).  At the end
 every live node has the same hashes at every height, every certificate names
 voters of the set in force at its height, and every acknowledged tx is
 committed exactly once.
@@ -62,8 +65,9 @@ async def test_an_observer_promoted_by_governance_votes_from_the_boundary(make_c
                         if result["accepted"]:
                             acknowledged.append(tx.id.hex())
                     await trio.sleep(0.05)
-            nursery.start_soon(load, 3)
-            nursery.start_soon(load, NODE4)
+            nursery.start_soon(load, 0)
+            nursery.start_soon(load, 2)
+            assert cluster.stop(3) == 0         # offline through the change
 
             proposal = await _gov(cluster, 0, "finance", "propose",
                                   {"action": "promote_node", "target": "node4"})
@@ -95,6 +99,18 @@ async def test_an_observer_promoted_by_governance_votes_from_the_boundary(make_c
                   f"in block {first['height']}: {first['header']['timestamp_ms'] - approval['header']['timestamp_ms']}"
                   " ms of block time")
 
+            # Back after the change: it syncs through it and votes in the new set.
+            cluster.start(3)
+
+            async def caught_up(node: int):
+                s, top = await cluster.status(node), (await cluster.status(0))["height"]
+                return s is not None and s["role"] == "validator" and s["height"] >= top - 1
+            await cluster.wait_until(lambda: caught_up(3), 20, "node3 synced and voting in the new set")
+            # node4 restarted is a validator from the start (the committed configuration says so).
+            assert cluster.stop(NODE4) == 0
+            cluster.start(NODE4)
+            await cluster.wait_until(lambda: caught_up(NODE4), 20, "node4 back as a validator")
+
             # kill -9 of an original validator: 4 of 5 still make a quorum.
             cluster.kill(1)
             before = (await cluster.status(0))["height"]
@@ -106,6 +122,7 @@ async def test_an_observer_promoted_by_governance_votes_from_the_boundary(make_c
             stop.set()
 
         live = [0, 2, 3, NODE4]
+        assert "served a bad block" not in cluster.log_tail(3, 400)      # every synced block passed
 
         async def all_committed():
             for tx in acknowledged:
