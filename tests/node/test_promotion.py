@@ -4,8 +4,10 @@ passes at once).  Nothing else is sent after the promotion, so the primary's
 empty blocks must carry the chain to the boundary (and no further: with no
 traffic and no empty-block interval the chain then rests); from there the set
 is two and the quorum is both (n = 2, f = 0), so a block after the boundary
-commits only if the promoted node votes, and it is the new primary.  Restarted on their stores, both nodes come
-back as validators (the role comes from the committed configuration)."""
+commits only if the promoted node votes, and it is the new primary.  Then
+node0 is demoted: it votes until its epoch ends and follows by pushes after
+it.  Restarted on their stores, each comes back in the role the committed
+configuration gives it."""
 
 from __future__ import annotations
 
@@ -86,19 +88,40 @@ async def test_a_promoted_observer_votes_from_the_boundary_reached_by_empty_bloc
             top = min(validator.chain.height, observer.chain.height)
             for height in range(1, top + 1):
                 assert observer.store.get_block(height).hash == validator.store.get_block(height).hash
+
+            # And back: node0 demoted votes until its epoch ends, then follows by pushes.
+            tx = make_tx(admin, genesis, "gov", "propose", {"action": "demote_node", "target": "node0"},
+                         nonce=2)
+            [admitted] = await observer.service.submit([tx])
+            assert admitted.accepted, admitted
+            await observer.service.wait_settled([tx.id], 10)
+            demoted_at, _, receipt = observer.store.get_tx(tx.id)
+            assert receipt.result["status"] == "executed", receipt
+            second = observer.chain.config.pending_boundary(demoted_at)
+            while validator.role != "observer" or observer.replica.epoch != 2:
+                await trio.sleep(0.01)
+            assert _voters(observer, second) == {"node0", "watcher"}        # epoch 1's last block
+            tx = make_tx(admin, genesis, nonce=3, args={"key": "after-demotion", "value": 1})
+            [admitted] = await validator.service.submit([tx])              # relayed to watcher
+            assert admitted.accepted, admitted
+            assert len(await validator.service.wait_settled([tx.id], 10)) == 1
+            assert _voters(validator, validator.chain.height) == {"watcher"}
+            assert validator.replica.index is None and validator.service.status()["role"] == "observer"
             nursery.cancel_scope.cancel()
 
-    # Restarted on their stores: both are validators from the start and the chain goes on.
+    # Restarted on their stores, each in the role the committed configuration gives it.
     validator, observer = (_node(genesis, name, tmp_path, stores[name]) for name in ("node0", "watcher"))
-    assert (validator.role, observer.role) == ("validator", "validator")
+    assert (validator.role, observer.role) == ("observer", "validator")
+    assert validator.driver is None                          # no core on an observer
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             await nursery.start(validator.run)
             await nursery.start(observer.run)
-            tx = make_tx(admin, genesis, nonce=2, args={"key": "after-restart", "value": 1})
-            [admitted] = await observer.service.submit([tx])
+            tx = make_tx(admin, genesis, nonce=4, args={"key": "after-restart", "value": 1})
+            [admitted] = await validator.service.submit([tx])
             assert admitted.accepted, admitted
-            assert len(await observer.service.wait_settled([tx.id], 20)) == 1
-            height = observer.chain.height
-            assert _voters(observer, height) == {"node0", "watcher"}
+            assert len(await validator.service.wait_settled([tx.id], 20)) == 1
+            height = validator.chain.height
+            assert _voters(validator, height) == {"watcher"}
+            assert validator.store.get_block(height).hash == observer.store.get_block(height).hash
             nursery.cancel_scope.cancel()
