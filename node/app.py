@@ -255,7 +255,8 @@ class Node:
                                  [self.store.get_block_bytes(height), result.certificate.to_record()],
                                  to=self._observers)
         self._follow_configuration()
-        if self.driver is None and runs_consensus(self.chain.config, self.chain.height, self.key.public_key):
+        if self.driver is None and result.config is not None and \
+                runs_consensus(self.chain.config, self.chain.height, self.key.public_key):
             self._promoted()
 
     def _promoted(self) -> None:

@@ -60,6 +60,7 @@ class ConsensusDriver:
         self.replica = replica
         self.validators = validators
         self.me = me
+        self._peers_for: tuple = (None, -1, ())      # (config, epoch, keys): consensus_peers
         self._executor = Executor(replica, self)
         self.proposals = proposals
         self.chain = chain
@@ -109,14 +110,19 @@ class ConsensusDriver:
     def consensus_peers(self) -> tuple[bytes, ...]:
         """Every node that runs the core: the replica's current set and the
         validators of the epochs scheduled after it (the set may have moved
-        on in the chain while the replica still finishes its epoch)."""
-        epoch = self.replica.epoch
-        keys = dict.fromkeys(self.replica.validator_keys)
-        for later in self.chain.config.epochs:
-            if later.number > epoch:
+        on in the chain while the replica still finishes its epoch).  Kept
+        until the configuration or the replica's epoch changes: it is asked
+        for every broadcast."""
+        config, epoch = self.chain.config, self.replica.epoch
+        if self._peers_for[0] is not config or self._peers_for[1] != epoch:
+            keys = dict.fromkeys(self.replica.validator_keys)
+            for later in reversed(config.epochs):
+                if later.number <= epoch:
+                    break
                 keys.update(dict.fromkeys(later.keys))
-        keys.pop(self.me, None)
-        return tuple(keys)
+            keys.pop(self.me, None)
+            self._peers_for = (config, epoch, tuple(keys))
+        return self._peers_for[2]
 
     def set_timer(self, kind: str, delay_ms: int, token: int) -> None:
         self._timers.set(kind, delay_ms, token)
