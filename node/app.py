@@ -17,6 +17,10 @@ timers and proposals are nothing an observer has a use for.  Blocks reach it
 pushed by the validators and by block sync, checked and executed by a
 BlockFollower; its TxRelay hands client txs to the validators.  Everything
 else (mempool, API, metrics, commit fan-out) is the same as a validator's.
+Roles follow the configuration: a node whose key is in the set of the epoch
+in force or of a later one runs the core (a validator-to-be passively, from
+the commit that scheduled its epoch; see `_promoted`), and `role` says
+whether its replica votes in its epoch now.
 
 The transport's allowlist follows the committed configuration: after every
 commit that changed it, or that entered a new epoch, the peer table is
@@ -152,9 +156,8 @@ class Node:
         record = store.load_safety_record()
         prepared = {k: p for k in payload_keys(record)
                     if (p := store.get_prepared_payload(*k)) is not None}
-        params = genesis.consensus
         config = chain.config
-        genesis_keys = config.epochs[0].keys
+        params, genesis_keys = config.epochs[0].params, config.epochs[0].keys
         index = genesis_keys.index(key.public_key) if key.public_key in genesis_keys else None
         self.replica = replica = Replica(
             ReplicaConfig(

@@ -11,37 +11,14 @@ configuration gives it."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import trio
 
 from cli.ports import free_port_base
-from ledger.genesis import parse_genesis
 from node.app import Node
-from node.config import NodeConfig
-from tests.factories import genesis_dict, key_for, make_store, make_tx
+from tests.factories import key_for, make_store, make_tx
+from tests.node.test_observer import _genesis, _node
 
 K, W = 2, 4
-
-
-def _genesis(base: int):
-    doc = genesis_dict(1, roles={"finance": ["admin"]}, checkpoint_interval=K, window=W)
-    [validator] = doc.pop("validators")
-    validator.update(p2p=f"127.0.0.1:{base}", api=f"127.0.0.1:{base + 1}", role="validator")
-    observer = {"name": "watcher", "org": validator["org"], "role": "observer",
-                "public_key": key_for("validator", "watcher").public_key.hex(),
-                "p2p": f"127.0.0.1:{base + 2}", "api": f"127.0.0.1:{base + 3}"}
-    doc["nodes"] = [validator, observer]
-    return parse_genesis(doc, json.dumps(doc).encode())
-
-
-def _node(genesis, name: str, tmp_path: Path, store) -> Node:
-    entry = genesis.node_by_name(name)
-    config = NodeConfig(home=tmp_path, name=name, key_file=tmp_path / "unused.key",
-                        data_dir=tmp_path / name, genesis=tmp_path / "genesis.json",
-                        p2p_listen=entry.p2p, api_listen=entry.api)
-    return Node(config, genesis, key_for("validator", name), store)
 
 
 def _voters(node: Node, height: int) -> set[str]:
@@ -50,7 +27,7 @@ def _voters(node: Node, height: int) -> set[str]:
 
 
 async def test_a_promoted_observer_votes_from_the_boundary_reached_by_empty_blocks(tmp_path):
-    genesis = _genesis(free_port_base(4))
+    genesis = _genesis(free_port_base(4), roles={"finance": ["admin"]}, checkpoint_interval=K, window=W)
     stores = {name: make_store(genesis) for name in ("node0", "watcher")}
     validator, observer = (_node(genesis, name, tmp_path, stores[name]) for name in ("node0", "watcher"))
     assert observer.driver is None and observer.role == "observer"

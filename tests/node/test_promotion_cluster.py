@@ -24,15 +24,16 @@ import trio
 
 from cli.ports import free_port_base
 from ledger.crypto import KeyPair
-from tests.node.test_gov_cluster import _gov, _passed
+from tests.node.test_gov_cluster import _gov
+from tests.node.test_observer_cluster import add_bank_observer
 
 NODE4 = 4
+K, W = 4, 8           # a small window, so the boundary (first checkpoint >= h + W) comes soon
 ORIGINAL = ["node0", "node1", "node2", "node3"]
 
 
 async def test_an_observer_promoted_by_governance_votes_from_the_boundary(make_cluster):
-    # A small window so the boundary (the first checkpoint >= h + W) comes soon.
-    cluster = make_cluster(4, checkpoint_interval=4, window=8)
+    cluster = make_cluster(4, checkpoint_interval=K, window=W)
     key = KeyPair.generate()
     base = free_port_base(2)
     p2p, api = ("127.0.0.1", base), ("127.0.0.1", base + 1)
@@ -40,12 +41,7 @@ async def test_an_observer_promoted_by_governance_votes_from_the_boundary(make_c
     with trio.fail_after(60):
         cluster.start_all()
         await cluster.wait_ready()
-        await _passed(cluster, "add_org", "bank", {"display_name": "Dianchi Commercial Bank"})
-        await _passed(cluster, "add_node", "node4", {"org": "bank", "public_key": key.public_key.hex(),
-                                                     "p2p": f"{p2p[0]}:{p2p[1]}",
-                                                     "api": f"{api[0]}:{api[1]}"})
-        assert cluster.add_node_home("node4", key, p2p, api) == NODE4
-        cluster.start(NODE4)
+        assert await add_bank_observer(cluster, key, p2p, api) == NODE4
 
         async def following():
             s = await cluster.status(NODE4)
@@ -78,7 +74,7 @@ async def test_an_observer_promoted_by_governance_votes_from_the_boundary(make_c
             approved_at = vote["height"]
             code, config = await cluster.get(0, "/config")
             boundary = config["epochs"][-1]["start"]
-            assert boundary >= approved_at + 8 and boundary % 4 == 0, (approved_at, config["epochs"])
+            assert boundary >= approved_at + W and boundary % K == 0, (approved_at, config["epochs"])
             assert [v["name"] for v in config["epochs"][-1]["validators"]] == [*ORIGINAL, "node4"]
 
             async def voting():
