@@ -19,9 +19,10 @@ scheduled after it (a validator-to-be needs the checkpoint at its boundary);
 observers on the mesh get none.
 
 Epochs: after a block whose execution scheduled or changed an epoch,
-Executed carries it (`next_epoch`), and Synced the ones synced blocks did
-(node.core.membership.epoch_changes, from the configurations before and
-after).
+Executed carries it (`next_epoch`: node.core.membership.epoch_changes of the
+configurations before and after the block), and Synced every epoch of the
+configuration after the replica's own (blocks from sync, or pushed to a
+replica that does not vote).
 """
 
 from __future__ import annotations
