@@ -17,6 +17,10 @@ timers and proposals are nothing an observer has a use for.  Blocks reach it
 pushed by the validators and by block sync, checked and executed by a
 BlockFollower; its TxRelay hands client txs to the validators.  Everything
 else (mempool, API, metrics, commit fan-out) is the same as a validator's.
+Roles follow the configuration: a node whose key is in the set of the epoch
+in force or of a later one runs the core (a validator-to-be passively, from
+the commit that scheduled its epoch; see `_promoted`), and `role` says
+whether its replica votes in its epoch now.
 
 The transport's allowlist follows the committed configuration: after every
 commit that changed it, or that entered a new epoch, the peer table is
@@ -37,6 +41,7 @@ import re
 import trio
 
 from consensus import events as ev
+from consensus.epochs import change_of
 from consensus.replica import Replica, ReplicaConfig
 from consensus.safety import payload_keys
 from ledger.consortium import OBSERVER, VALIDATOR, ChainConfig
@@ -49,7 +54,7 @@ from node.core.commits import CommitFanout
 from node.core.dispatch import PeerDispatcher
 from node.core.driver import ConsensusDriver
 from node.core.follower import BlockFollower
-from node.core.membership import ValidatorIndex, allowlist
+from node.core.membership import ValidatorIndex, allowlist, runs_consensus
 from node.core.mempool import Mempool
 from node.core.proposals import ProposalChecker
 from node.core.proposer import Proposer, Wakeup
@@ -79,16 +84,13 @@ class Node:
         self.key = key
         self.chain = chain = Chain(genesis, store)
         self.name = _own_name(chain, config, key)
-        # The set the replica runs with, index <-> key.  Today the genesis set: the
-        # consensus core does not switch epochs yet; when it does, this is swapped.
-        self.validators = validators = ValidatorIndex(genesis.validator_keys)
-        index = validators.index_of(key.public_key)
-        self.role = VALIDATOR if index is not None else OBSERVER
+        # The set the replica runs with, index <-> key: its epoch's (swapped by the driver
+        # when the replica enters an epoch); on a node without a core, the set in force.
+        self.validators = validators = ValidatorIndex(chain.config.epoch_of(chain.height + 1).keys)
         self.metrics = metrics = NodeMetrics()
-        metrics.set_limits(validators=len(validators.keys), quorum=genesis.quorum,
+        metrics.set_limits(validators=len(validators.keys), quorum=chain.config.epoch_of(chain.height + 1).quorum,
                            mempool_max_txs=config.mempool_max_txs,
                            mempool_max_bytes=config.mempool_max_bytes)
-        metrics.set_role(self.role)
         metrics.track_disk(config.data_dir)
         self.mempool = mempool = Mempool(lambda: chain.config, store.has_tx, max_txs=config.mempool_max_txs,
                                          max_bytes=config.mempool_max_bytes)
@@ -104,42 +106,19 @@ class Node:
         self.peers = peers = PeerManager(key, genesis.chain_id, genesis.hash, {}, inbound_send,
                                          on_connect=self._peer_connected,
                                          on_disconnect=self._peer_disconnected)
+        self.replica: Replica | None = None
+        self.driver: ConsensusDriver | None = None
+        self.proposer: Proposer | None = None
+        self._nursery: trio.Nursery | None = None
         self._follow_configuration()
         metrics.track_transport(peers.stats)
 
         self.timers = Timers(self._timer_fired)
         self.commits = commits = CommitFanout(mempool, metrics, on_mempool_changed=self._refresh_gauges)
-        self._wakeup = wakeup = Wakeup()
+        self._wakeup = Wakeup()
         last = store.get_block(chain.height) if chain.height else None
         self._last_view = last.header.view if last else 0           # an observer's view of the chain
         self._last_proposer = last.header.proposer if last else ""
-        self.replica: Replica | None = None
-        self.driver: ConsensusDriver | None = None
-        self.proposer: Proposer | None = None
-        self.follower: BlockFollower | None = None
-        if index is not None:
-            proposals = ProposalChecker(chain, store, mempool)
-            record = store.load_safety_record()
-            prepared = {k: p for k in payload_keys(record)
-                        if (p := store.get_prepared_payload(*k)) is not None}
-            params = genesis.consensus
-            self.replica = replica = Replica(
-                ReplicaConfig(
-                    chain_id=genesis.chain_id, validators=validators.keys, me=index,
-                    checkpoint_interval=params.checkpoint_interval, window=params.window,
-                    max_in_flight=params.max_in_flight,
-                    view_change_timeout_ms=params.view_change_timeout_ms,
-                    max_view_change_timeout_ms=params.max_view_change_timeout_ms,
-                    check_payload=proposals.check_payload, payload_digest=proposals.payload_digest),
-                key, record, (store.last_height(), store.last_block_hash()), prepared_payloads=prepared)
-            metrics.view.set(replica.view)
-            self.driver = driver = ConsensusDriver(
-                replica, validators, proposals, chain, store, mempool,
-                send=peers.send, broadcast=peers.broadcast, timers=self.timers,
-                on_commit=self._committed, on_sync_request=self._sync_requested,
-                on_fault=self._fault, on_view_change=self._view_changed, on_stepped=wakeup.set)
-            self.proposer = Proposer(replica, driver, mempool, chain, self.name, wakeup,
-                                     lambda: commits.last_commit_at)
         self.relay = relay = TxRelay(mempool, chain, peers, metrics, me=key.public_key,
                                      validators=lambda: validators.keys, primary=self._primary,
                                      last_commit=lambda: (commits.last_commit_at, commits.last_block_txs),
@@ -147,17 +126,65 @@ class Node:
                                      on_pending_with_primary=self._requests_pending)
         self.sync = sync = BlockSync(chain, send=peers.send, connected=peers.connected,
                                      apply=self._synced, on_progress=self._sync_progress)
-        if self.driver is None:
-            self.follower = BlockFollower(chain, want_sync=sync.want, on_commit=self._committed,
-                                          on_fault=self._fault)
+        # Pushed blocks reach every node that does not vote (an observer, a
+        # validator-to-be before its epoch, a demoted validator after its own).
+        self.follower = BlockFollower(chain, want_sync=sync.want, on_commit=self._followed,
+                                      on_fault=self._fault)
         self.dispatcher = PeerDispatcher(inbound_recv, relay, sync, store, metrics,
-                                         send=peers.send, on_fault=self._fault,
-                                         driver=self.driver, follower=self.follower)
+                                         send=peers.send, on_fault=self._fault, follower=self.follower)
+        if runs_consensus(chain.config, chain.height, key.public_key):
+            self._build_consensus()
         self.keys = keys = KeyExpiryWatch(lambda: chain.config, self._own_org(), config.key_expiry_warning_days)
         metrics.track_key_expiry(lambda: [(k.account, k.seconds_left) for k in keys.all()])
-        self.service = NodeService(genesis, self.name, self.role, store, self._consensus_view, mempool,
+        self.service = NodeService(genesis, self.name, lambda: self.role, store, self._consensus_view, mempool,
                                    relay, commits, peers, sync, metrics, chain=chain, keys=keys)
+        metrics.set_role(self.role)
         self._refresh_gauges()
+
+    @property
+    def role(self) -> str:
+        """A validator while its replica votes in its epoch; an observer
+        otherwise (no core, a validator-to-be before its epoch, a demoted one)."""
+        return VALIDATOR if self.replica is not None and self.replica.index is not None else OBSERVER
+
+    def _build_consensus(self) -> None:
+        """The consensus core and its parts: at start if this node's key is in
+        the set of the epoch in force or of a later one, else once governance
+        schedules an epoch that holds it (it runs passively until then)."""
+        chain, store, genesis, key = self.chain, self.store, self.genesis, self.key
+        proposals = ProposalChecker(chain, store, self.mempool)
+        record = store.load_safety_record()
+        prepared = {k: p for k in payload_keys(record)
+                    if (p := store.get_prepared_payload(*k)) is not None}
+        config = chain.config
+        params, genesis_keys = config.epochs[0].params, config.epochs[0].keys
+        index = genesis_keys.index(key.public_key) if key.public_key in genesis_keys else None
+        self.replica = replica = Replica(
+            ReplicaConfig(
+                chain_id=genesis.chain_id, validators=genesis_keys, me=index,
+                checkpoint_interval=params.checkpoint_interval, window=params.window,
+                max_in_flight=params.max_in_flight,
+                view_change_timeout_ms=params.view_change_timeout_ms,
+                max_view_change_timeout_ms=params.max_view_change_timeout_ms,
+                check_payload=proposals.check_payload, payload_digest=proposals.payload_digest,
+                epochs=tuple(change_of(epoch) for epoch in config.epochs[1:])),
+            key, record, (store.last_height(), store.last_block_hash()), prepared_payloads=prepared)
+        self.validators.set_keys(replica.validator_keys)
+        self._epoch_shown = replica.epoch
+        self.metrics.view.set(replica.view)
+        self.driver = driver = ConsensusDriver(
+            replica, self.validators, proposals, chain, store, self.mempool, me=key.public_key,
+            send=self.peers.send, broadcast=self.peers.broadcast, timers=self.timers,
+            on_commit=self._committed, on_sync_request=self._sync_requested,
+            on_fault=self._fault, on_view_change=self._view_changed, on_stepped=self._wakeup.set)
+        self.proposer = Proposer(replica, driver, self.mempool, chain, self.name, self._wakeup,
+                                 lambda: self.commits.last_commit_at)
+        self.dispatcher.attach_driver(driver)
+
+    def _start_consensus(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self.timers.run)
+        nursery.start_soon(self.proposer.run)
+        self.driver.start()
 
     # -- lifecycle ----------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -173,12 +200,10 @@ class Node:
                                lambda: commits.last_commit_at, self.genesis.consensus.window // 2)
             nursery.start_soon(self.sync.run)
             nursery.start_soon(self.keys.run)
-            if self.driver is not None:
-                nursery.start_soon(self.timers.run)
-                nursery.start_soon(self.proposer.run)
             api_port = await nursery.start(serve_api, self.service, *self.config.api_listen)
+            self._nursery = nursery
             if self.driver is not None:
-                self.driver.start()
+                self._start_consensus(nursery)
             log.info("node %s up as %s: chain %s, height %d, view %d, p2p port %d, api port %d",
                      self.name, self.role, self.genesis.chain_id, self.chain.height,
                      self._consensus_view()[0], p2p_port, api_port)
@@ -216,6 +241,8 @@ class Node:
         self._peer_table = table
         voting = set(epoch.keys)
         self._observers = tuple(k for k in table if k not in voting and k != me)
+        if self.replica is None:
+            self.validators.set_keys(epoch.keys)     # where the relay sends txs
         self.peers.update(table)
 
     def _committed(self, result: CommitResult) -> None:
@@ -225,18 +252,43 @@ class Node:
         if header.proposer:
             self._last_proposer = header.proposer
         self.commits.committed(result)
-        if self.driver is not None and any(self.peers.is_connected(k) for k in self._observers):
+        if self.role == VALIDATOR and any(self.peers.is_connected(k) for k in self._observers):
             height = result.block.height
             self.peers.broadcast(peer_messages.NEW_BLOCK,
                                  [self.store.get_block_bytes(height), result.certificate.to_record()],
                                  to=self._observers)
         self._follow_configuration()
+        if self.driver is None and result.config is not None and \
+                runs_consensus(self.chain.config, self.chain.height, self.key.public_key):
+            self._promoted()
+
+    def _promoted(self) -> None:
+        """Governance scheduled an epoch whose set holds this node: start the
+        core now, passive, so it holds the stable checkpoint at the boundary
+        and has executed up to it when its epoch starts (it votes from there)."""
+        config, height = self.chain.config, self.chain.height
+        current = config.epoch_of(height + 1).number
+        epoch = next(e for e in config.epochs if e.number >= current and self.key.public_key in e.keys)
+        log.info("this node is a validator of epoch %d from height %d: consensus core started at height %d "
+                 "(it votes from the boundary)", epoch.number, epoch.start + 1, self.chain.height)
+        self._build_consensus()
+        if self._nursery is not None:
+            self._start_consensus(self._nursery)
 
     def _synced(self, results: list[CommitResult]) -> None:
+        """Blocks stored by block sync."""
         if self.driver is not None:
             self.driver.synced(results)
         else:
-            self.follower.synced(results)
+            for result in results:
+                self._committed(result)
+
+    def _followed(self, result: CommitResult) -> None:
+        """A block a validator pushed, checked and stored by the follower."""
+        if self.driver is not None:
+            self.driver.synced([result])      # a core that does not vote (yet, or any more)
+        else:
+            self._committed(result)
 
     def _own_org(self) -> str:
         """This node's organisation ("" while the configuration does not list it yet)."""
@@ -248,12 +300,12 @@ class Node:
         """(view, primary's key): the core's on a validator; on an observer the
         view of the last block and its best guess at the primary."""
         if self.replica is not None:
-            return self.replica.view, self.validators.key_of(self.replica.primary)
+            return self.replica.view, self.replica.validator_keys[self.replica.primary]
         return self._last_view, self._primary()
 
     def _primary(self) -> bytes | None:
         if self.replica is not None:
-            return self.validators.key_of(self.replica.primary)
+            return self.replica.validator_keys[self.replica.primary]
         node = self.chain.config.nodes.get(self._last_proposer)
         return node.public_key if node is not None and node.public_key in self.validators.keys else None
 
@@ -297,6 +349,16 @@ class Node:
     def _view_changed(self, view: int) -> None:
         self.metrics.view_changed(view)
         primary = self._primary()
+        replica = self.replica
+        if replica.epoch != self._epoch_shown:
+            self._epoch_shown = replica.epoch
+            keys = replica.validator_keys
+            self.metrics.validators.set(len(keys))
+            self.metrics.quorum.set(self.chain.config.epoch_of(replica.stable_checkpoint + 1).quorum)
+            self.metrics.set_role(self.role)
+            log.info("entered epoch %d at height %d as %s: %d validators (%s)", replica.epoch,
+                     replica.stable_checkpoint, self.role, len(keys),
+                     ", ".join(self.name if k == self.key.public_key else self.peers.name_of(k) for k in keys))
         log.info("entered view %d (primary %s)", view,
                  self.name if primary == self.key.public_key else self.peers.name_of(primary))
 

@@ -40,14 +40,15 @@ READ_CHUNK = 1024      # tx index lookups between two yields to the event loop
 
 
 class NodeService:
-    def __init__(self, genesis: Genesis, name: str, role: str, store: Store,
+    def __init__(self, genesis: Genesis, name: str, role: Callable[[], str], store: Store,
                  consensus_view: Callable[[], tuple[int, bytes | None]],
                  mempool: Mempool, relay: TxRelay, commits: CommitFanout, peers: PeerManager,
                  sync: BlockSync, metrics: NodeMetrics, *, chain: Chain, keys: KeyExpiryWatch) -> None:
-        """`consensus_view()`: (view, the primary's node key or None if unknown)."""
+        """`consensus_view()`: (view, the primary's node key or None if unknown);
+        `role()`: validator or observer (governance may change it)."""
         self.chain_id = genesis.chain_id
         self.name = name
-        self.role = role
+        self._role = role
         self._genesis = genesis
         self._store = store
         self._consensus_view = consensus_view
@@ -69,7 +70,7 @@ class NodeService:
     def status(self) -> dict[str, Any]:
         view, primary = self._consensus_view()
         return {
-            "chain_id": self.chain_id, "node": self.name, "role": self.role,
+            "chain_id": self.chain_id, "node": self.name, "role": self._role(),
             "height": self._store.last_height(),
             "last_block_hash": self._store.last_block_hash().hex(), "view": view,
             "primary": None if primary is None else self._node_name(primary),
@@ -167,6 +168,9 @@ class NodeService:
 
     def organisations(self) -> tuple[Organisation, ...]:
         return tuple(self._chain.config.organisations.values())
+
+    def validator_names_at(self, height: int) -> tuple[str, ...]:
+        return self._chain.config.epoch_of(height).names
 
     def validators(self) -> list[dict[str, Any]]:
         """The validators that vote on the next block, in index order."""

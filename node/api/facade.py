@@ -146,7 +146,11 @@ class NodeFacade(Protocol):
     def validators(self) -> list[dict[str, Any]]:
         """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool),
         last_error (why the last attempt to connect to it failed, or None).
-        In genesis order: a certificate vote's validator index names an entry."""
+        In index order: a vote in a certificate of the next block names an entry."""
+
+    def validator_names_at(self, height: int) -> tuple[str, ...]:
+        """The names of the validators that decided block `height`, in index
+        order (its certificate's votes name them by index)."""
 
     def reserve_subscription(self) -> BlockSubscription | None:
         """A place among the block subscribers, or None when the node already

@@ -86,7 +86,8 @@ def header_to_json(header: BlockHeader) -> dict[str, Any]:
 
 
 def certificate_to_json(cert: CommitCertificate, validator_names: Sequence[str]) -> dict[str, Any]:
-    """`validator_names` in genesis order: a vote names its validator by index."""
+    """`validator_names`: the set of the certificate's height, in index order
+    (a vote names its validator by index in that set)."""
     return {
         "view": cert.view,
         "height": cert.height,

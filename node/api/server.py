@@ -147,7 +147,7 @@ class _Routes:
         committed = self.facade.get_block(height)
         if committed is None:
             raise not_found(f"block {height} not found")
-        names = [v["name"] for v in self.facade.validators()]
+        names = self.facade.validator_names_at(height)
         return JSONResponse(block_to_json(committed.block, committed.certificate, names))
 
     async def get_state(self, request: Request) -> Response:

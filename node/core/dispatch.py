@@ -3,12 +3,13 @@
 Each inbound batch (one frame from one peer, named by its node key) is
 decoded message by message: consensus messages are stepped through the core
 together (one driver step per frame, not per message), with the sender named
-by its index in the validator set (a node outside the set does not vote: its
-consensus messages are dropped as faults); STATUS and BLOCKS go to block
-sync, GET_BLOCKS is answered from the store, NEW_BLOCK (a validator's push)
-goes to an observer's follower.  On an observer there is no driver and on a
-validator no follower: what the node has no part for is a fault of the peer
-that sent it.  A malformed message is dropped and counted as a fault of that
+by its node key (the core maps it in the message's epoch and ignores a node
+that does not vote there); STATUS and BLOCKS go to block sync, GET_BLOCKS is
+answered from the store, NEW_BLOCK (a validator's push) goes to the follower
+unless this node votes in its replica's epoch (a push that crossed its
+promotion is not needed: its core delivers the block).  An observer has no
+driver until governance makes it a validator-to-be (`attach_driver`); a
+consensus message to it before that is a fault of its sender.  A malformed message is dropped and counted as a fault of that
 peer; the rest of the batch still counts.
 
 Txs go to a queue of their own, admitted by another task (`run_tx_intake`):
@@ -51,10 +52,10 @@ class PeerDispatcher:
                  sync: BlockSync, store: Store, metrics: NodeMetrics, *,
                  send: Callable[[bytes, int, object], bool],
                  on_fault: Callable[[bytes, str], None],
-                 driver: ConsensusDriver | None = None,
-                 follower: BlockFollower | None = None) -> None:
-        """A validator's dispatcher gets the consensus `driver`, an observer's
-        its `follower`."""
+                 follower: BlockFollower,
+                 driver: ConsensusDriver | None = None) -> None:
+        """A node that runs the consensus core has a `driver` (from the start,
+        or attached when it is promoted)."""
         self._inbound = inbound
         self._driver = driver
         self._follower = follower
@@ -66,6 +67,9 @@ class PeerDispatcher:
         self._on_fault = on_fault
         self._tx_frames: deque[tuple[bytes, Any]] = deque()
         self._tx_frame_queued = trio.Event()
+
+    def attach_driver(self, driver: ConsensusDriver) -> None:
+        self._driver = driver
 
     async def run(self) -> None:
         async for peer, messages in self._inbound:
@@ -90,14 +94,12 @@ class PeerDispatcher:
         for msg_type, payload in messages:
             try:
                 if msg_type == peer_messages.CONSENSUS:
-                    sender = None if self._driver is None else self._driver.validators.index_of(peer)
-                    if sender is None:
-                        self._on_fault(peer, "consensus message from a node that does not vote"
-                                       if self._driver else "consensus message to an observer")
+                    if self._driver is None:
+                        self._on_fault(peer, "consensus message to an observer")
                         continue
                     if type(payload) is not bytes:
                         raise DecodeError("CONSENSUS payload must be bytes")
-                    consensus_events.append(ev.MessageReceived(sender, decode_message(payload)))
+                    consensus_events.append(ev.MessageReceived(peer, decode_message(payload)))
                 elif msg_type == peer_messages.TXS:
                     self._queue_txs(peer, payload)
                 elif msg_type == peer_messages.STATUS:
@@ -109,9 +111,8 @@ class PeerDispatcher:
                 elif msg_type == peer_messages.BLOCKS:
                     self._sync.on_blocks(peer, peer_messages.decode_blocks(payload))
                 elif msg_type == peer_messages.NEW_BLOCK:
-                    if self._follower is None:
-                        self._on_fault(peer, "block pushed to a validator")
-                        continue
+                    if self._driver is not None and self._driver.replica.index is not None:
+                        continue        # a voter's core delivers it (pushed across its promotion)
                     self._follower.pushed(peer, *peer_messages.decode_new_block(payload))
                 else:
                     raise DecodeError(f"unknown message type {msg_type}")

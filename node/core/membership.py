@@ -15,12 +15,22 @@ change takes effect when the configuration says it does:
 `ValidatorIndex` is the replica's view of the same set: consensus messages
 name validators by their index in the set, the transport by key; the driver,
 the dispatcher and the relay translate through this one object.
+
+Who runs the consensus core (`runs_consensus`, `consensus_keys`): the
+validators of the epoch in force at the next height and of every epoch the
+chain scheduled after it.  A node promoted by governance starts its core
+(passive) when the block that scheduled its epoch commits, so it holds the
+checkpoint at the boundary when its epoch starts; a node in no such set is an
+observer.  `epoch_changes` is what the driver hands the core with Executed
+and Synced: the epochs a commit scheduled or changed.
 """
 
 from __future__ import annotations
 
 from typing import Mapping
 
+from consensus.epochs import change_of
+from consensus.events import EpochChange
 from ledger.consortium import ChainConfig
 from node.transport.peers import Peer
 
@@ -68,3 +78,24 @@ class ValidatorIndex:
 
     def index_of(self, key: bytes) -> int | None:
         return self._by_key.get(key)
+
+
+def consensus_keys(config: ChainConfig, height: int) -> frozenset[bytes]:
+    """The keys that run the consensus core after committed block `height`:
+    the validators of the epoch of height + 1 and of every later epoch."""
+    current = config.epoch_of(height + 1).number
+    return frozenset(key for epoch in config.epochs if epoch.number >= current for key in epoch.keys)
+
+
+def runs_consensus(config: ChainConfig, height: int, key: bytes) -> bool:
+    return key in consensus_keys(config, height)
+
+
+def epoch_changes(before: ChainConfig, after: ChainConfig) -> tuple[EpochChange, ...]:
+    """The epochs (after epoch 0) that `after` holds and `before` does not, or
+    holds otherwise (a pending epoch a later block changed), in order."""
+    if after.epochs is before.epochs:
+        return ()
+    held = dict((epoch.number, epoch) for epoch in before.epochs)
+    return tuple(change_of(epoch) for epoch in after.epochs
+                 if epoch.number > 0 and held.get(epoch.number) != epoch)

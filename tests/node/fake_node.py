@@ -200,6 +200,9 @@ class FakeNode:
     def organisations(self) -> tuple[Organisation, ...]:
         return self.genesis.organisations
 
+    def validator_names_at(self, height: int) -> tuple[str, ...]:
+        return tuple(v.name for v in self.genesis.validators)     # one epoch
+
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
                  "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",

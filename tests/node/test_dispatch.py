@@ -1,6 +1,8 @@
 """The peer dispatcher: consensus messages never wait behind tx admission,
-the queue of txs waiting for admission is bounded, consensus is heard from
-validators only, and pushed blocks go to an observer's follower."""
+the queue of txs waiting for admission is bounded, consensus is stepped with
+the sender's key (the core maps it in the message's epoch) and never reaches
+a node without a core, and pushed blocks go to the follower of any node that
+does not vote (an observer, a validator-to-be, a demoted validator)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class Recorder:
         self.admitted: list[list] = []
         self.gate = trio.Event()          # admission waits on it (a slow signature check)
         self.validators = ValidatorIndex(KEYS)
+        self.replica = SimpleNamespace(index=0)     # votes in its epoch
         self.pushed: list = []
 
     def step(self, events) -> None:
@@ -47,8 +50,9 @@ def dispatcher(observer: bool = False):
     recorder = Recorder()
     metrics = NodeMetrics()
     faults = []
-    parts = (dict(follower=SimpleNamespace(pushed=recorder.pushed_block)) if observer
-             else dict(driver=recorder))
+    parts = dict(follower=SimpleNamespace(pushed=recorder.pushed_block))
+    if not observer:
+        parts["driver"] = recorder
     d = PeerDispatcher(trio.open_memory_channel(1)[1], recorder, SimpleNamespace(),
                        SimpleNamespace(), metrics, send=lambda *a: True,
                        on_fault=lambda peer, reason: faults.append((peer, reason)), **parts)
@@ -67,7 +71,7 @@ async def test_consensus_messages_do_not_wait_for_tx_admission(nursery):
         d.dispatch(KEYS[2], [(peer_messages.TXS, txs_payload(0, 50)), (peer_messages.CONSENSUS, vote)])
         # Stepped at once, while the txs before it in the same frame still wait.
         assert len(recorder.steps) == 1 and type(recorder.steps[0][0].message) is Prepare
-        assert recorder.steps[0][0].sender == 2          # the core names it by its index
+        assert recorder.steps[0][0].sender == KEYS[2]    # the core maps the key in the message's epoch
         assert recorder.admitted == []
         recorder.gate.set()
         while not recorder.admitted:
@@ -99,13 +103,17 @@ def _pushed_block(height: int) -> list:
     return [Block(header, ()).encode(), CommitCertificate(0, height, header.proposal_digest(), ()).to_record()]
 
 
-def test_consensus_is_heard_from_validators_only_and_blocks_are_pushed_to_observers():
+def test_consensus_goes_to_the_core_and_pushed_blocks_to_nodes_that_do_not_vote():
     d, recorder, _, faults = dispatcher()
     vote = sign(Prepare(0, 1, bytes(32), 2), VALIDATORS["node2"], GENESIS.chain_id).encode()
     d.dispatch(STRANGER, [(peer_messages.CONSENSUS, vote), (peer_messages.NEW_BLOCK, _pushed_block(1))])
-    assert recorder.steps == []
-    assert faults == [(STRANGER, "consensus message from a node that does not vote"),
-                      (STRANGER, "block pushed to a validator")]
+    # The core judges who votes in the message's epoch; a voter's core delivers blocks itself.
+    assert [e.sender for [e] in recorder.steps] == [STRANGER] and recorder.pushed == []
+    assert faults == []
+
+    recorder.replica.index = None           # passive: promoted, its epoch not begun (or demoted)
+    d.dispatch(KEYS[1], [(peer_messages.NEW_BLOCK, _pushed_block(2))])
+    assert recorder.pushed == [(KEYS[1], 2)]
 
     d, recorder, _, faults = dispatcher(observer=True)
     d.dispatch(KEYS[0], [(peer_messages.CONSENSUS, vote), (peer_messages.NEW_BLOCK, _pushed_block(4)),

@@ -1,11 +1,13 @@
 """The transport's allowlist follows the configuration, each change at the time
 the configuration says: an observer's at once, a validator's at its epoch's
-boundary; and the index <-> key mapping the driver uses."""
+boundary; the index <-> key mapping the driver uses; who runs the consensus
+core, and the epochs the driver hands it."""
 
 from __future__ import annotations
 
 from ledger.contracts.gov_actions import carry_out
-from node.core.membership import ValidatorIndex, allowlist
+from consensus.epochs import change_of
+from node.core.membership import ValidatorIndex, allowlist, epoch_changes, runs_consensus
 from node.transport.peers import Peer
 from tests.factories import key_for, make_genesis
 
@@ -61,3 +63,38 @@ def test_validator_index_maps_both_ways_and_swaps_sets():
     assert index.index_of(OBSERVER) is None
     index.set_keys((OBSERVER, *GENESIS.validator_keys[:2]))
     assert index.index_of(OBSERVER) == 0 and index.index_of(GENESIS.validator_keys[3]) is None
+
+
+def test_a_promoted_observer_runs_the_core_from_the_block_that_scheduled_its_epoch():
+    added = _added_observer()
+    assert not runs_consensus(added, 3, OBSERVER)
+    promoted = carry_out(added, "promote_node", "node4", {}, 4, 0)
+    boundary = promoted.pending_boundary(4)
+    assert boundary is not None and boundary >= 4 + 8
+    # A validator-to-be runs the core (passive) before its epoch starts, and after.
+    assert runs_consensus(promoted, 4, OBSERVER) and runs_consensus(promoted, boundary, OBSERVER)
+    assert all(runs_consensus(promoted, 4, key) for key in GENESIS.validator_keys)
+    demoted = carry_out(promoted, "demote_node", "node0", {}, boundary + 1, 0)
+    later = demoted.pending_boundary(boundary + 1)
+    node0 = VALIDATORS["node0"].public_key
+    assert runs_consensus(demoted, later - 1, node0)          # votes until its epoch ends
+    assert not runs_consensus(demoted, later, node0)          # then an observer (at a restart too)
+
+
+def test_epoch_changes_are_the_epochs_a_block_scheduled_or_changed():
+    added = _added_observer()
+    assert epoch_changes(GENESIS.config, added) == ()        # an observer's addition: no epoch
+    promoted = carry_out(added, "promote_node", "node4", {}, 4, 0)
+    [scheduled] = epoch_changes(added, promoted)
+    assert scheduled == change_of(promoted.epochs[-1]) and scheduled.epoch == 1
+    assert scheduled.validators == (*GENESIS.validator_keys, OBSERVER)
+    # A second change while epoch 1 is pending (and starts at or after h + W) replaces it.
+    removed = carry_out(promoted, "remove_node", "node3", {}, 4, 0)
+    [replaced] = epoch_changes(promoted, removed)
+    assert (replaced.epoch, replaced.boundary) == (1, scheduled.boundary)
+    assert VALIDATORS["node3"].public_key not in replaced.validators
+    assert epoch_changes(promoted, promoted) == ()
+    # One that cannot reach epoch 1 any more schedules epoch 2 after it.
+    again = carry_out(promoted, "remove_node", "node3", {}, 5, 0)
+    [later] = epoch_changes(promoted, again)
+    assert (later.epoch, later.boundary) == (2, 16)

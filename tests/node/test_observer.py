@@ -17,8 +17,9 @@ from node.config import NodeConfig
 from tests.factories import genesis_dict, key_for, make_store, make_tx
 
 
-def _genesis(base: int):
-    doc = genesis_dict(1)
+def _genesis(base: int, **params):
+    """node0 validates, watcher observes; `params` as tests.factories.genesis_dict's."""
+    doc = genesis_dict(1, **params)
     [validator] = doc.pop("validators")
     validator.update(p2p=f"127.0.0.1:{base}", api=f"127.0.0.1:{base + 1}", role="validator")
     observer = {"name": "watcher", "org": validator["org"], "role": "observer",
@@ -28,12 +29,12 @@ def _genesis(base: int):
     return parse_genesis(doc, json.dumps(doc).encode())
 
 
-def _node(genesis, name: str, tmp_path: Path) -> Node:
+def _node(genesis, name: str, tmp_path: Path, store=None) -> Node:
     entry = genesis.node_by_name(name)
     config = NodeConfig(home=tmp_path, name=name, key_file=tmp_path / "unused.key",
                         data_dir=tmp_path / name, genesis=tmp_path / "genesis.json",
                         p2p_listen=entry.p2p, api_listen=entry.api)
-    return Node(config, genesis, key_for("validator", name), make_store(genesis))
+    return Node(config, genesis, key_for("validator", name), store if store is not None else make_store(genesis))
 
 
 async def test_an_observer_relays_a_tx_and_follows_the_validators_blocks(tmp_path):

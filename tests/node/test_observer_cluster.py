@@ -36,6 +36,17 @@ def _dialling_key(validator_keys: list[bytes]) -> KeyPair:
             return key
 
 
+async def add_bank_observer(cluster, key: KeyPair, p2p: tuple[str, int], api: tuple[str, int]) -> int:
+    """Governance adds the `bank` organisation and its node4 (an observer);
+    node4 is started from genesis.  Its number in the cluster."""
+    await _passed(cluster, "add_org", "bank", {"display_name": "Dianchi Commercial Bank"})
+    await _passed(cluster, "add_node", "node4", {"org": "bank", "public_key": key.public_key.hex(),
+                                                 "p2p": f"{p2p[0]}:{p2p[1]}", "api": f"{api[0]}:{api[1]}"})
+    node4 = cluster.add_node_home("node4", key, p2p, api)
+    cluster.start(node4)
+    return node4
+
+
 async def _async(predicate):
     return predicate()
 
@@ -62,13 +73,8 @@ async def test_an_observer_joins_syncs_relays_and_is_refused_once_removed(make_c
     with trio.fail_after(90):
         cluster.start_all()
         await cluster.wait_ready()
-        await _passed(cluster, "add_org", "bank", {"display_name": "Dianchi Commercial Bank"})
-        await _passed(cluster, "add_node", "node4", {"org": "bank", "public_key": key.public_key.hex(),
-                                                     "p2p": f"{p2p[0]}:{p2p[1]}",
-                                                     "api": f"{api[0]}:{api[1]}"})
-        node4 = cluster.add_node_home("node4", key, p2p, api)
+        node4 = await add_bank_observer(cluster, key, p2p, api)
         assert node4 == OBSERVER
-        cluster.start(node4)
 
         async def synced():
             heights = await cluster.heights([0, 1, 2, 3, node4])

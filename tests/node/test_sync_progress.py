@@ -12,6 +12,8 @@ import trio
 from node.core import peer_messages
 from node.core.sync import PROGRESS_LOG_INTERVAL_S, RATE_WINDOW_S, BlockSync, SyncProgress
 
+PEER = b"\x01" * 32      # peers are named by node key
+
 PER_ANSWER = peer_messages.MAX_SYNC_BLOCKS
 
 
@@ -71,10 +73,10 @@ async def test_a_sync_session_reports_progress_and_logs_it_sparingly(autojump_cl
             nursery.start_soon(answer)
             return True
 
-        sync = BlockSync(chain, send=send, connected=lambda: [1], apply=lambda results: None,
+        sync = BlockSync(chain, send=send, connected=lambda: [PEER], apply=lambda results: None,
                          on_progress=lambda h, t, n: progress_calls.append((h, t, n)))
         nursery.start_soon(sync.run)
-        sync.peer_status(1, target)
+        sync.peer_status(PEER, target)
         assert sync.progress() is None
         with trio.fail_after(120):
             sync.want(target)
