@@ -133,10 +133,13 @@ async def test_the_validator_set_grows_4_5_7_and_shrinks_to_4_under_load(make_cl
 
             # node3 offline through the next two changes.
             assert cluster.stop(3) == 0
+            stopped_at = (await cluster.status(0))["height"]
 
             # 5 -> 7
-            b2 = await boundary_after(await _pass_together(cluster, [("promote_node", "node5", None),
-                                                                     ("promote_node", "node6", None)]))
+            approved = await _pass_together(cluster, [("promote_node", "node5", None),
+                                                      ("promote_node", "node6", None)])
+            assert approved > stopped_at
+            b2 = await boundary_after(approved)
             await cluster.wait_until(lambda: voting(["node5", "node6"], b2), 20,
                                      "node5 and node6 to vote after their boundary")
 
@@ -211,7 +214,7 @@ async def test_the_validator_set_grows_4_5_7_and_shrinks_to_4_under_load(make_cl
             assert names == [validators[v["validator"]]["name"] for v in cert["votes"]], (height, names)
             assert len(names) >= quorum_size(len(validators))
             committed.update(block["txs"])
-        print(f"\nboundaries {b1} (5), {b2} (7), {b3} (4); node3 offline {b1}..{restarted_at}; "
+        print(f"\nboundaries {b1} (5), {b2} (7), {b3} (4); node3 offline {stopped_at}..{restarted_at}; "
               f"{len(acknowledged)} acknowledged txs; top {top}")
         assert acknowledged and all(committed[tx] == 1 for tx in acknowledged), [
             (tx, committed[tx]) for tx in acknowledged if committed[tx] != 1]
