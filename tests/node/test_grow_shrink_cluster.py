@@ -88,20 +88,9 @@ async def test_the_validator_set_grows_4_5_7_and_shrinks_to_4_under_load(make_cl
             return None
 
         async with trio.open_nursery() as nursery:
-            stop = trio.Event()
-
-            async def load(node: int) -> None:
-                # Txs keep flowing through every change; each acknowledged one must commit once.
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    tx = cluster.make_tx("tourism", "kv", "put", {"key": f"load-{node}-{n}", "value": n})
-                    for result in await cluster.submit(node, [tx]):
-                        if result["accepted"]:
-                            acknowledged.append(tx.id.hex())
-                    await trio.sleep(0.05)
-            nursery.start_soon(load, 0)
-            nursery.start_soon(load, 2)
+            stop = trio.Event()      # txs keep flowing through every change
+            nursery.start_soon(cluster.load, 0, acknowledged, stop)
+            nursery.start_soon(cluster.load, 2, acknowledged, stop)
 
             # New organisations and their nodes, added as observers and started from genesis.
             await _pass_together(cluster, [("add_org", "bank", {"display_name": "Dianchi Commercial Bank"}),
@@ -181,19 +170,8 @@ async def test_the_validator_set_grows_4_5_7_and_shrinks_to_4_under_load(make_cl
         assert "served a bad block" not in cluster.log_tail(3, 1000)      # every synced block passed
         cluster.kill(number["node6"])
         live = [number[name] for name in ("node0", "node1", "node2", "node3", "node4", "node5")]
-
-        async def all_committed():
-            for tx in acknowledged:
-                code, answer = await cluster.get(0, f"/txs/{tx}")
-                if code != 200 or answer["status"] != "committed":
-                    return False
-            return True
-        await cluster.wait_until(all_committed, 20, "every acknowledged tx committed")
-
-        async def level():
-            heights = await cluster.heights(live)
-            return None not in heights.values() and len(set(heights.values())) == 1 and heights
-        top = (await cluster.wait_until(level, 20, "the running nodes at one height"))[0]
+        await cluster.wait_committed(acknowledged)
+        top = await cluster.wait_level(live)
         assert top > b3
 
         committed: Counter[str] = Counter()
