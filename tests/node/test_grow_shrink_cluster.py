@@ -158,6 +158,7 @@ async def test_the_validator_set_grows_4_5_7_and_shrinks_to_4_under_load(make_cl
 
             # node3 back: it syncs through both changes and votes in the final set.
             restarted_at = (await cluster.status(0))["height"]
+            assert restarted_at > b3            # both changes took effect while it was down
             cluster.start(3)
 
             async def caught_up():
