@@ -185,6 +185,36 @@ class Cluster:
             return True
         await self.wait_until(ready, timeout, f"nodes {nodes} to be up and connected")
 
+    async def load(self, node: int, acknowledged: list[str], stop: trio.Event) -> None:
+        """Submit kv txs to `node`, one every 50 ms, until `stop`; the ids of the
+        accepted ones (which must commit exactly once) go to `acknowledged`."""
+        n = 0
+        while not stop.is_set():
+            n += 1
+            tx = self.make_tx("tourism", "kv", "put", {"key": f"load-{node}-{n}", "value": n})
+            for result in await self.submit(node, [tx]):
+                if result["accepted"]:
+                    acknowledged.append(tx.id.hex())
+            await trio.sleep(0.05)
+
+    async def wait_committed(self, txs: list[str], node: int = 0, timeout: float = 20.0) -> None:
+        """Until `node` knows every tx of `txs` (ids) as committed."""
+        async def all_committed():
+            for tx in txs:
+                code, answer = await self.get(node, f"/txs/{tx}")
+                if code != 200 or answer["status"] != "committed":
+                    return False
+            return True
+        await self.wait_until(all_committed, timeout, "every acknowledged tx committed")
+
+    async def wait_level(self, nodes: list[int], timeout: float = 20.0) -> int:
+        """Until every node of `nodes` is at one height (returned)."""
+        async def level():
+            heights = await self.heights(nodes)
+            return None not in heights.values() and len(set(heights.values())) == 1 and heights
+        heights = await self.wait_until(level, timeout, f"nodes {nodes} at one height")
+        return heights[nodes[0]]
+
     async def heights(self, nodes=None) -> dict[int, int | None]:
         return await self._status_field("height", nodes)
 

@@ -49,20 +49,9 @@ async def test_an_observer_promoted_by_governance_votes_from_the_boundary(make_c
         await cluster.wait_until(following, 20, "node4 following as an observer")
 
         async with trio.open_nursery() as nursery:
-            stop = trio.Event()
-
-            async def load(node: int) -> None:
-                # Txs keep flowing through the change; each acknowledged one must commit once.
-                n = 0
-                while not stop.is_set():
-                    n += 1
-                    tx = cluster.make_tx("tourism", "kv", "put", {"key": f"load-{node}-{n}", "value": n})
-                    for result in await cluster.submit(node, [tx]):
-                        if result["accepted"]:
-                            acknowledged.append(tx.id.hex())
-                    await trio.sleep(0.05)
-            nursery.start_soon(load, 0)
-            nursery.start_soon(load, 2)
+            stop = trio.Event()      # txs keep flowing through the change
+            nursery.start_soon(cluster.load, 0, acknowledged, stop)
+            nursery.start_soon(cluster.load, 2, acknowledged, stop)
             assert cluster.stop(3) == 0         # offline through the change
 
             proposal = await _gov(cluster, 0, "finance", "propose",
@@ -119,20 +108,8 @@ async def test_an_observer_promoted_by_governance_votes_from_the_boundary(make_c
 
         live = [0, 2, 3, NODE4]
         assert "served a bad block" not in cluster.log_tail(3, 400)      # every synced block passed
-
-        async def all_committed():
-            for tx in acknowledged:
-                code, answer = await cluster.get(0, f"/txs/{tx}")
-                if code != 200 or answer["status"] != "committed":
-                    return False
-            return True
-        await cluster.wait_until(all_committed, 20, "every acknowledged tx committed")
-
-        async def level():
-            heights = await cluster.heights(live)
-            return None not in heights.values() and len(set(heights.values())) == 1 and heights
-        heights = await cluster.wait_until(level, 20, "the live nodes at one height")
-        top = heights[0]
+        await cluster.wait_committed(acknowledged)
+        top = await cluster.wait_level(live)
         committed: Counter[str] = Counter()
         for height in range(1, top + 1):
             blocks = [(await cluster.get(i, f"/blocks/{height}"))[1] for i in live]
