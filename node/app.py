@@ -305,6 +305,11 @@ class Node:
 
     def _primary(self) -> bytes | None:
         if self.replica is not None:
+            if self.replica.in_view_change:
+                # Not known yet who will propose (if this node changes view alone,
+                # the others' primary is still in charge): pending txs go to every
+                # validator rather than wait for a primary that may never come.
+                return None
             return self.replica.validator_keys[self.replica.primary]
         node = self.chain.config.nodes.get(self._last_proposer)
         return node.public_key if node is not None and node.public_key in self.validators.keys else None
@@ -324,9 +329,17 @@ class Node:
         self._refresh_gauges()
 
     def _requests_pending(self) -> None:
-        # Only for txs the primary has had a fair chance to receive (node.core.tx_relay).
-        if self.driver is not None:     # an observer has no core to tell
-            self.driver.step([ev.RequestsPending()])
+        # Only for txs the primary has had a fair chance to receive (node.core.tx_relay),
+        # and not while this node lags the others: then its txs may be judged against
+        # a height the chain has passed, and it cannot tell a slow primary from its
+        # own lag; a view change it started would be joined by nobody.
+        if self.driver is None:     # an observer has no core to tell
+            return
+        height = self.chain.height
+        n = len(self.replica.validator_keys)
+        if self.sync.known_behind(self.chain.config.params_at(height + 1).checkpoint_interval, (n - 1) // 3):
+            return
+        self.driver.step([ev.RequestsPending()])
 
     def _sync_requested(self, action: ev.RequestSync) -> None:
         self.sync.want(action.target_seq)

@@ -161,6 +161,14 @@ class BlockSync:
     def peer_status(self, peer: bytes, height: int) -> None:
         self.peer_heights[peer] = height
 
+    def known_behind(self, margin: int, f: int) -> bool:
+        """More than f connected peers say they are over `margin` blocks ahead of
+        us: at least one of them is correct, so this node really lags (one lying
+        peer cannot make it think so)."""
+        connected = set(self._connected())
+        limit = self.chain.height + margin
+        return sum(1 for p, h in self.peer_heights.items() if p in connected and h > limit) > f
+
     def best_peer_height(self) -> int:
         connected = set(self._connected())
         return max((h for p, h in self.peer_heights.items() if p in connected), default=0)
