@@ -4,12 +4,12 @@ the addresses genesis gives, and certified blocks for a real store."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
 from ledger.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
+from tests.http_fake import ServedOnThread
 from ledger.state_tree import EMPTY_ROOT
 from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
@@ -19,26 +19,14 @@ from ledger.genesis import Genesis
 Answer = Callable[[], Any]
 
 
-class FakeApi:
+class FakeApi(ServedOnThread):
     """A node API on host:port answering GET paths from `routes` (a value, or a
     callable returning one; bytes are sent as text, anything else as JSON)."""
 
     def __init__(self, address: tuple[str, int], routes: dict[str, Any]) -> None:
         self.routes = routes
         self.hits: list[str] = []
-        self._server = ThreadingHTTPServer(address, self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> "FakeApi":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(address, self._handler())
 
     def _handler(self):
         fake = self

@@ -4,16 +4,16 @@ the CLI's client commands and check what they send."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ledger.tx import Transaction
+from tests.http_fake import ServedOnThread
 
 CHAIN_ID = "fake-chain"
 
 
-class FakeNode:
+class FakeNode(ServedOnThread):
     def __init__(self):
         self.height = 7
         self.received: list[Transaction] = []
@@ -25,20 +25,7 @@ class FakeNode:
         self.docs: dict[str, tuple[int, object]] = {}    # GET path (no query) -> (status, JSON)
         self.events = [{"height": h, "hash": f"{h:064x}", "txs": h % 3, "proposer": "node0",
                         "timestamp_ms": 1_700_000_000_000 + h} for h in (8, 9, 10)]
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-
-    def __enter__(self) -> "FakeNode":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        super().__init__(("127.0.0.1", 0), self._handler())
 
     def status(self) -> dict:
         return {"chain_id": CHAIN_ID, "node": "node0", "height": self.height,
