@@ -8,13 +8,13 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
-from ledger.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
-from tests.http_fake import ServedOnThread
-from ledger.state_tree import EMPTY_ROOT
 from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.crypto import KeyPair
 from ledger.genesis import Genesis
+from ledger.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
+from ledger.state_tree import EMPTY_ROOT
+from tests.http_fake import ServedOnThread
 
 Answer = Callable[[], Any]
 
