@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
+
 from . import codec
 from .codec import DecodeError
 from .crypto import HASH_LEN, SIG_LEN, hash256
@@ -176,6 +178,37 @@ class Proposal:
             raise DecodeError("proposal.txs: expected an array of at most "
                               f"{MAX_BLOCK_TXS} transactions")
         return cls(chain_id, height, view, proposer, ts, tuple(Transaction.from_record(t) for t in txs))
+
+
+def proposal_tx_spans(payload: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """Where a proposal payload keeps its txs: (offset of the txs array, [(offset,
+    length) of each tx record]), found by skipping through the bytes (msgpack's
+    C unpacker; nothing is decoded).  The store keeps the payload as received and
+    serves blocks and single txs from these spans.  DecodeError if the payload
+    is not a 6-field array whose last field is an array."""
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(payload), 1))
+    unpacker.feed(payload)
+    try:
+        if unpacker.read_array_header() != 6:
+            raise DecodeError("proposal: expected 6 fields")
+        for _ in range(5):
+            unpacker.skip()
+        txs_offset = unpacker.tell()
+        count = unpacker.read_array_header()
+        spans = []
+        start = unpacker.tell()
+        for _ in range(count):
+            unpacker.skip()
+            end = unpacker.tell()
+            spans.append((start, end - start))
+            start = end
+    except DecodeError:
+        raise
+    except Exception as exc:        # msgpack's errors for truncated or malformed data
+        raise DecodeError(f"proposal: {exc.__class__.__name__}: {exc}") from None
+    if start != len(payload):
+        raise DecodeError("proposal: trailing bytes")
+    return txs_offset, spans
 
 
 @dataclass(frozen=True, slots=True)

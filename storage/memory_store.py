@@ -9,6 +9,7 @@ from __future__ import annotations
 from ledger.crypto import HASH_LEN
 
 from .kv_store import KVStore
+from .segments import MemorySegments, SegmentLog
 
 
 class _DictBatch:
@@ -63,4 +64,5 @@ class _DictBackend:
 
 class MemoryStore(KVStore):
     def __init__(self, genesis_hash: bytes, *, initial_state_root: bytes = bytes(HASH_LEN)) -> None:
-        super().__init__(_DictBackend(), "<memory>", genesis_hash, initial_state_root=initial_state_root)
+        super().__init__(_DictBackend(), SegmentLog(MemorySegments(), "<memory>"), "<memory>",
+                         genesis_hash, initial_state_root=initial_state_root)

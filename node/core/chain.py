@@ -108,12 +108,15 @@ class Chain:
                              result.state_root, proposer, timestamp)
         return Block(header, tuple(txs)), result
 
-    def commit(self, seq: int, proposal: Proposal | None, certificate: CommitCertificate) -> CommitResult:
-        """Execute and store the block ordered at `seq` (None = null block)."""
+    def commit(self, seq: int, proposal: Proposal | None, certificate: CommitCertificate,
+               payload: bytes | None = None) -> CommitResult:
+        """Execute and store the block ordered at `seq` (None = null block);
+        `payload` is the proposal's bytes, which the store keeps as the body."""
         assert seq == self.height + 1, (seq, self.height)
         block, result = self._build(seq, proposal)
         assert block.header.proposal_digest() == certificate.digest, "certificate does not match block"
-        self.store.commit(block, certificate, result.receipts, result.writes, result.state_root)
+        self.store.commit(block, certificate, result.receipts, result.writes, result.state_root,
+                          payload=payload or None)
         return CommitResult(block, certificate, result.receipts)
 
     def apply_synced(self, block: Block, certificate: CommitCertificate) -> CommitResult:

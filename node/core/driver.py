@@ -110,7 +110,7 @@ class ConsensusDriver:
             return [ev.Executed(seq, self.store.get_block(seq).hash)]
         proposal = (None if action.payload == b""
                     else self.proposals.take(action.certificate.digest, action.payload))
-        result = self.chain.commit(seq, proposal, action.certificate)
+        result = self.chain.commit(seq, proposal, action.certificate, action.payload)
         self.proposals.forget_up_to(seq)
         self._on_commit(result)
         return [ev.Executed(seq, result.block.hash)]

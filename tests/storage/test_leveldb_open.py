@@ -120,7 +120,7 @@ def test_corrupt_records_raise_store_errors(tmp_path):
     with open_store(tmp_path / "db", GENESIS) as store:
         for c in build_chain(2):
             c.apply(store)
-    put_raw(tmp_path / "db", layout.BLOCK + layout.height_key(2), b"\x93\x01")
+    put_raw(tmp_path / "db", layout.BLOCK_INDEX + layout.height_key(2), b"\x93\x01")
     with open_store(tmp_path / "db", GENESIS) as store:
         with pytest.raises(CorruptStoreError, match="block 2 does not decode"):
             store.get_block(2)
