@@ -39,6 +39,7 @@ from typing import Iterator
 
 import click
 
+from ledger.codec import array_header
 from ledger.crypto import KeyPair
 from ledger.tx import Transaction
 
@@ -150,14 +151,6 @@ def with_payers(load: Workload, chain_id: str) -> Workload:
     return dataclasses.replace(load, payer_hashes=hashes)
 
 
-def msgpack_array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes([0x90 | n])
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
-
-
 @dataclass(frozen=True, slots=True)
 class Batch:
     node: int
@@ -171,7 +164,7 @@ def make_batches(signed: list[tuple[bytes, bytes]], size: int, nodes: int, unit:
     batches = []
     for k, start in enumerate(range(0, len(signed), size)):
         part = signed[start:start + size]
-        body = msgpack_array_header(len(part)) + b"".join(enc for _, enc in part)
+        body = array_header(len(part)) + b"".join(enc for _, enc in part)
         batches.append(Batch(k % nodes, tuple(i for i, _ in part), body))
     return batches
 
@@ -214,7 +207,7 @@ def presign(load: Workload, chain_id: str, valid_until: int, tag: str, count: in
         nonlocal pending
         while len(pending) >= size or (final and pending):
             part, pending = pending[:size], pending[size:]
-            body = msgpack_array_header(len(part)) + b"".join(enc for _, enc in part)
+            body = array_header(len(part)) + b"".join(enc for _, enc in part)
             refs.append(BatchRef(len(refs) % nodes, out.tell(), len(body), len(part),
                                  tuple(i.hex() for i, _ in part if is_timed(i, every))))
             out.write(body)

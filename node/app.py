@@ -40,6 +40,7 @@ from node.core.proposer import Proposer, Wakeup
 from node.core.sync import BlockSync
 from node.core.timers import Timers
 from node.core.tx_relay import TxRelay
+from node.core.verify_pool import VerifyPool, default_workers
 from node.metrics import NodeMetrics
 from node.service import NodeService
 from node.transport.peers import PeerManager
@@ -113,15 +114,17 @@ class Node:
             on_fault=self._fault, on_view_change=self._view_changed, on_stepped=wakeup.set)
         self.proposer = Proposer(replica, driver, mempool, chain, params, self.name, wakeup,
                                  lambda: commits.last_commit_at)
+        self.verifier = verifier = VerifyPool(config.verify_workers or default_workers())
         self.relay = relay = TxRelay(mempool, chain, peers, metrics, me=index,
                                      primary=lambda: replica.primary,
                                      last_commit=lambda: (commits.last_commit_at, commits.last_block_txs),
                                      on_admitted=self._txs_admitted,
-                                     on_pending_with_primary=self._requests_pending)
+                                     on_pending_with_primary=self._requests_pending,
+                                     verifier=verifier)
         self.sync = sync = BlockSync(chain, send=peers.send, connected=peers.connected,
                                      apply=driver.synced, on_progress=self._sync_progress)
         self.dispatcher = PeerDispatcher(inbound_recv, driver, relay, sync, store, metrics,
-                                         send=peers.send, on_fault=self._fault)
+                                         send=peers.send, on_fault=self._fault, verifier=verifier)
         self.service = NodeService(genesis, self.name, index, store, replica, mempool, relay,
                                    commits, peers, sync, metrics)
         self._refresh_gauges()

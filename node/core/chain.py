@@ -24,6 +24,12 @@ from storage.base import Store
 
 
 class SignatureMemo(Protocol):
+    """What this node knows of txs already (its mempool)."""
+
+    def tx_by_record(self, record: bytes) -> Transaction | None: ...
+
+    def is_pending(self, tx: Transaction) -> bool: ...
+
     def knows_valid(self, tx: Transaction) -> bool: ...
 
     def remember_verified(self, tx: Transaction) -> None: ...
@@ -51,15 +57,18 @@ class Chain:
         return self.store.last_height()
 
     # -- proposals -------------------------------------------------------------------
-    def check_proposal(self, seq: int, payload: bytes, signatures: SignatureMemo) -> Proposal | str:
+    def check_proposal(self, seq: int, payload: bytes, signatures: SignatureMemo,
+                       decoded: Proposal | None = None) -> Proposal | str:
         """Decode and validate a proposed payload for `seq`; the Proposal, or why
         it is refused.  `signatures` remembers which tx signatures this node
-        checked already, so none is verified twice."""
+        checked already, so none is verified twice, and holds the txs it
+        admitted, which are taken as they are (not decoded, looked up in the
+        store or verified again).  `decoded`: the payload decoded already."""
         limit = self.genesis.consensus.max_proposal_bytes
         if len(payload) > limit:
             return f"proposal of {len(payload)} bytes; at most {limit}"
         try:
-            proposal = Proposal.decode(payload)
+            proposal = decoded or Proposal.decode(payload, signatures.tx_by_record)
         except DecodeError as exc:
             return f"malformed proposal: {exc}"
         if proposal.chain_id != self.genesis.chain_id:
@@ -72,14 +81,16 @@ class Chain:
             return "too many transactions"
         seen: set[bytes] = set()
         has_tx = self.store.has_tx
+        is_pending = signatures.is_pending
         for tx in proposal.txs:
             tx_id = tx.id
-            if tx_id in seen or has_tx(tx_id):
+            pending = is_pending(tx)
+            if tx_id in seen or (not pending and has_tx(tx_id)):
                 return f"duplicate transaction {tx_id.hex()}"
             seen.add(tx_id)
             problem = (admission.static_problem(tx, self.genesis)
                        or admission.window_problem(tx, seq - 1, self.genesis))
-            if problem is None and not signatures.knows_valid(tx):
+            if problem is None and not pending and not signatures.knows_valid(tx):
                 if not tx.verify_signature():
                     problem = admission.BAD_SIGNATURE
                 else:

@@ -25,6 +25,7 @@ log = logging.getLogger("ynchain.consensus")
 # proposal is ~2 MB of Python objects, so the bound is tight (it was 256: up to
 # ~0.5 GB during a storm of view changes); one evicted is decoded again at commit.
 MAX_CACHED_PROPOSALS = 16
+MAX_DECODED_AHEAD = 8         # payloads decoded before their step (node.core.dispatch)
 
 
 class ProposalChecker:
@@ -33,6 +34,8 @@ class ProposalChecker:
         self.store = store
         self.mempool = mempool
         self._proposals: dict[bytes, Proposal] = {}   # digest -> decoded, validated proposal
+        # id(payload) -> (payload, its decoding): the step that checks it next takes it
+        self._ahead: dict[int, tuple[bytes, Proposal]] = {}
         # The newest block time this node has seen proposed or committed: its own
         # proposals never go below it, so block times do not run backwards when
         # the primary changes to a node whose clock is a little behind.
@@ -47,7 +50,9 @@ class ProposalChecker:
             digest = self.payload_digest(seq, payload)
             certificate = self.store.get_certificate(seq)
             return digest if certificate is not None and certificate.digest == digest else None
-        result = self.chain.check_proposal(seq, payload, self.mempool)
+        ahead = self._ahead.pop(id(payload), None)
+        decoded = ahead[1] if ahead is not None and ahead[0] is payload else None
+        result = self.chain.check_proposal(seq, payload, self.mempool, decoded)
         if isinstance(result, str):
             log.warning("refusing proposal for height %d: %s", seq, result)
             return None
@@ -55,11 +60,18 @@ class ProposalChecker:
         self.remember(digest, result)
         return digest
 
+    def decoded_ahead(self, payload: bytes, proposal: Proposal) -> None:
+        """`proposal` is `payload` decoded (by the dispatcher, before the step
+        that checks it): check_payload takes it instead of decoding again."""
+        self._ahead[id(payload)] = (payload, proposal)
+        if len(self._ahead) > MAX_DECODED_AHEAD:
+            del self._ahead[next(iter(self._ahead))]
+
     def payload_digest(self, seq: int, payload: bytes) -> bytes | None:
         """ReplicaConfig.payload_digest: the digest of a payload carried by a
         prepared certificate (a quorum accepted it already; only bind it)."""
         try:
-            proposal = Proposal.decode(payload)
+            proposal = Proposal.decode(payload, self.mempool.tx_by_record)
         except DecodeError:
             return None
         if proposal.chain_id != self.chain.genesis.chain_id or proposal.height != seq:

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from cli import workload
-from cli.bench import (Workload, is_timed, latency_sample_every, make_batches, msgpack_array_header,
+from cli.bench import (Workload, is_timed, latency_sample_every, make_batches,
                        percentile, presign, sign_all)
 from ledger import codec
 from ledger.crypto import KeyPair
@@ -16,8 +16,8 @@ from tests.ledger.chain import Chain
 
 @pytest.mark.parametrize("n", [0, 1, 15, 16, 65535, 65536])
 def test_array_header_matches_msgpack(n):
-    assert msgpack_array_header(n) == codec.pack([None] * n)[:len(msgpack_array_header(n))]
-    assert codec.unpack(msgpack_array_header(n) + b"\xc0" * n) == [None] * n
+    assert codec.array_header(n) == codec.pack([None] * n)[:len(codec.array_header(n))]
+    assert codec.unpack(codec.array_header(n) + b"\xc0" * n) == [None] * n
 
 
 def test_presigned_batches_decode_to_valid_distinct_txs():
