@@ -77,6 +77,11 @@ def _print_status(doc: dict) -> None:
     if isinstance(doc.get("sync"), dict):       # block sync progress, with an estimate
         fields[-1] = ("syncing", sync_text(doc["sync"]))
     print_fields(fields)
+    for k in doc.get("key_expiry") or []:
+        left = k.get("seconds_left")
+        when = "expired" if not isinstance(left, int) or left <= 0 else f"expires in {left / 86400:.1f} days"
+        click.echo(f"warning: the key of account {k.get('account')} {when} ({k.get('valid_until')}); "
+                   "renew it (gov propose update-account) or rotate it (gov rotate-key)")
 
 
 @click.group()
@@ -147,7 +152,7 @@ def _print_tx(doc: dict) -> None:
 
 @click.group()
 def query():
-    """Read blocks, contract state and validators."""
+    """Read blocks, contract state, validators and the consortium configuration."""
 
 
 @query.command("block")
@@ -184,6 +189,47 @@ def query_state(contract, key, node_url, as_json):
 def _print_state(doc: dict) -> None:
     print_fields([("contract", doc.get("contract")), ("key", doc.get("key")),
                   ("height", doc.get("height")), ("value", json.dumps(doc.get("value")))])
+
+
+@query.command("config")
+@click.option("--height", type=click.IntRange(0), default=None,
+              help="As in force after this block (default: the last committed one).")
+@node_option
+@json_option
+def query_config(height, node_url, as_json):
+    """Show the consortium's configuration: organisations, accounts, nodes,
+    governance policy, consensus parameters and the validator-set history."""
+    show(node_url, "/config" + (f"?height={height}" if height is not None else ""), as_json, _print_config)
+
+
+def _print_config(doc: dict) -> None:
+    governance = doc.get("governance") or {}
+    rule = governance.get("threshold") or {}
+    print_fields([("chain_id", doc.get("chain_id")), ("height", doc.get("height")),
+                  ("governance", f"{'more than' if rule.get('strict') else 'at least'} "
+                                 f"{rule.get('num')}/{rule.get('den')} of "
+                                 f"{len(governance.get('voting_orgs') or [])} voting organisations "
+                                 f"({governance.get('needed')} needed); proposals live "
+                                 f"{governance.get('proposal_lifetime_blocks')} blocks"),
+                  ("pending boundary", doc.get("pending_boundary"))])
+    click.echo("")
+    print_table(["ORGANISATION", "STATUS", "VOTES", "NAME"],
+                [[o.get("name"), o.get("status"), "yes" if o.get("voting") else "no", o.get("display_name")]
+                 for o in doc.get("organisations") or []])
+    click.echo("")
+    print_table(["NODE", "ORG", "ROLE", "P2P", "API", "PUBLIC KEY"],
+                [[n.get("name"), n.get("org"), n.get("role"), n.get("p2p"), n.get("api"),
+                  str(n.get("public_key"))[:16] + "..."] for n in doc.get("nodes") or []])
+    click.echo("")
+    print_table(["ACCOUNT", "ORG", "ROLES", "STATUS", "VALID UNTIL", "PUBLIC KEY"],
+                [[a.get("name"), a.get("org"), ",".join(a.get("roles") or []), a.get("status"),
+                  a.get("valid_until"), str(a.get("public_key"))[:16] + "..."]
+                 for a in doc.get("accounts") or []])
+    click.echo("")
+    print_table(["EPOCH", "FROM HEIGHT", "VALIDATORS"],
+                [[e.get("number"), (e.get("start") or 0) + 1,
+                  ", ".join(v.get("name") for v in e.get("validators") or [])]
+                 for e in doc.get("epochs") or []])
 
 
 @query.command("validators")

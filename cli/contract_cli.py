@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 import click
 
 from ledger.contracts import REGISTRY
-from ledger.contracts.schema import Enum, Field, Int, List, Record
+from ledger.contracts.schema import Bool, Enum, Field, Int, List, Record
 from ledger.errors import ContractError
 
 from .errors import CliError
@@ -121,6 +121,8 @@ def _click_option(opt: _Opt, filled_in: bool = False) -> Callable:
     kind: Any = str
     if isinstance(field, Int):
         kind = int
+    elif isinstance(field, Bool):
+        kind = click.BOOL
     elif isinstance(field, Enum):
         kind = click.Choice(field.values)
     help_text = _help(field)
@@ -232,6 +234,22 @@ def run_call(node_url: str | None, key_file: str, contract: str, method: str, ar
         raise CliError(problem)
 
 
+def call_options(key_help: str = "Key file of the calling account.") -> list[Callable]:
+    """The options of every command that signs and submits a call: --key, --node,
+    --wait/--no-wait, --timeout, --valid-for, --json (see run_call)."""
+    return [
+        click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False), help=key_help),
+        node_option,
+        click.option("--wait/--no-wait", default=True, show_default=True,
+                     help="Wait for the commit and show the result."),
+        click.option("--timeout", type=click.FloatRange(0.1, MAX_WAIT_S), default=20.0, show_default=True,
+                     help="Seconds to wait for the commit."),
+        click.option("--valid-for", type=click.IntRange(1), default=500, show_default=True,
+                     help="Blocks from the current height during which the tx may be committed."),
+        json_option,
+    ]
+
+
 def method_command(group: click.Group, contract: str, method: str, *, name: str | None = None,
                    optional: tuple[str, ...] = (), hidden: tuple[str, ...] = (),
                    extra_options: tuple[Callable, ...] = (), build: Build | None = None,
@@ -268,18 +286,9 @@ def method_command(group: click.Group, contract: str, method: str, *, name: str 
     decorators = [
         *(_click_option(o, o.param in optional) for o in opts),
         *extra_options,
-        click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False),
-                     help="Key file of the calling account."),
-        node_option,
         click.option("--args", "args_json", metavar="JSON", default=None,
                      help="All arguments as one JSON object (instead of the options)."),
-        click.option("--wait/--no-wait", default=True, show_default=True,
-                     help="Wait for the commit and show the result."),
-        click.option("--timeout", type=click.FloatRange(0.1, MAX_WAIT_S), default=20.0, show_default=True,
-                     help="Seconds to wait for the commit."),
-        click.option("--valid-for", type=click.IntRange(1), default=500, show_default=True,
-                     help="Blocks from the current height during which the tx may be committed."),
-        json_option,
+        *call_options(),
     ]
     for decorate in decorators:      # on a Command, each option is appended in turn
         command = decorate(command)

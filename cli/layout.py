@@ -8,9 +8,10 @@
     DIR/.last-up-seconds             how long the last `testnet up` took (its estimate)
     DIR/accounts/<account>.key       one account per organisation (0600), named
                                      like it: the departments (and partner banks)
-                                     write kv; the story organisations of
-                                     STORY_ORGANISATIONS carry the roles the
-                                     business contracts need
+                                     run the nodes, write kv and are the admins
+                                     that vote in governance; the story
+                                     organisations of STORY_ORGANISATIONS carry
+                                     the roles the business contracts need
 
 Node i listens on 127.0.0.1: p2p BASE+2i, API BASE+2i+1.
 """
@@ -110,8 +111,9 @@ def organisations(count: int) -> list[tuple[str, str]]:
 
 def account_roles(count: int) -> dict[str, tuple[str, ...]]:
     """Account name (= its organisation) -> roles: departments and partner banks
-    (for validators beyond four) write; partner banks also finance receivables."""
-    roles = {name: ("writer", "bank") if name.startswith("bank") else ("writer",)
+    (for validators beyond four) run the nodes, write and govern (admin);
+    partner banks also finance receivables."""
+    roles = {name: ("writer", "admin", "bank") if name.startswith("bank") else ("writer", "admin")
              for name, _ in organisations(count)}
     roles.update({name: story_roles for name, _, story_roles in STORY_ORGANISATIONS})
     return roles
@@ -125,10 +127,10 @@ def build_genesis(chain_id: str, validator_keys: list[KeyPair], account_keys: di
         "chain_id": chain_id,
         "organisations": [{"name": n, "display_name": d} for n, d in orgs]
                          + [{"name": n, "display_name": d} for n, d, _ in STORY_ORGANISATIONS],
-        "validators": [{"name": f"node{i}", "org": orgs[i][0], "public_key": k.public_key.hex(),
-                        "p2p": f"{HOST}:{base_port + 2 * i}",
-                        "api": f"{HOST}:{base_port + 2 * i + 1}"}
-                       for i, k in enumerate(validator_keys)],
+        "nodes": [{"name": f"node{i}", "org": orgs[i][0], "public_key": k.public_key.hex(),
+                   "p2p": f"{HOST}:{base_port + 2 * i}", "api": f"{HOST}:{base_port + 2 * i + 1}",
+                   "role": "validator"}
+                  for i, k in enumerate(validator_keys)],
         "accounts": [{"name": org, "org": org, "public_key": k.public_key.hex(),
                       "roles": list(roles[org])} for org, k in account_keys.items()],
         "consensus": {"empty_blocks_interval_ms": empty_blocks_ms},

@@ -13,6 +13,8 @@ from .demo import demo
 from .chaos.command import chaos
 from .sim_cmd import sim
 from .chain_cmd import query, status, tx, watch
+from .genesis_cmd import genesis
+from .gov_cmd import gov
 from .group import YnGroup
 from .keys_cmd import keys
 from .node_cmd import node
@@ -43,8 +45,8 @@ def cli():
     """
 
 
-for command in (keys, testnet, node, status, tx, query, watch, receipt, trace, receivable, demo, bench,
-                chaos, sim):
+for command in (keys, genesis, testnet, node, status, tx, query, watch, gov, receipt, trace, receivable,
+                demo, bench, chaos, sim):
     cli.add_command(command)
 
 

@@ -1,20 +1,84 @@
-"""`ynchain node start`: run the daemon in the foreground; `ynchain node resync`:
-rebuild a damaged or lost store, keeping the node's safety record; `ynchain node
-doctor`: what is wrong with a node and what to do (cli.doctor)."""
+"""`ynchain node init`: write a node's config.toml; `ynchain node start`: run the
+daemon in the foreground; `ynchain node resync`: rebuild a damaged or lost
+store, keeping the node's safety record; `ynchain node doctor`: what is wrong
+with a node and what to do (cli.doctor)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
+from ledger.errors import GenesisError
+from ledger.genesis import load_genesis, parse_address
+
 from .errors import CliError
+from .submit import load_key_file
 from .target import json_option, print_json
 
 
 @click.group()
 def node():
-    """Run a node."""
+    """Set up and run a node."""
+
+
+def _listen(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_address(value, param.name)
+    except GenesisError as exc:
+        raise click.BadParameter(str(exc).removeprefix("genesis.")) from None
+
+
+@node.command("init")
+@click.option("--home", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Node home directory (created if missing).")
+@click.option("--genesis", "genesis_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The chain's genesis file (every node uses the same bytes).")
+@click.option("--name", required=True, help="This node's name in the genesis.")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="This node's key file, made here with `ynchain keys gen`  [default: HOME/node.key]")
+@click.option("--p2p-listen", callback=_listen, default=None, metavar="HOST:PORT",
+              help="Where to accept peers  [default: 0.0.0.0 and the port of its genesis p2p address]")
+@click.option("--api-listen", callback=_listen, default=None, metavar="HOST:PORT",
+              help="Where to serve the API  [default: 127.0.0.1 and the port of its genesis api address; "
+                   "use 0.0.0.0:PORT to serve other hosts]")
+@click.option("--force", is_flag=True, help="Replace an existing config.toml.")
+def node_init(home, genesis_path, name, key_path, p2p_listen, api_listen, force):
+    """Write HOME/config.toml for node NAME of the genesis, whose key file exists
+    here: the key must be the one the genesis gives NAME."""
+    from node.config import render_config
+    try:
+        genesis = load_genesis(genesis_path)
+    except GenesisError as exc:
+        raise CliError(str(exc)) from None
+    entry = genesis.node_by_name(name)
+    if entry is None:
+        raise CliError(f"{genesis_path}: no node {name!r} (nodes: {', '.join(n.name for n in genesis.nodes)})")
+    key_path = key_path or home / "node.key"
+    if not key_path.exists():
+        raise CliError(f"{key_path}: no key file; create it on this host with "
+                       f"`ynchain keys gen --out {key_path}` and send only its public key to the coordinator")
+    key = load_key_file(key_path)
+    if key.public_key != entry.public_key:
+        raise CliError(f"{key_path} holds key {key.public_key.hex()[:16]}..., but the genesis gives node "
+                       f"{name} key {entry.public_key.hex()[:16]}...; use the key file made for {name}")
+    config = home / "config.toml"
+    if config.exists() and not force:
+        raise CliError(f"{config} exists; pass --force to replace it")
+    home = home.resolve()
+    text = render_config(name, p2p_listen or ("0.0.0.0", entry.p2p[1]), api_listen or ("127.0.0.1", entry.api[1]),
+                         genesis=os.path.relpath(genesis_path.resolve(), home),
+                         key_file=os.path.relpath(key_path.resolve(), home))
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "config.toml").write_text(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {config}: {exc.strerror}") from None
+    click.echo(f"wrote {config} for {entry.role} {name} of {entry.org}; start it with "
+               f"`ynchain node start --home {home}`")
 
 
 @node.command("start")

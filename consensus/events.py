@@ -209,8 +209,12 @@ class ReportFault:
 
 @dataclass(frozen=True, slots=True)
 class ViewChanged:
-    """The replica entered `view` (new primary = view % n).  For metrics/logs."""
+    """The replica entered `view` (new primary = view % n).  `carried`: the
+    (seq, digest) of each non-null proposal the NEW-VIEW re-proposes; every
+    other proposal of an older view is dead, and the host may put its txs
+    back in line."""
     view: int
+    carried: tuple[tuple[int, bytes], ...] = ()
 
 
 Action = Union[PersistSafety, Send, Broadcast, Deliver, SetTimer, CancelTimer,

@@ -53,7 +53,7 @@ class Host(Protocol):
 
     def fault(self, sender: int, reason: str) -> None: ...
 
-    def view_changed(self, view: int) -> None: ...
+    def view_changed(self, view: int, carried: tuple[tuple[int, bytes], ...]) -> None: ...
 
 
 class Executor:
@@ -138,5 +138,5 @@ _OTHER_ACTIONS: dict[type, Callable[[Host, Action, deque[Event]], None]] = {
     CancelTimer: lambda host, a, _: host.cancel_timer(a.kind),
     RequestSync: lambda host, a, _: host.request_sync(a),
     ReportFault: lambda host, a, _: host.fault(a.sender, a.reason),
-    ViewChanged: lambda host, a, _: host.view_changed(a.view),
+    ViewChanged: lambda host, a, _: host.view_changed(a.view, a.carried),
 }

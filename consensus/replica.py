@@ -304,7 +304,8 @@ class Replica:
         self._new_view = nv
         self._view_changes = {r: vc for r, vc in self._view_changes.items() if vc.new_view > view}
         self._timers.cancel(out, VIEW_CHANGE_TIMER)
-        out.append(ViewChanged(view))
+        out.append(ViewChanged(view, tuple((pp.seq, pp.digest) for pp in nv.pre_prepares
+                                           if pp.digest != NULL_DIGEST)))
         if checkpoint.seq > self._low:
             self._stabilize(out, checkpoint)
         primary = self._me == nv.replica

@@ -9,19 +9,29 @@ over the genesis's schedule), so a block always runs under the rule version
 that was active at its height, also when it is executed again years later.
 A contract sees the block's timestamp (`CallContext.time_ms`), never a clock.
 
+The consortium configuration (ledger.consortium.ChainConfig) in force decides
+who may send: each tx's sender is resolved through it (ledger.admission).  A
+gov call that changes it writes the configuration records (ledger.config_state),
+and the engine derives the new configuration from those writes at once, so the
+block's later txs run under it (a key revoked earlier in the block signs
+nothing after); the block's result carries the configuration it ends with.
+
 Per-tx write sets: a call writes into its own dict; on success the dict is
 merged into the block's write set (so later txs of the block read it), on
 failure it is dropped, so a failed tx leaves no trace in the state.  The
 receipt says what happened either way.
 
-Txs that admission would have refused (duplicate, wrong chain, unknown sender,
-outside the validity window) get an error receipt and no effect.  Honest
+Txs that admission would have refused (duplicate, wrong chain, a sender that
+is unknown, revoked, expired or rotated out, outside the validity window) get
+an error receipt and no effect.  Honest
 primaries never propose them, but a faulty one may, and every node must then
 still compute the same thing.  Signatures are not checked again here: every
 validator checked them before voting for the block.
 
 State root.  root(h) = H(STATE_ROOT_DOMAIN || root(h-1) || pack(sorted writes of h)),
-root(0) = INITIAL_STATE_ROOT, and a block without writes keeps its parent's root.
+root(0) = H(STATE_ROOT_DOMAIN || INITIAL_STATE_ROOT || pack(sorted genesis state)) (the
+store starts with the genesis state: `genesis_state`), and a block without writes
+keeps its parent's root.
 The writes of a block are fixed by the committed history (deterministic
 execution), sorting makes their encoding canonical, and deletes are nil where
 values are bin, so two nodes with the same committed history have the same
@@ -35,12 +45,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from . import admission, codec
+from . import admission, codec, config_state
+from .consortium import ChainConfig
 from .contracts import REGISTRY, Contract, contract_at
 from .contracts.base import CallContext, ContractState, ReadState, StateReader, Writes
 from .crypto import hash256
 from .errors import ContractError
-from .genesis import Genesis
 from .receipt import (ERR_DUPLICATE, ERR_EXPIRED, ERR_INVALID, ERR_UNKNOWN_CONTRACT,
                       ERR_UNKNOWN_METHOD, OK, Receipt)
 from .tx import Transaction
@@ -54,6 +64,9 @@ _MISSING = object()
 _ADMISSION_STATUS = {
     admission.WRONG_CHAIN: ERR_INVALID,
     admission.UNKNOWN_SENDER: ERR_INVALID,
+    admission.KEY_ROTATED: ERR_INVALID,
+    admission.ACCOUNT_REVOKED: ERR_INVALID,
+    admission.KEY_EXPIRED: ERR_INVALID,
     admission.TOO_FAR_AHEAD: ERR_INVALID,
     admission.EXPIRED: ERR_EXPIRED,
 }
@@ -64,6 +77,7 @@ class ExecutionResult:
     receipts: tuple[Receipt, ...]          # one per tx, in block order
     writes: Writes                         # what to apply to the state store
     state_root: bytes
+    config: ChainConfig | None = None      # the configuration after the block, if it changed it
 
 
 def next_state_root(prev_root: bytes, writes: Writes) -> bytes:
@@ -72,17 +86,26 @@ def next_state_root(prev_root: bytes, writes: Writes) -> bytes:
     return hash256(STATE_ROOT_DOMAIN + prev_root + codec.pack(sorted(writes.items())))
 
 
-def execute_block(genesis: Genesis, get_state: ReadState, height: int,
+def genesis_state(config: ChainConfig) -> tuple[Writes, bytes]:
+    """The state a new store starts with (the genesis configuration's records)
+    and its root: what storage.open_store's initial_state/initial_state_root take."""
+    writes = config_state.genesis_state(config)
+    return writes, next_state_root(INITIAL_STATE_ROOT, writes)
+
+
+def execute_block(config: ChainConfig, get_state: ReadState, height: int,
                   txs: Sequence[Transaction], prev_state_root: bytes,
                   is_committed: Callable[[bytes], bool], *, timestamp_ms: int) -> ExecutionResult:
     """Execute block `height` (>= 1), proposed at `timestamp_ms`, on top of the
-    state `get_state` reads (the state after height-1).  `is_committed(tx_id)`
-    answers for txs of earlier blocks; duplicates inside the block are found here."""
+    state `get_state` reads (the state after height-1, under which `config` is
+    in force).  `is_committed(tx_id)` answers for txs of earlier blocks;
+    duplicates inside the block are found here."""
     if height < 1:
         raise ValueError(f"block height must be >= 1, got {height}")
     block_writes: Writes = {}
-    schedule = genesis.contract_schedule
+    schedule = config.contract_schedule
     pack = codec.packer()
+    start_config = config
 
     def read(key: bytes) -> bytes | None:
         value = block_writes.get(key, _MISSING)
@@ -99,18 +122,20 @@ def execute_block(genesis: Genesis, get_state: ReadState, height: int,
             receipts.append(Receipt(ERR_DUPLICATE, "transaction already committed"))
             continue
         seen.add(tx_id)
-        problem = (admission.static_problem(tx, genesis)
-                   or admission.window_problem(tx, height - 1, genesis))
+        problem = admission.problem(tx, height - 1, config, timestamp_ms)
         if problem is not None:
             receipts.append(Receipt(_ADMISSION_STATUS[problem], problem))
             continue
-        ctx = CallContext(genesis.account_by_key(tx.sender), height, tx_id, timestamp_ms, genesis)
+        ctx = CallContext(config.account_by_key(tx.sender), height, tx_id, timestamp_ms, config)
         receipt, tx_writes = _call(ctx, contract_at(schedule, tx.contract, height), tx, read, pack)
         receipts.append(receipt)
         if receipt.ok:
             block_writes.update(tx_writes)
+            if tx.contract == config_state.CONTRACT:
+                config = config_state.apply_writes(config, tx_writes) or config
     return ExecutionResult(tuple(receipts), block_writes,
-                           next_state_root(prev_state_root, block_writes))
+                           next_state_root(prev_state_root, block_writes),
+                           None if config is start_config else config)
 
 
 def _call(ctx: CallContext, contract: Contract | str, tx: Transaction, read: ReadState,

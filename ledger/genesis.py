@@ -1,7 +1,15 @@
 """Genesis: the consortium's founding document (JSON).
 
 Loading validates every field and names the exact place of a problem, e.g.
-`genesis.validators[2].public_key: expected 64 hex digits`.
+`genesis.nodes[2].public_key: expected 64 hex digits`.  The document seeds the
+chain's configuration (`Genesis.config`, a ledger.consortium.ChainConfig):
+
+    chain_id, organisations [{name, display_name}],
+    nodes [{name, org, public_key, p2p, api, role: validator | observer}]
+        (the older `validators` list is read as nodes with role validator),
+    accounts [{name, org, public_key, roles, valid_until (ISO-8601 UTC, optional)}],
+    consensus {ConsensusParams fields}, governance {threshold: {num, den, strict},
+    proposal_lifetime_blocks}, contract_versions {contract: {version: first height}}
 """
 
 from __future__ import annotations
@@ -13,134 +21,85 @@ from pathlib import Path
 from typing import Any
 
 from .certificate import MAX_VALIDATORS, quorum_size
-from .codec import MAX_FRAME
+from .consortium import (MAX_DISPLAY_NAME, MAX_TIME_MS, MAX_WINDOW, NAME_RE, NODE_ROLES, ROLES,
+                         VALIDATOR, Account, ChainConfig, ConsensusParams, Epoch, GovernancePolicy,
+                         Node, Organisation, consensus_problem, format_utc, parse_utc,
+                         policy_problem, split_address)
 from .contracts import VERSIONS, Schedule, build_schedule
 from .crypto import hash256
 from .errors import GenesisError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# The largest PBFT window (high - low watermark): a VIEW-CHANGE carries up to this many
-# prepared certificates, so message decoders bound their sizes by it.
-MAX_WINDOW = 1024
-# A block's encoded proposal never exceeds this, and never exceeds a window's share of
-# one frame (ConsensusParams.max_proposal_bytes).
-MAX_PROPOSAL_BYTES = 2 * 1024 * 1024
-# What a NEW-VIEW or VIEW-CHANGE needs beside its payloads (votes, proofs, envelope).
-CONSENSUS_MESSAGE_RESERVE = 1024 * 1024
-# writer: kv (and fiscal v1); issuer: fiscal receipts; reimburser: fiscal claims;
-# producer: commissions trace lots; lab: trace inspections; bank: finances
-# receivables; auditor and admin: no contract method needs them yet.
-ROLES = ("writer", "admin", "auditor", "issuer", "reimburser", "producer", "lab", "bank")
 MAX_ACTIVATION_HEIGHT = 10**12
 
-
-@dataclass(frozen=True, slots=True)
-class Organisation:
-    name: str
-    display_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Validator:
-    name: str
-    org: str
-    public_key: bytes
-    p2p: tuple[str, int]          # host, port
-    api: tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    name: str
-    org: str
-    public_key: bytes
-    roles: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ConsensusParams:
-    max_block_txs: int = 2000
-    block_interval_ms: int = 100          # how long the primary waits to fill a block
-    empty_blocks_interval_ms: int = 0     # 0: no empty blocks; else propose one this often
-    checkpoint_interval: int = 16
-    window: int = 64                      # PBFT high watermark - low watermark
-    max_in_flight: int = 4                # blocks the primary may have proposed and not committed
-    view_change_timeout_ms: int = 2000
-    max_view_change_timeout_ms: int = 30000
-    tx_validity_window: int = 1000        # valid_until <= height + this
-
-    @property
-    def max_proposal_bytes(self) -> int:
-        """The largest encoded proposal a primary may send and a backup accepts.  A
-        VIEW-CHANGE carries the payloads of up to `window` prepared blocks and a
-        NEW-VIEW re-proposes up to `window` blocks, each in one transport frame
-        (ledger.codec.MAX_FRAME): were blocks larger, a view change under load could
-        produce a message no peer can receive, and the chain would stop."""
-        return min(MAX_PROPOSAL_BYTES, (MAX_FRAME - CONSENSUS_MESSAGE_RESERVE) // self.window)
+__all__ = ["MAX_WINDOW", "NAME_RE", "ROLES", "Account", "ConsensusParams", "Genesis",
+           "GovernancePolicy", "Node", "Organisation", "genesis_to_json", "load_genesis",
+           "parse_address", "parse_genesis"]
 
 
 @dataclass(frozen=True, slots=True)
 class Genesis:
     chain_id: str
     organisations: tuple[Organisation, ...]
-    validators: tuple[Validator, ...]
+    nodes: tuple[Node, ...]                # in document order
     accounts: tuple[Account, ...]
     consensus: ConsensusParams
+    governance: GovernancePolicy = GovernancePolicy()
     # contract name -> ((first height, version), ...) ascending; only the contracts
     # whose schedule differs from ledger.contracts.DEFAULT_SCHEDULE
     contract_versions: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()
     raw: bytes = field(default=b"", compare=False, repr=False)
-    _accounts: dict = field(default_factory=dict, compare=False, repr=False)
-    _orgs: dict = field(default_factory=dict, compare=False, repr=False)
-    _org_roles: dict = field(default_factory=dict, compare=False, repr=False)
-    _schedule: dict = field(default_factory=dict, compare=False, repr=False)
+    config: ChainConfig = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._accounts.update({a.public_key: a for a in self.accounts})
-        self._orgs.update({o.name: o for o in self.organisations})
-        for a in self.accounts:
-            self._org_roles.setdefault(a.org, set()).update(a.roles)
-        self._schedule.update(build_schedule(dict(self.contract_versions)))
+        validators = tuple((n.name, n.public_key) for n in self.nodes if n.role == VALIDATOR)
+        object.__setattr__(self, "config", ChainConfig.build(
+            self.chain_id, self.organisations, self.accounts, self.nodes, (), self.governance,
+            (Epoch(0, 0, validators, self.consensus),), build_schedule(dict(self.contract_versions))))
 
     @property
     def contract_schedule(self) -> Schedule:
         """Each contract's (first height, rules) ascending (ledger.contracts.contract_at)."""
-        return self._schedule
+        return self.config.contract_schedule
 
     @property
     def hash(self) -> bytes:
         return hash256(b"ynchain/genesis/v1\x00" + self.raw)
 
     @property
+    def validators(self) -> tuple[Node, ...]:
+        """The genesis validators in document order: epoch 0's set (its indexes)."""
+        return tuple(n for n in self.nodes if n.role == VALIDATOR)
+
+    @property
     def validator_keys(self) -> tuple[bytes, ...]:
-        return tuple(v.public_key for v in self.validators)
+        return self.config.epochs[0].keys
 
     @property
     def f(self) -> int:
-        return (len(self.validators) - 1) // 3
+        return (len(self.validator_keys) - 1) // 3
 
     @property
     def quorum(self) -> int:
-        return quorum_size(len(self.validators))
+        return quorum_size(len(self.validator_keys))
 
     def validator_index(self, public_key: bytes) -> int | None:
-        for i, v in enumerate(self.validators):
-            if v.public_key == public_key:
-                return i
-        return None
+        return self.config.epochs[0].index_of(public_key)
 
-    def validator_by_name(self, name: str) -> Validator | None:
+    def validator_by_name(self, name: str) -> Node | None:
         return next((v for v in self.validators if v.name == name), None)
 
+    def node_by_name(self, name: str) -> Node | None:
+        return self.config.nodes.get(name)
+
     def account_by_key(self, public_key: bytes) -> Account | None:
-        return self._accounts.get(public_key)
+        return self.config.account_by_key(public_key)
 
     # -- the directory contracts see (ledger.contracts.base.Directory) ----------------
     def organisation(self, name: str) -> Organisation | None:
-        return self._orgs.get(name)
+        return self.config.organisation(name)
 
     def org_has_role(self, org: str, role: str) -> bool:
-        return role in self._org_roles.get(org, ())
+        return self.config.org_has_role(org, role)
 
     def to_json(self) -> dict:
         return genesis_to_json(self)
@@ -170,6 +129,10 @@ def _name(value: Any, where: str) -> str:
     return value
 
 
+def parse_chain_id(value: Any) -> str:
+    return _name(value, "chain_id")
+
+
 def _key(value: Any, where: str) -> bytes:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
         raise _fail(where, "expected 64 hex digits (an ed25519 public key)")
@@ -177,12 +140,11 @@ def _key(value: Any, where: str) -> bytes:
 
 
 def parse_address(value: Any, where: str = "address") -> tuple[str, int]:
-    if not isinstance(value, str) or value.count(":") != 1:
-        raise _fail(where, "expected HOST:PORT")
-    host, _, port = value.partition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise _fail(where, "expected HOST:PORT with a port in 1-65535")
-    return host, int(port)
+    address = split_address(value)
+    if address is None:
+        shaped = isinstance(value, str) and value.count(":") == 1
+        raise _fail(where, "expected HOST:PORT with a port in 1-65535" if shaped else "expected HOST:PORT")
+    return address
 
 
 def _posint(value: Any, where: str, minimum: int = 1, maximum: int = 10**9) -> int:
@@ -200,71 +162,65 @@ def _unique(items, key, where: str, what: str) -> None:
         seen.add(k)
 
 
-def parse_genesis(data: Any, raw: bytes = b"") -> Genesis:
-    top = data
-    if not isinstance(top, dict):
-        raise GenesisError("genesis: expected a JSON object")
-    missing = sorted({"chain_id", "organisations", "validators", "accounts"} - top.keys())
-    if missing:
-        raise GenesisError(f"genesis: missing field(s): {', '.join(missing)}")
-    unknown = sorted(top.keys() - {"chain_id", "organisations", "validators", "accounts", "consensus",
-                                   "contract_versions"})
-    if unknown:
-        raise GenesisError(f"genesis: unknown field(s): {', '.join(unknown)}")
-    chain_id = _name(top["chain_id"], "chain_id")
+MAX_ITEMS = 100_000
 
-    orgs_raw = top["organisations"]
-    if not isinstance(orgs_raw, list) or not orgs_raw:
-        raise _fail("organisations", "expected a non-empty list")
-    orgs = []
-    for i, o in enumerate(orgs_raw):
-        w = f"organisations[{i}]"
-        _obj(o, w, {"name"}, {"display_name"})
-        name = _name(o["name"], f"{w}.name")
-        display = o.get("display_name", name)
-        if not isinstance(display, str) or len(display) > 200:
-            raise _fail(f"{w}.display_name", "expected a string of at most 200 characters")
-        orgs.append(Organisation(name, display))
-    _unique(orgs, lambda o: o.name, "organisations", "organisation name")
-    org_names = {o.name for o in orgs}
 
-    vals_raw = top["validators"]
-    if not isinstance(vals_raw, list) or not 1 <= len(vals_raw) <= MAX_VALIDATORS:
-        raise _fail("validators", f"expected a list of 1..{MAX_VALIDATORS} validators")
-    validators = []
-    for i, v in enumerate(vals_raw):
-        w = f"validators[{i}]"
-        _obj(v, w, {"name", "org", "public_key", "p2p", "api"})
-        org = _name(v["org"], f"{w}.org")
-        if org not in org_names:
-            raise _fail(f"{w}.org", f"unknown organisation {org!r}")
-        validators.append(Validator(_name(v["name"], f"{w}.name"), org,
-                                    _key(v["public_key"], f"{w}.public_key"),
-                                    parse_address(v["p2p"], f"{w}.p2p"),
-                                    parse_address(v["api"], f"{w}.api")))
-    _unique(validators, lambda v: v.name, "validators", "validator name")
-    _unique(validators, lambda v: v.public_key, "validators", "validator public key")
-    _unique(validators, lambda v: v.p2p, "validators", "p2p address")
+def _list(value: Any, where: str, minimum: int = 0, maximum: int = MAX_ITEMS, what: str = "items") -> list:
+    if not isinstance(value, list) or not minimum <= len(value) <= maximum:
+        if minimum == 0:
+            raise _fail(where, f"expected a list of at most {maximum} {what}")
+        if maximum == MAX_ITEMS:
+            raise _fail(where, "expected a non-empty list")
+        raise _fail(where, f"expected a list of {minimum}..{maximum} {what}")
+    return value
 
-    accts_raw = top["accounts"]
-    if not isinstance(accts_raw, list):
-        raise _fail("accounts", "expected a list")
-    accounts = []
-    for i, a in enumerate(accts_raw):
-        w = f"accounts[{i}]"
-        _obj(a, w, {"name", "org", "public_key"}, {"roles"})
-        org = _name(a["org"], f"{w}.org")
-        if org not in org_names:
-            raise _fail(f"{w}.org", f"unknown organisation {org!r}")
-        roles = a.get("roles", ["writer"])
-        if not isinstance(roles, list) or any(r not in ROLES for r in roles):
-            raise _fail(f"{w}.roles", f"expected a list of roles from {', '.join(ROLES)}")
-        accounts.append(Account(_name(a["name"], f"{w}.name"), org,
-                                _key(a["public_key"], f"{w}.public_key"), tuple(roles)))
-    _unique(accounts, lambda a: a.name, "accounts", "account name")
-    _unique(accounts, lambda a: a.public_key, "accounts", "account public key")
 
-    c = top.get("consensus", {})
+def _org_ref(value: Any, where: str, org_names: set[str] | frozenset[str]) -> str:
+    org = _name(value, where)
+    if org not in org_names:
+        raise _fail(where, f"unknown organisation {org!r}")
+    return org
+
+
+def parse_organisation(o: Any, where: str) -> Organisation:
+    _obj(o, where, {"name"}, {"display_name"})
+    name = _name(o["name"], f"{where}.name")
+    display = o.get("display_name", name)
+    if not isinstance(display, str) or not display or len(display) > MAX_DISPLAY_NAME:
+        raise _fail(f"{where}.display_name", f"expected a string of 1..{MAX_DISPLAY_NAME} characters")
+    return Organisation(name, display)
+
+
+def parse_node(v: Any, where: str, org_names: set[str] | frozenset[str], *, legacy: bool = False) -> Node:
+    """One entry of `nodes` (or, `legacy`, of the older `validators`: no role, a validator)."""
+    _obj(v, where, {"name", "org", "public_key", "p2p", "api"}, set() if legacy else {"role"})
+    role = v.get("role", VALIDATOR)
+    if role not in NODE_ROLES:
+        raise _fail(f"{where}.role", f"expected {' or '.join(NODE_ROLES)}")
+    return Node(_name(v["name"], f"{where}.name"), _org_ref(v["org"], f"{where}.org", org_names),
+                _key(v["public_key"], f"{where}.public_key"), parse_address(v["p2p"], f"{where}.p2p"),
+                parse_address(v["api"], f"{where}.api"), role)
+
+
+def parse_valid_until(value: Any, where: str) -> int:
+    ms = parse_utc(value) if isinstance(value, str) else None
+    if ms is None or ms > MAX_TIME_MS:
+        raise _fail(where, "expected an ISO-8601 UTC time like 2027-06-30T00:00:00Z (or a date 2027-06-30)")
+    return ms
+
+
+def parse_account(a: Any, where: str, org_names: set[str] | frozenset[str]) -> Account:
+    _obj(a, where, {"name", "org", "public_key"}, {"roles", "valid_until"})
+    roles = a.get("roles", ["writer"])
+    if not isinstance(roles, list) or any(r not in ROLES for r in roles) or len(set(roles)) != len(roles):
+        raise _fail(f"{where}.roles", f"expected a list of roles from {', '.join(ROLES)}, each at most once")
+    valid_until = a.get("valid_until")
+    return Account(_name(a["name"], f"{where}.name"), _org_ref(a["org"], f"{where}.org", org_names),
+                   _key(a["public_key"], f"{where}.public_key"), tuple(roles),
+                   None if valid_until is None else parse_valid_until(valid_until, f"{where}.valid_until"))
+
+
+def parse_consensus(c: Any) -> ConsensusParams:
     defaults = ConsensusParams()
     fields = ConsensusParams.__dataclass_fields__
     if not isinstance(c, dict):
@@ -277,16 +233,79 @@ def parse_genesis(data: Any, raw: bytes = b"") -> Genesis:
         minimum = 0 if name == "empty_blocks_interval_ms" else 1
         values[name] = _posint(c.get(name, getattr(defaults, name)), f"consensus.{name}", minimum)
     params = ConsensusParams(**values)
-    if params.window < 2 * params.checkpoint_interval:
-        raise _fail("consensus.window", "must be at least 2 * checkpoint_interval")
-    if params.window > MAX_WINDOW:
-        raise _fail("consensus.window", f"must be at most {MAX_WINDOW}")
-    if params.max_in_flight > params.window:
-        raise _fail("consensus.max_in_flight", "must be at most window")
-    if params.max_view_change_timeout_ms < params.view_change_timeout_ms:
-        raise _fail("consensus.max_view_change_timeout_ms", "must be >= view_change_timeout_ms")
+    problem = consensus_problem(params)
+    if problem:
+        raise _fail(f"consensus.{problem[0]}", problem[1])
+    return params
+
+
+def parse_governance(g: Any) -> GovernancePolicy:
+    _obj(g, "governance", set(), {"threshold", "proposal_lifetime_blocks"})
+    defaults = GovernancePolicy()
+    threshold = g.get("threshold", {"num": defaults.num, "den": defaults.den, "strict": defaults.strict})
+    _obj(threshold, "governance.threshold", {"num", "den"}, {"strict"})
+    strict = threshold.get("strict", True)
+    if type(strict) is not bool:
+        raise _fail("governance.threshold.strict", "expected true or false")
+    policy = GovernancePolicy(threshold["num"], threshold["den"], strict,
+                              g.get("proposal_lifetime_blocks", defaults.proposal_lifetime_blocks))
+    problem = policy_problem(policy)
+    if problem:
+        raise _fail(f"governance.{problem[0]}", problem[1])
+    return policy
+
+
+TOP_REQUIRED = {"chain_id", "organisations", "accounts"}
+TOP_OPTIONAL = {"nodes", "validators", "consensus", "governance", "contract_versions"}
+
+
+def parse_genesis(data: Any, raw: bytes = b"") -> Genesis:
+    top = data
+    if not isinstance(top, dict):
+        raise GenesisError("genesis: expected a JSON object")
+    missing = sorted(TOP_REQUIRED - top.keys())
+    if not {"nodes", "validators"} & top.keys():
+        missing.append("nodes")
+    if missing:
+        raise GenesisError(f"genesis: missing field(s): {', '.join(missing)}")
+    unknown = sorted(top.keys() - TOP_REQUIRED - TOP_OPTIONAL)
+    if unknown:
+        raise GenesisError(f"genesis: unknown field(s): {', '.join(unknown)}")
+    if {"nodes", "validators"} <= top.keys():
+        raise GenesisError("genesis: give nodes (with roles) or the older validators list, not both")
+    chain_id = parse_chain_id(top["chain_id"])
+
+    orgs = [parse_organisation(o, f"organisations[{i}]")
+            for i, o in enumerate(_list(top["organisations"], "organisations", 1))]
+    _unique(orgs, lambda o: o.name, "organisations", "organisation name")
+    org_names = frozenset(o.name for o in orgs)
+
+    legacy = "validators" in top
+    kind = "validators" if legacy else "nodes"
+    nodes = [parse_node(v, f"{kind}[{i}]", org_names, legacy=legacy)
+             for i, v in enumerate(_list(top[kind], kind, 1, MAX_VALIDATORS if legacy else MAX_ITEMS - 1,
+                                         kind))]
+    _unique(nodes, lambda v: v.name, kind, "node name" if not legacy else "validator name")
+    _unique(nodes, lambda v: v.public_key, kind, "node public key" if not legacy else "validator public key")
+    _unique(nodes, lambda v: v.p2p, kind, "p2p address")
+    validators = sum(1 for n in nodes if n.role == VALIDATOR)
+    if not 1 <= validators <= MAX_VALIDATORS:
+        raise _fail(kind, f"expected 1..{MAX_VALIDATORS} nodes with role validator, got {validators}")
+
+    accounts = [parse_account(a, f"accounts[{i}]", org_names)
+                for i, a in enumerate(_list(top["accounts"], "accounts"))]
+    _unique(accounts, lambda a: a.name, "accounts", "account name")
+    _unique(accounts, lambda a: a.public_key, "accounts", "account public key")
+    node_keys = {n.public_key: n.name for n in nodes}
+    for i, a in enumerate(accounts):
+        if a.public_key in node_keys:
+            raise _fail(f"accounts[{i}].public_key", f"is also the key of node {node_keys[a.public_key]}; "
+                                                     "every key must be used once")
+
+    params = parse_consensus(top.get("consensus", {}))
+    governance = parse_governance(top.get("governance", {}))
     versions = _contract_versions(top.get("contract_versions", {}))
-    return Genesis(chain_id, tuple(orgs), tuple(validators), tuple(accounts), params, versions, raw)
+    return Genesis(chain_id, tuple(orgs), tuple(nodes), tuple(accounts), params, governance, versions, raw)
 
 
 def _contract_versions(value: Any) -> tuple[tuple[str, tuple[tuple[int, int], ...]], ...]:
@@ -337,15 +356,19 @@ def load_genesis(path: str | Path) -> Genesis:
 
 
 def genesis_to_json(g: Genesis) -> dict:
+    policy = g.governance
     return {
         "chain_id": g.chain_id,
         "organisations": [{"name": o.name, "display_name": o.display_name} for o in g.organisations],
-        "validators": [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
-                        "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}"}
-                       for v in g.validators],
-        "accounts": [{"name": a.name, "org": a.org, "public_key": a.public_key.hex(),
-                      "roles": list(a.roles)} for a in g.accounts],
+        "nodes": [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
+                   "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}", "role": v.role}
+                  for v in g.nodes],
+        "accounts": [{"name": a.name, "org": a.org, "public_key": a.public_key.hex(), "roles": list(a.roles),
+                      **({"valid_until": format_utc(a.valid_until_ms)} if a.valid_until_ms is not None else {})}
+                     for a in g.accounts],
         "consensus": {name: getattr(g.consensus, name) for name in ConsensusParams.__dataclass_fields__},
+        "governance": {"threshold": {"num": policy.num, "den": policy.den, "strict": policy.strict},
+                       "proposal_lifetime_blocks": policy.proposal_lifetime_blocks},
         **({"contract_versions": {name: {str(v): h for h, v in steps} for name, steps in g.contract_versions}}
            if g.contract_versions else {}),
     }

@@ -41,6 +41,7 @@ from node.core.sync import BlockSync
 from node.core.timers import Timers
 from node.core.tx_relay import TxRelay
 from node.core.verify_pool import VerifyPool, default_workers
+from node.key_expiry import KeyExpiryWatch
 from node.metrics import NodeMetrics
 from node.service import NodeService
 from node.transport.peers import PeerManager
@@ -74,7 +75,7 @@ class Node:
                            mempool_max_bytes=config.mempool_max_bytes)
         metrics.track_disk(config.data_dir)
         self.chain = chain = Chain(genesis, store)
-        self.mempool = mempool = Mempool(genesis, store.has_tx, max_txs=config.mempool_max_txs,
+        self.mempool = mempool = Mempool(lambda: chain.config, store.has_tx, max_txs=config.mempool_max_txs,
                                          max_bytes=config.mempool_max_bytes)
 
         inbound_send, inbound_recv = trio.open_memory_channel(INBOUND_BATCHES)
@@ -112,7 +113,7 @@ class Node:
             send=peers.send, broadcast=peers.broadcast, timers=self.timers,
             on_commit=commits.committed, on_sync_request=self._sync_requested,
             on_fault=self._fault, on_view_change=self._view_changed, on_stepped=wakeup.set)
-        self.proposer = Proposer(replica, driver, mempool, chain, params, self.name, wakeup,
+        self.proposer = Proposer(replica, driver, mempool, chain, self.name, wakeup,
                                  lambda: commits.last_commit_at)
         self.verifier = verifier = VerifyPool(config.verify_workers or default_workers())
         self.relay = relay = TxRelay(mempool, chain, peers, metrics, me=index,
@@ -125,8 +126,10 @@ class Node:
                                      apply=driver.synced, on_progress=self._sync_progress)
         self.dispatcher = PeerDispatcher(inbound_recv, driver, relay, sync, store, metrics,
                                          send=peers.send, on_fault=self._fault, verifier=verifier)
+        self.keys = keys = KeyExpiryWatch(lambda: chain.config, me.org, config.key_expiry_warning_days)
+        metrics.track_key_expiry(lambda: [(k.account, k.seconds_left) for k in keys.all()])
         self.service = NodeService(genesis, self.name, index, store, replica, mempool, relay,
-                                   commits, peers, sync, metrics)
+                                   commits, peers, sync, metrics, chain=chain, keys=keys)
         self._refresh_gauges()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -144,6 +147,7 @@ class Node:
             nursery.start_soon(self.sync.status_loop, self.peers.broadcast, self.store,
                                lambda: commits.last_commit_at, self.genesis.consensus.window // 2)
             nursery.start_soon(self.sync.run)
+            nursery.start_soon(self.keys.run)
             api_port = await nursery.start(serve_api, self.service, *self.config.api_listen)
             self.driver.start()
             log.info("node %s up: chain %s, height %d, view %d, p2p port %d, api port %d",

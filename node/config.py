@@ -18,6 +18,8 @@
     [log]
     level = "info"                # debug | info | warning | error
     format = "text"               # text | json
+    [keys]
+    expiry_warning_days = 30      # warn this long before a key of this node's organisation expires
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ledger.genesis import NAME_RE, parse_address
 # member descriptor, not the default value.
 DEFAULT_MEMPOOL_MAX_TXS = 50_000
 DEFAULT_MEMPOOL_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_WARNING_DAYS = 30           # keys.expiry_warning_days (node.key_expiry)
 
 
 class ConfigError(Exception):
@@ -55,6 +58,7 @@ class NodeConfig:
     log_level: str = "info"
     log_format: str = "text"
     verify_workers: int = 0       # 0: one per core of the host (node.core.verify_pool)
+    key_expiry_warning_days: int = DEFAULT_WARNING_DAYS
     # Validator name -> the address this node dials it at instead of the one in
     # genesis (the peer is still authenticated by its genesis key).
     p2p_dial: Mapping[str, tuple[str, int]] = field(default_factory=dict)
@@ -72,6 +76,7 @@ _SCHEMA = {
     "api": {"listen": str},
     "mempool": {"max_txs": int, "max_bytes": int},
     "log": {"level": str, "format": str},
+    "keys": {"expiry_warning_days": int},
 }
 _REQUIRED = {("node", "name"), ("node", "key_file"), ("node", "data_dir"), ("node", "genesis"),
              ("p2p", "listen"), ("api", "listen")}
@@ -120,6 +125,9 @@ def load_config(home: str | Path) -> NodeConfig:
     max_bytes = get("mempool", "max_bytes", DEFAULT_MEMPOOL_MAX_BYTES)
     if max_txs < 1 or max_bytes < 1024:
         raise ConfigError(f"{path}: mempool.max_txs must be >= 1 and mempool.max_bytes >= 1024")
+    warning_days = get("keys", "expiry_warning_days", DEFAULT_WARNING_DAYS)
+    if not 0 <= warning_days <= 3650:
+        raise ConfigError(f"{path}: keys.expiry_warning_days must be in 0..3650")
     return NodeConfig(
         home=home, name=get("node", "name"),
         key_file=(home / get("node", "key_file")).resolve(),
@@ -127,6 +135,7 @@ def load_config(home: str | Path) -> NodeConfig:
         genesis=(home / get("node", "genesis")).resolve(),
         p2p_listen=p2p, api_listen=api, mempool_max_txs=max_txs, mempool_max_bytes=max_bytes,
         log_level=level, log_format=fmt, p2p_dial=dial, verify_workers=verify_workers,
+        key_expiry_warning_days=warning_days,
     )
 
 

@@ -11,7 +11,7 @@ import trio
 
 from ledger.crypto import load_key
 from ledger.errors import LedgerError
-from ledger.execution import INITIAL_STATE_ROOT
+from ledger.execution import genesis_state
 from ledger.genesis import load_genesis
 from node.config import ConfigError, load_config
 from node.logs import setup_logging
@@ -68,7 +68,8 @@ def run_node(home: Path, log_format: str | None = None) -> int:
     try:
         genesis = load_genesis(config.genesis)
         key = load_key(config.key_file)
-        store = open_store(config.data_dir, genesis.hash, initial_state_root=INITIAL_STATE_ROOT,
+        state, root = genesis_state(genesis.config)
+        store = open_store(config.data_dir, genesis.hash, initial_state=state, initial_state_root=root,
                            safety_dir=config.safety_dir)
     except LedgerError as exc:
         log.error("%s", exc)
@@ -106,5 +107,6 @@ def resync_node(home: Path) -> Path | None:
     store went.  Raises ConfigError, LedgerError or StoreError."""
     config = load_config(home)
     genesis = load_genesis(config.genesis)
+    state, root = genesis_state(genesis.config)
     return resync_store(config.data_dir, genesis.hash, config.safety_dir,
-                        initial_state_root=INITIAL_STATE_ROOT)
+                        initial_state=state, initial_state_root=root)

@@ -12,7 +12,7 @@ count as "other", so a peer that invents reasons cannot grow the registry.
 from __future__ import annotations
 
 import os
-from typing import Iterator, Mapping, Protocol
+from typing import Callable, Iterator, Mapping, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -87,6 +87,22 @@ class _TransportCollector(Collector):
         for reason, count in _bounded(t.handshake_failures).items():
             failures.add_metric([reason], count)
         return iter((frames, nbytes, failures))
+
+
+class _KeyExpiryCollector(Collector):
+    """ynchain_key_expiry_seconds{account}: computed at scrape time, so it counts
+    down without a timer and follows governance changes at once."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], list[tuple[str, int]]] = list
+
+    def collect(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily("ynchain_key_expiry_seconds",
+                                  "Seconds until the key of an account of this node's organisation "
+                                  "expires (negative: expired)", labels=["account"])
+        for account, seconds in self.source():
+            gauge.add_metric([account], seconds)
+        yield gauge
 
 
 class _DiskCollector(Collector):
@@ -171,6 +187,8 @@ class NodeMetrics:
             "ynchain_txs_reoffered", "Pending transactions handed to the primary again", registry=r)
         self._transport = _TransportCollector()
         r.register(self._transport)
+        self._key_expiry = _KeyExpiryCollector()
+        r.register(self._key_expiry)
         self._disk = _DiskCollector()
         r.register(self._disk)
 
@@ -249,6 +267,12 @@ class NodeMetrics:
     def handshake_failed(self, reason: str) -> None:
         failures = self._transport.totals.handshake_failures
         failures[reason] = failures.get(reason, 0) + 1
+
+    # -- keys -------------------------------------------------------------------------
+
+    def track_key_expiry(self, source: Callable[[], list[tuple[str, int]]]) -> None:
+        """Report (account, seconds until its key expires) from `source` at scrape time."""
+        self._key_expiry.source = source
 
     # -- block sync -----------------------------------------------------------------
 

@@ -17,15 +17,19 @@ from typing import Any
 import trio
 
 from consensus.replica import Replica
+from ledger.consortium import ChainConfig
 from ledger.contracts import CommittedState
 from ledger.execution import query_state
 from ledger.genesis import Genesis
 from ledger.tx import Transaction
 from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
+from node.core.chain import Chain
 from node.core.commits import CommitFanout, Subscription
+from node.core.config_history import ConfigHistory
 from node.core.mempool import Mempool
 from node.core.sync import BlockSync
 from node.core.tx_relay import TxRelay
+from node.key_expiry import KeyExpiryWatch
 from node.metrics import NodeMetrics
 from node.transport.peers import PeerManager
 from storage.base import Store
@@ -36,7 +40,7 @@ READ_CHUNK = 1024      # tx index lookups between two yields to the event loop
 class NodeService:
     def __init__(self, genesis: Genesis, name: str, index: int, store: Store, replica: Replica,
                  mempool: Mempool, relay: TxRelay, commits: CommitFanout, peers: PeerManager,
-                 sync: BlockSync, metrics: NodeMetrics) -> None:
+                 sync: BlockSync, metrics: NodeMetrics, *, chain: Chain, keys: KeyExpiryWatch) -> None:
         self.chain_id = genesis.chain_id
         self.name = name
         self._genesis = genesis
@@ -49,6 +53,9 @@ class NodeService:
         self._peers = peers
         self._sync = sync
         self._metrics = metrics
+        self._chain = chain
+        self._keys = keys
+        self._config_history = ConfigHistory(genesis.config, store.scan_state)
 
     def status(self) -> dict[str, Any]:
         names = [v.name for v in self._genesis.validators]
@@ -61,6 +68,7 @@ class NodeService:
             # For `ynchain node doctor`: same chain as its peers, clock skew, sync progress.
             "genesis_hash": self._genesis.hash.hex(), "time": round(time.time(), 3),
             "sync": self._sync.progress(),
+            "key_expiry": self._keys.status(),
         }
 
     async def submit(self, txs: list[Transaction]) -> list[Admission]:
@@ -107,7 +115,15 @@ class NodeService:
 
     def state_reader(self) -> CommittedState:
         return CommittedState(self._store.get_state, self._store.scan_state,
-                              self._store.last_height(), self._genesis)
+                              self._store.last_height(), self._chain.config)
+
+    def config_at(self, height: int | None) -> tuple[ChainConfig, int] | None:
+        last = self._store.last_height()
+        if height is None or height == last:
+            return self._chain.config, last
+        if height > last:
+            return None
+        return self._config_history.at(height), height
 
     def validators(self) -> list[dict[str, Any]]:
         connected = set(self._peers.connected())

@@ -15,6 +15,7 @@ to it, so a crash leaves only an unreferenced tail.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Callable, Mapping, Protocol, Sequence, TypeVar
 
 import msgpack
@@ -78,6 +79,7 @@ class _ClosedBackend:
 
 
 _CLOSED = _ClosedBackend()
+NO_STATE: Mapping[bytes, bytes] = MappingProxyType({})
 
 
 def _check_hash(value: object, what: str) -> bytes:
@@ -99,8 +101,11 @@ def refuse_if_voted(where: str, copy: SafetyCopy, kept: KeptRecord | None) -> No
 class KVStore:
     """A Store (storage.base) over a Backend; see storage.layout for the keys.
 
-    With a `safety_copy` (storage.safety_copy), every safety record saved is
-    also kept there, and opening checks the store's record against it.
+    A store created here starts with `initial_state` (the genesis state: the
+    consortium configuration, ledger.execution.genesis_state) under
+    `initial_state_root`.  With a `safety_copy` (storage.safety_copy), every
+    safety record saved is also kept there, and opening checks the store's
+    record against it.
 
     Threads: reads may run in any thread, also during a commit (the tip is
     replaced in one assignment after the batch is durable); commits must be
@@ -108,7 +113,8 @@ class KVStore:
     """
 
     def __init__(self, backend: Backend, segments: SegmentLog, where: str, genesis_hash: bytes, *,
-                 initial_state_root: bytes = bytes(HASH_LEN), create: bool = True,
+                 initial_state_root: bytes = bytes(HASH_LEN),
+                 initial_state: Mapping[bytes, bytes] = NO_STATE, create: bool = True,
                  safety_copy: SafetyCopy | None = None) -> None:
         _check_hash(genesis_hash, "genesis_hash")
         _check_hash(initial_state_root, "initial_state_root")
@@ -118,12 +124,13 @@ class KVStore:
         self.genesis_hash = genesis_hash
         self._copy = safety_copy
         kept = safety_copy.load() if safety_copy is not None else None
-        self._tip = self._open_or_create(genesis_hash, initial_state_root, create, kept)
+        self._tip = self._open_or_create(genesis_hash, initial_state_root, initial_state, create, kept)
         self._safety_number, record = self._read_safety()
         if safety_copy is not None:
             self._check_safety_copy(safety_copy, kept, record)
 
-    def _open_or_create(self, genesis_hash: bytes, initial_state_root: bytes, create: bool,
+    def _open_or_create(self, genesis_hash: bytes, initial_state_root: bytes,
+                        initial_state: Mapping[bytes, bytes], create: bool,
                         kept: KeptRecord | None) -> Tip:
         kv = self._kv
         raw_schema = kv.get(layout.KEY_SCHEMA)
@@ -141,6 +148,8 @@ class KVStore:
             batch.put(layout.KEY_SCHEMA, pack(layout.SCHEMA_VERSION))
             batch.put(layout.KEY_GENESIS, pack(genesis_hash))
             batch.put(layout.KEY_TIP, tip.encode())
+            for key, value in initial_state.items():     # the genesis state, in the same batch
+                batch.put(layout.STATE + key, value)
             batch.write()
             return tip
         try:

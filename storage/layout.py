@@ -40,9 +40,12 @@ from ledger.receipt import Receipt
 
 # 2: a block's tx root covers each tx's signature (ledger.block.tx_root), so
 # blocks stored by version 1 no longer verify against their own headers.
-# 3: block bodies and prepared payloads in segment files (x/ replaces b/), tx
-# entries locate their tx's bytes.
-SCHEMA_VERSION = 3
+# 3: the state starts with the genesis consortium configuration (gov/ tables,
+# ledger.config_state), so stores of version 2 hold a state this ynchain cannot run on.
+# 4: block bodies and prepared payloads in segment files (x/ replaces b/), tx
+# entries locate their tx's bytes.  A store of an older version is refused
+# (SchemaVersionError); `ynchain node resync` rebuilds it from the peers.
+SCHEMA_VERSION = 4
 
 KEY_SCHEMA = b"m/schema"
 KEY_GENESIS = b"m/genesis"

@@ -21,13 +21,14 @@ import itertools
 import os
 import time
 from pathlib import Path
+from typing import Mapping
 
 import plyvel
 
 from ledger.crypto import HASH_LEN
 
 from .errors import CorruptStoreError, NotAStoreError, SafetyCopyError, StoreError, StoreLockedError
-from .kv_store import KVStore, refuse_if_voted
+from .kv_store import NO_STATE, KVStore, refuse_if_voted
 from .safety_copy import SafetyCopy
 from .segments import FileSegments, SegmentLog
 
@@ -116,14 +117,15 @@ class LevelDBStore(KVStore):
     """A Store on LevelDB; create or open one with open_store()."""
 
     def __init__(self, db: plyvel.DB, path: Path, genesis_hash: bytes, *,
-                 initial_state_root: bytes = bytes(HASH_LEN), create: bool = True,
+                 initial_state_root: bytes = bytes(HASH_LEN),
+                 initial_state: Mapping[bytes, bytes] = NO_STATE, create: bool = True,
                  safety_copy: SafetyCopy | None = None) -> None:
         self.path = path
         segments = SegmentLog(FileSegments(path / SEGMENTS_DIR), str(path / SEGMENTS_DIR))
         try:
             super().__init__(_PlyvelBackend(db, str(path)), segments, str(path), genesis_hash,
-                             initial_state_root=initial_state_root, create=create,
-                             safety_copy=safety_copy)
+                             initial_state_root=initial_state_root, initial_state=initial_state,
+                             create=create, safety_copy=safety_copy)
         except BaseException:
             segments.close()
             raise
@@ -154,11 +156,13 @@ def _check_directory(path: Path, create: bool) -> bool:
 
 def open_store(path: str | os.PathLike, genesis_hash: bytes, *, create: bool = True,
                initial_state_root: bytes = bytes(HASH_LEN),
+               initial_state: Mapping[bytes, bytes] = NO_STATE,
                safety_dir: str | os.PathLike | None = None) -> LevelDBStore:
     """Open the store at `path`, creating it (and missing parents) if allowed.
 
-    `initial_state_root` is recorded only when the store is created: it is
-    last_state_root() until the first block commits.  `safety_dir` keeps the
+    `initial_state` and `initial_state_root` (the genesis state and its root)
+    are written only when the store is created: the root is last_state_root()
+    until the first block commits.  `safety_dir` keeps the
     copy of the safety record (storage.safety_copy; a node passes one, and
     should keep it off the data directory): opening refuses a store whose
     record is behind it (CorruptStoreError), a copy that is unreadable or
@@ -178,7 +182,7 @@ def open_store(path: str | os.PathLike, genesis_hash: bytes, *, create: bool = T
     db = _open_leveldb(path, create)
     try:
         return LevelDBStore(db, path, genesis_hash, initial_state_root=initial_state_root,
-                            create=create, safety_copy=copy)
+                            initial_state=initial_state, create=create, safety_copy=copy)
     except BaseException:
         db.close()
         if copy is not None:
@@ -203,7 +207,8 @@ def _open_leveldb(path: Path, create: bool) -> plyvel.DB:
 
 
 def resync_store(path: str | os.PathLike, genesis_hash: bytes, safety_dir: str | os.PathLike, *,
-                 initial_state_root: bytes = bytes(HASH_LEN)) -> Path | None:
+                 initial_state_root: bytes = bytes(HASH_LEN),
+                 initial_state: Mapping[bytes, bytes] = NO_STATE) -> Path | None:
     """Rebuild a node's damaged or lost store from its kept safety record.
 
     Moves the database at `path` (if any) aside, to `<path>.damaged-<time>`,
@@ -232,7 +237,7 @@ def resync_store(path: str | os.PathLike, genesis_hash: bytes, safety_dir: str |
         except OSError as exc:
             raise StoreError(f"{path}: cannot move the damaged store aside: {exc.strerror}") from None
     with LevelDBStore(_open_leveldb(path, True), path, genesis_hash,
-                      initial_state_root=initial_state_root) as store:
+                      initial_state_root=initial_state_root, initial_state=initial_state) as store:
         store.restore_safety_record(kept.number, kept.record)
     return moved
 

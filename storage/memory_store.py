@@ -6,9 +6,11 @@ encodings and same errors; only durability is missing.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from ledger.crypto import HASH_LEN
 
-from .kv_store import KVStore
+from .kv_store import NO_STATE, KVStore
 from .segments import MemorySegments, SegmentLog
 
 
@@ -63,6 +65,7 @@ class _DictBackend:
 
 
 class MemoryStore(KVStore):
-    def __init__(self, genesis_hash: bytes, *, initial_state_root: bytes = bytes(HASH_LEN)) -> None:
+    def __init__(self, genesis_hash: bytes, *, initial_state_root: bytes = bytes(HASH_LEN),
+                 initial_state: Mapping[bytes, bytes] = NO_STATE) -> None:
         super().__init__(_DictBackend(), SegmentLog(MemorySegments(), "<memory>"), "<memory>",
-                         genesis_hash, initial_state_root=initial_state_root)
+                         genesis_hash, initial_state_root=initial_state_root, initial_state=initial_state)

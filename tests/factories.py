@@ -28,6 +28,8 @@ def genesis_dict(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUN
                  chain_id: str = CHAIN_ID, roles: Mapping[str, Sequence[str]] | None = None,
                  orgs: Mapping[str, str] | None = None,
                  contract_versions: Mapping[str, Mapping[str, int]] | None = None,
+                 governance: Mapping[str, Any] | None = None,
+                 valid_until: Mapping[str, str] | None = None,
                  **params: int) -> dict:
     """The JSON-like genesis document `make_genesis` parses (for tests that
     want to break or extend it first).
@@ -36,7 +38,8 @@ def genesis_dict(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUN
     maps it elsewhere, and has role "writer" unless `roles` says otherwise.
     Validators node0..node{n-1} are spread round-robin over the organisations.
     `params` are ConsensusParams fields (e.g. tx_validity_window=10);
-    `contract_versions` is the genesis field of that name (version -> first height).
+    `contract_versions` and `governance` are the genesis fields of those names;
+    `valid_until` maps account names to their validity end (ISO-8601 UTC).
     """
     roles = roles or {}
     orgs = orgs or {}
@@ -58,12 +61,15 @@ def genesis_dict(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUN
         "validators": validators,
         "accounts": [{"name": name, "org": org,
                       "public_key": key_for("account", name).public_key.hex(),
-                      "roles": list(roles.get(name, ("writer",)))}
+                      "roles": list(roles.get(name, ("writer",))),
+                      **({"valid_until": valid_until[name]} if name in (valid_until or {}) else {})}
                      for name, org in account_orgs.items()],
         "consensus": dict(params),
     }
     if contract_versions is not None:
         doc["contract_versions"] = {name: dict(steps) for name, steps in contract_versions.items()}
+    if governance is not None:
+        doc["governance"] = dict(governance)
     return doc
 
 
@@ -78,6 +84,15 @@ def make_genesis(n_validators: int = 4, accounts: Sequence[str] = DEFAULT_ACCOUN
     validator_keys = {v["name"]: key_for("validator", v["name"]) for v in data["validators"]}
     account_keys = {a["name"]: key_for("account", a["name"]) for a in data["accounts"]}
     return genesis, validator_keys, account_keys
+
+
+def make_store(genesis: Genesis):
+    """A MemoryStore created for `genesis` the way a node creates its store:
+    holding the genesis state (the consortium configuration)."""
+    from ledger.execution import genesis_state
+    from storage.memory_store import MemoryStore
+    state, root = genesis_state(genesis.config)
+    return MemoryStore(genesis.hash, initial_state=state, initial_state_root=root)
 
 
 def make_tx(key: KeyPair, genesis: Genesis, contract: str = "kv", method: str = "put",

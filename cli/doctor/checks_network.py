@@ -6,7 +6,8 @@ from __future__ import annotations
 import socket
 from typing import Iterator
 
-from ledger.genesis import Genesis, Validator
+from ledger.consortium import Node
+from ledger.genesis import Genesis
 
 from ..target import sync_text
 from .facts import Facts, metric_values
@@ -117,7 +118,7 @@ for _same, _as in (("no_hello", "timeout"), ("closed", "timeout"), ("evicted", "
     _ADVICE[_same] = _ADVICE[_as]
 
 
-def link_problem(f: Facts, peer: Validator, reason: str, detail: str, source: str) -> Finding:
+def link_problem(f: Facts, peer: Node, reason: str, detail: str, source: str) -> Finding:
     status, what, fix = _ADVICE.get(reason, (WARN, f"the link fails ({reason})", "see {peer}'s log"))
     me = f.genesis.validators[f.index]
     fill = {"peer": peer.name, "addr": f"{peer.p2p[0]}:{peer.p2p[1]}", "me": me.name,

@@ -21,7 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ledger.crypto import KeyPair, load_key
 from ledger.errors import LedgerError
-from ledger.genesis import Genesis, Validator, load_genesis
+from ledger.consortium import Node
+from ledger.genesis import Genesis, load_genesis
 from node.config import ConfigError, NodeConfig, load_config
 
 from ..client import NodeClient
@@ -204,12 +205,12 @@ class Facts:
 
     # -- peers ---------------------------------------------------------------------------
     @cached_property
-    def peers(self) -> list[tuple[int, Validator]]:
+    def peers(self) -> list[tuple[int, Node]]:
         if self.genesis is None:
             return []
         return [(i, v) for i, v in enumerate(self.genesis.validators) if v.name != self.config.name]
 
-    def api_unreachable_by_design(self, v: Validator) -> bool:
+    def api_unreachable_by_design(self, v: Node) -> bool:
         """Genesis gives a loopback API address for a peer on another host."""
         return is_loopback(v.api[0]) and not is_loopback(v.p2p[0])
 

@@ -131,7 +131,7 @@ class Host:
     def fault(self, sender: int, reason: str) -> None:
         self.world.stats["faults_reported"] += 1
 
-    def view_changed(self, view: int) -> None:
+    def view_changed(self, view: int, carried: tuple[tuple[int, bytes], ...]) -> None:
         self.world.stats["view_changes"] += 1
 
 

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ..errors import ContractError
-from . import fiscal, fiscal_v1, kv, receivable, trace
+from . import fiscal, fiscal_v1, gov, kv, receivable, trace
 from .base import (CallContext, CommittedState, Contract, ContractState, Method, QueryReader,
                    StateReader, state_key)
 
@@ -29,6 +29,7 @@ VERSIONS: Mapping[str, Mapping[int, Contract]] = MappingProxyType({
     "fiscal": MappingProxyType({1: fiscal_v1.CONTRACT, 2: fiscal.CONTRACT}),
     "trace": MappingProxyType({1: trace.CONTRACT}),
     "receivable": MappingProxyType({1: receivable.CONTRACT}),
+    "gov": MappingProxyType({1: gov.CONTRACT}),
 })
 
 # name -> ((first height, version), ...) ascending: what new chains run.
@@ -37,6 +38,7 @@ DEFAULT_SCHEDULE: Mapping[str, tuple[tuple[int, int], ...]] = MappingProxyType({
     "fiscal": ((1, 2),),
     "trace": ((1, 1),),
     "receivable": ((1, 1),),
+    "gov": ((1, 1),),
 })
 
 # The newest version of each contract: its query reads every version's records.

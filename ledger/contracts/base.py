@@ -29,8 +29,8 @@ from ..errors import ContractError
 from ..receipt import ERR_PERMISSION
 from .schema import Record
 
-if TYPE_CHECKING:      # genesis imports the contract registry, so not at run time
-    from ..genesis import Account, Organisation
+if TYPE_CHECKING:      # the consortium types refer to the contract registry, so not at run time
+    from ..consortium import Account, ChainConfig, Organisation
 
 DATA = "data"      # the table `query_state` reads unless a contract says otherwise
 
@@ -58,7 +58,7 @@ def state_key(contract: str, table: str, key: str) -> bytes:
 
 
 class Directory(Protocol):
-    """The consortium's organisations as execution sees them (today: genesis)."""
+    """The consortium's organisations as execution sees them (the ChainConfig in force)."""
 
     def organisation(self, name: str) -> "Organisation | None": ...
 
@@ -72,11 +72,18 @@ class CallContext:
     height: int             # of the block being executed
     tx_id: bytes
     time_ms: int            # the block's timestamp (header.timestamp_ms), never a clock
-    directory: Directory
+    # The consortium configuration in force for this tx (after the block's
+    # earlier txs): contracts read organisations through `directory`; only the
+    # gov contract changes it.
+    config: "ChainConfig"
 
     @property
     def org(self) -> str:
         return self.account.org
+
+    @property
+    def directory(self) -> Directory:
+        return self.config
 
 
 class StateReader:

@@ -203,6 +203,56 @@ class Record(Field):
         })
 
 
+class Bool(Field):
+    __slots__ = ()
+
+    def check(self, value: Any, path: str) -> None:
+        if type(value) is not bool:
+            raise _bad(path, "expected true or false")
+
+    def constraint(self) -> str:
+        return "true or false"
+
+    def json_schema(self) -> dict[str, Any]:
+        return self._doc({"type": "boolean"})
+
+
+class OneOf(Field):
+    """A map whose `tag` field picks which record describes the rest of it
+    (e.g. a governance proposal: `action` decides what `params` holds)."""
+
+    __slots__ = ("tag", "variants", "_names")
+
+    def __init__(self, description: str, tag: str, variants: Mapping[str, Record]) -> None:
+        first = next(iter(variants))
+        super().__init__(description, {tag: first, **variants[first].example})
+        self.tag = tag
+        self.variants = dict(variants)
+        self._names = ", ".join(variants)
+
+    def check(self, value: Any, path: str) -> None:
+        if type(value) is not dict:
+            raise _bad(path, f"expected a map with {self.tag} and its fields")
+        choice = value.get(self.tag)
+        if type(choice) is not str or choice not in self.variants:
+            raise _bad(f"{path}.{self.tag}", f"expected one of {self._names}, got {_shown(choice)}")
+        self.variants[choice].check({k: v for k, v in value.items() if k != self.tag}, path)
+
+    def constraint(self) -> str:
+        return f"a map with {self.tag} (one of {self._names}) and the fields that {self.tag} takes"
+
+    def json_schema(self) -> dict[str, Any]:
+        options = []
+        for name, record in self.variants.items():
+            schema = record.json_schema()
+            schema["title"] = name
+            schema["properties"] = {self.tag: {"const": name, "description": record.description},
+                                    **schema["properties"]}
+            schema["required"] = [self.tag, *schema["required"]]
+            options.append(schema)
+        return self._doc({"type": "object", "oneOf": options})
+
+
 class Plain(Field):
     """Any plain msgpack value but nil, at most `max_bytes` packed (kv values)."""
 

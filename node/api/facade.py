@@ -14,6 +14,7 @@ import trio
 
 from ledger.block import Block
 from ledger.certificate import CommitCertificate
+from ledger.consortium import ChainConfig
 from ledger.contracts import CommittedState
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
@@ -78,7 +79,8 @@ class NodeFacade(Protocol):
         """JSON-ready: chain_id, node, height, last_block_hash (hex), view, primary
         (validator name), peers (list of connected validator names), mempool (count),
         syncing (bool), genesis_hash (hex), time (the node's clock, Unix seconds),
-        sync ({target, height, rate, eta_s} while syncing, else None)."""
+        sync ({target, height, rate, eta_s} while syncing, else None), key_expiry (keys
+        of this node's organisation expiring soon: account, valid_until, seconds_left)."""
 
     async def submit(self, txs: list[Transaction]) -> list[Admission]:
         """Admit to the mempool (and gossip); one Admission per tx, same order.
@@ -106,7 +108,12 @@ class NodeFacade(Protocol):
 
     def state_reader(self) -> CommittedState:
         """Committed state at the current height for contract queries: point reads,
-        bounded ordered scans (Store.scan_state) and the directory of organisations."""
+        bounded ordered scans (Store.scan_state) and the directory of organisations
+        (the ChainConfig in force)."""
+
+    def config_at(self, height: int | None) -> tuple[ChainConfig, int] | None:
+        """The consortium configuration in force after committed block `height`
+        (None: the last one) and that height; None if `height` is not committed."""
 
     def validators(self) -> list[dict[str, Any]]:
         """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool),

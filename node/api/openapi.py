@@ -98,7 +98,12 @@ def _schemas() -> dict[str, Any]:
                 "rate": {"type": ["number", "null"], "description": "blocks per second"},
                 "eta_s": {"type": ["number", "null"], "description": "seconds left at that rate"},
             })], "description": "block sync progress while syncing, else null"},
-        }),
+            "key_expiry": {"type": "array", "description": "keys of this node's organisation that "
+                                                           "expire soon (or did)",
+                           "items": _obj({"account": {"type": "string"}, "valid_until": {"type": "string"},
+                                          "seconds_left": {"type": "integer"}})},
+        }, required=["chain_id", "node", "height", "last_block_hash", "view", "primary", "peers",
+                     "mempool", "syncing", "genesis_hash", "time", "sync"]),
         "SubmitJson": {
             "oneOf": [
                 _obj({"tx": SUBMITTED_TX}, additionalProperties=False),
@@ -277,6 +282,7 @@ def _paths() -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     from .openapi_contracts import contract_paths, contract_schemas   # it builds on the helpers above
+    from .openapi_gov import gov_paths, gov_schemas
     return {
         "openapi": "3.1.0",
         "info": {
@@ -288,6 +294,6 @@ def openapi_document() -> dict[str, Any]:
                 "unknown paths answer 404 (code not_found). The arguments of each contract method "
                 "a transaction may call are the components named <contract>.<method>."),
         },
-        "paths": {**_paths(), **contract_paths()},
-        "components": {"schemas": {**_schemas(), **contract_schemas()}},
+        "paths": {**_paths(), **contract_paths(), **gov_paths()},
+        "components": {"schemas": {**_schemas(), **contract_schemas(), **gov_schemas()}},
     }

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .contracts import contract_routes
+from .gov import gov_routes
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
                    UNAVAILABLE, ApiError,
@@ -84,6 +85,7 @@ class _Routes:
             ("/events/blocks", self.block_events, "GET"),
             ("/openapi.json", self.openapi, "GET"),
             *contract_routes(self.facade),
+            *gov_routes(self.facade),
         ]
         return [Route(path, _guarded(handler), methods=[method]) for path, handler, method in table]
 

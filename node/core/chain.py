@@ -4,6 +4,12 @@ stored block, and checking blocks fetched from peers.
 The single writer to the store: commits come from the consensus driver and
 from block sync, both of which run synchronously on the node's event loop, so
 they never interleave.  No trio here.
+
+`Chain.config` is the consortium configuration in force after the last
+committed block (ledger.consortium.ChainConfig): read from the state when the
+chain is opened, replaced when a committed block changed it.  Blocks are
+executed under it, and a synced block's certificate is checked against the
+validator set of its height (`config.set_for_seq`).
 """
 
 from __future__ import annotations
@@ -11,16 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ledger import admission
+from ledger import admission, config_state
 from ledger.block import Block, BlockHeader, Proposal
 from ledger.certificate import CommitCertificate
 from ledger.codec import DecodeError
+from ledger.consortium import ChainConfig
 from ledger.execution import ExecutionResult, execute_block
 from ledger.genesis import Genesis
 from ledger.merkle import EMPTY_ROOT
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
 from storage.base import Store
+from storage.errors import CorruptStoreError
 
 
 class SignatureMemo(Protocol):
@@ -44,13 +52,19 @@ class CommitResult:
     block: Block
     certificate: CommitCertificate
     receipts: tuple[Receipt, ...]
+    config: ChainConfig | None = None      # the configuration the block changed to, if it did
 
 
 class Chain:
     def __init__(self, genesis: Genesis, store: Store) -> None:
         self.genesis = genesis
         self.store = store
-        self._validator_names = {v.name for v in genesis.validators}
+        try:
+            self.config: ChainConfig = config_state.load(genesis.chain_id, genesis.contract_schedule,
+                                                         store.scan_state)
+        except DecodeError as exc:
+            raise CorruptStoreError(f"{store!r}: the consortium configuration in the state is "
+                                    f"missing or damaged: {exc}") from None
 
     @property
     def height(self) -> int:
@@ -64,21 +78,27 @@ class Chain:
         checked already, so none is verified twice, and holds the txs it
         admitted, which are taken as they are (not decoded, looked up in the
         store or verified again).  `decoded`: the payload decoded already."""
-        limit = self.genesis.consensus.max_proposal_bytes
+        limit = self.config.params_at(seq).max_proposal_bytes     # governed, per epoch
         if len(payload) > limit:
             return f"proposal of {len(payload)} bytes; at most {limit}"
         try:
             proposal = decoded or Proposal.decode(payload, signatures.tx_by_record)
         except DecodeError as exc:
             return f"malformed proposal: {exc}"
-        if proposal.chain_id != self.genesis.chain_id:
+        config = self.config
+        if proposal.chain_id != config.chain_id:
             return "proposal for another chain"
         if proposal.height != seq:
             return f"proposal height {proposal.height} at seq {seq}"
-        if proposal.proposer not in self._validator_names:
-            return f"proposer {proposal.proposer!r} is not a validator"
-        if len(proposal.txs) > self.genesis.consensus.max_block_txs:
+        epoch = config.epoch_of(seq)
+        if proposal.proposer not in epoch.names:
+            return f"proposer {proposal.proposer!r} is not a validator at height {seq}"
+        if len(proposal.txs) > epoch.params.max_block_txs:
             return "too many transactions"
+        # Executed up to seq - 1, this node knows every account the primary can
+        # have known; further behind (pipelining), a key may be added by a block
+        # in between, and execution judges it.
+        known_accounts = seq - 1 == self.height
         seen: set[bytes] = set()
         has_tx = self.store.has_tx
         is_pending = signatures.is_pending
@@ -88,8 +108,10 @@ class Chain:
             if tx_id in seen or (not pending and has_tx(tx_id)):
                 return f"duplicate transaction {tx_id.hex()}"
             seen.add(tx_id)
-            problem = (admission.static_problem(tx, self.genesis)
-                       or admission.window_problem(tx, seq - 1, self.genesis))
+            problem = admission.static_problem(tx, config)
+            if problem == admission.UNKNOWN_SENDER and not known_accounts:
+                problem = None
+            problem = problem or admission.window_problem(tx, seq - 1, config)
             if problem is None and not pending and not signatures.knows_valid(tx):
                 if not tx.verify_signature():
                     problem = admission.BAD_SIGNATURE
@@ -113,7 +135,7 @@ class Chain:
         else:
             txs, view, proposer, tx_root, timestamp = (proposal.txs, proposal.view, proposal.proposer,
                                                        proposal.tx_root, proposal.timestamp_ms)
-        result = execute_block(self.genesis, store.get_state, seq, txs,
+        result = execute_block(self.config, store.get_state, seq, txs,
                                store.last_state_root(), store.has_tx, timestamp_ms=timestamp)
         header = BlockHeader(self.genesis.chain_id, seq, view, prev_hash, tx_root,
                              result.state_root, proposer, timestamp)
@@ -126,9 +148,15 @@ class Chain:
         assert seq == self.height + 1, (seq, self.height)
         block, result = self._build(seq, proposal)
         assert block.header.proposal_digest() == certificate.digest, "certificate does not match block"
+        return self._store(block, certificate, result, payload or None)
+
+    def _store(self, block: Block, certificate: CommitCertificate, result: ExecutionResult,
+               payload: bytes | None = None) -> CommitResult:
         self.store.commit(block, certificate, result.receipts, result.writes, result.state_root,
-                          payload=payload or None)
-        return CommitResult(block, certificate, result.receipts)
+                          payload=payload)
+        if result.config is not None:
+            self.config = result.config
+        return CommitResult(block, certificate, result.receipts, result.config)
 
     def apply_synced(self, block: Block, certificate: CommitCertificate) -> CommitResult:
         """Verify a block fetched from a peer against its certificate, re-execute
@@ -138,7 +166,7 @@ class Chain:
             raise SyncedBlockError(f"block {seq} does not follow height {self.height}")
         if certificate.height != seq:
             raise SyncedBlockError(f"certificate is for height {certificate.height}, block is {seq}")
-        problem = certificate.problem(self.genesis.chain_id, self.genesis.validator_keys)
+        problem = certificate.problem(self.config.chain_id, self.config.set_for_seq(seq))
         if problem:
             raise SyncedBlockError(f"block {seq}: invalid certificate: {problem}")
         h = block.header
@@ -161,5 +189,4 @@ class Chain:
             raise SyncedBlockError(
                 f"block {seq}: re-execution gives another header (prev_hash/state_root/view differ); "
                 "the serving peer or this node diverged")
-        self.store.commit(built, certificate, result.receipts, result.writes, result.state_root)
-        return CommitResult(built, certificate, result.receipts)
+        return self._store(built, certificate, result)

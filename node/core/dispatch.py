@@ -129,7 +129,7 @@ class PeerDispatcher:
         for event in events:
             message = event.message
             if (type(message) is not PrePrepare or not message.payload or message.seq <= chain.height
-                    or len(message.payload) > chain.genesis.consensus.max_proposal_bytes):
+                    or len(message.payload) > chain.config.params_at(message.seq).max_proposal_bytes):
                 continue
             try:
                 proposal = Proposal.decode(message.payload, mempool.tx_by_record)

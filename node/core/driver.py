@@ -89,7 +89,11 @@ class ConsensusDriver:
     def fault(self, sender: int, reason: str) -> None:
         self._on_fault(sender, reason)
 
-    def view_changed(self, view: int) -> None:
+    def view_changed(self, view: int, carried: tuple[tuple[int, bytes], ...]) -> None:
+        # A proposal of an older view that the new view does not re-propose
+        # will never commit: its txs must be proposable again, or (with nothing
+        # else pending) they would wait for a commit that never comes.
+        self.mempool.release_in_flight_except({seq for seq, _ in carried})
         self._on_view_change(view)
 
     # -- proposing -----------------------------------------------------------------------

@@ -3,6 +3,9 @@
 Every tx is checked once on the way in (decode happened earlier; here: chain,
 sender, validity window, duplicate, signature) and is then trusted by this node
 until it commits or expires, so each signature is verified once per node.
+The sender is judged under the committed consortium configuration (`config()`,
+the chain's) at the wall-clock time: a key that expires or is revoked later
+is refused by execution, with a receipt.
 
 Queues and indexes, each updated in O(1) per tx:
   ready      admitted, not in any proposal this node knows of (insertion order:
@@ -28,11 +31,12 @@ back to `ready`.
 from __future__ import annotations
 
 import heapq
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ledger import admission
-from ledger.genesis import Genesis
+from ledger.consortium import ChainConfig
 from ledger.tx import Transaction
 
 MAX_REMEMBERED_SIGNATURES = 100_000
@@ -57,9 +61,9 @@ class Drained:
 
 
 class Mempool:
-    def __init__(self, genesis: Genesis, is_committed: Callable[[bytes], bool], *,
+    def __init__(self, config: Callable[[], ChainConfig], is_committed: Callable[[bytes], bool], *,
                  max_txs: int, max_bytes: int) -> None:
-        self._genesis = genesis
+        self._config = config
         self._is_committed = is_committed
         self.max_txs = max_txs
         self.max_bytes = max_bytes
@@ -105,8 +109,7 @@ class Mempool:
         worker pool) checks only txs that would be admitted."""
         if tx.id in self._entries or self._is_committed(tx.id):
             return admission.DUPLICATE
-        return (admission.static_problem(tx, self._genesis)
-                or admission.window_problem(tx, height, self._genesis))
+        return admission.problem(tx, height, self._config(), int(time.time() * 1000))
 
     def admit(self, tx: Transaction, height: int, now: float, size: int | None = None,
               signature_ok: bool | None = None) -> str | None:
@@ -177,12 +180,12 @@ class Mempool:
         their fate."""
         out: list[Transaction] = []
         total = 0
-        genesis = self._genesis
+        config = self._config()
         for tx_id in self._ready:
             entry = self._entries[tx_id]
             if len(out) >= max_txs or total + entry.size > max_bytes:
                 break
-            if admission.window_problem(entry.tx, seq - 1, genesis):
+            if admission.window_problem(entry.tx, seq - 1, config):
                 continue
             out.append(entry.tx)
             total += entry.size
@@ -257,6 +260,12 @@ class Mempool:
         for seq, ids in list(self._in_flight.items()):
             self._release(ids, seq)
         self._in_flight.clear()
+
+    def release_in_flight_except(self, seqs: set[int]) -> None:
+        """Forget the in-flight marks of every seq not in `seqs` (a new view
+        re-proposes only those; the proposals at the others are dead)."""
+        for seq in [s for s in self._in_flight if s not in seqs]:
+            self._release(self._in_flight.pop(seq), seq)
 
     def _release(self, tx_ids: Iterable[bytes], seq: int) -> None:
         """These ids are no longer held by the proposal at `seq`: the pooled

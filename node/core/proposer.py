@@ -18,7 +18,6 @@ import trio
 
 from consensus.replica import Replica
 from ledger.block import Proposal
-from ledger.genesis import ConsensusParams
 from node.core.chain import Chain
 from node.core.driver import ConsensusDriver
 from node.core.mempool import Mempool
@@ -45,32 +44,33 @@ class Wakeup:
 
 class Proposer:
     def __init__(self, replica: Replica, driver: ConsensusDriver, mempool: Mempool, chain: Chain,
-                 params: ConsensusParams, name: str, wakeup: Wakeup,
-                 last_commit_at: Callable[[], float]) -> None:
+                 name: str, wakeup: Wakeup, last_commit_at: Callable[[], float]) -> None:
         self._replica = replica
         self._driver = driver
         self._mempool = mempool
         self._chain = chain
-        self._params = params
         self._name = name
         self._wakeup = wakeup
         self._last_commit_at = last_commit_at
 
     async def run(self) -> None:
-        fill_wait_s = self._params.block_interval_ms / 1000
-        empty_every_s = self._params.empty_blocks_interval_ms / 1000
         while True:
+            # Governance may change the parameters: those of the seq proposed next.
+            params = self._chain.config.params_at(self._chain.height + 1)
+            fill_wait_s = params.block_interval_ms / 1000
+            empty_every_s = params.empty_blocks_interval_ms / 1000
             await self._wakeup.wait(empty_every_s or None)
             while True:
                 seq = self._replica.next_proposal_seq()
                 if seq is None:
                     break
+                max_block_txs = self._chain.config.params_at(seq).max_block_txs
                 ready = self._mempool.ready_count
                 pipeline_busy = seq > self._chain.height + 1
                 if ready == 0 and not (empty_every_s and not pipeline_busy
                                        and time.monotonic() - self._last_commit_at() >= empty_every_s):
                     break
-                if 0 < ready < self._params.max_block_txs and pipeline_busy:
+                if 0 < ready < max_block_txs and pipeline_busy:
                     # The pipeline is busy: let this block fill up a little.
                     await trio.sleep(fill_wait_s)
                     continue
@@ -81,8 +81,9 @@ class Proposer:
                 await trio.sleep(0)
 
     def _propose(self, seq: int, allow_empty: bool) -> bool:
-        txs = self._mempool.take(seq, self._params.max_block_txs,
-                                 self._params.max_proposal_bytes - PROPOSAL_HEADER_RESERVE)
+        params = self._chain.config.params_at(seq)         # governed, per epoch
+        txs = self._mempool.take(seq, params.max_block_txs,
+                                 params.max_proposal_bytes - PROPOSAL_HEADER_RESERVE)
         if not txs and not allow_empty:
             return False
         timestamp_ms = max(int(time.time() * 1000), self._driver.proposals.latest_timestamp_ms)

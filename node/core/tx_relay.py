@@ -69,7 +69,6 @@ class TxRelay:
         self._me = me
         self._primary = primary
         self._last_commit = last_commit
-        self._full_block = chain.genesis.consensus.max_block_txs
         self._on_admitted = on_admitted
         self._on_pending_with_primary = on_pending_with_primary
         self._buffer: list[list] = []
@@ -150,7 +149,8 @@ class TxRelay:
         if primary == self._me:
             return 0     # proposed from here; the core watches its own proposals
         committed_at, tx_count = self._last_commit()
-        if tx_count >= self._full_block and now - committed_at < REOFFER_AGE_S:
+        full_block = self._chain.config.params_at(self._chain.height).max_block_txs   # governed
+        if tx_count >= full_block and now - committed_at < REOFFER_AGE_S:
             return 0     # full blocks: the primary is working through a backlog
         due = self._mempool.due_for_offer(now - REOFFER_AGE_S, now, MAX_REOFFER_TXS)
         if not due:

@@ -42,7 +42,7 @@ from .wire import ConnectionClosed, HandshakeError, RemoteProtocolError
 
 # 2: proposal digests cover tx signatures (ledger.block.tx_root); a version-1
 # node would never agree with us on a digest, so it is refused at the hello.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3   # 3: state roots cover the on-chain configuration from genesis on
 DEFAULT_HANDSHAKE_TIMEOUT_S = 5.0
 DOMAIN = b"ynchain/p2p-handshake/v1"
 NONCE_LEN = 32

@@ -15,6 +15,8 @@ def test_example_genesis_loads():
     assert {a.name for a in genesis.accounts} >= {"finance", "tax", "agriculture", "tourism",
                                                   "kunming-first-hospital", "dianchi-bank"}
     assert genesis.org_has_role("kunming-first-hospital", "issuer")
+    assert genesis.config.voting_orgs == ("agriculture", "finance", "tax", "tourism")
+    assert genesis.config.accounts["provincial-audit"].valid_until_ms is not None
 
 
 def test_example_node_config_loads_and_matches_genesis(tmp_path):

@@ -414,7 +414,7 @@ def test_peers_on_other_hosts_with_loopback_apis_are_not_asked_over_http(net):
     """A real deployment: genesis gives each peer's host for p2p, and the API
     address each node listens on (loopback): that is not theirs from here."""
     doc = json.loads((net.dir / "genesis.json").read_text())
-    for i, v in enumerate(doc["validators"][1:], start=1):
+    for i, v in enumerate(doc["nodes"][1:], start=1):
         v["p2p"] = f"192.0.2.{i}:{net.nodes[i].p2p[1]}"       # TEST-NET-1: another host
     (net.dir / "genesis.json").write_text(json.dumps(doc))
     with FakeApi(net.nodes[1].api, {"/status": status_doc(net.genesis, "node0")}) as decoy:

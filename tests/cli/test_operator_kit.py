@@ -20,10 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from cli.layout import init_testnet
 from cli.ports import free_port_base
 from ledger.crypto import load_key
-from ledger.execution import INITIAL_STATE_ROOT
 from node.app import Node
 from node.config import load_config
-from storage.memory_store import MemoryStore
+from tests.factories import make_store
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PROMETHEUS = CONFIGS / "prometheus"
@@ -68,7 +67,7 @@ async def exported_metric_names(tmp_path) -> set[str]:
     testnet home (store in memory), run and asked over HTTP."""
     net = init_testnet(tmp_path / "net", 4, free_port_base(8))   # its peers: down, dialed in vain
     config = load_config(net.nodes[0].home)
-    store = MemoryStore(net.genesis.hash, initial_state_root=INITIAL_STATE_ROOT)
+    store = make_store(net.genesis)
     node = Node(config, net.genesis, load_key(config.key_file), store)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:

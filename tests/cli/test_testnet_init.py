@@ -34,7 +34,9 @@ def test_init_writes_a_valid_testnet(run, tmp_path):
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
         assert load_key(key_file).public_key == account.public_key
     roles = {a.name: a.roles for a in genesis.accounts}
-    assert all(roles[d] == ("writer",) for d in ("finance", "tax", "agriculture", "tourism"))
+    assert all(roles[d] == ("writer", "admin") for d in ("finance", "tax", "agriculture", "tourism"))
+    # the departments run the nodes and govern; the story organisations only use the chain
+    assert genesis.config.voting_orgs == ("agriculture", "finance", "tax", "tourism")
     assert roles["kunming-first-hospital"] == ("issuer",) and roles["dianchi-bank"] == ("bank",)
     for role in ("issuer", "reimburser", "producer", "lab", "bank", "auditor"):
         assert any(role in r for r in roles.values()), role

@@ -70,6 +70,7 @@ class Node:
     syncs: list[RequestSync] = field(default_factory=list)
     faults: list[ReportFault] = field(default_factory=list)
     views: list[int] = field(default_factory=list)
+    carried: dict[int, tuple[tuple[int, bytes], ...]] = field(default_factory=dict)   # view ->
     state: bytes = GENESIS
     states: dict[int, bytes] = field(default_factory=dict)
     signed: dict[tuple[int, int, str], bytes] = field(default_factory=dict)
@@ -118,8 +119,9 @@ class Node:
     def fault(self, sender: int, reason: str) -> None:
         self.faults.append(ReportFault(sender, reason))
 
-    def view_changed(self, view: int) -> None:
+    def view_changed(self, view: int, carried: tuple[tuple[int, bytes], ...]) -> None:
         self.views.append(view)
+        self.carried[view] = carried
 
     def _sent(self, message: Message) -> None:
         for view, seq, phase, digest in signed_votes(message, self.index, self.validators.primary):

@@ -69,7 +69,7 @@ class RecordingHost:
     def fault(self, sender, reason):
         self.calls.append(("fault", sender, reason))
 
-    def view_changed(self, view):
+    def view_changed(self, view, carried):
         self.calls.append(("view_changed", view))
 
 

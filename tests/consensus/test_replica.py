@@ -205,6 +205,9 @@ def test_view_change_fills_gaps_with_null_blocks():
     digests = c.digests(1)
     assert digests == [make_payload(1)[1], NULL_DIGEST, make_payload(3)[1]]
     assert c.nodes[1].delivered[1].payload == b""
+    # The host learns which proposals live on (the null one carries no txs).
+    for i in (1, 2, 3):
+        assert c.nodes[i].carried[1] == ((1, digests[0]), (3, digests[2]))
     assert_agreement_and_certificates(c, (1, 2, 3))
 
 

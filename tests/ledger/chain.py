@@ -1,10 +1,12 @@
-"""A minimal in-memory chain for execution tests: state, tx index, roots."""
+"""A minimal in-memory chain for execution tests: state (starting with the
+genesis configuration, as a node's store does), tx index, roots, and the
+consortium configuration in force."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from ledger.execution import INITIAL_STATE_ROOT, ExecutionResult, execute_block
+from ledger.execution import ExecutionResult, execute_block, genesis_state
 from ledger.genesis import Genesis
 from ledger.tx import Transaction
 
@@ -18,10 +20,12 @@ class Chain:
     def __init__(self, genesis: Genesis, start_ms: int = START_MS) -> None:
         self.genesis = genesis
         self.start_ms = start_ms
-        self.state: dict[bytes, bytes] = {}
+        state, self.root = genesis_state(genesis.config)
+        self.genesis_state = dict(state)
+        self.state: dict[bytes, bytes] = dict(state)
+        self.config = genesis.config
         self.committed: set[bytes] = set()
         self.height = 0
-        self.root = INITIAL_STATE_ROOT
 
     def time_of(self, height: int) -> int:
         return self.start_ms + BLOCK_INTERVAL_MS * (height - 1)
@@ -29,7 +33,7 @@ class Chain:
     def run(self, txs: Sequence[Transaction], timestamp_ms: int | None = None) -> ExecutionResult:
         """Execute and commit the next block (at `timestamp_ms`, default time_of(height))."""
         height = self.height + 1
-        result = execute_block(self.genesis, self.state.get, height, txs, self.root,
+        result = execute_block(self.config, self.state.get, height, txs, self.root,
                                self.committed.__contains__,
                                timestamp_ms=self.time_of(height) if timestamp_ms is None else timestamp_ms)
         for key, value in result.writes.items():
@@ -40,4 +44,6 @@ class Chain:
         self.committed.update(tx.id for tx in txs)
         self.height += 1
         self.root = result.state_root
+        if result.config is not None:
+            self.config = result.config
         return result

@@ -43,7 +43,7 @@ def test_genesis_carries_activation_heights_and_round_trips() -> None:
 @pytest.mark.parametrize("value, message", [
     ([], 'genesis.contract_versions: expected an object like {"fiscal": {"1": 1, "2": 5000}} '
          "(contract -> version -> first height)"),
-    ({"nope": {"1": 1}}, "genesis.contract_versions: unknown contract 'nope' (contracts: fiscal, kv, "
+    ({"nope": {"1": 1}}, "genesis.contract_versions: unknown contract 'nope' (contracts: fiscal, gov, kv, "
                          "receivable, trace)"),
     ({"fiscal": {}}, "genesis.contract_versions.fiscal: expected a non-empty object of version -> "
                      "first height"),

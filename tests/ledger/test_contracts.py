@@ -33,7 +33,7 @@ def chain() -> Chain:
 
 
 def test_registry() -> None:
-    assert sorted(REGISTRY) == ["fiscal", "kv", "receivable", "trace"]
+    assert sorted(REGISTRY) == ["fiscal", "gov", "kv", "receivable", "trace"]
     assert sorted(REGISTRY["kv"].methods) == ["delete", "put"]
     assert sorted(VERSIONS["fiscal"][1].methods) == ["issue", "reimburse"]
     assert sorted(REGISTRY["fiscal"].methods) == ["claim", "complete", "issue", "release", "void"]
@@ -74,7 +74,7 @@ def test_kv_needs_the_writer_role(chain) -> None:
     r = run1(chain, "auditor", "kv", "put", {"key": "k", "value": 1})
     assert (r.status, r.message) == (ERR_PERMISSION, "account auditor lacks role 'writer'")
     assert run1(chain, "auditor", "kv", "delete", {"key": "k"}).status == ERR_PERMISSION
-    assert chain.state == {}
+    assert chain.state == chain.genesis_state
 
 
 def test_kv_delete_of_a_missing_key(chain) -> None:
@@ -106,7 +106,7 @@ def test_kv_value_size_limit(chain) -> None:
 def test_kv_bad_args(chain, method, args, message) -> None:
     r = run1(chain, "finance", "kv", method, args)
     assert (r.status, r.message) == (ERR_BAD_ARGS, message)
-    assert chain.state == {}
+    assert chain.state == chain.genesis_state
 
 
 def test_kv_unknown_method(chain) -> None:
@@ -187,4 +187,4 @@ def test_fiscal_needs_the_writer_role(chain) -> None:
 def test_fiscal_bad_args(chain, method, args, message) -> None:
     r = run1(chain, "tax", "fiscal", method, args)
     assert r.status == ERR_BAD_ARGS and r.message.startswith(message), r.message
-    assert chain.state == {}
+    assert chain.state == chain.genesis_state

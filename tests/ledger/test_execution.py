@@ -72,9 +72,10 @@ def test_contract(monkeypatch):
 
 def test_a_failed_tx_leaves_no_writes(test_contract) -> None:
     chain = Chain(GENESIS)
+    root = chain.root
     r = chain.run([call(FIN, "t", "go", "fail")])
     assert statuses(r) == [ERR_BAD_ARGS]
-    assert r.writes == {} and r.state_root == INITIAL_STATE_ROOT
+    assert r.writes == {} and r.state_root == root
     assert len(r.receipts[0].message) == 1024          # bounded like Receipt.from_record wants
     r = chain.run([call(FIN, "t", "go", "ok")])
     assert r.receipts[0] == Receipt(OK, "", "fine")
@@ -111,11 +112,12 @@ def test_too_far_ahead_is_invalid() -> None:
 
 def test_wrong_chain_and_unknown_sender_are_invalid_and_have_no_effect() -> None:
     chain = Chain(GENESIS)
+    root = chain.root
     stranger = key_for("account", "stranger")
     r = chain.run([put(chain_id="other-chain"), put(stranger), put(VALIDATORS["node0"])])
     assert statuses(r) == [ERR_INVALID] * 3
     assert [x.message for x in r.receipts] == ["wrong_chain", "unknown_sender", "unknown_sender"]
-    assert r.writes == {} and r.state_root == INITIAL_STATE_ROOT
+    assert r.writes == {} and r.state_root == root
 
 
 def test_unknown_contract_and_method() -> None:
@@ -170,7 +172,7 @@ def test_root_does_not_depend_on_dict_order() -> None:
 
 def test_height_must_be_positive() -> None:
     with pytest.raises(ValueError):
-        execute_block(GENESIS, {}.get, 0, [], INITIAL_STATE_ROOT, lambda _: False, timestamp_ms=0)
+        execute_block(GENESIS.config, {}.get, 0, [], INITIAL_STATE_ROOT, lambda _: False, timestamp_ms=0)
 
 
 def test_query_state_of_absent_things_is_none() -> None:

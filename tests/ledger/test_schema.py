@@ -6,7 +6,7 @@ import pytest
 
 from ledger.contracts import VERSIONS
 from ledger.contracts.base import Method
-from ledger.contracts.schema import (Enum, Int, List, Plain, Record, Str, calendar_date, cents,
+from ledger.contracts.schema import (Enum, Int, List, OneOf, Plain, Record, Str, calendar_date, cents,
                                      identifier)
 from ledger.errors import ContractError
 from ledger.receipt import ERR_BAD_ARGS
@@ -101,7 +101,9 @@ ALL_METHODS = [(name, version, method_name, m) for name, versions in VERSIONS.it
                          ids=[f"{c}.v{v}.{n}" for c, v, n, _ in ALL_METHODS])
 def test_every_method_is_described_and_its_example_is_valid(contract, version, name, method) -> None:
     assert isinstance(method, Method) and method.summary
-    assert isinstance(method.args, Record)
+    assert isinstance(method.args, (Record, OneOf))
     method.args.check(method.args.example, "args")
-    for field in method.args.fields.values():
-        assert field.description and field.help()
+    records = method.args.variants.values() if isinstance(method.args, OneOf) else [method.args]
+    for record in records:
+        for field in record.fields.values():
+            assert field.description and field.help()

@@ -15,7 +15,9 @@ from typing import Any
 
 import trio
 
+from ledger import config_state
 from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
+from ledger.consortium import ChainConfig
 from ledger.contracts import CommittedState
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.crypto import HASH_LEN
@@ -46,7 +48,7 @@ class _WatchedSubscription:
 
 
 class FakeNode:
-    def __init__(self, n_validators: int = 4) -> None:
+    def __init__(self, n_validators: int = 4, world: World | None = None) -> None:
         self.genesis, self.validator_keys, self.account_keys = make_genesis(n_validators)
         self.chain_id = self.genesis.chain_id
         self.name = self.genesis.validators[0].name
@@ -64,7 +66,7 @@ class FakeNode:
         self.waiting = trio.Event()                # set when someone awaits wait_settled
         self._settled = trio.Event()
         # Contract state for the contract query routes: tests run calls on it.
-        self.world = World()
+        self.world = World() if world is None else world
 
     # -- driving the fake from tests ---------------------------------------------
 
@@ -171,7 +173,14 @@ class FakeNode:
 
     def state_reader(self) -> CommittedState:
         chain = self.world.chain
-        return CommittedState(chain.state.get, scan_dict(chain.state), chain.height, self.world.genesis)
+        return CommittedState(chain.state.get, scan_dict(chain.state), chain.height, chain.config)
+
+    def config_at(self, height: int | None) -> tuple[ChainConfig, int] | None:
+        chain = self.world.chain
+        height = chain.height if height is None else height
+        if height > chain.height:
+            return None
+        return config_state.config_at(self.world.genesis.config, scan_dict(chain.state), height), height
 
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),

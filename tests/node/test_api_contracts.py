@@ -7,6 +7,7 @@ import pytest
 import trio
 
 from ledger.contracts import REGISTRY
+from ledger.contracts.schema import OneOf
 from tests.ledger.test_fiscal import ISSUE
 from tests.ledger.test_trace import LEAF
 from tests.ledger.world import World
@@ -144,5 +145,10 @@ def test_every_method_of_the_newest_versions_is_documented() -> None:
     for name, contract in REGISTRY.items():
         for method_name, method in contract.methods.items():
             doc = schemas[f"{name}.{method_name}"]
-            assert doc["properties"].keys() == method.args.fields.keys()
+            if isinstance(method.args, OneOf):       # gov.propose: one shape per action
+                assert [o["title"] for o in doc["oneOf"]] == list(method.args.variants)
+                for option, record in zip(doc["oneOf"], method.args.variants.values()):
+                    assert option["properties"].keys() == {method.args.tag, *record.fields}
+            else:
+                assert doc["properties"].keys() == method.args.fields.keys()
             assert doc["x-role"] == method.role and method.summary in doc["description"]

@@ -7,10 +7,8 @@ import pytest
 
 from ledger.block import NULL_DIGEST, Block, Proposal
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
-from ledger.execution import INITIAL_STATE_ROOT
 from node.core.chain import Chain, SyncedBlockError
-from storage.memory_store import MemoryStore
-from tests.factories import make_genesis, make_tx
+from tests.factories import make_genesis, make_store, make_tx
 
 GENESIS, VALIDATORS, ACCOUNTS = make_genesis()
 KEYS = [VALIDATORS[v.name] for v in GENESIS.validators]
@@ -22,7 +20,7 @@ def certify(height, digest, view=0, signers=(0, 1, 2)):
 
 
 def new_chain():
-    return Chain(GENESIS, MemoryStore(GENESIS.hash, initial_state_root=INITIAL_STATE_ROOT))
+    return Chain(GENESIS, make_store(GENESIS))
 
 
 def proposal(height, txs, view=0):

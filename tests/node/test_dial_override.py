@@ -10,12 +10,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from ledger.execution import INITIAL_STATE_ROOT
 from ledger.genesis import parse_genesis
 from node.app import Node, NodeError
 from node.config import ConfigError, NodeConfig, load_config, render_config
-from storage.memory_store import MemoryStore
-from tests.factories import genesis_dict, key_for
+from tests.factories import genesis_dict, key_for, make_store
 
 
 def _write(home: Path, text: str) -> Path:
@@ -59,7 +57,7 @@ def _node(genesis, name: str, tmp_path: Path, dial=None) -> Node:
                         data_dir=tmp_path / name, genesis=tmp_path / "genesis.json",
                         p2p_listen=("127.0.0.1", 0), api_listen=("127.0.0.1", 0),
                         p2p_dial=dial or {})
-    store = MemoryStore(genesis.hash, initial_state_root=INITIAL_STATE_ROOT)
+    store = make_store(genesis)
     return Node(config, genesis, key_for("validator", name), store)
 
 

@@ -12,7 +12,7 @@ FIN = ACCOUNTS["finance"]
 def pool(committed=frozenset(), **kw):
     kw.setdefault("max_txs", 100)
     kw.setdefault("max_bytes", 1 << 20)
-    return Mempool(GENESIS, lambda tx_id: tx_id in committed, **kw)
+    return Mempool(lambda: GENESIS.config, lambda tx_id: tx_id in committed, **kw)
 
 
 def tx(n, **kw):
@@ -110,6 +110,24 @@ def test_a_tx_held_by_two_proposals_is_ready_only_when_both_let_it_go():
     assert mp.ready_count == 0
     mp.committed(3, [])
     assert mp.ready_count == 1
+
+
+def test_a_new_view_frees_the_txs_of_the_proposals_it_does_not_carry():
+    # A primary alone in a stale view (restarted while the others moved on)
+    # proposes seqs nobody will ever commit.  Once it joins the new view those
+    # txs must be proposable again: with nothing else pending, no commit would
+    # ever release them and they would wait forever.
+    mp = pool()
+    txs = [tx(n) for n in range(3)]
+    for t in txs:
+        mp.admit(t, 0, 0.0)
+    mp.mark_in_flight(5, [txs[0].id])
+    mp.mark_in_flight(6, [txs[1].id])
+    mp.mark_in_flight(7, [txs[2].id])
+    mp.release_in_flight_except({6})          # the new view re-proposes seq 6 only
+    assert mp.take(5, 10, 1 << 20) == [txs[0], txs[2]]
+    mp.committed(6, [txs[1].id])
+    assert len(mp) == 2
 
 
 def test_a_proposal_never_carries_a_tx_too_old_for_its_seq():

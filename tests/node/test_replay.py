@@ -9,10 +9,8 @@ import pytest
 from cli.workload import mixed_round
 from ledger.block import NULL_DIGEST, Proposal
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
-from ledger.execution import INITIAL_STATE_ROOT
 from node.core.chain import Chain, SyncedBlockError
-from storage.memory_store import MemoryStore
-from tests.factories import make_genesis, make_tx
+from tests.factories import make_genesis, make_store, make_tx
 from tests.ledger.chain import BLOCK_INTERVAL_MS, START_MS
 from tests.ledger.world import ORGS, ROLES
 
@@ -38,7 +36,7 @@ def certify(height: int, digest: bytes) -> CommitCertificate:
 
 
 def fresh_chain(genesis=GENESIS) -> Chain:
-    return Chain(genesis, MemoryStore(genesis.hash, initial_state_root=INITIAL_STATE_ROOT))
+    return Chain(genesis, make_store(genesis))
 
 
 def block_txs(height: int) -> list:

@@ -42,10 +42,10 @@ class FakePeers:
 
 def relay_with(n_txs: int = 0, *, primary: int = PRIMARY, connected=(0, 2, 3), max_txs: int = 10_000,
                last_commit=(0.0, 0)):
-    mempool = Mempool(GENESIS, lambda tx_id: False, max_txs=max_txs, max_bytes=1 << 30)
+    mempool = Mempool(lambda: GENESIS.config, lambda tx_id: False, max_txs=max_txs, max_bytes=1 << 30)
     peers = FakePeers(connected)
     suspicions = []
-    relay = TxRelay(mempool, SimpleNamespace(height=0, genesis=GENESIS), peers, NodeMetrics(), me=ME,
+    relay = TxRelay(mempool, SimpleNamespace(height=0, genesis=GENESIS, config=GENESIS.config), peers, NodeMetrics(), me=ME,
                     primary=lambda: primary, last_commit=lambda: last_commit, on_admitted=lambda: None,
                     on_pending_with_primary=lambda: suspicions.append(True))
     txs = [make_tx(ACCOUNTS["finance"], GENESIS, nonce=n, args={"key": f"k{n}", "value": n})
