@@ -38,6 +38,10 @@ from .segments import Ref, SegmentLog
 
 T = TypeVar("T")
 
+# Blocks the open check (KVStore._check_newest_body) looks back over for the
+# newest one with a body: only null blocks (view changes) have none.
+MAX_BODYLESS_WALK = 1000
+
 
 class Batch(Protocol):
     """Writes collected in memory and applied atomically and durably by write()."""
@@ -128,6 +132,7 @@ class KVStore:
         self._safety_number, record = self._read_safety()
         if safety_copy is not None:
             self._check_safety_copy(safety_copy, kept, record)
+        self._check_newest_body()
 
     def _open_or_create(self, genesis_hash: bytes, initial_state_root: bytes,
                         initial_state: Mapping[bytes, bytes], create: bool,
@@ -191,6 +196,37 @@ class KVStore:
                                     f"{copy.directory} (save {number})")
         if number > kept.number:
             copy.save(number, record)
+
+    def _check_newest_body(self) -> None:
+        """The segments must hold every body the index refers to.  A body is
+        durable before the batch that refers to it, so a crash can only leave
+        them holding more (an unreferenced tail, which nothing reads); holding
+        less means they lost writes (a disk that lied about a flush, a data
+        directory restored without its segments): refused here, with the way
+        back, rather than found by a read while the node runs.  Segments are
+        append-only, so the newest body referred to (the tip's, or a prepared
+        payload's) read back intact shows that everything before it is there."""
+        kv = self._kv
+        refs = []
+        tip = self._tip.height
+        for height in range(tip, max(0, tip - MAX_BODYLESS_WALK), -1):   # null blocks have no body
+            entry = self._decode(BlockEntry.decode, kv.get(layout.BLOCK_INDEX + layout.height_key(height)),
+                                 f"block {height}")
+            if entry.length:
+                refs.append((f"block {height}", Ref(entry.segment, entry.offset, entry.length)))
+                break
+        for key, raw in kv.range(layout.PAYLOAD, layout.prefix_end(layout.PAYLOAD), layout.MAX_SCAN):
+            seq = int.from_bytes(key[len(layout.PAYLOAD):len(layout.PAYLOAD) + 8], "big")
+            refs.append((f"prepared payload {seq}", Ref(*self._decode(layout.decode_ref, raw,
+                                                                      f"prepared payload {seq}"))))
+        if not refs:
+            return
+        what, newest = max(refs, key=lambda r: (r[1].segment, r[1].offset))
+        try:
+            self._segments.read(newest)
+        except CorruptStoreError as exc:
+            raise CorruptStoreError(f"{self.where}: the index refers to the body of {what}, which the "
+                                    f"segment files do not hold intact (they lost writes): {exc}") from None
 
     def _decode(self, decode: Callable[[bytes], T], raw: bytes | None, what: str) -> T:
         if raw is None:

@@ -84,17 +84,21 @@ class SegmentLog:
         self.where = where
         self._segment_bytes = segment_bytes
         numbers = segments.numbers()
+        # Nothing is created before the first append: opening a store that is
+        # then refused (another schema, another genesis) leaves it as it was.
+        self._created = bool(numbers)
         self._current = numbers[-1] if numbers else 1
-        if not numbers:
-            segments.create(self._current)
-        self._size = segments.size(self._current)
+        self._size = segments.size(self._current) if numbers else 0
 
     def append(self, bodies: Sequence[bytes]) -> list[Ref]:
         """Write `bodies` (one record each, one write and one flush in all);
         their Refs, durable when this returns."""
         if not bodies:
             return []
-        if self._size >= self._segment_bytes:
+        if not self._created:
+            self._files.create(self._current)
+            self._created = True
+        elif self._size >= self._segment_bytes:
             self._current += 1
             self._files.create(self._current)
             self._size = 0
@@ -156,19 +160,14 @@ class FileSegments:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        try:
-            new = not directory.exists()
-            directory.mkdir(parents=True, exist_ok=True)
-            if new:
-                fsync_directory(directory.parent)
-        except OSError as exc:
-            raise StoreError(f"{directory}: cannot create the segment directory: {exc.strerror}") from None
         self._append_fd: tuple[int, int] | None = None     # (number, fd)
         self._read_fds: dict[int, int] = {}
 
     def numbers(self) -> list[int]:
         try:
             names = [p.name for p in self.directory.iterdir()]
+        except FileNotFoundError:
+            return []                            # created with the first segment
         except OSError as exc:
             raise StoreError(f"{self.directory}: cannot list segments: {exc.strerror}") from None
         return sorted(int(n[:-4]) for n in names if n.endswith(".seg") and n[:-4].isdigit())
@@ -183,6 +182,13 @@ class FileSegments:
             return 0
 
     def create(self, number: int) -> None:
+        directory = self.directory
+        try:
+            if not directory.exists():
+                directory.mkdir(parents=True)
+                fsync_directory(directory.parent)
+        except OSError as exc:
+            raise StoreError(f"{directory}: cannot create the segment directory: {exc.strerror}") from None
         fd = self._writer(number)
         os.fsync(fd)
         fsync_directory(self.directory)      # the new file survives a power loss

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
+from ledger.block import GENESIS_HASH, Block, BlockHeader, Proposal, tx_root
 from ledger.certificate import CommitCertificate, Vote
 from ledger.codec import pack
 from ledger.crypto import hash256
@@ -35,8 +35,15 @@ class Commit:
     state_writes: dict[bytes, bytes | None]
     state_root: bytes
 
-    def apply(self, store) -> None:
-        store.commit(self.block, self.certificate, self.receipts, self.state_writes, self.state_root)
+    @property
+    def payload(self) -> bytes:
+        """The proposal payload that ordered this block (what a node prepares)."""
+        h = self.block.header
+        return Proposal(h.chain_id, h.height, h.view, h.proposer, h.timestamp_ms, self.block.txs).encode()
+
+    def apply(self, store, payload: bytes | None = None) -> None:
+        store.commit(self.block, self.certificate, self.receipts, self.state_writes, self.state_root,
+                     payload=payload)
 
 
 def make_commit(height: int, prev_hash: bytes, n_txs: int = 4) -> Commit:

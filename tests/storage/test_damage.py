@@ -266,7 +266,6 @@ def test_a_damaged_segment_is_an_error_not_wrong_data(tmp_path):
         with pytest.raises(CorruptStoreError, match=f"the bytes of tx {tx.id.hex()}"):
             store.get_committed_tx(tx.id)
         assert store.get_block(3) == chain[2].block          # the rest still reads
-    segment.unlink()
-    with open_store(data, GENESIS, safety_dir=safety) as store:
-        with pytest.raises(CorruptStoreError, match="segment 1 is missing|shorter than the index"):
-            store.get_block(2)
+    segment.unlink()          # test_segment_crash.py: a store whose segments lost writes
+    with pytest.raises(CorruptStoreError, match="segment 1 is missing"):
+        open_store(data, GENESIS, safety_dir=safety)
