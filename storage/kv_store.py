@@ -428,7 +428,9 @@ class KVStore:
         raw = self._kv.get(layout.payload_key(h.height, certificate.digest))
         if raw is not None:
             ref = Ref(*self._decode(layout.decode_ref, raw, f"prepared payload {h.height}"))
-            if ref.length == len(payload):
+            # The digest is of the decoded proposal: another encoding of it (from a
+            # faulty primary) would have the same one, so the bytes must be the same.
+            if ref.length == len(payload) and self._segments.read(ref) == payload:
                 return ref, txs_offset, spans
         return self._segments.append([payload])[0], txs_offset, spans
 

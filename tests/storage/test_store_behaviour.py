@@ -185,6 +185,22 @@ def test_prepared_payloads_are_written_with_the_record(make_store):
     assert store.load_safety_record() == b"r2"     # nothing of a refused write lands
 
 
+def test_a_commit_refers_to_its_prepared_payload_only_if_the_bytes_are_the_same(make_store):
+    """A prepared payload is keyed by the proposal's digest, which another
+    encoding of the same proposal shares: the block is stored from the bytes
+    it was committed with, never from other bytes of the same length."""
+    store = make_store()
+    first, second = build_chain(2)
+    other_bytes = bytes(len(first.payload))
+    store.save_safety_record(b"r1", payloads=[(1, first.certificate.digest, other_bytes),
+                                              (2, second.certificate.digest, second.payload)])
+    first.apply(store, first.payload)
+    second.apply(store, second.payload)
+    assert [store.get_block(h) for h in (1, 2)] == [first.block, second.block]
+    for tx in first.block.txs[:4] + second.block.txs[:4]:
+        assert store.get_committed_tx(tx.id)[0] == tx
+
+
 def test_safety_record_round_trip(make_store):
     store = make_store()
     store.save_safety_record(b"first")
