@@ -180,22 +180,16 @@ class Proposal:
             if unpacker.read_array_header() != 6:
                 raise DecodeError("proposal: expected an array of 6 fields")
             chain_id, height, view, proposer, ts = [unpacker.unpack() for _ in range(5)]
-            count = unpacker.read_array_header()
-            if count > MAX_BLOCK_TXS:
-                raise DecodeError(f"proposal.txs: more than {MAX_BLOCK_TXS} transactions")
-            start = unpacker.tell()
-            for _ in range(count):
-                unpacker.skip()
-                end = unpacker.tell()
-                raw = data[start:end]
+            spans = _tx_record_spans(unpacker)
+            for start, length in spans:
+                raw = data[start:start + length]
                 tx = known(raw) if known is not None else None
                 txs.append(tx if tx is not None else Transaction.from_record(codec.unpack(raw)))
-                start = end
         except DecodeError:
             raise
         except Exception as exc:      # msgpack's errors for truncated or mistyped data
             raise DecodeError(f"proposal: {exc.__class__.__name__}: {exc}") from None
-        if start != len(data):
+        if unpacker.tell() != len(data):
             raise DecodeError("proposal: trailing bytes")
         codec.expect_str(chain_id, "proposal.chain_id", MAX_CHAIN_ID_LEN)
         codec.expect_uint(height, "proposal.height")
@@ -221,21 +215,30 @@ def proposal_tx_spans(payload: bytes) -> tuple[int, list[tuple[int, int]]]:
         for _ in range(5):
             unpacker.skip()
         txs_offset = unpacker.tell()
-        count = unpacker.read_array_header()
-        spans = []
-        start = unpacker.tell()
-        for _ in range(count):
-            unpacker.skip()
-            end = unpacker.tell()
-            spans.append((start, end - start))
-            start = end
+        spans = _tx_record_spans(unpacker)
     except DecodeError:
         raise
     except Exception as exc:        # msgpack's errors for truncated or malformed data
         raise DecodeError(f"proposal: {exc.__class__.__name__}: {exc}") from None
-    if start != len(payload):
+    if unpacker.tell() != len(payload):
         raise DecodeError("proposal: trailing bytes")
     return txs_offset, spans
+
+
+def _tx_record_spans(unpacker: msgpack.Unpacker) -> list[tuple[int, int]]:
+    """(offset, length) of each record of the txs array the unpacker is at,
+    skipped over, not decoded."""
+    count = unpacker.read_array_header()
+    if count > MAX_BLOCK_TXS:
+        raise DecodeError(f"proposal.txs: more than {MAX_BLOCK_TXS} transactions")
+    spans = []
+    start = unpacker.tell()
+    for _ in range(count):
+        unpacker.skip()
+        end = unpacker.tell()
+        spans.append((start, end - start))
+        start = end
+    return spans
 
 
 @dataclass(frozen=True, slots=True)

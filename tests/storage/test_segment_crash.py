@@ -54,6 +54,13 @@ def segment_file(data: Path) -> Path:
     return segment
 
 
+def commit_three(store, chain) -> None:
+    """Blocks 1-3 as a node stores synced blocks: a safety record saved before each."""
+    for c in chain[:3]:
+        store.save_safety_record(b"before %d" % c.block.height)
+        c.apply(store)
+
+
 def check_chain(store, chain) -> None:
     assert store.last_height() == len(chain)
     for c in chain:
@@ -73,9 +80,7 @@ def test_a_body_whose_index_write_never_landed_is_an_unreferenced_tail(tmp_path,
     data, safety = dirs(tmp_path)
     chain = build_chain(5)
     with open_store(data, GENESIS, safety_dir=safety) as store:
-        for c in chain[:3]:
-            store.save_safety_record(b"before %d" % c.block.height)
-            c.apply(store)
+        commit_three(store, chain)
         size_before = segment_file(data).stat().st_size
         store._kv = DiesBeforeBatches(store._kv)
         c = chain[3]
@@ -121,9 +126,7 @@ def test_an_index_that_refers_to_bodies_the_segments_lost_is_refused_at_open(tmp
     data, safety = dirs(tmp_path)
     chain = build_chain(4)
     with open_store(data, GENESIS, safety_dir=safety) as store:
-        for c in chain[:3]:
-            store.save_safety_record(b"before %d" % c.block.height)
-            c.apply(store)
+        commit_three(store, chain)
         if loss == "prepared payload":
             c = chain[3]
             store.save_safety_record(b"prepares 4", payloads=[(4, c.certificate.digest, c.payload)])
