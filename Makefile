@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TESTNET_DIR ?= testnet
 
-.PHONY: setup test tools promtool testnet testnet-down sim chaos clean
+.PHONY: setup test tools promtool chromium testnet testnet-down sim chaos clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,7 @@ test: $(STAMP) tools
 
 # Tools some tests need beyond Python packages; fetching them never fails the build
 # (the tests that need a missing tool are skipped and say what to install).
-tools: promtool
+tools: promtool chromium
 
 # promtool checks configs/prometheus (tests/cli/test_operator_kit.py). Debian's
 # `prometheus` package carries it: the package is downloaded and promtool alone is
@@ -37,6 +37,20 @@ promtool: $(STAMP)
 	       "install Debian's prometheus package (apt-get install prometheus) or put promtool on PATH"; \
 	fi; \
 	rm -rf "$$tmp"
+
+# The explorer's browser test (tests/explorer) drives Debian's chromium headless through
+# Playwright's executable_path (no browser is downloaded). Installed when make runs as
+# root; the CJK font makes the screenshots' Chinese labels legible.
+chromium: $(STAMP)
+	@if command -v chromium >/dev/null 2>&1 || [ -x "$$YNCHAIN_CHROMIUM" ]; then exit 0; fi; \
+	install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-microhei >/dev/null 2>&1; }; \
+	if [ "$$(id -u)" = 0 ] && { install || { apt-get update -qq >/dev/null 2>&1 && install; }; }; then \
+	  echo "chromium: installed Debian's chromium package"; \
+	else \
+	  echo "chromium: not available, so the explorer's browser test (tests/explorer) will be skipped;" \
+	       "install Debian's chromium package as root (apt-get install chromium)" \
+	       "or set YNCHAIN_CHROMIUM to a Chromium binary"; \
+	fi
 
 testnet: $(STAMP)
 	$(BIN)/python -m cli.demo --dir $(TESTNET_DIR)

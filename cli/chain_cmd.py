@@ -11,7 +11,7 @@ import click
 
 from .errors import CliError
 from .client import path_segment
-from .submit import MAX_WAIT_S, chain_head, load_key_file, outcome_problem, sign, submit
+from .submit import MAX_WAIT_S, load_key_file, outcome_problem, send_call
 from .target import (client_for, json_option, node_option, print_fields, print_json, print_table,
                      sync_text)
 
@@ -113,15 +113,13 @@ def tx_submit(node_url, key_file, contract, method, args, wait, timeout, valid_f
       ynchain tx submit --key accounts/finance.key kv put '{"key": "a", "value": 1}'
     """
     key = load_key_file(key_file)
-    client = client_for(node_url)
-    chain_id, height = chain_head(client)
-    transaction = sign(key, chain_id, height, valid_for, contract, method, args)
-    result = submit(client, transaction, wait, timeout)
+    result = send_call(node_url, key, contract, method, {} if args is None else args,
+                       wait=wait, timeout_s=timeout, valid_for=valid_for)
     problem = outcome_problem(result, wait, timeout)
     if as_json:
         print_json(result)
     else:
-        click.echo(result.get("id") or transaction.id.hex())
+        click.echo(result["id"])
         if wait and result.get("committed"):
             receipt = result.get("receipt") or {}
             print_fields([("height", result.get("height")), ("index", result.get("index")),

@@ -30,7 +30,7 @@ from ledger.contracts.schema import Bool, Enum, Field, Int, List, Record
 from ledger.errors import ContractError
 
 from .errors import CliError
-from .submit import MAX_WAIT_S, chain_head, load_key_file, outcome_problem, sign, submit
+from .submit import MAX_WAIT_S, load_key_file, outcome_problem, send_call
 from .target import client_for, json_option, node_option, print_fields, print_json
 
 # Turns the assembled args (and the values of the command's extra options) into
@@ -215,13 +215,15 @@ def run_call(node_url: str | None, key_file: str, contract: str, method: str, ar
              wait: bool, timeout: float, valid_for: int, as_json: bool,
              render: Render | None = None, build: Build | None = None, extra: dict | None = None) -> None:
     key = load_key_file(key_file)
-    client = client_for(node_url)
-    chain_id, height = chain_head(client)
-    if build is not None:
-        args = build(args, extra or {}, chain_id)
-    check_args(contract, method, args)
-    tx = sign(key, chain_id, height, valid_for, contract, method, args)
-    result = submit(client, tx, wait, timeout)
+
+    def prepare(args: dict, chain_id: str) -> dict:
+        if build is not None:
+            args = build(args, extra or {}, chain_id)
+        check_args(contract, method, args)
+        return args
+
+    result = send_call(node_url, key, contract, method, args, wait=wait, timeout_s=timeout,
+                       valid_for=valid_for, prepare=prepare)
     problem = outcome_problem(result, wait, timeout)
     if as_json:
         print_json(result)
@@ -229,7 +231,7 @@ def run_call(node_url: str | None, key_file: str, contract: str, method: str, ar
         if wait:
             print_result(result, render)
         else:
-            click.echo(result.get("id") or tx.id.hex())
+            click.echo(result["id"])
     if problem:
         raise CliError(problem)
 

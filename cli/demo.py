@@ -223,13 +223,14 @@ def demo(root, base_port):
     now = datetime.now(CHINA)
     tag = f"{now:%m%d%H%M%S}{os.urandom(1).hex()}"
     fiscal_morning(story, f"{now:%d%H%M%S}{os.urandom(1)[0] % 100:02d}")
-    tea_day(story, tag, now.date())
+    cakes = tea_day(story, tag, now.date())
     receivable_day(story, tag, now.date())
     same_chain_everywhere(net)
 
     ynchain = "ynchain" if os.environ.get("VIRTUAL_ENV") else ".venv/bin/ynchain"
     click.echo(f"""
-the testnet keeps running. Try:
+the testnet keeps running. Open the chain explorer in a browser: {net.nodes[0].api_url}/
+(any node's API address; the cakes' QR code: {net.nodes[0].api_url}/01/{GTIN}/10/{cakes}). Try:
   {ynchain} testnet status --dir {root}
   {ynchain} receipt list --issuer kunming-first-hospital --node {net.nodes[0].api_url}
   {ynchain} trace list --origin menghai-bulang --node {net.nodes[1].api_url}

@@ -1,19 +1,26 @@
-"""Signing a transaction locally and submitting it (shared by `tx submit` and the demo)."""
+"""Signing a call locally and submitting it, through the Python SDK (ynchain.Client):
+shared by `tx submit`, the contract commands and the demo, so the CLI is the
+SDK's first user.  What comes back is the node's result object (what `--json`
+prints), and `outcome_problem` turns it into the one line a person reads."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
-from ledger.codec import DecodeError, check_plain
+import ynchain
 from ledger.crypto import KeyPair, load_key
 from ledger.errors import KeyFileError
-from ledger.tx import MAX_TX_BYTES, Transaction
+from ynchain.protocol import MAX_WAIT_S  # noqa: F401  (the --timeout cap of the commands)
+from ynchain.signing import build_tx, random_nonce  # noqa: F401  (bench and demo sign with these)
 
-from .errors import CliError, NodeError
 from .client import NodeClient
+from .errors import CliError, NodeError
+from .target import resolve_node_url
 
-MAX_WAIT_S = 60.0          # the API's cap on ?timeout=
+# A busy node (429/503) or a dropped connection is asked again this often: safe,
+# the same signed bytes can never commit twice.
+CLI_RETRIES = 2
 
 
 def load_key_file(path: str | os.PathLike) -> KeyPair:
@@ -21,11 +28,6 @@ def load_key_file(path: str | os.PathLike) -> KeyPair:
         return load_key(path)
     except KeyFileError as exc:
         raise CliError(str(exc)) from None
-
-
-def random_nonce() -> int:
-    # Random, not a counter: resubmitting the same command makes a new transaction.
-    return int.from_bytes(os.urandom(8), "big")
 
 
 def chain_head(client: NodeClient) -> tuple[str, int]:
@@ -39,29 +41,46 @@ def chain_head(client: NodeClient) -> tuple[str, int]:
     return chain_id, height
 
 
-def sign(key: KeyPair, chain_id: str, height: int, valid_for: int,
-         contract: str, method: str, args: Any) -> Transaction:
+def send_call(node_url: str | None, key: KeyPair, contract: str, method: str, args: Any, *,
+              wait: bool, timeout_s: float, valid_for: int,
+              prepare: Callable[[Any, str], Any] | None = None) -> dict:
+    """Sign CONTRACT.METHOD(ARGS) with `key` for the node's chain and height and
+    submit it; the node's result object for it (refusals included, see
+    outcome_problem).  `prepare(args, chain_id)` may complete and check the
+    args first (e.g. a payer hash salted with the chain id)."""
     try:
-        check_plain(args, "args")
-    except DecodeError as exc:
+        url = resolve_node_url(node_url)
+        with ynchain.Client(url, retries=CLI_RETRIES) as node:
+            status = node.status()
+            if prepare is not None:
+                args = prepare(args, status.chain_id)
+            tx = build_tx(key, status.chain_id, status.height, contract, method, args, valid_for)
+            try:
+                outcome = node.submit(tx, wait=wait, timeout=timeout_s, check=False)
+            except ynchain.TxRefused as exc:
+                return {"id": exc.tx_id or tx.id.hex(), "accepted": False, "reason": exc.reason}
+    except ValueError as exc:
         raise CliError(str(exc)) from None
-    tx = Transaction.create(key, chain_id, random_nonce(), height + valid_for, contract, method, args)
-    if len(tx.encode()) > MAX_TX_BYTES:
-        raise CliError(f"transaction is larger than {MAX_TX_BYTES} bytes")
-    return tx
+    except ynchain.ApiError as exc:
+        raise NodeError(str(exc), exc.status, exc.code) from None
+    except ynchain.YnchainError as exc:
+        raise NodeError(str(exc)) from None
+    return result_json(outcome)
 
 
-def submit(client: NodeClient, tx: Transaction, wait: bool, timeout_s: float) -> dict:
-    """POST one tx; returns its result object from the node's answer."""
-    path = f"/txs?wait=true&timeout={timeout_s:g}" if wait else "/txs"
-    doc = client.post_json(path, {"tx": tx.encode().hex()},
-                           timeout=(timeout_s + client.timeout) if wait else None)
-    try:
-        result = doc["results"][0]
-        result["accepted"]
-    except (TypeError, KeyError, IndexError):
-        raise NodeError(f"node at {client.url} sent an unexpected answer to POST /txs") from None
-    return result
+def result_json(outcome: ynchain.Submission | ynchain.TxResult) -> dict:
+    """The API's JSON result object for an SDK outcome."""
+    if isinstance(outcome, ynchain.Submission):
+        return {"id": outcome.tx_id, "accepted": outcome.accepted, "reason": outcome.reason}
+    doc: dict[str, Any] = {"id": outcome.tx_id, "accepted": True, "reason": None,
+                           "committed": outcome.committed, "status": outcome.status}
+    if outcome.committed:
+        receipt = outcome.receipt
+        assert receipt is not None
+        doc.update(height=outcome.height, index=outcome.index,
+                   receipt={"status": receipt.status, "code": receipt.code,
+                            "message": receipt.message, "result": receipt.result})
+    return doc
 
 
 def outcome_problem(result: dict, waited: bool, timeout_s: float) -> str | None:
@@ -73,6 +92,8 @@ def outcome_problem(result: dict, waited: bool, timeout_s: float) -> str | None:
     if not waited:
         return None
     if not result.get("committed"):
+        if result.get("status") not in (None, "pending"):
+            return f"transaction {tx_id} was accepted but dropped by the node: {result['status']}"
         return (f"transaction {tx_id} was accepted but not committed within {timeout_s:g}s; "
                 f"check later with `ynchain tx status {tx_id}`")
     receipt = result.get("receipt") or {}

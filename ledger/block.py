@@ -271,3 +271,12 @@ class Block:
     @classmethod
     def decode(cls, data: bytes) -> "Block":
         return cls.from_record(codec.unpack(data))
+
+    @staticmethod
+    def decode_header(data: bytes) -> tuple[BlockHeader, int]:
+        """The header and tx count of an encoded block, its txs left undecoded:
+        a list of blocks for people reads many headers and no tx."""
+        header, count = codec.unpack_head(data)
+        if count > MAX_BLOCK_TXS:
+            raise DecodeError(f"block.txs: expected an array of at most {MAX_BLOCK_TXS} transactions")
+        return BlockHeader.from_record(header), count

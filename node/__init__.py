@@ -10,6 +10,7 @@
                       sync, commit fan-out, peer message codes and dispatch
     node/api/         the HTTP API (Starlette on hypercorn, in the node's nursery); it
                       talks to the node only through the NodeFacade protocol
+    node/explorer/    the chain explorer's static pages, served by api/explorer.py
     node/config.py, logs.py, metrics.py   config.toml, logging, Prometheus metrics
 
 Imports point inward: api/ and transport/ never import core/; core/ may use

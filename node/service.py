@@ -17,10 +17,11 @@ from typing import Any
 import trio
 
 from consensus.replica import Replica
-from ledger.consortium import ChainConfig
+from ledger.consortium import ACCOUNT_KEY, ChainConfig
 from ledger.contracts import CommittedState
 from ledger.execution import query_state
-from ledger.genesis import Genesis
+from ledger.block import Block, BlockHeader
+from ledger.genesis import Account, Genesis, Organisation
 from ledger.tx import Transaction
 from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
 from node.core.chain import Chain
@@ -106,6 +107,10 @@ class NodeService:
             return None
         return CommittedBlock(block, self._store.get_certificate(height))
 
+    def get_block_header(self, height: int) -> tuple[BlockHeader, int] | None:
+        raw = self._store.get_block_bytes(height)
+        return None if raw is None else Block.decode_header(raw)
+
     def height(self) -> int:
         return self._store.last_height()
 
@@ -124,6 +129,18 @@ class NodeService:
         if height > last:
             return None
         return self._config_history.at(height), height
+
+    def account(self, public_key: bytes) -> Account | None:
+        config = self._chain.config
+        found = config.account_by_key(public_key)
+        retired = None if found is not None else config.retired_keys.get(public_key)
+        if retired is not None and retired.kind == ACCOUNT_KEY:
+            # Its txs from before a rotation still name the account that signed them.
+            found = config.accounts.get(retired.name)
+        return found
+
+    def organisations(self) -> tuple[Organisation, ...]:
+        return tuple(self._chain.config.organisations.values())
 
     def validators(self) -> list[dict[str, Any]]:
         connected = set(self._peers.connected())

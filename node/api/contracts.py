@@ -22,7 +22,7 @@ from ledger.contracts.paging import DEFAULT_PAGE, MAX_CURSOR_LEN, MAX_PAGE
 from ledger.contracts.schema import HASH_HEX_PATTERN, Field, Str, organisation
 from ledger.errors import ContractError
 
-from .http import bad_request, not_found
+from .http import bad_request, not_found, query_int
 from .facade import NodeFacade
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -75,12 +75,7 @@ def paging(request: Request) -> tuple[str | None, int]:
     if after is not None and not 1 <= len(after) <= MAX_CURSOR_LEN:
         raise bad_request(f"after: expected a cursor of 1..{MAX_CURSOR_LEN} characters "
                           "(the `next` of the previous page)")
-    text = request.query_params.get("limit")
-    if text is None:
-        return after, DEFAULT_PAGE
-    if not (text.isascii() and text.isdigit()) or len(text) > 6 or not 1 <= int(text) <= MAX_PAGE:
-        raise bad_request(f"limit: expected an integer in 1..{MAX_PAGE}, got {text[:40]!r}")
-    return after, int(text)
+    return after, query_int(request, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
 
 
 def organisations_of(committed: CommittedState, names: set[str]) -> dict[str, str]:

@@ -44,7 +44,7 @@ HEADERS = [
 
 
 def _event(block, tx_ids: bool) -> bytes:
-    summary = block_summary_to_json(block)
+    summary = block_summary_to_json(block.header, len(block.txs))
     if tx_ids:
         summary["tx_ids"] = [tx.id.hex() for tx in block.txs]
     data = json.dumps(summary, separators=(",", ":"))

@@ -12,10 +12,11 @@ from typing import Any, Protocol, Union
 
 import trio
 
-from ledger.block import Block
+from ledger.block import Block, BlockHeader
 from ledger.certificate import CommitCertificate
 from ledger.consortium import ChainConfig
 from ledger.contracts import CommittedState
+from ledger.genesis import Account, Organisation
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
 
@@ -101,6 +102,9 @@ class NodeFacade(Protocol):
 
     def get_block(self, height: int) -> CommittedBlock | None: ...
 
+    def get_block_header(self, height: int) -> tuple[BlockHeader, int] | None:
+        """A committed block's header and tx count, its txs not decoded."""
+
     def height(self) -> int: ...
 
     def get_state(self, contract: str, key: str) -> tuple[Any, int] | None:
@@ -114,6 +118,13 @@ class NodeFacade(Protocol):
     def config_at(self, height: int | None) -> tuple[ChainConfig, int] | None:
         """The consortium configuration in force after committed block `height`
         (None: the last one) and that height; None if `height` is not committed."""
+
+    def account(self, public_key: bytes) -> Account | None:
+        """The account that signs with this key, or signed with it before a key
+        rotation (name, organisation, roles), in the configuration in force."""
+
+    def organisations(self) -> tuple[Organisation, ...]:
+        """Every organisation of the configuration in force, with its display name."""
 
     def validators(self) -> list[dict[str, Any]]:
         """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool),

@@ -95,6 +95,16 @@ def parse_hex(text: Any, what: str, length: int | None = None) -> bytes:
     return data
 
 
+def hex_segment(text: str, length: int, missing: str, noun: str) -> bytes:
+    """A fixed-length hex id from a path segment.  Any text is a valid segment
+    (as documented), so text that is not an id names nothing: 404, e.g.
+    "no transaction has id 'xyz': an id is 64 hex digits"."""
+    try:
+        return parse_hex(text, noun, length)
+    except ValueError:
+        raise not_found(f"{missing} {text[:80]!r}: {noun} is {2 * length} hex digits") from None
+
+
 MAX_INT_PARAM = 2**63 - 1     # heights in paths, queries and headers (as documented)
 
 
@@ -102,6 +112,16 @@ def parse_positive_int(text: str, what: str) -> int:
     # isdigit() alone accepts non-ASCII digits such as "²"; int() would then fail.
     if not (text.isascii() and text.isdigit()) or len(text) > 20 or not 1 <= int(text) <= MAX_INT_PARAM:
         raise bad_request(f"{what}: expected an integer from 1 to {MAX_INT_PARAM}, got {text[:40]!r}")
+    return int(text)
+
+
+def query_int(request: Request, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
+    """An optional integer query parameter in minimum..maximum (`default` when absent)."""
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or not minimum <= int(text) <= maximum:
+        raise bad_request(f"{name}: expected an integer in {minimum}..{maximum}, got {text[:40]!r}")
     return int(text)
 
 

@@ -111,14 +111,14 @@ def block_to_json(block: Block, cert: CommitCertificate, validator_names: Sequen
     }
 
 
-def block_summary_to_json(block: Block) -> dict[str, Any]:
-    """The short form streamed to subscribers of committed blocks."""
+def block_summary_to_json(header: BlockHeader, tx_count: int) -> dict[str, Any]:
+    """The short form of a block: streamed to subscribers, listed by GET /blocks."""
     return {
-        "height": block.height,
-        "hash": block.hash.hex(),
-        "txs": len(block.txs),
-        "proposer": block.header.proposer,
-        "timestamp_ms": block.header.timestamp_ms,
+        "height": header.height,
+        "hash": header.hash.hex(),
+        "txs": tx_count,
+        "proposer": header.proposer,
+        "timestamp_ms": header.timestamp_ms,
     }
 
 

@@ -281,7 +281,9 @@ def _paths() -> dict[str, Any]:
 
 
 def openapi_document() -> dict[str, Any]:
-    from .openapi_contracts import contract_paths, contract_schemas   # it builds on the helpers above
+    # They build on the helpers above.
+    from .openapi_browse import browse_paths, browse_schemas, explorer_paths, with_pages
+    from .openapi_contracts import contract_paths, contract_schemas
     from .openapi_gov import gov_paths, gov_schemas
     return {
         "openapi": "3.1.0",
@@ -292,8 +294,10 @@ def openapi_document() -> dict[str, Any]:
                 "HTTP API of one ynchain node. Binary ids, keys, hashes and signatures are lowercase "
                 "hex. Every error is JSON {\"error\": \"<one line>\", \"code\": \"<short_code>\"}; "
                 "unknown paths answer 404 (code not_found). The arguments of each contract method "
-                "a transaction may call are the components named <contract>.<method>."),
+                "a transaction may call are the components named <contract>.<method>. The chain "
+                "explorer is served at / (HTML pages that read this API)."),
         },
-        "paths": {**_paths(), **contract_paths(), **gov_paths()},
-        "components": {"schemas": {**_schemas(), **contract_schemas(), **gov_schemas()}},
+        "paths": {**_paths(), **browse_paths(), **with_pages({**contract_paths(), **gov_paths()}),
+                  **explorer_paths()},
+        "components": {"schemas": {**_schemas(), **contract_schemas(), **gov_schemas(), **browse_schemas()}},
     }

@@ -1,11 +1,14 @@
 """The node's HTTP API: Starlette routes over a NodeFacade, served by
-hypercorn's trio worker inside the node's own nursery.
+hypercorn's trio worker inside the node's own nursery.  The chain explorer
+(node/api/explorer.py) is served from the same routes table.
 
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve_api, node, "127.0.0.1", 8545)
 
 Every answer is JSON (errors are {"error": "<one line>", "code": "<short>"}),
-except /metrics (Prometheus text) and /events/blocks (server-sent events).
+except /metrics (Prometheus text), /events/blocks (server-sent events) and
+the explorer's pages and files (also the answer to a browser that opens a
+receipt's, a lot's or a receivable's URL).
 The routes and their shapes are documented in node/openapi.py, and a test
 keeps the two in step.
 """
@@ -26,12 +29,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .browse import browse_routes
 from .contracts import contract_routes
+from .explorer import PAGE_ROUTES, Explorer
 from .gov import gov_routes
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
                    UNAVAILABLE, ApiError,
-                       bad_request, error_response, not_found, parse_hex, parse_positive_int,
+                       bad_request, error_response, hex_segment, not_found, parse_positive_int,
                        query_bool, query_seconds, read_body)
 from .txs import RETRY_AFTER_S, add_outcomes, all_refused_for_now, decode_submission, submission_results
 from .facade import NodeFacade
@@ -71,6 +76,7 @@ class _Routes:
         self.max_body_bytes = max_body_bytes
         self.heartbeat_s = heartbeat_s
         self.openapi_body = JSONResponse(openapi_document()).body
+        self.explorer = Explorer()
 
     def routes(self) -> list[Route]:
         table: list[tuple[str, Handler, str]] = [
@@ -84,8 +90,10 @@ class _Routes:
             ("/metrics", self.metrics, "GET"),
             ("/events/blocks", self.block_events, "GET"),
             ("/openapi.json", self.openapi, "GET"),
-            *contract_routes(self.facade),
-            *gov_routes(self.facade),
+            *browse_routes(self.facade),
+            *[(path, self.explorer.negotiated(handler) if path in PAGE_ROUTES else handler, method)
+              for path, handler, method in (*contract_routes(self.facade), *gov_routes(self.facade))],
+            *self.explorer.routes(),
         ]
         return [Route(path, _guarded(handler), methods=[method]) for path, handler, method in table]
 
@@ -114,12 +122,7 @@ class _Routes:
         return JSONResponse({"results": results})
 
     async def get_tx(self, request: Request) -> Response:
-        text = request.path_params["tx_id"]
-        try:
-            tx_id = parse_hex(text, "transaction id", TX_ID_LEN)
-        except ValueError:
-            # Not an id, so no transaction has it (any text is a valid path segment).
-            raise not_found(f"no transaction has id {text[:80]!r}: an id is {2 * TX_ID_LEN} hex digits") from None
+        tx_id = hex_segment(request.path_params["tx_id"], TX_ID_LEN, "no transaction has id", "an id")
         record = self.facade.get_tx(tx_id)
         if record is not None:
             return JSONResponse(committed_tx_to_json(record.tx, record.height, record.index, record.receipt))

@@ -14,8 +14,9 @@ validator set of its height (`config.set_for_seq`).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ledger import admission, config_state
 from ledger.block import Block, BlockHeader, Proposal
@@ -29,6 +30,12 @@ from ledger.receipt import Receipt
 from ledger.tx import Transaction
 from storage.base import Store
 from storage.errors import CorruptStoreError
+
+
+# How far ahead of this node's clock a proposed block time may be.  Contracts
+# date receipts, votes, key expiries and proposal lifetimes by block time, so a
+# faulty primary must not move it backwards or far into the future.
+MAX_BLOCK_TIME_AHEAD_MS = 10_000
 
 
 class SignatureMemo(Protocol):
@@ -56,9 +63,13 @@ class CommitResult:
 
 
 class Chain:
-    def __init__(self, genesis: Genesis, store: Store) -> None:
+    def __init__(self, genesis: Genesis, store: Store,
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.genesis = genesis
         self.store = store
+        self._clock_ms = clock_ms
+        head = store.get_block(store.last_height()) if store.last_height() else None
+        self.head_timestamp_ms = head.header.timestamp_ms if head else 0
         try:
             self.config: ChainConfig = config_state.load(genesis.chain_id, genesis.contract_schedule,
                                                          store.scan_state)
@@ -95,6 +106,12 @@ class Chain:
             return f"proposer {proposal.proposer!r} is not a validator at height {seq}"
         if len(proposal.txs) > epoch.params.max_block_txs:
             return "too many transactions"
+        if proposal.timestamp_ms < self.head_timestamp_ms:
+            return (f"block time {proposal.timestamp_ms} is before the last committed block's "
+                    f"({self.head_timestamp_ms})")
+        ahead_ms = proposal.timestamp_ms - self._clock_ms()
+        if ahead_ms > MAX_BLOCK_TIME_AHEAD_MS:
+            return f"block time {ahead_ms} ms ahead of this node's clock"
         # Executed up to seq - 1, this node knows every account the primary can
         # have known; further behind (pipelining), a key may be added by a block
         # in between, and execution judges it.
@@ -154,6 +171,7 @@ class Chain:
                payload: bytes | None = None) -> CommitResult:
         self.store.commit(block, certificate, result.receipts, result.writes, result.state_root,
                           payload=payload)
+        self.head_timestamp_ms = block.header.timestamp_ms
         if result.config is not None:
             self.config = result.config
         return CommitResult(block, certificate, result.receipts, result.config)

@@ -86,7 +86,9 @@ class Proposer:
                                  params.max_proposal_bytes - PROPOSAL_HEADER_RESERVE)
         if not txs and not allow_empty:
             return False
-        timestamp_ms = max(int(time.time() * 1000), self._driver.proposals.latest_timestamp_ms)
+        # Never before a block time seen: backups refuse a block older than their head.
+        timestamp_ms = max(int(time.time() * 1000), self._driver.proposals.latest_timestamp_ms,
+                           self._chain.head_timestamp_ms)
         proposal = Proposal(self._chain.genesis.chain_id, seq, self._replica.view, self._name,
                             timestamp_ms, tuple(txs))
         self._driver.propose(seq, proposal)

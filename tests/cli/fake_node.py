@@ -114,12 +114,14 @@ class FakeNode:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if parts.path != "/txs":
                     return self._send(404, {"error": "no such route", "code": "not_found"})
-                tx = Transaction.decode(bytes.fromhex(json.loads(body)["tx"]))
+                (tx_hex,) = json.loads(body)["txs"]      # the SDK sends batches (of one)
+                tx = Transaction.decode(bytes.fromhex(tx_hex))
                 fake.received.append(tx)
                 result = {"id": tx.id.hex(), "accepted": fake.refuse_reason is None,
                           "reason": fake.refuse_reason}
                 if query.get("wait") == ["true"] and result["accepted"]:
                     result["committed"] = fake.commit
+                    result["status"] = "committed" if fake.commit else "pending"
                     if fake.commit:
                         result.update(height=fake.height + 1, index=0, receipt=fake.receipt)
                 return self._send(200, {"results": [result]})

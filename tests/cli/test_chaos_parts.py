@@ -131,12 +131,13 @@ def test_tx_outcomes_find_lost_duplicated_and_stranded_txs_and_excuse_crashes():
         _id(6): Sent(LOAD, 3, 100, accepted_at=12.0),                    # all killed afterwards
         _id(7): Sent(EXPIRY, 0, 10, accepted_at=3.0),                    # may expire
         _id(8): Sent(LOAD, 0, 100),                                      # never answered, committed
+        _id(9): Sent(LOAD, 1, 100, accepted_at=4.0),                     # pending on node1 when it crashed
     }
     scan = ChainScan([9], [], [], occurrences={_id(1): [3], _id(3): [5, 6], _id(8): [7]})
     out = tx_outcomes(book, scan, downs=[(10.0, 1), (15.0, None)])
     assert (out["lost"], out["duplicated"], out["stranded"]) == (1, 1, 1)
     assert out["stranded_by_node"] == {"node2:load": 1}
-    assert out["lost_to_crash_excused"] == 2 and out["near_expiry_not_committed"] == 1
+    assert out["lost_to_crash_excused"] == 3 and out["near_expiry_not_committed"] == 1
     assert out["acked"] == 4       # 2 by wait=true, 3 and 8 found in the chain
 
 

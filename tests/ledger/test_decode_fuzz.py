@@ -148,3 +148,30 @@ def test_encoded_size_is_the_length_of_the_encoding(tx: Transaction) -> None:
     unsigned = Transaction(tx.chain_id, tx.sender, tx.nonce, tx.valid_until, tx.contract,
                            tx.method, tx.args)
     assert unsigned.encoded_size == len(unsigned.encode())
+
+
+@FUZZ
+@given(block=blocks)
+def test_a_block_header_decodes_without_its_txs(block: Block) -> None:
+    assert Block.decode_header(block.encode()) == (block.header, len(block.txs))
+
+
+@FUZZ
+@given(data=st.data())
+def test_any_input_decodes_as_a_block_header_or_raises_decode_error(data: st.DataObject) -> None:
+    raw = data.draw(st.one_of(st.binary(max_size=200), st.lists(plain, max_size=9).map(codec.pack),
+                              _mutations(blocks, Block.encode)))
+    _decodes_or_decode_error(Block.decode_header, raw)
+
+
+_HEADER = codec.pack(BlockHeader("c", 1, 0, bytes(32), bytes(32), bytes(32), "n", 1).to_record())
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"\xc1", b"\x92\x01", b"\x91" * 100_000, b"\xdd\xff\xff\xff\xff",
+    codec.pack([1, []]), b"\x92" + _HEADER + codec.pack(7),              # txs not an array
+    b"\x92" + _HEADER + b"\xdd" + (100_001).to_bytes(4, "big"),         # more txs than a block holds
+])
+def test_hostile_inputs_raise_decode_error_for_a_block_header(raw: bytes) -> None:
+    with pytest.raises(DecodeError):
+        Block.decode_header(raw)

@@ -21,6 +21,7 @@ from ledger.consortium import ChainConfig
 from ledger.contracts import CommittedState
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.crypto import HASH_LEN
+from ledger.genesis import Account, Organisation
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
 from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
@@ -88,7 +89,8 @@ class FakeNode:
         self.blocks.append(committed)
         for index, (tx, receipt) in enumerate(zip(txs, receipts)):
             self.mempool.pop(tx.id, None)
-            self.txs[tx.id] = TxRecord(tx, height, index, receipt)
+            # As the store's tx index: a tx id keeps its first commit.
+            self.txs.setdefault(tx.id, TxRecord(tx, height, index, receipt))
             if tx.contract == "kv" and isinstance(tx.args, dict) and "key" in tx.args:
                 self.state[("kv", str(tx.args["key"]))] = tx.args.get("value")
         self.metrics.block_committed(height, len(txs))
@@ -163,6 +165,10 @@ class FakeNode:
     def get_block(self, height: int) -> CommittedBlock | None:
         return self.blocks[height - 1] if 1 <= height <= len(self.blocks) else None
 
+    def get_block_header(self, height: int) -> tuple[BlockHeader, int] | None:
+        committed = self.get_block(height)
+        return None if committed is None else (committed.block.header, len(committed.block.txs))
+
     def height(self) -> int:
         return len(self.blocks)
 
@@ -181,6 +187,12 @@ class FakeNode:
         if height > chain.height:
             return None
         return config_state.config_at(self.world.genesis.config, scan_dict(chain.state), height), height
+
+    def account(self, public_key: bytes) -> Account | None:
+        return self.genesis.account_by_key(public_key)
+
+    def organisations(self) -> tuple[Organisation, ...]:
+        return self.genesis.organisations
 
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),

@@ -226,7 +226,7 @@ def test_metrics_track_the_transports_totals() -> None:
 
 async def test_unknown_route_and_wrong_method(api: Api) -> None:
     with trio.fail_after(10):
-        for path in ("/nope", "/status/", "/blocks", "/state/kv"):
+        for path in ("/nope", "/status/", "/blocks/", "/state/kv"):
             resp = await api.get(path)
             assert resp.status == 404 and resp.json()["code"] == "not_found", path
         resp = await http(api.port, "POST", "/status", b"{}")

@@ -17,8 +17,8 @@ from tests.node.test_api import DOC, Api, check, check_error, start
 KEY = "53010126/0000001234"
 
 
-@pytest.fixture
-async def api(nursery) -> Api:
+def business_node() -> FakeNode:
+    """A fake node whose contract state holds receipts, lots and receivables."""
     node = FakeNode()
     w: World = node.world
     node.check_code = w.ok("hospital", "fiscal", "issue", ISSUE)["check_code"]
@@ -34,7 +34,12 @@ async def api(nursery) -> Api:
     w.ok("steel", "receivable", "split", {"id": "R1", "parts": [{"id": "R1-A", "amount_cents": 3000},
                                                                 {"id": "R1-B", "amount_cents": 2000}]})
     w.ok("steel", "receivable", "finance", {"id": "R1-B", "bank": "bank", "advance_cents": 1900})
-    return await start(nursery, node)
+    return node
+
+
+@pytest.fixture
+async def api(nursery) -> Api:
+    return await start(nursery, business_node())
 
 
 async def test_verify(api: Api) -> None:

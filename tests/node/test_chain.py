@@ -115,6 +115,25 @@ def test_a_stranger_proposer_is_refused():
     assert "not a validator" in chain.check_proposal(1, stranger.encode(), Memo())
 
 
+def test_a_proposal_may_not_move_block_time_backwards_or_far_ahead():
+    # Contracts date receipts, votes and key expiries by block time: a faulty
+    # primary must not be able to choose it freely.
+    now_ms = 1_700_000_100_000
+    chain = Chain(GENESIS, make_store(GENESIS), clock_ms=lambda: now_ms)
+    build(chain, 2)                                  # head time 1_700_000_000_002
+    head_ms = chain.head_timestamp_ms
+    assert head_ms == 1_700_000_000_002
+
+    def at(timestamp_ms):
+        p = dataclasses.replace(proposal(3, txs(1, 99)), timestamp_ms=timestamp_ms)
+        return chain.check_proposal(3, p.encode(), Memo())
+
+    assert isinstance(at(head_ms), Proposal) and isinstance(at(now_ms + 10_000), Proposal)
+    assert "before the last committed block" in at(head_ms - 1)
+    assert "ahead of this node's clock" in at(now_ms + 10_001)
+    assert Chain(GENESIS, chain.store).head_timestamp_ms == head_ms      # reopened
+
+
 def test_a_proposal_too_large_for_a_view_change_is_refused():
     chain = new_chain()
     limit = GENESIS.consensus.max_proposal_bytes
