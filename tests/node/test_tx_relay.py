@@ -156,3 +156,20 @@ async def test_chunked_admission_checks_signatures_on_the_worker_pool():
     assert mempool.tx_by_record(forged.record_bytes) is None and not mempool.is_pending(forged)
     mempool.committed(1, [txs[1].id])
     assert mempool.tx_by_record(txs[1].record_bytes) is None and not mempool.is_pending(txs[1])
+
+
+def test_the_worker_pool_is_sized_by_config_or_by_the_host(tmp_path):
+    import pytest
+
+    from node.config import ConfigError, load_config, render_config
+    from node.core.verify_pool import VerifyPool, default_workers
+    text = render_config("node0", ("127.0.0.1", 1), ("127.0.0.1", 2))
+    (tmp_path / "config.toml").write_text(text)
+    assert load_config(tmp_path).verify_workers == 0 and default_workers() >= 1    # 0: the host's cores
+    (tmp_path / "config.toml").write_text(text.replace("[node]\n", "[node]\nverify_workers = 3\n", 1))
+    assert load_config(tmp_path).verify_workers == 3
+    (tmp_path / "config.toml").write_text(text.replace("[node]\n", "[node]\nverify_workers = 257\n", 1))
+    with pytest.raises(ConfigError, match="node.verify_workers must be from 0"):
+        load_config(tmp_path)
+    with pytest.raises(ValueError):
+        VerifyPool(0)
