@@ -65,12 +65,12 @@ def _when(timestamp_ms) -> str:
 @node_option
 @json_option
 def status(node_url, as_json):
-    """Show a node's chain id, height, view, primary, peers and mempool size."""
+    """Show a node's chain id, role, height, view, primary, peers and mempool size."""
     show(node_url, "/status", as_json, _print_status)
 
 
 def _print_status(doc: dict) -> None:
-    keys = ("chain_id", "node", "height", "last_block_hash", "view", "primary", "peers",
+    keys = ("chain_id", "node", "role", "height", "last_block_hash", "view", "primary", "peers",
             "mempool", "syncing")
     fields = [(k, ", ".join(doc[k]) if k == "peers" and isinstance(doc.get(k), list)
                else doc.get(k)) for k in keys]

@@ -18,6 +18,7 @@ from .gov_cmd import gov
 from .group import YnGroup
 from .keys_cmd import keys
 from .node_cmd import node
+from .proof_cmd import proof, verify_cmd
 from .receipt_cmd import receipt
 from .receivable_cmd import receivable
 from .testnet_cmd import testnet
@@ -46,7 +47,7 @@ def cli():
 
 
 for command in (keys, genesis, testnet, node, status, tx, query, watch, gov, receipt, trace, receivable,
-                demo, bench, chaos, sim):
+                proof, verify_cmd, demo, bench, chaos, sim):
     cli.add_command(command)
 
 

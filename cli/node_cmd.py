@@ -48,21 +48,28 @@ def _listen(ctx, param, value):
 @click.option("--force", is_flag=True, help="Replace an existing config.toml.")
 def node_init(home, genesis_path, name, key_path, p2p_listen, api_listen, force):
     """Write HOME/config.toml for node NAME of the genesis, whose key file exists
-    here: the key must be the one the genesis gives NAME."""
+    here: the key must be the one the genesis gives NAME.  A node governance
+    adds later (`gov propose add-node`) is not in the genesis: give its
+    --p2p-listen and --api-listen; it starts as an observer that syncs."""
     from node.config import render_config
     try:
         genesis = load_genesis(genesis_path)
     except GenesisError as exc:
         raise CliError(str(exc)) from None
     entry = genesis.node_by_name(name)
-    if entry is None:
-        raise CliError(f"{genesis_path}: no node {name!r} (nodes: {', '.join(n.name for n in genesis.nodes)})")
+    if entry is None and not (p2p_listen and api_listen):
+        raise CliError(f"{genesis_path}: no node {name!r} (nodes: {', '.join(n.name for n in genesis.nodes)}); "
+                       "for a node governance adds later, give --p2p-listen and --api-listen")
     key_path = key_path or home / "node.key"
     if not key_path.exists():
         raise CliError(f"{key_path}: no key file; create it on this host with "
                        f"`ynchain keys gen --out {key_path}` and send only its public key to the coordinator")
     key = load_key_file(key_path)
-    if key.public_key != entry.public_key:
+    if entry is None:
+        if genesis.config.key_user(key.public_key) is not None:
+            raise CliError(f"{key_path} holds the key of genesis {genesis.config.key_user(key.public_key)}; "
+                           f"a new node needs a key of its own")
+    elif key.public_key != entry.public_key:
         raise CliError(f"{key_path} holds key {key.public_key.hex()[:16]}..., but the genesis gives node "
                        f"{name} key {entry.public_key.hex()[:16]}...; use the key file made for {name}")
     config = home / "config.toml"
@@ -77,8 +84,13 @@ def node_init(home, genesis_path, name, key_path, p2p_listen, api_listen, force)
         (home / "config.toml").write_text(text)
     except OSError as exc:
         raise CliError(f"cannot write {config}: {exc.strerror}") from None
-    click.echo(f"wrote {config} for {entry.role} {name} of {entry.org}; start it with "
-               f"`ynchain node start --home {home}`")
+    if entry is None:
+        click.echo(f"wrote {config} for {name}, a node the genesis does not list: it starts as an observer "
+                   f"that syncs, and its peers accept it once `gov propose add-node {name} ...` has passed; "
+                   f"start it with `ynchain node start --home {home}`")
+    else:
+        click.echo(f"wrote {config} for {entry.role} {name} of {entry.org}; start it with "
+                   f"`ynchain node start --home {home}`")
 
 
 @node.command("start")

@@ -15,8 +15,15 @@ deletes apply in order).
 consensus/executor.py carries out these rules once for every driver (the
 node, the simulator, the test cluster), each of which implements its Host.
 
-Validators are named by their index in the genesis validator list.  Time never
-enters the core except as the delays it asks for in SetTimer.
+Epochs (consensus/epochs.py): the validator set and the consensus
+parameters change at boundaries the chain schedules (EpochChange, fed with
+Executed and Synced).  A validator is named by its index in the set of the
+epoch a message belongs to: a normal-case message or a CHECKPOINT belongs to
+the epoch of its seq, a VIEW-CHANGE or NEW-VIEW names its epoch.  The driver
+may give a message's sender as that index or, across epochs, as the node's
+public key (the core maps it); Send.to is an index in Replica.validator_keys
+(the replica's current epoch).  Time never enters the core except as the
+delays it asks for in SetTimer.
 
 Events check their own fields when they are built (as h11's events do) and
 raise LocalProtocolError: a driver bug surfaces where it is made, not deep in
@@ -33,8 +40,10 @@ from ledger.block import NULL_DIGEST
 from ledger.certificate import CommitCertificate
 from ledger.crypto import HASH_LEN
 
+from .config import check_params
 from .errors import LocalProtocolError
 from .messages import MESSAGE_TYPES, Message
+from .validators import ValidatorSet
 
 
 class Signer(Protocol):
@@ -57,17 +66,52 @@ def _require_digest(value: object, what: str) -> None:
         raise LocalProtocolError(f"{what} must be {HASH_LEN} bytes")
 
 
+@dataclass(frozen=True, slots=True)
+class EpochChange:
+    """Epoch `epoch` starts after seq `boundary` (it covers boundary+1 up to
+    the next epoch's boundary) with these validators (public keys, in index
+    order) and these consensus parameters.  The host derives it from the
+    committed chain (ledger.consortium.ChainConfig.epochs: the boundary B is
+    the first checkpoint of the last epoch with B >= h + W, h the block whose
+    execution scheduled it), identically on every node.  A later change for
+    the same epoch number (a block that changed a still pending epoch)
+    replaces it."""
+    epoch: int
+    boundary: int
+    validators: tuple[bytes, ...]
+    checkpoint_interval: int
+    window: int
+    max_in_flight: int
+    view_change_timeout_ms: int
+    max_view_change_timeout_ms: int
+
+    def __post_init__(self) -> None:
+        _require_uint(self.epoch, "EpochChange.epoch", 1)
+        _require_uint(self.boundary, "EpochChange.boundary", 1)
+        if type(self.validators) is not tuple:
+            raise LocalProtocolError("EpochChange.validators must be a tuple of keys")
+        ValidatorSet(self.validators)      # raises on a bad key, a duplicate, a bad size
+        check_params(self.checkpoint_interval, self.window, self.max_in_flight,
+                     self.view_change_timeout_ms, self.max_view_change_timeout_ms)
+
+
 # -- events (driver -> core) ------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class MessageReceived:
-    """A consensus message from validator `sender` (transport-authenticated),
-    decoded by consensus.messages.decode_message."""
-    sender: int
+    """A consensus message from `sender` (transport-authenticated), decoded by
+    consensus.messages.decode_message.  `sender` is the node's public key
+    (32 bytes), or its index in the set of the message's epoch (see the
+    module docstring; with one epoch, the genesis index)."""
+    sender: int | bytes
     message: Message
 
     def __post_init__(self) -> None:
-        _require_uint(self.sender, "MessageReceived.sender")
+        if type(self.sender) is bytes:
+            if len(self.sender) != 32:
+                raise LocalProtocolError("MessageReceived.sender: a key is 32 bytes")
+        else:
+            _require_uint(self.sender, "MessageReceived.sender")
         if type(self.message) not in _MESSAGE_TYPES:
             raise LocalProtocolError(
                 f"not a consensus message: {type(self.message).__name__}")
@@ -112,25 +156,34 @@ class RequestsPending:
 @dataclass(frozen=True, slots=True)
 class Executed:
     """Block `seq` was executed and stored; `state_digest` is its block hash
-    (covers the state root).  Drives checkpoints."""
+    (covers the state root).  Drives checkpoints.  `next_epoch`: the epoch
+    this block's execution scheduled (or changed, while still pending), if
+    it did.  The host sends Executed for every delivered block, in order."""
     seq: int
     state_digest: bytes
+    next_epoch: EpochChange | None = None
 
     def __post_init__(self) -> None:
         _require_uint(self.seq, "Executed.seq", 1)
         _require_digest(self.state_digest, "Executed.state_digest")
+        if self.next_epoch is not None and type(self.next_epoch) is not EpochChange:
+            raise LocalProtocolError("Executed.next_epoch must be an EpochChange or None")
 
 
 @dataclass(frozen=True, slots=True)
 class Synced:
     """The driver fetched, verified, executed and stored blocks up to `seq`
-    (after a RequestSync or on its own); the core resumes from there."""
+    (after a RequestSync or on its own); the core resumes from there.
+    `epochs`: the epochs those blocks scheduled or changed, in order."""
     seq: int
     state_digest: bytes
+    epochs: tuple[EpochChange, ...] = ()
 
     def __post_init__(self) -> None:
         _require_uint(self.seq, "Synced.seq")
         _require_digest(self.state_digest, "Synced.state_digest")
+        if type(self.epochs) is not tuple or any(type(e) is not EpochChange for e in self.epochs):
+            raise LocalProtocolError("Synced.epochs must be a tuple of EpochChange")
 
 
 Event = Union[MessageReceived, TimerFired, Propose, RequestsPending, Executed, Synced]
@@ -155,13 +208,18 @@ class PersistSafety:
 
 @dataclass(frozen=True, slots=True)
 class Send:
+    """Send to validator `to` of the replica's current epoch
+    (Replica.validator_keys[to])."""
     to: int
     message: Message
 
 
 @dataclass(frozen=True, slots=True)
 class Broadcast:
-    """Send to every other validator."""
+    """Send to every other node that runs the consensus core: the validators
+    of the current and the next epoch, and observers (a passive replica
+    follows the chain from what it receives, and a validator of the next
+    epoch needs the checkpoint at the boundary to start it)."""
     message: Message
 
 
@@ -193,28 +251,33 @@ class CancelTimer:
 class RequestSync:
     """The core is behind: a stable checkpoint at `target_seq` exists that its
     log cannot reach.  The driver should fetch certified blocks up to at least
-    target_seq from `peers` and then feed Synced."""
+    target_seq from `peers` (node public keys), checking each certificate
+    against the set of its height (consensus.epochs.certificate_problem),
+    and then feed Synced."""
     target_seq: int
     target_digest: bytes
-    peers: tuple[int, ...]
+    peers: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class ReportFault:
     """A peer sent something invalid (bad signature, malformed, equivocation...).
-    Dropped already; the driver counts it and may penalise the peer."""
-    sender: int
+    Dropped already; the driver counts it and may penalise the peer.
+    `sender` is as the driver gave it in MessageReceived."""
+    sender: int | bytes
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class ViewChanged:
-    """The replica entered `view` (new primary = view % n).  `carried`: the
-    (seq, digest) of each non-null proposal the NEW-VIEW re-proposes; every
-    other proposal of an older view is dead, and the host may put its txs
-    back in line."""
+    """The replica entered `view` of `epoch` (new primary: Replica.primary).
+    `carried`: the (seq, digest) of each non-null proposal the NEW-VIEW
+    re-proposes; every other proposal of an older view is dead, and the host
+    may put its txs back in line.  Entering a new epoch (at view 0) is
+    announced too, with nothing carried."""
     view: int
     carried: tuple[tuple[int, bytes], ...] = ()
+    epoch: int = 0
 
 
 Action = Union[PersistSafety, Send, Broadcast, Deliver, SetTimer, CancelTimer,

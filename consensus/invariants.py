@@ -5,9 +5,11 @@ bug, reported as AssertionError:
 
   * the phase agrees with the safety record's `active` flag, and the replica
     steps with that phase's table;
-  * view, delivered height and stable checkpoint never go back;
+  * (epoch, view), delivered height and stable checkpoint never go back;
   * everything kept (slots, payloads, votes, prepared certificates,
-    checkpoints) lies in the window (low, low + W]: memory stays bounded;
+    checkpoints) lies in the window (low, low + W], which ends at the next
+    boundary: memory stays bounded and no slot spans two epochs;
+  * a passive replica (not in its epoch's set) signs nothing;
   * committed => prepared => pre-prepared, with 2f matching PREPAREs and the
     prepared certificate in the safety record; COMMIT only after prepared;
   * each of the replica's own votes in the log is in the safety record, and
@@ -24,14 +26,15 @@ replica.py so the protocol reads on its own.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER
 from .events import Action, Broadcast, Deliver, PersistSafety, Send
-from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Commit, Message, NewView,
-                       PrePrepare, Prepare, ViewChange, signed_votes)
+from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoint, Commit,
+                       Message, NewView, PrePrepare, Prepare, ViewChange, epoch_of_message,
+                       signed_votes)
 from .replica import MAX_PAYLOADS_PER_SEQ, Phase, Replica, _Slot
-from .safety import recorded_votes
+from .safety import recorded_epoch, recorded_votes
 
 
 def check(r: Replica, audit: Audit, actions: Sequence[Action]) -> None:
@@ -53,12 +56,24 @@ def _state_problem(r: Replica, audit: Audit) -> str | None:
     if r._step is not (r._STEP_NORMAL if normal else r._STEP_VIEW_CHANGING):
         return f"phase {r._phase.value} steps with the other phase's table"
     # Never back: views, deliveries, the stable checkpoint.
-    if view < audit.view or r._last_delivered < audit.delivered or low < audit.low:
-        return (f"went back: view {audit.view}->{view}, delivered {audit.delivered}->"
-                f"{r._last_delivered}, checkpoint {audit.low}->{low}")
-    audit.view, audit.delivered, audit.low = view, r._last_delivered, low
+    epoch = r._epoch
+    if safety.epoch != epoch.number:
+        return f"runs epoch {epoch.number} but the safety record says {safety.epoch}"
+    if (safety.epoch, view) < audit.view or r._last_delivered < audit.delivered \
+            or low < audit.low:
+        return (f"went back: (epoch, view) {audit.view}->{(safety.epoch, view)}, delivered "
+                f"{audit.delivered}->{r._last_delivered}, checkpoint {audit.low}->{low}")
+    audit.view, audit.delivered, audit.low = (safety.epoch, view), r._last_delivered, low
+    if low < epoch.start:
+        return f"stable checkpoint {low} before epoch {epoch.number}"
+    if r._last_executed >= low and r._schedule.epoch_of(low + 1) is not epoch:
+        return f"caught up to the stable checkpoint {low} but still in epoch {epoch.number}"
+    if r._me != epoch.validators.index_of(r._key):
+        return "my index is not my key's in the epoch's set"
+    if high != r._compute_high():
+        return f"stale high watermark {high} (it is {r._compute_high()})"
     # Everything kept is bounded by the window (low, high].
-    if low % r._cfg.checkpoint_interval:
+    if low and not r._schedule.epoch_of(low).is_checkpoint(low):
         return f"stable checkpoint {low} is not a checkpoint seq"
     for what, seqs in (("slots", r._slots), ("payloads", r._payloads),
                        ("prepared certificates", safety.prepared),
@@ -67,9 +82,11 @@ def _state_problem(r: Replica, audit: Audit) -> str | None:
             return f"{what} at seqs {sorted(seqs)} outside the window ({low}, {high}]"
     if any(not 0 < len(p) <= MAX_PAYLOADS_PER_SEQ for p in r._payloads.values()):
         return "payloads per seq out of bounds"
-    problem = r._checkpoints.problem(low, high, r._cfg.checkpoint_interval)
+    problem = r._checkpoints.problem(low, high, epoch.is_checkpoint, r._validators.n)
     if problem is not None:
         return problem
+    if r._me is None and (votes or not normal):
+        return "a passive replica holds votes or changes views"
     own = r._checkpoints.own
     if own is not None and (own.seq, own.state_digest) != safety.own_checkpoint:
         return "the checkpoint I send is not the one in my safety record"
@@ -143,15 +160,15 @@ class Audit:
     seen (they never go back), the votes of the last persisted record (what
     would survive a crash now), and every vote sent since the replica was
     built (never two digests for one (view, seq, phase))."""
-    __slots__ = ("me", "started", "view", "delivered", "low", "durable", "sent")
+    __slots__ = ("started", "view", "delivered", "low", "durable", "durable_epoch", "sent")
 
     def __init__(self, replica: Replica) -> None:
         safety = replica._safety
-        self.me = replica._me
         self.started = False
-        self.view, self.low = safety.view, safety.checkpoint.seq
+        self.view, self.low = (safety.epoch, safety.view), safety.checkpoint.seq
         self.delivered = replica._last_delivered
         self.durable = (safety.view, safety.checkpoint.seq, dict(safety.votes))
+        self.durable_epoch = safety.epoch
         self.sent: dict[tuple[int, int, str], bytes] = {}
 
     def check_actions(self, replica: Replica, actions: Sequence[Action]) -> None:
@@ -160,8 +177,9 @@ class Audit:
             kind = type(action)
             if kind is PersistSafety:
                 self.durable = recorded_votes(action.record)
+                self.durable_epoch = recorded_epoch(action.record)
             elif kind is Send or kind is Broadcast:
-                self._check_sent(action.message, replica._validators.primary)
+                self._check_sent(replica, action.message)
             elif kind is Deliver:
                 if action.seq <= delivered:
                     raise AssertionError(f"delivered {action.seq} again (at {delivered})")
@@ -174,14 +192,25 @@ class Audit:
         if low > self.low:  # bounded: what the stable checkpoint made garbage goes
             self.sent = {key: d for key, d in self.sent.items() if key[1] > low}
 
-    def _check_sent(self, message: Message, primary: Callable[[int], int]) -> None:
+    def _check_sent(self, replica: Replica, message: Message) -> None:
         view, low, votes = self.durable
-        me, kind = self.me, type(message)
-        if (kind is NewView or kind is ViewChange) and message.replica == me \
-                and _view_of(message) > view:
-            raise AssertionError(f"sent {kind.__name__} for view {_view_of(message)} "
-                                 f"before persisting view {view}")
-        for vote in signed_votes(message, me, primary):
+        kind = type(message)
+        schedule = replica._schedule
+        epoch = schedule.get(epoch_of_message(message, lambda s: schedule.epoch_of(s).number))
+        assert epoch is not None, f"sent a message of an epoch I do not know: {message}"
+        me = epoch.validators.index_of(replica._key)
+        if me is None and kind is not NewView:
+            raise AssertionError(f"sent {kind.__name__} in epoch {epoch.number}, where I am "
+                                 "not a validator")
+        if kind is Checkpoint:
+            return
+        if (kind is NewView or kind is ViewChange) and message.replica == me and \
+                (message.epoch, _view_of(message)) > (self.durable_epoch, view):
+            raise AssertionError(f"sent {kind.__name__} for ({message.epoch}, "
+                                 f"{_view_of(message)}) before persisting view {view}")
+        if me is None:
+            return      # a NEW-VIEW relayed, signed by another
+        for vote in signed_votes(message, me, epoch.validators.primary):
             key = vote[:3]
             if self.sent.setdefault(key, vote[3]) != vote[3]:
                 raise AssertionError(f"signed two digests for (view, seq, phase) {key}")

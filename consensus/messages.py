@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from ledger import codec
-from ledger.certificate import MAX_VALIDATORS, PHASE_COMMIT, PHASE_PREPARE, Vote, vote_bytes
+from ledger.certificate import (MAX_VALIDATORS, PHASE_COMMIT, PHASE_PREPARE, Vote,
+                                checkpoint_bytes, vote_bytes)
 from ledger.codec import DecodeError
 from ledger.crypto import HASH_LEN, SIG_LEN
 
@@ -31,9 +32,8 @@ if TYPE_CHECKING:
     from .events import Signer
 
 PRE_PREPARE_DOMAIN = b"ynchain/pbft-pre-prepare/v1\x00"
-CHECKPOINT_DOMAIN = b"ynchain/pbft-checkpoint/v1\x00"
-VIEW_CHANGE_DOMAIN = b"ynchain/pbft-view-change/v1\x00"
-NEW_VIEW_DOMAIN = b"ynchain/pbft-new-view/v1\x00"
+VIEW_CHANGE_DOMAIN = b"ynchain/pbft-view-change/v2\x00"   # v2: carries the epoch
+NEW_VIEW_DOMAIN = b"ynchain/pbft-new-view/v2\x00"
 
 # The phases a replica signs at most one digest for, per (view, seq).  PREPARE
 # and COMMIT are the certificate's own phase names (their signatures make
@@ -191,10 +191,6 @@ class Checkpoint(_Wire):
                    _signature(signature, "checkpoint.signature"))
 
 
-def checkpoint_bytes(chain_id: str, seq: int, state_digest: bytes) -> bytes:
-    return CHECKPOINT_DOMAIN + codec.pack([chain_id, seq, state_digest])
-
-
 # -- proofs carried by a view change -----------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -255,16 +251,19 @@ class PreparedProof:
 
 @dataclass(frozen=True, slots=True)
 class ViewChange(_Wire):
+    """A replica's request to move to view `new_view` of `epoch` (views are
+    per epoch); its indices are those of the epoch's set."""
     TAG: ClassVar[int] = 5
     new_view: int
     checkpoint: CheckpointProof
     prepared: tuple[PreparedProof, ...]
     replica: int
     signature: bytes = b""
+    epoch: int = 0
 
     def signed_bytes(self, chain_id: str) -> bytes:
         return VIEW_CHANGE_DOMAIN + codec.pack(
-            [chain_id, self.new_view, self.checkpoint.to_record(),
+            [chain_id, self.epoch, self.new_view, self.checkpoint.to_record(),
              [p.signed_record() for p in self.prepared], self.replica])
 
     def without_payloads(self) -> "ViewChange":
@@ -275,52 +274,57 @@ class ViewChange(_Wire):
 
     def to_record(self) -> list:
         return [self.new_view, self.checkpoint.to_record(),
-                [p.to_record() for p in self.prepared], self.replica, self.signature]
+                [p.to_record() for p in self.prepared], self.replica, self.signature, self.epoch]
 
     @classmethod
     def from_record(cls, rec: Any) -> "ViewChange":
-        codec.expect_list(rec, 5, "view-change")
-        new_view, checkpoint, prepared, replica, signature = rec
+        codec.expect_list(rec, 6, "view-change")
+        new_view, checkpoint, prepared, replica, signature, epoch = rec
         return cls(codec.expect_uint(new_view, "view-change.new_view"),
                    CheckpointProof.from_record(checkpoint),
                    tuple(PreparedProof.from_record(p)
                          for p in _array(prepared, "view-change.prepared", MAX_WINDOW)),
                    _replica(replica, "view-change.replica"),
-                   _signature(signature, "view-change.signature"))
+                   _signature(signature, "view-change.signature"),
+                   codec.expect_uint(epoch, "view-change.epoch"))
 
 
 @dataclass(frozen=True, slots=True)
 class NewView(_Wire):
-    """The new primary's proof that it may lead `view`: 2f+1 VIEW-CHANGEs and
-    the PRE-PREPAREs every replica recomputes from them.  Self-certifying, so
-    any replica may relay it to one left behind in an older view."""
+    """The new primary's proof that it may lead `view` of `epoch`: 2f+1
+    VIEW-CHANGEs of that epoch and the PRE-PREPAREs every replica recomputes
+    from them.  Self-certifying, so any node may relay it to one left behind
+    in an older view."""
     TAG: ClassVar[int] = 6
     view: int
     view_changes: tuple[ViewChange, ...]
     pre_prepares: tuple[PrePrepare, ...]
     replica: int
     signature: bytes = b""
+    epoch: int = 0
 
     def signed_bytes(self, chain_id: str) -> bytes:
         return NEW_VIEW_DOMAIN + codec.pack(
-            [chain_id, self.view, [vc.to_record() for vc in self.view_changes],
+            [chain_id, self.epoch, self.view, [vc.to_record() for vc in self.view_changes],
              [pp.to_record() for pp in self.pre_prepares], self.replica])
 
     def to_record(self) -> list:
         return [self.view, [vc.to_record() for vc in self.view_changes],
-                [pp.to_record() for pp in self.pre_prepares], self.replica, self.signature]
+                [pp.to_record() for pp in self.pre_prepares], self.replica, self.signature,
+                self.epoch]
 
     @classmethod
     def from_record(cls, rec: Any) -> "NewView":
-        codec.expect_list(rec, 5, "new-view")
-        view, view_changes, pre_prepares, replica, signature = rec
+        codec.expect_list(rec, 6, "new-view")
+        view, view_changes, pre_prepares, replica, signature, epoch = rec
         return cls(codec.expect_uint(view, "new-view.view"),
                    tuple(ViewChange.from_record(vc)
                          for vc in _array(view_changes, "new-view.view_changes", MAX_VALIDATORS)),
                    tuple(PrePrepare.from_record(pp)
                          for pp in _array(pre_prepares, "new-view.pre_prepares", MAX_WINDOW)),
                    _replica(replica, "new-view.replica"),
-                   _signature(signature, "new-view.signature"))
+                   _signature(signature, "new-view.signature"),
+                   codec.expect_uint(epoch, "new-view.epoch"))
 
 
 Message = PrePrepare | Prepare | Commit | Checkpoint | ViewChange | NewView
@@ -334,7 +338,9 @@ def signed_votes(message: Message, validator: int,
     and its signatures inside the prepared certificates of VIEW-CHANGEs
     (`primary(view)` names who signed a certificate's PRE-PREPARE).  What a
     checker collects to prove that no correct replica ever signed two
-    digests for one (view, seq, phase)."""
+    digests for one (view, seq, phase) (a seq is in one epoch, so that names
+    one (epoch, view, seq, phase)).  `validator` and `primary` are indices of
+    the set of the message's epoch (`epoch_of_message`)."""
     kind = type(message)
     if kind is PrePrepare or kind is Prepare or kind is Commit:
         return ([(message.view, message.seq, message.PHASE, message.digest)]
@@ -355,6 +361,15 @@ def signed_votes(message: Message, validator: int,
                 votes.append((proof.view, proof.seq, PHASE_PREPARE, proof.digest))
         return votes
     return []
+def epoch_of_message(message: Message, epoch_of_seq: Callable[[int], int]) -> int:
+    """The epoch a message belongs to: named by a VIEW-CHANGE or NEW-VIEW,
+    the epoch of its seq for the others."""
+    kind = type(message)
+    if kind is ViewChange or kind is NewView:
+        return message.epoch
+    return epoch_of_seq(message.seq)
+
+
 MESSAGE_TYPES: tuple[type, ...] = (PrePrepare, Prepare, Commit, Checkpoint, ViewChange, NewView)
 _BY_TAG = {cls.TAG: cls for cls in MESSAGE_TYPES}
 

@@ -11,6 +11,16 @@ One Replica orders blocks for the node that owns it.  Read it beside the paper:
     view-changing   4.4 view changes             _STEP_VIEW_CHANGING: _on_view_change_*,
                                                  _try_new_view, _on_new_view_*,
                                                  _become_view_changing, _become_normal
+    (both)          (not in the paper) epochs    _learn_epoch, _enter_epoch_if_due,
+                                                 _high (the window cut at the boundary)
+
+Epochs (consensus/epochs.py): the validator set and the parameters change at
+boundaries the chain schedules.  Views are per epoch; a replica enters epoch
+e+1 (at view 0, primary (e+1+0) mod n) once the checkpoint at its boundary B
+is stable and it has executed B.  Until then nothing above B is proposed or
+accepted, so every slot is decided by one set.  In an epoch whose set does
+not hold its key the replica is passive: it delivers what certificates prove
+and never votes, checkpoints or asks for a view change.
 
 As in etcd's raft (stepLeader / stepFollower), each phase has its own step
 table mapping every message type to its handler, NEW-VIEW included; the
@@ -44,14 +54,17 @@ from ledger.crypto import HASH_LEN
 
 from .checkpoints import CheckpointLog
 from .config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER, ReplicaConfig
+from .epochs import Epoch, genesis_epoch, schedule_of
 from .errors import LocalProtocolError
-from .events import (Action, Broadcast, CancelTimer, Deliver, Event, Executed, MessageReceived,
-                     PersistSafety, Propose, ReportFault, RequestsPending, RequestSync, Send,
-                     SetTimer, Signer, Synced, TimerFired, ViewChanged)
+from .events import (Action, Broadcast, CancelTimer, Deliver, EpochChange, Event, Executed,
+                     MessageReceived, PersistSafety, Propose, ReportFault, RequestsPending,
+                     RequestSync, Send, SetTimer, Signer, Synced, TimerFired, ViewChanged)
 from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoint,
                        CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare,
                        PreparedProof, ViewChange, sign)
 from .safety import SafetyState
+from .validators import ValidatorSet
+from .epochs import checkpoint_proof_problem
 from .verification import Verifier, reproposals
 
 if TYPE_CHECKING:
@@ -121,16 +134,27 @@ class Replica:
         if type(height) is not int or height < 0 or type(block_hash) is not bytes \
                 or len(block_hash) != HASH_LEN:
             raise LocalProtocolError("last_executed must be (height >= 0, 32-byte hash)")
-        if getattr(signer, "public_key", None) != config.validators[config.me]:
+        key = getattr(signer, "public_key", None)
+        if (config.me is None) != (key not in config.validators) or \
+                (config.me is not None and key != config.validators[config.me]):
             raise LocalProtocolError("signer's key is not validator `me`'s key")
         self._cfg = config
         self._signer = signer
-        self._me = config.me
-        self._validators = config.validator_set
-        self._verify = Verifier(config.chain_id, self._validators, config.checkpoint_interval,
-                                config.window, config.check_payload, config.payload_digest)
+        self._key: bytes = key
         self._safety = (SafetyState.decode(safety_record, prepared_payloads) if safety_record
                         else SafetyState())
+        self._schedule = schedule_of(
+            genesis_epoch(config.validators, config.checkpoint_interval, config.window,
+                          config.max_in_flight, config.view_change_timeout_ms,
+                          config.max_view_change_timeout_ms), config.epochs)
+        epoch = self._schedule.get(self._safety.epoch)
+        if epoch is None:
+            raise LocalProtocolError(
+                f"the safety record is in epoch {self._safety.epoch}: ReplicaConfig.epochs "
+                "must hold it and every later one")
+        self._use_epoch(epoch)
+        self._last_executed = height
+        self._move_window()
         self._dirty = False                       # safety record changed since last persist
         self._phase = Phase.NORMAL if self._safety.active else Phase.VIEW_CHANGING
         self._step = self._STEP_NORMAL if self._safety.active else self._STEP_VIEW_CHANGING
@@ -144,7 +168,7 @@ class Replica:
         self._next_seq = self._restart_seq()       # next seq I propose as primary
         self._uncommitted_own: set[int] = set()
 
-        self._checkpoints = CheckpointLog(self._validators)
+        self._checkpoints = CheckpointLog()
         self._sync: RequestSync | None = None
         self._delivered_at_last_tick = height
 
@@ -165,6 +189,26 @@ class Replica:
     @property
     def phase(self) -> Phase:
         return self._phase
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch.number
+
+    @property
+    def validator_keys(self) -> tuple[bytes, ...]:
+        """The current epoch's validators by index (what Send.to names)."""
+        return self._validators.keys
+
+    @property
+    def index(self) -> int | None:
+        """This replica's index in the current epoch, None while passive."""
+        return self._me
+
+    def keys_at(self, seq: int) -> tuple[bytes, ...] | None:
+        """The validator keys that decide `seq`, if this replica knows them yet."""
+        if seq > self._schedule.reach(self._last_executed):
+            return None
+        return self._schedule.epoch_of(seq).validators.keys
 
     @property
     def view(self) -> int:
@@ -191,6 +235,11 @@ class Replica:
         return self._safety.checkpoint.seq
 
     @property
+    def stable_checkpoint_proof(self) -> CheckpointProof:
+        """2f+1 signatures over the block hash at `stable_checkpoint`."""
+        return self._safety.checkpoint
+
+    @property
     def log_size(self) -> int:
         """Entries held for the log (for tests and metrics): stays bounded by W."""
         return (len(self._slots) + len(self._payloads) + len(self._checkpoints)
@@ -200,7 +249,7 @@ class Replica:
         if self._phase is not Phase.NORMAL or not self.is_primary:
             return None
         seq = self._next_seq
-        if seq > self._high or len(self._uncommitted_own) >= self._cfg.max_in_flight:
+        if seq > self._high or len(self._uncommitted_own) >= self._epoch.max_in_flight:
             return None
         return seq
 
@@ -210,26 +259,50 @@ class Replica:
 
     @property
     def _high(self) -> int:
-        return self._safety.checkpoint.seq + self._cfg.window
+        return self._window_end
+
+    def _move_window(self) -> None:
+        """Recompute the high watermark after the stable checkpoint, the
+        executed height, the epoch or the schedule changed."""
+        self._window_end = self._compute_high()
+
+    def _compute_high(self) -> int:
+        """The high watermark: the window (low, low + W], cut at the next
+        boundary (a window never spans two epochs) and at the reach of what
+        this replica executed (beyond it, a block it has not executed yet
+        could still schedule a boundary)."""
+        high = min(self._low + self._epoch.window, self._schedule.reach(self._last_executed))
+        end = self._boundary()
+        return high if end is None else min(high, end)
+
+    def _boundary(self) -> int | None:
+        """The end of the current epoch, if the chain scheduled one."""
+        following = self._schedule.following(self._epoch)
+        return None if following is None else following.start
+
+    @property
+    def _retransmit_ms(self) -> int:
+        return self._cfg.retransmit_ms or max(1, self._epoch.view_change_timeout_ms // 2)
 
     # -- entry points --------------------------------------------------------------
 
     def start(self) -> list[Action]:
         """Call once before the first event: arms timers, and after a restart
         rejoins an unfinished view change or asks to sync to the checkpoint."""
-        out: list[Action] = [self._timers.arm(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms)]
+        out: list[Action] = [self._timers.arm(RETRANSMIT_TIMER, self._retransmit_ms)]
         checkpoint = self._safety.checkpoint
         if checkpoint.seq > self._last_delivered:
             self._request_sync(out, checkpoint.seq, checkpoint.state_digest,
-                               tuple(v.validator for v in checkpoint.votes))
+                               self._voters(checkpoint))
         if self._phase is Phase.VIEW_CHANGING:
             self._send_view_change(out)
         seq, state_digest = self._safety.own_checkpoint
         height, block_hash = self._booted_at
-        if height % self._cfg.checkpoint_interval == 0 and height > seq:
+        if self._schedule.epoch_of(height).is_checkpoint(height) and height > seq:
             seq, state_digest = height, block_hash      # stored, but Executed never came
         if seq > self._low:
             self._checkpoint(out, seq, state_digest)
+        self._enter_epoch_if_due(out)
         if self._audit is not None:
             self._audit.started = True
             self.check_invariants(out)
@@ -248,38 +321,60 @@ class Replica:
             self._pending_requests = True
             self._refresh_progress_timer(out, progress=False)
         elif kind is Executed:
-            self._on_executed(out, event.seq, event.state_digest)
+            self._on_executed(out, event)
         elif kind is Synced:
-            self._on_synced(out, event.seq, event.state_digest)
+            self._on_synced(out, event)
         else:
             raise LocalProtocolError(f"not a consensus event: {event!r}")
         if self._audit is not None:
             self.check_invariants(out)
         return out
 
-    def _on_message(self, out: list[Action], sender: int, message: Message) -> None:
-        if not 0 <= sender < self._validators.n:      # an int: MessageReceived checked
-            raise LocalProtocolError(f"sender {sender!r} is not a validator index")
+    def _on_message(self, out: list[Action], sender: int | bytes, message: Message) -> None:
         kind = type(message)
         handler = self._step.get(kind)
         if handler is None:
             raise LocalProtocolError(f"not a consensus message: {kind.__name__}")
+        if kind is Checkpoint:
+            self._on_checkpoint(out, sender, message)
+            return
+        if kind is ViewChange or kind is NewView:
+            if message.epoch != self._epoch.number:
+                # Stale, or from a replica ahead of me.  One of a later epoch still
+                # proves a stable checkpoint, which may be all I need to catch up.
+                self._adopt_checkpoint(out, sender, message)
+                return
+        elif not self._in_window(message.view, message.seq):
+            return      # the window lies in my epoch; outside it: stale, or from one ahead
+        index = self._index_of(sender)
+        if index is None:
+            return      # not a validator of my epoch (a passive node has nothing to say)
         if kind is not NewView:
             # A NEW-VIEW is self-certifying and may be relayed by anyone; every
             # other message must come from the replica that signed it.
-            if message.replica != sender:
+            if message.replica != index:
                 self._fault(out, sender,
                             f"{kind.__name__} claims to be from replica {message.replica}")
                 return
-            if sender == self._me:
+            if index == self._me:
                 return
-        handler(self, out, sender, message)
+        handler(self, out, index, message)
+
+    def _index_of(self, sender: int | bytes) -> int | None:
+        """The sender's index in my epoch's set: a key is looked up, an index
+        (the driver's, for a chain of one epoch) checked."""
+        if type(sender) is bytes:
+            return self._validators.index_of(sender)
+        if sender not in self._validators:
+            raise LocalProtocolError(f"sender {sender!r} is not a validator index")
+        return sender
 
     # -- phase transitions -----------------------------------------------------------
 
     def _become_view_changing(self, out: list[Action], new_view: int) -> None:
         """Suspect the primary (or join f+1 who do): leave the view, stop taking
         normal-case messages, announce what I prepared (VIEW-CHANGE)."""
+        assert self._me is not None, "a passive replica never asks for a view change"
         self._safety.enter_view(new_view, active=False)
         self._phase, self._step = Phase.VIEW_CHANGING, self._STEP_VIEW_CHANGING
         self._dirty = True
@@ -305,19 +400,23 @@ class Replica:
         self._view_changes = {r: vc for r, vc in self._view_changes.items() if vc.new_view > view}
         self._timers.cancel(out, VIEW_CHANGE_TIMER)
         out.append(ViewChanged(view, tuple((pp.seq, pp.digest) for pp in nv.pre_prepares
-                                           if pp.digest != NULL_DIGEST)))
+                                           if pp.digest != NULL_DIGEST), self._epoch.number))
         if checkpoint.seq > self._low:
             self._stabilize(out, checkpoint)
         primary = self._me == nv.replica
         last = self._low
         prepares = []
+        high = self._high
         for pp in nv.pre_prepares:
             last = max(last, pp.seq)
-            if pp.seq <= self._low:
-                continue
+            if pp.seq <= self._low or pp.seq > high:
+                continue    # above: I am behind my stable checkpoint; sync brings me up
             if primary:
                 self._store_pre_prepare(pp)
                 self._uncommitted_own.add(pp.seq)
+                continue
+            if self._me is None:
+                self._store_pre_prepare(pp)
                 continue
             prepare = self._accept_pre_prepare(pp)
             if prepare is None:
@@ -360,6 +459,10 @@ class Replica:
             return
         if not self._verify.payload_matches(m.seq, m.payload, m.digest):
             self._fault(out, sender, f"payload rejected or not matching its digest at seq {m.seq}")
+            return
+        if self._me is None:            # passive: keep it, to deliver what commits prove
+            self._store_pre_prepare(m)
+            self._advance(out, m.seq)
             return
         prepare = self._accept_pre_prepare(m)
         if prepare is None:
@@ -422,7 +525,7 @@ class Replica:
                                         for p in prepares[:quorum - 1]), pp.payload)
             self._safety.record_prepared(proof)
             self._dirty = True
-            if self._safety.record_vote(view, seq, PHASE_COMMIT, digest):
+            if self._me is not None and self._safety.record_vote(view, seq, PHASE_COMMIT, digest):
                 commit = self._sign(Commit(view, seq, digest, self._me))
                 slot.commits[self._me] = commit
                 self._send(out, commit)
@@ -446,6 +549,7 @@ class Replica:
                           for _, c in sorted(slot.commits.items()) if c.digest == pp.digest)
             certificate = CommitCertificate(pp.view, seq, pp.digest,
                                             votes[:self._validators.quorum])
+            assert seq <= self._high, f"delivering {seq} beyond the window of epoch {self.epoch}"
             out.append(Deliver(seq, pp.payload, certificate))
             self._last_delivered = seq
             delivered = True
@@ -478,47 +582,102 @@ class Replica:
 
     # -- checkpoints and state sync (section 4.3) -------------------------------------
 
-    def _on_executed(self, out: list[Action], seq: int, state_digest: bytes) -> None:
+    def _on_executed(self, out: list[Action], event: Executed) -> None:
+        seq = event.seq
         if seq > self._last_delivered:
             raise LocalProtocolError(f"Executed({seq}) before Deliver({seq})")
-        if seq % self._cfg.checkpoint_interval == 0 and seq > self._low:
-            self._checkpoint(out, seq, state_digest)
+        if event.next_epoch is not None:
+            self._learn_epoch(event.next_epoch)
+        self._last_executed = max(self._last_executed, seq)
+        self._move_window()
+        self._checkpoints.collect_garbage(self._low, self._high)    # the window may reach further
+        if self._schedule.epoch_of(seq).is_checkpoint(seq) and seq > self._low:
+            self._checkpoint(out, seq, event.state_digest)
+        self._enter_epoch_if_due(out)
 
     def _checkpoint(self, out: list[Action], seq: int, state_digest: bytes) -> None:
-        own = self._sign(Checkpoint(seq, state_digest, self._me))
+        """Sign my CHECKPOINT at `seq` if I am a validator of its epoch."""
+        validators = self._schedule.epoch_of(seq).validators
+        me = validators.index_of(self._key)
+        if me is None:
+            return
+        own = self._sign(Checkpoint(seq, state_digest, me))
         self._checkpoints.own = own
         self._safety.own_checkpoint = (seq, state_digest)
         self._dirty = True
         self._send(out, own)
-        self._store_checkpoint(out, own)
+        self._store_checkpoint(out, own, self._key, validators)
 
-    def _on_checkpoint(self, out: list[Action], sender: int, m: Checkpoint) -> None:
-        if m.seq % self._cfg.checkpoint_interval or m.seq == 0:
-            self._fault(out, sender, f"checkpoint at {m.seq} is not a checkpoint seq")
-            return
+    def _on_checkpoint(self, out: list[Action], sender: int | bytes, m: Checkpoint) -> None:
+        """A CHECKPOINT belongs to the epoch of its seq, whichever epoch I am
+        in: the one at a boundary is the old set's, and the ones of an epoch
+        I have not entered yet are how I learn that the others have."""
         if m.seq <= self._low:
             return
-        held = self._checkpoints.held(sender, m.seq, self._high)
+        if m.seq > self._schedule.reach(self._last_executed):
+            # An epoch I cannot know yet: unverifiable, only a hint to sync, from
+            # f+1 of a set I know (the checkpoint at a boundary I know is signed
+            # by the set that ends there).  A driver that names senders by index
+            # knows one set: the newest.
+            newest = self._schedule.last.validators
+            key = sender if type(sender) is bytes else (
+                newest.keys[sender] if sender in newest else None)
+            if key is not None:
+                sets = [e.validators for e in self._schedule if e.number >= self._epoch.number]
+                target = self._checkpoints.hint(key, m, sets)
+                if target is not None:
+                    self._request_sync(out, *target)
+            return
+        epoch = self._schedule.epoch_of(m.seq)
+        validators = epoch.validators
+        key = sender if type(sender) is bytes else (
+            validators.keys[sender] if sender in validators else None)
+        if key is None or validators.index_of(key) is None:
+            return      # not a validator of that epoch
+        if validators.index_of(key) != m.replica:
+            self._fault(out, sender, f"Checkpoint claims to be from replica {m.replica}")
+            return
+        if key == self._key:
+            return
+        if not epoch.is_checkpoint(m.seq):
+            self._fault(out, sender, f"checkpoint at {m.seq} is not a checkpoint seq")
+            return
+        held = self._checkpoints.held(key, m.replica, m.seq, self._high)
         if held is not None:
             if held.seq > m.seq:
                 return      # it sent a later one already
             if held.seq == m.seq and held.state_digest == m.state_digest:
                 return
-        if not self._verify.signed(m):
+        if not validators.verify(m.replica, m.signed_bytes(self._cfg.chain_id), m.signature):
             self._fault(out, sender, "bad checkpoint signature")
             return
         if held is not None and held.seq == m.seq:
             self._fault(out, sender, f"two checkpoints at {m.seq}")
             return
-        self._store_checkpoint(out, m)
+        self._store_checkpoint(out, m, key, validators)
 
-    def _store_checkpoint(self, out: list[Action], m: Checkpoint) -> None:
-        stable, matching = self._checkpoints.add(m, self._high)
+    def _store_checkpoint(self, out: list[Action], m: Checkpoint, key: bytes,
+                          validators: ValidatorSet) -> None:
+        stable, matching = self._checkpoints.add(m, key, self._high, validators)
         if stable is not None:
             self._stabilize(out, stable)
-        elif len(matching) > self._validators.f and m.seq > self._high:
+        elif len(matching) > validators.f and m.seq > self._high:
             # f+1 agree on a state beyond what my log can reach: one of them is correct.
             self._request_sync(out, m.seq, m.state_digest, matching)
+
+    def _adopt_checkpoint(self, out: list[Action], sender: int | bytes,
+                          m: ViewChange | NewView) -> None:
+        """A VIEW-CHANGE or NEW-VIEW of a later epoch: if I know that epoch and
+        its stable checkpoint is above mine, it proves I may move on."""
+        if m.epoch <= self._epoch.number or self._schedule.get(m.epoch) is None:
+            return
+        proofs = [m.checkpoint] if type(m) is ViewChange else [vc.checkpoint for vc in m.view_changes]
+        proof = max(proofs, key=lambda c: c.seq, default=None)
+        if proof is None or proof.seq <= self._low or \
+                proof.seq > self._schedule.reach(self._last_executed):
+            return
+        if checkpoint_proof_problem(self._schedule, self._cfg.chain_id, proof) is None:
+            self._stabilize(out, proof)
 
     def _stabilize(self, out: list[Action], proof: CheckpointProof) -> None:
         """`proof` is a valid stable checkpoint above mine: collect garbage."""
@@ -526,6 +685,7 @@ class Replica:
             return
         seq = proof.seq
         self._safety.advance_checkpoint(proof)
+        self._move_window()
         self._dirty = True
         self._slots = {s: slot for s, slot in self._slots.items() if s > seq}
         self._payloads = {s: p for s, p in self._payloads.items() if s > seq}
@@ -533,32 +693,97 @@ class Replica:
         self._checkpoints.collect_garbage(seq, self._high)
         self._next_seq = max(self._next_seq, seq + 1)
         if seq > self._last_delivered:
-            self._request_sync(out, seq, proof.state_digest,
-                               tuple(v.validator for v in proof.votes))
+            self._request_sync(out, seq, proof.state_digest, self._voters(proof))
+        self._enter_epoch_if_due(out)
+
+    def _voters(self, proof: CheckpointProof) -> tuple[bytes, ...]:
+        keys = self._schedule.epoch_of(proof.seq).validators.keys
+        return tuple(keys[v.validator] for v in proof.votes if v.validator < len(keys))
 
     def _request_sync(self, out: list[Action], seq: int, digest: bytes,
-                      peers: tuple[int, ...]) -> None:
+                      peers: tuple[bytes, ...]) -> None:
         if seq <= self._last_delivered or (self._sync and self._sync.target_seq >= seq):
             return
-        self._sync = RequestSync(seq, digest, tuple(p for p in peers if p != self._me))
+        self._sync = RequestSync(seq, digest, tuple(p for p in peers if p != self._key))
         out.append(self._sync)
 
-    def _on_synced(self, out: list[Action], seq: int, state_digest: bytes) -> None:
+    def _on_synced(self, out: list[Action], event: Synced) -> None:
+        for change in event.epochs:
+            self._learn_epoch(change)
+        seq = event.seq
         if seq <= self._last_delivered:
+            self._enter_epoch_if_due(out)
             return
         self._last_delivered = seq
+        self._last_executed = max(self._last_executed, seq)
+        self._move_window()
+        self._checkpoints.collect_garbage(self._low, self._high)
         self._uncommitted_own = {s for s in self._uncommitted_own if s > seq}
         self._next_seq = max(self._next_seq, seq + 1)
         if self._sync is not None and self._sync.target_seq <= seq:
             self._sync = None
-        if seq % self._cfg.checkpoint_interval == 0 and seq > self._low:
-            self._checkpoint(out, seq, state_digest)
+        if self._schedule.epoch_of(seq).is_checkpoint(seq) and seq > self._low:
+            self._checkpoint(out, seq, event.state_digest)
         # A quorum certified these blocks: the primary is working, this replica was
         # only behind.  Without this, a replica catching up by sync while txs wait
         # would suspect a primary that is doing its job and leave the view alone.
         if self._phase is Phase.NORMAL:
             self._progressed(out)
         self._deliver_ready(out)
+        self._recheck_hints(out)
+        self._enter_epoch_if_due(out)
+        if self._phase is Phase.VIEW_CHANGING:
+            self._try_new_view(out)     # it may have waited for this sync
+
+    def _recheck_hints(self, out: list[Action]) -> None:
+        """Checkpoints held as hints whose epoch I know now: check them for real."""
+        for key, m in self._checkpoints.take_hints(self._schedule.reach(self._last_executed)):
+            self._on_checkpoint(out, key, m)
+
+    # -- epochs (validator-set changes; not in the paper) -------------------------------
+
+    def _learn_epoch(self, change: EpochChange) -> None:
+        """The chain scheduled (or changed, while pending) an epoch."""
+        if change.epoch <= self._epoch.number:
+            return      # started already: what the chain said then is what I run
+        if change.boundary <= self._low and self._schedule.get(change.epoch) is None:
+            raise LocalProtocolError(f"epoch {change.epoch} at {change.boundary} learnt after "
+                                     f"the checkpoint at {self._low} was stable")
+        self._schedule.learn(change)
+        self._move_window()
+
+    def _enter_epoch_if_due(self, out: list[Action]) -> None:
+        """Move to the epoch my window now lies in: its boundary checkpoint
+        (or a later one) is stable and I have executed up to it, so I hold
+        the epoch's final set (every block that could change it is below)."""
+        target = self._schedule.epoch_of(self._low + 1)
+        if target.number <= self._epoch.number or self._last_executed < self._low:
+            return
+        self._safety.enter_epoch(target.number)
+        self._dirty = True
+        self._use_epoch(target)
+        self._move_window()
+        self._phase, self._step = Phase.NORMAL, self._STEP_NORMAL
+        self._slots.clear()
+        self._payloads.clear()
+        self._uncommitted_own.clear()
+        self._view_changes.clear()
+        self._new_view = None
+        self._failed_view_changes = 0
+        self._next_seq = max(self._low, self._last_delivered) + 1
+        self._timers.cancel(out, VIEW_CHANGE_TIMER)
+        self._schedule.forget_before(target.number - 1)    # the one before proves my checkpoint
+        self._checkpoints.collect_garbage(self._low, self._high)
+        out.append(ViewChanged(0, (), target.number))
+        self._persist(out)
+        self._refresh_progress_timer(out, progress=True)
+
+    def _use_epoch(self, epoch: Epoch) -> None:
+        self._epoch = epoch
+        self._validators = epoch.validators
+        self._me = epoch.validators.index_of(self._key)
+        self._verify = Verifier(self._cfg.chain_id, self._schedule, epoch,
+                                self._cfg.check_payload, self._cfg.payload_digest)
 
     # -- view change (section 4.4) ----------------------------------------------------
 
@@ -578,7 +803,7 @@ class Replica:
             return
         if m.new_view == view:
             self._try_new_view(out)
-        elif self._vc_timer_delay_ms > self._cfg.view_change_timeout_ms:
+        elif self._vc_timer_delay_ms > self._epoch.view_change_timeout_ms:
             self._arm_view_change_timer(out)
 
     def _show_new_view(self, out: list[Action], sender: int) -> None:
@@ -594,6 +819,8 @@ class Replica:
         held = self._view_changes.get(sender)
         if held is not None and (held.new_view > m.new_view or held == m):
             return False
+        if m.checkpoint.seq > self._schedule.reach(self._last_executed):
+            return False    # I am too far behind to know the set of its checkpoint
         problem = self._verify.view_change_problem(m)
         if problem:
             self._fault(out, sender, problem)
@@ -608,7 +835,10 @@ class Replica:
 
     def _join_if_ahead(self, out: list[Action]) -> bool:
         """Liveness: f+1 replicas in views above mine include a correct one,
-        so join the lowest view that f+1 of them reached."""
+        so join the lowest view that f+1 of them reached.  (A passive replica
+        waits for their NEW-VIEW instead.)"""
+        if self._me is None:
+            return False
         view, f = self._safety.view, self._validators.f
         ahead = sorted((vc.new_view for r, vc in self._view_changes.items()
                         if r != self._me and vc.new_view > view), reverse=True)
@@ -620,7 +850,8 @@ class Replica:
     def _send_view_change(self, out: list[Action]) -> None:
         checkpoint = self._safety.checkpoint
         proofs = [proof for _, proof in sorted(self._safety.prepared.items())]
-        vc = self._sign(ViewChange(self._safety.view, checkpoint, tuple(proofs), self._me))
+        vc = self._sign(ViewChange(self._safety.view, checkpoint, tuple(proofs), self._me,
+                                   epoch=self._epoch.number))
         self._view_changes[self._me] = vc
         self._send(out, vc)
         self._arm_view_change_timer(out)
@@ -632,7 +863,7 @@ class Replica:
         them exactly that far behind) catch up and meet in one view."""
         view = self._safety.view
         behind = any(vc.new_view > view for r, vc in self._view_changes.items() if r != self._me)
-        delay_ms = self._cfg.view_change_timeout_ms if behind else self._view_change_timeout_ms()
+        delay_ms = self._epoch.view_change_timeout_ms if behind else self._view_change_timeout_ms()
         self._vc_timer_delay_ms = delay_ms
         out.append(self._timers.arm(VIEW_CHANGE_TIMER, delay_ms))
 
@@ -649,6 +880,11 @@ class Replica:
             return
         chosen = candidates[:quorum]
         checkpoint, plan = reproposals(chosen)
+        if plan and plan[-1][0] > self._high:
+            # Behind the quorum's checkpoint: I cannot know the set of every seq I
+            # would re-propose yet.  Adopt the checkpoint (and sync to it) first.
+            self._stabilize(out, checkpoint)
+            return
         payloads = self._known_payloads(candidates)
         if any(digest != NULL_DIGEST and (seq, digest) not in payloads for seq, digest in plan):
             return      # wait for a VIEW-CHANGE that carries the missing payload
@@ -665,7 +901,7 @@ class Replica:
                                               payloads.get((seq, digest), b""), self._me))
                         for seq, digest in plan]
         nv = self._sign(NewView(view, tuple(vc.without_payloads() for vc in chosen),
-                                tuple(pre_prepares), self._me))
+                                tuple(pre_prepares), self._me, epoch=self._epoch.number))
         self._send(out, nv)
         self._become_normal(out, nv, checkpoint)
 
@@ -694,6 +930,9 @@ class Replica:
             held = self._view_changes.get(vc.replica)
             return held is not None and held.without_payloads() == vc
 
+        reach = self._schedule.reach(self._last_executed)
+        if any(vc.checkpoint.seq > reach for vc in m.view_changes):
+            return          # too far behind to check it: the checkpoints bring me up
         problem = self._verify.new_view_problem(m, known)
         if problem:
             self._fault(out, sender, problem)
@@ -718,12 +957,13 @@ class Replica:
             self._become_view_changing(out, self._safety.view + 1)
         elif event.kind == RETRANSMIT_TIMER:
             self._retransmit(out)
-            out.append(self._timers.arm(RETRANSMIT_TIMER, self._cfg.retransmit_interval_ms))
+            out.append(self._timers.arm(RETRANSMIT_TIMER, self._retransmit_ms))
 
     def _refresh_progress_timer(self, out: list[Action], progress: bool) -> None:
         """In the normal phase the view-change timer runs iff there is work
-        the primary should be finishing; a delivery restarts it."""
-        if self._phase is not Phase.NORMAL:
+        the primary should be finishing; a delivery restarts it.  A passive
+        replica suspects no one."""
+        if self._phase is not Phase.NORMAL or self._me is None:
             return
         work = self._pending_requests or any(
             seq > self._last_delivered and slot.pre_prepare is not None
@@ -734,9 +974,9 @@ class Replica:
             out.append(self._timers.arm(VIEW_CHANGE_TIMER, self._view_change_timeout_ms()))
 
     def _view_change_timeout_ms(self) -> int:
-        cfg = self._cfg
-        return min(cfg.view_change_timeout_ms << min(self._failed_view_changes, 32),
-                   cfg.max_view_change_timeout_ms)
+        epoch = self._epoch
+        return min(epoch.view_change_timeout_ms << min(self._failed_view_changes, 32),
+                   epoch.max_view_change_timeout_ms)
 
     def _retransmit(self, out: list[Action]) -> None:
         """Re-send what peers may have lost; receivers drop duplicates cheaply."""
@@ -770,7 +1010,7 @@ class Replica:
             return
         if self._last_delivered != self._delivered_at_last_tick:
             return
-        target = self._checkpoints.sync_target(self._last_delivered)
+        target = self._checkpoints.sync_target(self._last_delivered, self._validators)
         if target is not None:
             self._request_sync(out, *target)
 

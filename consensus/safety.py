@@ -1,11 +1,14 @@
 """The replica's durable safety record (cf. CometBFT's privval last-sign state).
 
 It holds what a replica must remember across a crash so that it never signs
-two different digests for one (view, seq, phase), never goes back to a lower
-view, and never forgets a prepared certificate it may have to report in a
+two different digests for one (epoch, view, seq, phase), never goes back to a
+lower (epoch, view), and never forgets a prepared certificate it may have to report in a
 view change (forgetting one would let a new primary re-propose a committed
 sequence number as null):
 
+  epoch             the epoch the replica runs (views are per epoch; a later epoch
+                    starts at view 0, and all its seqs are above the checkpoint that
+                    started it, so no vote of an older epoch can be contradicted)
   view, active      the highest view entered, and whether its NEW-VIEW was accepted
   checkpoint        the stable checkpoint proof (the low watermark)
   votes             (seq, phase) -> digest signed in `view`, seqs above the checkpoint
@@ -39,7 +42,8 @@ from ledger.crypto import HASH_LEN
 from .errors import SafetyRecordError
 from .messages import PHASES, CheckpointProof, PreparedProof
 
-_FORMAT = 1
+_FORMAT = 2          # 2: the epoch is recorded (a format-1 record is epoch 0's)
+_RECORD_LEN = {1: 7, 2: 8}
 
 GENESIS_CHECKPOINT = CheckpointProof(0, bytes(HASH_LEN), ())
 
@@ -54,6 +58,7 @@ class SafetyState:
     own_checkpoint: tuple[int, bytes] = (0, bytes(HASH_LEN))
     votes: dict[tuple[int, str], bytes] = field(default_factory=dict)
     prepared: dict[int, PreparedProof] = field(default_factory=dict)
+    epoch: int = 0
     # Payload changes the driver has not been told about yet (not part of the record).
     new_payloads: dict[PayloadKey, bytes] = field(default_factory=dict, compare=False)
     dropped_payloads: set[PayloadKey] = field(default_factory=set, compare=False)
@@ -80,6 +85,14 @@ class SafetyState:
             self.view = view
             self.votes.clear()
         self.active = active
+
+    def enter_epoch(self, epoch: int) -> None:
+        """Start `epoch` at view 0.  The checkpoint that ends the epoch before
+        is stable here already, so there are no votes or prepared
+        certificates left to carry (they were all at or below it)."""
+        assert epoch > self.epoch, "a replica never goes back to an earlier epoch"
+        assert not self.votes and not self.prepared, "votes left from an earlier epoch"
+        self.epoch, self.view, self.active = epoch, 0, True
 
     def record_prepared(self, proof: PreparedProof) -> None:
         if proof.seq <= self.checkpoint.seq:
@@ -129,6 +142,7 @@ class SafetyState:
             list(self.own_checkpoint),
             [[seq, PHASES.index(phase), digest] for (seq, phase), digest in self.votes.items()],
             [p.signed_record() + [None] for p in self.prepared.values()],
+            self.epoch,
         ])
 
     @classmethod
@@ -136,10 +150,10 @@ class SafetyState:
         """The state a record describes, with prepared payloads taken from
         `payloads` (what the driver stored; a missing one stays None)."""
         try:
-            rec = codec.expect_list(codec.unpack(data), 7, "safety record")
-            fmt, view, active, checkpoint, own, votes, prepared = rec
-            if fmt != _FORMAT:
-                raise DecodeError(f"unknown safety record format {fmt!r}")
+            rec = _fields(data)
+            fmt, view, active, checkpoint, own, votes, prepared = rec[:7]
+            epoch = rec[7] if fmt >= 2 else 0
+            codec.expect_uint(epoch, "safety.epoch")
             codec.expect_uint(view, "safety.view")
             if type(active) is not bool:
                 raise DecodeError("safety.active: expected a bool")
@@ -148,7 +162,7 @@ class SafetyState:
                               codec.expect_bytes(own_digest, "safety.own_checkpoint.digest",
                                                  HASH_LEN))
             state = cls(view, active, CheckpointProof.from_record(checkpoint), own_checkpoint,
-                        _decode_votes(votes))
+                        _decode_votes(votes), epoch=epoch)
             if type(prepared) is not list:
                 raise DecodeError("safety: prepared must be an array")
             for item in prepared:
@@ -158,6 +172,15 @@ class SafetyState:
             return state
         except (DecodeError, ValueError) as exc:
             raise SafetyRecordError(f"unreadable safety record: {exc}") from None
+
+
+def _fields(record: bytes) -> list:
+    """The fields of a stored record of a known format (DecodeError if not)."""
+    rec = codec.unpack(record)
+    fmt = rec[0] if type(rec) is list and rec else None
+    if fmt not in _RECORD_LEN:
+        raise DecodeError(f"unknown safety record format {fmt!r}")
+    return codec.expect_list(rec, _RECORD_LEN[fmt], "safety record")
 
 
 def _decode_votes(votes: Any) -> dict[tuple[int, str], bytes]:
@@ -178,10 +201,19 @@ def recorded_votes(record: bytes) -> tuple[int, int, dict[tuple[int, str], bytes
     replica restarted from it can never contradict.  Decodes only those
     fields (for checkers that read every record written)."""
     try:
-        rec = codec.expect_list(codec.unpack(record), 7, "safety record")
+        rec = _fields(record)
         checkpoint = codec.expect_list(rec[3], 3, "checkpoint proof")
         return (codec.expect_uint(rec[1], "safety.view"),
                 codec.expect_uint(checkpoint[0], "checkpoint proof.seq"), _decode_votes(rec[5]))
+    except DecodeError as exc:
+        raise SafetyRecordError(f"unreadable safety record: {exc}") from None
+
+
+def recorded_epoch(record: bytes) -> int:
+    """The epoch of a stored record (0 for a record written before epochs)."""
+    try:
+        rec = _fields(record)
+        return codec.expect_uint(rec[7], "safety.epoch") if rec[0] >= 2 else 0
     except DecodeError as exc:
         raise SafetyRecordError(f"unreadable safety record: {exc}") from None
 

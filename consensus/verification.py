@@ -2,7 +2,9 @@
 
 All methods answer None for "valid" or a short reason for "invalid", which
 the replica turns into a ReportFault; none of them raises on peer input.
-Keys, quorums and primaries come from the ValidatorSet.
+A Verifier checks the messages of one epoch: keys, quorums and primaries come
+from that epoch's ValidatorSet; a checkpoint proof is checked against the set
+of its seq (the one at the epoch's start against the epoch before).
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from typing import Callable, Iterable
 from ledger.block import NULL_DIGEST
 from ledger.certificate import PHASE_PREPARE, vote_bytes
 
-from .messages import (CheckpointProof, Message, NewView, PreparedProof, ViewChange,
-                       checkpoint_bytes, pre_prepare_bytes)
-from .validators import ValidatorSet
+from .epochs import Epoch, EpochSchedule, checkpoint_proof_problem
+from .messages import CheckpointProof, Message, NewView, PreparedProof, ViewChange, pre_prepare_bytes
 
 
 def reproposals(view_changes: Iterable[ViewChange]) -> tuple[CheckpointProof, list[tuple[int, bytes]]]:
@@ -38,16 +39,16 @@ def reproposals(view_changes: Iterable[ViewChange]) -> tuple[CheckpointProof, li
 
 
 class Verifier:
-    __slots__ = ("chain_id", "validators", "checkpoint_interval", "window", "_check_payload",
+    __slots__ = ("chain_id", "epoch", "validators", "_schedule", "_check_payload",
                  "_payload_digest")
 
-    def __init__(self, chain_id: str, validators: ValidatorSet, checkpoint_interval: int,
-                 window: int, check_payload: Callable[[int, bytes], bytes | None],
+    def __init__(self, chain_id: str, schedule: EpochSchedule, epoch: Epoch,
+                 check_payload: Callable[[int, bytes], bytes | None],
                  payload_digest: Callable[[int, bytes], bytes | None] | None = None) -> None:
         self.chain_id = chain_id
-        self.validators = validators
-        self.checkpoint_interval = checkpoint_interval
-        self.window = window
+        self.epoch = epoch
+        self.validators = epoch.validators
+        self._schedule = schedule
         self._check_payload = check_payload
         self._payload_digest = payload_digest or check_payload
 
@@ -64,19 +65,18 @@ class Verifier:
         check = self._payload_digest if prepared else self._check_payload
         return digest != NULL_DIGEST and check(seq, payload) == digest
 
+    def end(self) -> int | None:
+        """The last seq of the epoch (the next one's start), if scheduled."""
+        following = self._schedule.following(self.epoch)
+        return None if following is None else following.start
+
     def checkpoint_problem(self, proof: CheckpointProof) -> str | None:
-        if proof.seq % self.checkpoint_interval:
-            return f"checkpoint at {proof.seq} is not a multiple of {self.checkpoint_interval}"
-        if proof.seq == 0:
-            return "checkpoint 0 carries votes" if proof.votes else None
-        quorum = self.validators.quorum
-        if len(proof.votes) < quorum:
-            return f"checkpoint proof has {len(proof.votes)} votes, a quorum is {quorum}"
-        message = checkpoint_bytes(self.chain_id, proof.seq, proof.state_digest)
-        for vote in proof.votes:
-            if not self.validators.verify(vote.validator, message, vote.signature):
-                return f"bad checkpoint signature from {vote.validator}"
-        return None
+        """A stable checkpoint proof a message of this epoch may carry: from
+        the epoch's start (proved by the epoch before) to its end."""
+        end = self.end()
+        if proof.seq < self.epoch.start or (end is not None and proof.seq > end):
+            return f"checkpoint at {proof.seq} outside epoch {self.epoch.number}"
+        return checkpoint_proof_problem(self._schedule, self.chain_id, proof)
 
     def prepared_problem(self, proof: PreparedProof) -> str | None:
         validators = self.validators
@@ -100,6 +100,8 @@ class Verifier:
         return None
 
     def view_change_problem(self, vc: ViewChange) -> str | None:
+        if vc.epoch != self.epoch.number:
+            return f"view-change of epoch {vc.epoch} checked in epoch {self.epoch.number}"
         if vc.new_view == 0:
             return "view-change to view 0"
         if not self.signed(vc):
@@ -108,8 +110,12 @@ class Verifier:
         if problem:
             return problem
         low, previous = vc.checkpoint.seq, vc.checkpoint.seq
+        high = low + self.epoch.window
+        end = self.end()
+        if end is not None:
+            high = min(high, end)       # a window never spans two epochs
         for proof in vc.prepared:
-            if proof.seq <= previous or proof.seq > low + self.window:
+            if proof.seq <= previous or proof.seq > high:
                 return f"prepared proof for {proof.seq} out of order or outside the watermarks"
             if proof.view >= vc.new_view:
                 return f"prepared proof from view {proof.view} in a view-change to {vc.new_view}"
@@ -121,6 +127,8 @@ class Verifier:
 
     def new_view_problem(self, nv: NewView, known: Callable[[ViewChange], bool]) -> str | None:
         """`known(vc)` says a VIEW-CHANGE was verified already (skip its signatures)."""
+        if nv.epoch != self.epoch.number:
+            return f"new-view of epoch {nv.epoch} checked in epoch {self.epoch.number}"
         if nv.view == 0 or nv.replica != self.validators.primary(nv.view):
             return "new-view not from the primary of its view"
         if not self.signed(nv):
@@ -129,8 +137,8 @@ class Verifier:
         if len(senders) != len(nv.view_changes) or len(senders) < self.validators.quorum:
             return "new-view needs view-changes from a quorum of distinct replicas"
         for vc in nv.view_changes:
-            if vc.new_view != nv.view:
-                return f"new-view carries a view-change to view {vc.new_view}"
+            if vc.new_view != nv.view or vc.epoch != nv.epoch:
+                return f"new-view carries a view-change to ({vc.epoch}, {vc.new_view})"
             if not known(vc):
                 problem = self.view_change_problem(vc)
                 if problem:

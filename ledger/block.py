@@ -6,8 +6,13 @@ A block header has two kinds of fields:
     (`proposal_digest`) is what PBFT votes on and what a commit certificate
     signs (a re-proposal after a view change keeps them, so the certificate's
     view may be higher than the header's);
-  * derived at commit — prev_hash and state_root (after executing this
-    block): computed by every node identically from the committed history.
+  * derived at commit — prev_hash, state_root (the state tree's root after
+    executing this block) and receipt_root (ledger.execution.receipt_root over
+    the block's receipts): computed by every node identically from the
+    committed history.  A commit certificate does not sign them; a stable
+    checkpoint does (it signs the block hash), and every header chains to its
+    parent, so a checkpoint at height C certifies every header up to C
+    (what proof files rely on, ledger.proof_file).
 Splitting them lets the primary pipeline several heights before the previous
 one is executed, and survives view changes that turn a height into a null
 block, while the block hash still chains every header to its parent.
@@ -78,6 +83,9 @@ def proposal_digest(chain_id: str, height: int, view: int, proposer: str, timest
     return hash256(PROPOSAL_DOMAIN + codec.pack([chain_id, height, view, proposer, timestamp_ms, tx_root]))
 
 
+HEADER_FIELDS = 9          # a header record's length (BlockHeader.to_record)
+
+
 @dataclass(frozen=True, slots=True)
 class BlockHeader:
     chain_id: str
@@ -86,13 +94,14 @@ class BlockHeader:
     prev_hash: bytes
     tx_root: bytes
     state_root: bytes
+    receipt_root: bytes
     proposer: str
     timestamp_ms: int
     _hash: bytes | None = field(default=None, compare=False, repr=False)
 
     def to_record(self) -> list:
         return [self.chain_id, self.height, self.view, self.prev_hash, self.tx_root,
-                self.state_root, self.proposer, self.timestamp_ms]
+                self.state_root, self.receipt_root, self.proposer, self.timestamp_ms]
 
     def encode(self) -> bytes:
         return codec.pack(self.to_record())
@@ -117,17 +126,18 @@ class BlockHeader:
 
     @classmethod
     def from_record(cls, rec: Any) -> "BlockHeader":
-        codec.expect_list(rec, 8, "header")
-        chain_id, height, view, prev_hash, tx_root, state_root, proposer, ts = rec
+        codec.expect_list(rec, HEADER_FIELDS, "header")
+        chain_id, height, view, prev_hash, tx_root, state_root, receipt_root, proposer, ts = rec
         codec.expect_str(chain_id, "header.chain_id", MAX_CHAIN_ID_LEN)
         codec.expect_uint(height, "header.height")
         codec.expect_uint(view, "header.view")
         codec.expect_bytes(prev_hash, "header.prev_hash", HASH_LEN)
         codec.expect_bytes(tx_root, "header.tx_root", HASH_LEN)
         codec.expect_bytes(state_root, "header.state_root", HASH_LEN)
+        codec.expect_bytes(receipt_root, "header.receipt_root", HASH_LEN)
         codec.expect_str(proposer, "header.proposer", MAX_NAME_LEN)
         codec.expect_uint(ts, "header.timestamp_ms")
-        return cls(chain_id, height, view, prev_hash, tx_root, state_root, proposer, ts)
+        return cls(chain_id, height, view, prev_hash, tx_root, state_root, receipt_root, proposer, ts)
 
     @classmethod
     def decode(cls, data: bytes) -> "BlockHeader":

@@ -16,6 +16,7 @@ from .codec import DecodeError
 from .crypto import HASH_LEN, SIG_LEN, verify
 
 VOTE_DOMAIN = b"ynchain/pbft-vote/v1\x00"
+CHECKPOINT_DOMAIN = b"ynchain/pbft-checkpoint/v1\x00"
 PHASE_PREPARE = "prepare"
 PHASE_COMMIT = "commit"
 MAX_VALIDATORS = 1024
@@ -29,6 +30,13 @@ def quorum_size(n: int) -> int:
 
 def vote_bytes(phase: str, chain_id: str, view: int, seq: int, digest: bytes) -> bytes:
     return VOTE_DOMAIN + codec.pack([phase, chain_id, view, seq, digest])
+
+
+def checkpoint_bytes(chain_id: str, seq: int, state_digest: bytes) -> bytes:
+    """What a CHECKPOINT signs: the block hash at `seq` (its state digest).
+    2f+1 of them (a stable checkpoint proof) certify that header, and through
+    the prev_hash links every header below it (ledger.proof_file)."""
+    return CHECKPOINT_DOMAIN + codec.pack([chain_id, seq, state_digest])
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,16 +28,23 @@ primaries never propose them, but a faulty one may, and every node must then
 still compute the same thing.  Signatures are not checked again here: every
 validator checked them before voting for the block.
 
-State root.  root(h) = H(STATE_ROOT_DOMAIN || root(h-1) || pack(sorted writes of h)),
-root(0) = H(STATE_ROOT_DOMAIN || INITIAL_STATE_ROOT || pack(sorted genesis state)) (the
-store starts with the genesis state: `genesis_state`), and a block without writes
-keeps its parent's root.
-The writes of a block are fixed by the committed history (deterministic
-execution), sorting makes their encoding canonical, and deletes are nil where
-values are bin, so two nodes with the same committed history have the same
-root, and a node whose state diverged at any height has different roots from
-then on.  It commits to the history of changes, not to a key-value tree: it
-proves agreement, not membership of one key.
+State root.  The root of the state tree (ledger.state_tree) over the whole
+state after the block: every contract's tables, the gov/ configuration
+included.  `execute_block` applies the block's write set to the tree as one
+batched update at version = height (a block without writes copies the root),
+so a header's state root commits to what every key holds, and a state proof
+shows it to anyone holding the certified header.  The tree's root depends only
+on the set of key/value pairs, and the write set only on the committed
+history (deterministic execution), so two nodes with the same history agree.
+
+Receipt root.  A binary Merkle root (ledger.merkle, like the tx root) over
+one item per tx, in block order: RECEIPT_DOMAIN ‖ the tx's index in the
+block (4 bytes big-endian) ‖ its id ‖ the canonical msgpack of the receipt
+record [status, message, result] with a 4-byte big-endian length prefix
+(`receipt_item`).  The index and id bind a receipt to its tx: two txs with
+equal receipts (or a repeated tx id, whose repeat gets `duplicate`) still
+have different items.  So "this tx failed with conflict" is
+provable with the header, as the tx itself is with the tx root.
 """
 
 from __future__ import annotations
@@ -49,14 +56,18 @@ from . import admission, codec, config_state
 from .consortium import ChainConfig
 from .contracts import REGISTRY, Contract, contract_at
 from .contracts.base import CallContext, ContractState, ReadState, StateReader, Writes
-from .crypto import hash256
 from .errors import ContractError
+from .merkle import merkle_proof, merkle_root, verify_proof
 from .receipt import (ERR_DUPLICATE, ERR_EXPIRED, ERR_INVALID, ERR_UNKNOWN_CONTRACT,
                       ERR_UNKNOWN_METHOD, OK, Receipt)
+from .state_tree import MemoryNodeStore, StateTree, UpdateResult
 from .tx import Transaction
 
-STATE_ROOT_DOMAIN = b"ynchain/state-root/v1\x00"
-INITIAL_STATE_ROOT = hash256(b"ynchain/state-root/initial")
+RECEIPT_DOMAIN = b"ynchain/receipt/v1\x00"
+# What a repeated tx id gets.  The tx index keeps a tx id's first commit only,
+# so a proof builder rebuilds a block's repeats' receipts from these.
+DUPLICATE_IN_BLOCK = Receipt(ERR_DUPLICATE, "transaction appears earlier in this block")
+DUPLICATE_COMMITTED = Receipt(ERR_DUPLICATE, "transaction already committed")
 MAX_MESSAGE_LEN = 1024            # Receipt.from_record's bound
 
 _MISSING = object()
@@ -76,30 +87,58 @@ _ADMISSION_STATUS = {
 class ExecutionResult:
     receipts: tuple[Receipt, ...]          # one per tx, in block order
     writes: Writes                         # what to apply to the state store
-    state_root: bytes
+    tree: UpdateResult                     # the state tree's nodes for the block (Store.commit)
+    receipt_root: bytes
     config: ChainConfig | None = None      # the configuration after the block, if it changed it
 
+    @property
+    def state_root(self) -> bytes:
+        return self.tree.root
 
-def next_state_root(prev_root: bytes, writes: Writes) -> bytes:
-    if not writes:
-        return prev_root
-    return hash256(STATE_ROOT_DOMAIN + prev_root + codec.pack(sorted(writes.items())))
+
+def receipt_item(index: int, tx_id: bytes, receipt: Receipt,
+                 pack: Callable[[Any], bytes] = codec.pack) -> bytes:
+    """The Merkle item of the receipt of the tx at `index` in its block (module doc)."""
+    body = pack(receipt.to_record())
+    return RECEIPT_DOMAIN + index.to_bytes(4, "big") + tx_id + len(body).to_bytes(4, "big") + body
+
+
+def _receipt_items(txs: Sequence[Transaction], receipts: Sequence[Receipt]) -> list[bytes]:
+    pack = codec.packer()
+    return [receipt_item(i, tx.id, r, pack) for i, (tx, r) in enumerate(zip(txs, receipts, strict=True))]
+
+
+def receipt_root(txs: Sequence[Transaction], receipts: Sequence[Receipt]) -> bytes:
+    return merkle_root(_receipt_items(txs, receipts))
+
+
+def receipt_proof(txs: Sequence[Transaction], receipts: Sequence[Receipt],
+                  index: int) -> list[tuple[bool, bytes]]:
+    """Inclusion proof of receipts[index] (of txs[index]) in receipt_root(txs, receipts)."""
+    return merkle_proof(_receipt_items(txs, receipts), index)
+
+
+def verify_receipt_proof(index: int, tx_id: bytes, receipt: Receipt,
+                         proof: list[tuple[bool, bytes]], root: bytes) -> bool:
+    return verify_proof(receipt_item(index, tx_id, receipt), proof, root)
 
 
 def genesis_state(config: ChainConfig) -> tuple[Writes, bytes]:
-    """The state a new store starts with (the genesis configuration's records)
-    and its root: what storage.open_store's initial_state/initial_state_root take."""
+    """The state a new store starts with (the genesis configuration's records,
+    storage.open_store's initial_state) and its state tree root (version 0)."""
     writes = config_state.genesis_state(config)
-    return writes, next_state_root(INITIAL_STATE_ROOT, writes)
+    return writes, StateTree(MemoryNodeStore()).apply(0, writes).root
 
 
 def execute_block(config: ChainConfig, get_state: ReadState, height: int,
-                  txs: Sequence[Transaction], prev_state_root: bytes,
+                  txs: Sequence[Transaction], tree: StateTree,
                   is_committed: Callable[[bytes], bool], *, timestamp_ms: int) -> ExecutionResult:
     """Execute block `height` (>= 1), proposed at `timestamp_ms`, on top of the
     state `get_state` reads (the state after height-1, under which `config` is
-    in force).  `is_committed(tx_id)` answers for txs of earlier blocks;
-    duplicates inside the block are found here."""
+    in force, and whose state tree is `tree`, at version height-1).  The
+    block's writes are applied to `tree` as version `height`: the caller
+    stores `result.tree` or rewinds the tree.  `is_committed(tx_id)` answers
+    for txs of earlier blocks; duplicates inside the block are found here."""
     if height < 1:
         raise ValueError(f"block height must be >= 1, got {height}")
     block_writes: Writes = {}
@@ -116,10 +155,10 @@ def execute_block(config: ChainConfig, get_state: ReadState, height: int,
     for tx in txs:
         tx_id = tx.id
         if tx_id in seen:
-            receipts.append(Receipt(ERR_DUPLICATE, "transaction appears earlier in this block"))
+            receipts.append(DUPLICATE_IN_BLOCK)
             continue
         if is_committed(tx_id):
-            receipts.append(Receipt(ERR_DUPLICATE, "transaction already committed"))
+            receipts.append(DUPLICATE_COMMITTED)
             continue
         seen.add(tx_id)
         problem = admission.problem(tx, height - 1, config, timestamp_ms)
@@ -133,9 +172,8 @@ def execute_block(config: ChainConfig, get_state: ReadState, height: int,
             block_writes.update(tx_writes)
             if tx.contract == config_state.CONTRACT:
                 config = config_state.apply_writes(config, tx_writes) or config
-    return ExecutionResult(tuple(receipts), block_writes,
-                           next_state_root(prev_state_root, block_writes),
-                           None if config is start_config else config)
+    return ExecutionResult(tuple(receipts), block_writes, tree.apply(height, block_writes),
+                           receipt_root(txs, receipts), None if config is start_config else config)
 
 
 def _call(ctx: CallContext, contract: Contract | str, tx: Transaction, read: ReadState,

@@ -72,8 +72,8 @@ def run_node(home: Path, log_format: str | None = None) -> int:
     try:
         genesis = load_genesis(config.genesis)
         key = load_key(config.key_file)
-        state, root = genesis_state(genesis.config)
-        store = open_store(config.data_dir, genesis.hash, initial_state=state, initial_state_root=root,
+        store = open_store(config.data_dir, genesis.hash,
+                           initial_state=genesis_state(genesis.config)[0],
                            safety_dir=config.safety_dir)
     except LedgerError as exc:
         log.error("%s", exc)
@@ -111,6 +111,5 @@ def resync_node(home: Path) -> Path | None:
     store went.  Raises ConfigError, LedgerError or StoreError."""
     config = load_config(home)
     genesis = load_genesis(config.genesis)
-    state, root = genesis_state(genesis.config)
     return resync_store(config.data_dir, genesis.hash, config.safety_dir,
-                        initial_state=state, initial_state_root=root)
+                        initial_state=genesis_state(genesis.config)[0])

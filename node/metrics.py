@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ledger.consortium import NODE_ROLES
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_LABEL_VALUES = 32
 OTHER_REASON = "other"
@@ -159,6 +161,9 @@ class NodeMetrics:
         self.quorum = Gauge("ynchain_quorum", "Validators needed to commit a block (this node included)",
                             registry=r)
         self.peers_connected = Gauge("ynchain_peers_connected", "Connected peers", registry=r)
+        self.role = Gauge("ynchain_node_role",
+                          "1 for the role this node runs as (validator: votes; observer: follows)",
+                          ["role"], registry=r)
         self.commit_latency = Histogram(
             "ynchain_commit_latency_seconds",
             "Seconds from proposal (or admission to this node's mempool) to commit",
@@ -173,7 +178,7 @@ class NodeMetrics:
             "ynchain_mempool_rejections", "Transactions the mempool refused", ["reason"], registry=r))
         self.consensus_faults = _ReasonCounter(Counter(
             "ynchain_consensus_faults", "Consensus messages dropped as faulty", ["reason"], registry=r))
-        # Labelled by validator name: bounded by the genesis validator set.
+        # Labelled by node name: bounded by the nodes the configuration has allowed.
         self.peer_faults = Counter("ynchain_peer_faults",
                                    "Messages from this peer dropped as faulty (any reason)", ["peer"],
                                    registry=r)
@@ -199,6 +204,10 @@ class NodeMetrics:
         self.quorum.set(quorum)
         self.mempool_max_txs.set(mempool_max_txs)
         self.mempool_max_bytes.set(mempool_max_bytes)
+
+    def set_role(self, role: str) -> None:
+        for each in NODE_ROLES:
+            self.role.labels(role=each).set(1 if each == role else 0)
 
     def track_disk(self, path: str | os.PathLike) -> None:
         """Report free and total space of the file system holding `path`."""

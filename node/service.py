@@ -12,22 +12,23 @@ large request keeps answering others and keeps its peer sessions.  GET
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import trio
 
-from consensus.replica import Replica
-from ledger.consortium import ACCOUNT_KEY, ChainConfig
+from ledger.consortium import ACCOUNT_KEY, ChainConfig, address_text
 from ledger.contracts import CommittedState
 from ledger.execution import query_state
 from ledger.block import Block, BlockHeader
 from ledger.genesis import Account, Genesis, Organisation
 from ledger.tx import Transaction
-from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
+from node.api.facade import (Admission, CommittedBlock, ProofAnswer, TxCommitted, TxDropped, TxOutcome,
+                             TxRecord)
 from node.core.chain import Chain
 from node.core.commits import CommitFanout, Subscription
 from node.core.config_history import ConfigHistory
 from node.core.mempool import Mempool
+from node.core.proofs import ProofBuilder, ProofUnavailable
 from node.core.sync import BlockSync
 from node.core.tx_relay import TxRelay
 from node.key_expiry import KeyExpiryWatch
@@ -39,15 +40,18 @@ READ_CHUNK = 1024      # tx index lookups between two yields to the event loop
 
 
 class NodeService:
-    def __init__(self, genesis: Genesis, name: str, index: int, store: Store, replica: Replica,
+    def __init__(self, genesis: Genesis, name: str, role: Callable[[], str], store: Store,
+                 consensus_view: Callable[[], tuple[int, bytes | None]],
                  mempool: Mempool, relay: TxRelay, commits: CommitFanout, peers: PeerManager,
                  sync: BlockSync, metrics: NodeMetrics, *, chain: Chain, keys: KeyExpiryWatch) -> None:
+        """`consensus_view()`: (view, the primary's node key or None if unknown);
+        `role()`: validator or observer (governance may change it)."""
         self.chain_id = genesis.chain_id
         self.name = name
+        self._role = role
         self._genesis = genesis
-        self._index = index
         self._store = store
-        self._replica = replica
+        self._consensus_view = consensus_view
         self._mempool = mempool
         self._relay = relay
         self._commits = commits
@@ -57,14 +61,20 @@ class NodeService:
         self._chain = chain
         self._keys = keys
         self._config_history = ConfigHistory(genesis.config, store.scan_state)
+        self._proofs = ProofBuilder(genesis, store)
+
+    def _node_name(self, key: bytes) -> str:
+        node = self._chain.config.node_by_key(key)
+        return node.name if node is not None else self._peers.name_of(key)
 
     def status(self) -> dict[str, Any]:
-        names = [v.name for v in self._genesis.validators]
+        view, primary = self._consensus_view()
         return {
-            "chain_id": self.chain_id, "node": self.name, "height": self._store.last_height(),
-            "last_block_hash": self._store.last_block_hash().hex(), "view": self._replica.view,
-            "primary": names[self._replica.primary],
-            "peers": sorted(names[i] for i in self._peers.connected()),
+            "chain_id": self.chain_id, "node": self.name, "role": self._role(),
+            "height": self._store.last_height(),
+            "last_block_hash": self._store.last_block_hash().hex(), "view": view,
+            "primary": None if primary is None else self._node_name(primary),
+            "peers": sorted(self._peers.name_of(k) for k in self._peers.connected()),
             "mempool": len(self._mempool), "syncing": self._sync.active,
             # For `ynchain node doctor`: same chain as its peers, clock skew, sync progress.
             "genesis_hash": self._genesis.hash.hex(), "time": round(time.time(), 3),
@@ -130,6 +140,19 @@ class NodeService:
             return None
         return self._config_history.at(height), height
 
+    def prove(self, kind: str, args: tuple) -> ProofAnswer:
+        builder = self._proofs
+        try:
+            if kind == "tx":
+                return ProofAnswer(kind, builder.tx(*args), self._store.get_tx(args[0])[0])
+            if kind == "state":
+                data, height = builder.state(*args)
+            else:
+                data, height = builder.receipt(*args)
+            return ProofAnswer(kind, data, height)
+        except ProofUnavailable as exc:
+            return ProofAnswer(kind, problem=str(exc), missing=exc.missing)
+
     def account(self, public_key: bytes) -> Account | None:
         config = self._chain.config
         found = config.account_by_key(public_key)
@@ -142,14 +165,24 @@ class NodeService:
     def organisations(self) -> tuple[Organisation, ...]:
         return tuple(self._chain.config.organisations.values())
 
+    def validator_names_at(self, height: int) -> tuple[str, ...]:
+        return self._chain.config.epoch_of(height).names
+
     def validators(self) -> list[dict[str, Any]]:
+        """The validators that vote on the next block, in index order."""
+        config = self._chain.config
         connected = set(self._peers.connected())
-        primary = self._replica.primary
-        return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),
-                 "p2p": f"{v.p2p[0]}:{v.p2p[1]}", "api": f"{v.api[0]}:{v.api[1]}",
-                 "connected": i == self._index or i in connected, "primary": i == primary,
-                 "last_error": self._peers.last_error(i)}
-                for i, v in enumerate(self._genesis.validators)]
+        _, primary = self._consensus_view()
+        me = self._peers.own_key
+        out = []
+        for name, key in config.epoch_of(self._store.last_height() + 1).validators:
+            node = config.nodes.get(name)
+            p2p, api = (address_text(node.p2p), address_text(node.api)) if node is not None else (None, None)
+            out.append({"name": name, "org": node.org if node is not None else None,
+                        "public_key": key.hex(), "p2p": p2p, "api": api,
+                        "connected": key == me or key in connected, "primary": key == primary,
+                        "last_error": self._peers.last_error(key)})
+        return out
 
     def reserve_subscription(self) -> Subscription | None:
         return self._commits.subscribers.reserve()

@@ -12,11 +12,17 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 from ledger.block import Block
 from ledger.certificate import CommitCertificate
 from ledger.receipt import Receipt
+from ledger.state_tree import StateTree, UpdateResult
 from ledger.tx import Transaction
 
 
 @runtime_checkable
 class Store(Protocol):
+    # The authenticated state at the tip (ledger.state_tree), reading its
+    # nodes from this store.  Apply a block's writes to it for the block's
+    # state root; commit() stores the result, or rewinds the tree if it fails.
+    state_tree: StateTree
+
     # -- the chain tip (kept in memory: no I/O) --------------------------------
     def last_height(self) -> int:
         """Height of the last committed block; 0 when none is."""
@@ -58,9 +64,11 @@ class Store(Protocol):
     # -- writing -----------------------------------------------------------------
     def commit(self, block: Block, certificate: CommitCertificate,
                receipts: Sequence[Receipt], state_writes: Mapping[bytes, bytes | None],
-               state_root: bytes, payload: bytes | None = None) -> None:
+               tree: UpdateResult, payload: bytes | None = None) -> None:
         """Atomically and durably append `block` (all of it or, after a crash,
-        none of it).  Raises CommitOrderError unless it extends the tip.
+        none of it), with the state tree nodes `tree` (state_tree.apply of the
+        block's writes at its height; its root is the header's state root).
+        Raises CommitOrderError unless it extends the tip.
         A tx id already indexed (earlier block, or earlier in this block; its
         receipt is then ERR_DUPLICATE) keeps its first entry.  `state_writes`
         maps key -> value, None deletes.  `payload`: the proposal bytes
@@ -78,6 +86,12 @@ class Store(Protocol):
         delete the (seq, digest) payloads in `dropped` (consensus.events.PersistSafety)."""
 
     def get_prepared_payload(self, seq: int, digest: bytes) -> bytes | None: ...
+
+    def put_checkpoint(self, seq: int, proof: bytes) -> None:
+        """Keep an encoded stable checkpoint proof (the anchor of proof files)."""
+
+    def checkpoint_at_or_above(self, height: int) -> tuple[int, bytes] | None:
+        """(seq, encoded proof) of the lowest kept checkpoint >= `height` and <= the tip."""
 
     def close(self) -> None:
         """Release the store; idempotent.  Any later call raises StoreError."""

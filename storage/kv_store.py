@@ -24,7 +24,9 @@ from ledger.block import GENESIS_HASH, Block, Proposal, proposal_tx_spans
 from ledger.certificate import CommitCertificate
 from ledger.codec import DecodeError, pack
 from ledger.crypto import HASH_LEN
+from ledger.errors import StateTreeError
 from ledger.receipt import ERR_DUPLICATE, Receipt
+from ledger.state_tree import StateTree, UpdateResult
 from ledger.tx import Transaction
 
 from . import layout
@@ -102,12 +104,29 @@ def refuse_if_voted(where: str, copy: SafetyCopy, kept: KeptRecord | None) -> No
             "could make it sign conflicting votes")
 
 
+class _TreeNodes:
+    """The state tree's node store: its nodes under their own family.  Reads
+    go through the store's current backend, so a closed store refuses them."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: "KVStore") -> None:
+        self._store = store
+
+    def get(self, node_key: bytes) -> bytes | None:
+        return self._store._kv.get(layout.STATE_TREE + node_key)
+
+
 class KVStore:
     """A Store (storage.base) over a Backend; see storage.layout for the keys.
 
     A store created here starts with `initial_state` (the genesis state: the
-    consortium configuration, ledger.execution.genesis_state) under
-    `initial_state_root`.  With a `safety_copy` (storage.safety_copy), every
+    consortium configuration, ledger.execution.genesis_state) as the state
+    tree's version 0.  `state_tree` is the authenticated state at the tip
+    (ledger.state_tree.StateTree, reading its nodes from this store): the
+    caller applies a block's writes to it to learn the block's state root and
+    hands the UpdateResult to `commit`, which writes the nodes in the block's
+    batch (and rewinds the tree if the commit fails).  With a `safety_copy` (storage.safety_copy), every
     safety record saved is also kept there, and opening checks the store's
     record against it.
 
@@ -117,25 +136,30 @@ class KVStore:
     """
 
     def __init__(self, backend: Backend, segments: SegmentLog, where: str, genesis_hash: bytes, *,
-                 initial_state_root: bytes = bytes(HASH_LEN),
                  initial_state: Mapping[bytes, bytes] = NO_STATE, create: bool = True,
                  safety_copy: SafetyCopy | None = None) -> None:
         _check_hash(genesis_hash, "genesis_hash")
-        _check_hash(initial_state_root, "initial_state_root")
         self._kv: Backend = backend
         self._segments = segments
         self.where = where
         self.genesis_hash = genesis_hash
         self._copy = safety_copy
         kept = safety_copy.load() if safety_copy is not None else None
-        self._tip = self._open_or_create(genesis_hash, initial_state_root, initial_state, create, kept)
+        self._tip = self._open_or_create(genesis_hash, initial_state, create, kept)
+        try:
+            self.state_tree = StateTree(_TreeNodes(self), self._tip.height)
+        except StateTreeError as exc:
+            raise CorruptStoreError(f"{where}: the state tree at height {self._tip.height} "
+                                    f"cannot be read: {exc}") from None
+        if self.state_tree.root_hash() != self._tip.state_root:
+            raise CorruptStoreError(f"{where}: the state tree's root at height {self._tip.height} "
+                                    "is not the state root of the tip")
         self._safety_number, record = self._read_safety()
         if safety_copy is not None:
             self._check_safety_copy(safety_copy, kept, record)
         self._check_newest_body()
 
-    def _open_or_create(self, genesis_hash: bytes, initial_state_root: bytes,
-                        initial_state: Mapping[bytes, bytes], create: bool,
+    def _open_or_create(self, genesis_hash: bytes, initial_state: Mapping[bytes, bytes], create: bool,
                         kept: KeptRecord | None) -> Tip:
         kv = self._kv
         raw_schema = kv.get(layout.KEY_SCHEMA)
@@ -148,13 +172,16 @@ class KVStore:
                 raise NotAStoreError(f"{self.where}: no ynchain store here")
             if self._copy is not None:
                 refuse_if_voted(self.where, self._copy, kept)
-            tip = Tip(0, GENESIS_HASH, initial_state_root)
+            genesis_tree = StateTree(_TreeNodes(self)).apply(0, initial_state)
+            tip = Tip(0, GENESIS_HASH, genesis_tree.root)
             batch = kv.batch()
             batch.put(layout.KEY_SCHEMA, pack(layout.SCHEMA_VERSION))
             batch.put(layout.KEY_GENESIS, pack(genesis_hash))
             batch.put(layout.KEY_TIP, tip.encode())
             for key, value in initial_state.items():     # the genesis state, in the same batch
                 batch.put(layout.STATE + key, value)
+            for node_key, node in genesis_tree.new_nodes.items():
+                batch.put(layout.STATE_TREE + node_key, node)
             batch.write()
             return tip
         try:
@@ -329,7 +356,18 @@ class KVStore:
     # -- writes -----------------------------------------------------------------
     def commit(self, block: Block, certificate: CommitCertificate,
                receipts: Sequence[Receipt], state_writes: Mapping[bytes, bytes | None],
-               state_root: bytes, payload: bytes | None = None) -> None:
+               tree: UpdateResult, payload: bytes | None = None) -> None:
+        try:
+            self._commit(block, certificate, receipts, state_writes, tree, payload)
+        except BaseException:
+            # The tree moved to this height when the caller applied the writes;
+            # its nodes were not stored, so it goes back to the tip.
+            self.state_tree.rewind(self._tip.height)
+            raise
+
+    def _commit(self, block: Block, certificate: CommitCertificate,
+                receipts: Sequence[Receipt], state_writes: Mapping[bytes, bytes | None],
+                tree: UpdateResult, payload: bytes | None = None) -> None:
         tip = self._tip
         header = block.header
         height = header.height
@@ -345,8 +383,10 @@ class KVStore:
         if len(receipts) != len(block.txs):
             raise StoreError(f"{self.where}: block {height} has {len(block.txs)} txs "
                              f"but {len(receipts)} receipts")
-        _check_hash(state_root, "state_root")
-        new_tip = Tip(height, block.hash, state_root)
+        if tree.version != height or tree.root != header.state_root:
+            raise StoreError(f"{self.where}: block {height}'s state root is not the state tree's "
+                             f"root of version {tree.version}")
+        new_tip = Tip(height, block.hash, tree.root)
         hkey = layout.height_key(height)
         kv = self._kv
         batch = kv.batch()
@@ -373,6 +413,9 @@ class KVStore:
                     batch.delete(key)
                 else:
                     put(key, value)
+            tree_prefix = layout.STATE_TREE
+            for node_key, node in tree.new_nodes.items():
+                put(tree_prefix + node_key, node)
             put(layout.KEY_TIP, new_tip.encode())
         except (TypeError, ValueError, OverflowError) as exc:
             # msgpack's complaint about an unencodable receipt result or header field
@@ -484,6 +527,28 @@ class KVStore:
         if raw is None:
             return None
         return self._segments.read(Ref(*self._decode(layout.decode_ref, raw, f"prepared payload {seq}")))
+
+    # -- stable checkpoint proofs (the anchors of proof files) ---------------------
+    def put_checkpoint(self, seq: int, proof: bytes) -> None:
+        """Keep an encoded stable checkpoint proof (consensus.messages.
+        CheckpointProof).  Not synced: losing the newest after a crash only
+        makes proofs wait for the next one."""
+        if type(proof) is not bytes:
+            raise StoreError(f"{self.where}: checkpoint proof must be bytes")
+        batch = self._kv.batch()
+        batch.put(layout.CHECKPOINT + layout.height_key(seq), proof)
+        batch.write()
+
+    def checkpoint_at_or_above(self, height: int) -> tuple[int, bytes] | None:
+        """The lowest kept checkpoint proof at `height` or above that does not
+        lie beyond the tip: (its seq, the encoded proof), or None."""
+        found = self._kv.range(layout.CHECKPOINT + layout.height_key(height),
+                               layout.prefix_end(layout.CHECKPOINT), 1)
+        if not found:
+            return None
+        key, value = found[0]
+        seq = int.from_bytes(key[len(layout.CHECKPOINT):], "big")
+        return None if seq > self._tip.height else (seq, value)
 
     # -- lifetime -----------------------------------------------------------------
     def close(self) -> None:

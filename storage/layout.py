@@ -20,6 +20,12 @@ arrays (ledger.codec) unless noted.
     p/safety            -> [save number, the consensus safety record (bin, opaque here)]
     q/ + seq (8 BE) + digest -> [segment, offset, length] of a prepared payload the
                            safety record refers to
+    n/ + tree node key  -> a state tree node (ledger.state_tree: the key starts with the
+                           height that wrote it; every height's nodes are kept, so a
+                           state proof can be made at any committed height)
+    k/ + height (8 BE)  -> a stable checkpoint proof at that height (consensus.messages.
+                           CheckpointProof: 2f+1 signatures over the block hash), the
+                           anchor of proof files (ledger.proof_file)
 
 Block bodies live in append-only segment files, not in this LSM: here they were
 rewritten by every compaction of the random tx-id keys around them.  A payload
@@ -35,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 from ledger import codec
+from ledger.block import HEADER_FIELDS
 from ledger.crypto import HASH_LEN
 from ledger.receipt import Receipt
 
@@ -42,10 +49,13 @@ from ledger.receipt import Receipt
 # blocks stored by version 1 no longer verify against their own headers.
 # 3: the state starts with the genesis consortium configuration (gov/ tables,
 # ledger.config_state), so stores of version 2 hold a state this ynchain cannot run on.
-# 4: block bodies and prepared payloads in segment files (x/ replaces b/), tx
+# 4: the state root is the state tree's root (ledger.state_tree) over the whole
+# state, its nodes under n/; headers carry a receipt root; stable checkpoint
+# proofs are kept (k/).  Roots of version-3 stores mean something else.
+# 5: block bodies and prepared payloads in segment files (x/ replaces b/), tx
 # entries locate their tx's bytes.  A store of an older version is refused
 # (SchemaVersionError); `ynchain node resync` rebuilds it from the peers.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 KEY_SCHEMA = b"m/schema"
 KEY_GENESIS = b"m/genesis"
@@ -58,8 +68,10 @@ BLOCK_HASH = b"h/"
 TX = b"t/"
 STATE = b"s/"
 PAYLOAD = b"q/"
+STATE_TREE = b"n/"
+CHECKPOINT = b"k/"
 
-FAMILIES = (b"m/", BLOCK_INDEX, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD)
+FAMILIES = (b"m/", BLOCK_INDEX, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD, STATE_TREE, CHECKPOINT)
 
 # Most entries one scan_state call returns: queries page through state, they
 # never read a whole family at once.
@@ -119,7 +131,7 @@ class BlockEntry:
     @classmethod
     def decode(cls, data: bytes) -> "BlockEntry":
         rec = codec.expect_list(codec.unpack(data), 5, "block entry")
-        codec.expect_list(rec[0], 8, "block entry.header")
+        codec.expect_list(rec[0], HEADER_FIELDS, "block entry.header")
         for i, what in enumerate(("segment", "offset", "length", "txs_offset"), start=1):
             codec.expect_uint(rec[i], f"block entry.{what}")
         return cls(*rec)

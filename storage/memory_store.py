@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from ledger.crypto import HASH_LEN
-
 from .kv_store import NO_STATE, KVStore
 from .segments import MemorySegments, SegmentLog
 
@@ -65,7 +63,7 @@ class _DictBackend:
 
 
 class MemoryStore(KVStore):
-    def __init__(self, genesis_hash: bytes, *, initial_state_root: bytes = bytes(HASH_LEN),
+    def __init__(self, genesis_hash: bytes, *,
                  initial_state: Mapping[bytes, bytes] = NO_STATE) -> None:
         super().__init__(_DictBackend(), SegmentLog(MemorySegments(), "<memory>"), "<memory>",
-                         genesis_hash, initial_state_root=initial_state_root, initial_state=initial_state)
+                         genesis_hash, initial_state=initial_state)

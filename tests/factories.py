@@ -91,8 +91,7 @@ def make_store(genesis: Genesis):
     holding the genesis state (the consortium configuration)."""
     from ledger.execution import genesis_state
     from storage.memory_store import MemoryStore
-    state, root = genesis_state(genesis.config)
-    return MemoryStore(genesis.hash, initial_state=state, initial_state_root=root)
+    return MemoryStore(genesis.hash, initial_state=genesis_state(genesis.config)[0])
 
 
 def make_tx(key: KeyPair, genesis: Genesis, contract: str = "kv", method: str = "put",

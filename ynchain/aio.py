@@ -21,22 +21,18 @@ from ledger.crypto import KeyPair
 from ledger.tx import Transaction
 
 from . import protocol as p
-from .client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, EVENT_IDLE_S, POLL_S
+from .client import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S, EVENT_IDLE_S, POLL_S, ClientSettings
 from .errors import NodeUnavailable
 from .models import BatchItem, BlockEvent, Status, Submission, TxResult
-from .signing import DEFAULT_VALID_FOR, build_tx, load_signer
+from .signing import DEFAULT_VALID_FOR, build_tx
 
 
-class AsyncClient:
+class AsyncClient(ClientSettings):
     def __init__(self, url: str, *, key: "KeyPair | str | os.PathLike[str] | None" = None,
                  timeout: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
                  valid_for: int = DEFAULT_VALID_FOR,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.url = p.base_url(url)
-        self.key = None if key is None else load_signer(key)
-        self.timeout = timeout
-        self.retries = retries
-        self.valid_for = valid_for
+        super().__init__(url, key, timeout, retries, valid_for)
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport,
                                        headers={"Accept": "application/json"})
 
@@ -51,14 +47,10 @@ class AsyncClient:
 
     async def _once(self, call: p.Call) -> Any:
         try:
-            response = await self._http.request(
-                call.method, call.path, content=call.body,
-                headers={"Content-Type": "application/json"} if call.body else None,
-                timeout=call.timeout_s or self.timeout)
+            response = await self._http.request(**self._request_args(call))
         except httpx.HTTPError as exc:
             raise p.unreachable(self.url, exc) from None
-        return p.document(self.url, call, response.status_code, response.content,
-                          response.headers.get("retry-after"))
+        return self._answer(response, call)
 
     async def _request(self, call: p.Call) -> tuple[Any, bool]:
         attempt = 0

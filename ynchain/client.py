@@ -30,18 +30,36 @@ EVENT_IDLE_S = 45.0          # the node sends a heartbeat every 15 s
 POLL_S = 0.2
 
 
-class Client:
-    def __init__(self, url: str, *, key: "KeyPair | str | os.PathLike[str] | None" = None,
-                 timeout: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
-                 valid_for: int = DEFAULT_VALID_FOR, transport: httpx.BaseTransport | None = None) -> None:
-        """`key`: the account that signs `call`s (a KeyPair or a key file).
-        `retries`: how often a request the node could not answer (unreachable,
-        429, 503) is sent again; safe for submissions (see ynchain.protocol)."""
+class ClientSettings:
+    """What both clients are made of (ynchain.Client, ynchain.aio.AsyncClient).
+
+    `key`: the account that signs `call`s (a KeyPair or a key file).
+    `retries`: how often a request the node could not answer (unreachable,
+    429, 503) is sent again; safe for submissions (see ynchain.protocol)."""
+
+    def __init__(self, url: str, key: "KeyPair | str | os.PathLike[str] | None", timeout: float,
+                 retries: int, valid_for: int) -> None:
         self.url = p.base_url(url)
         self.key = None if key is None else load_signer(key)
         self.timeout = timeout
         self.retries = retries
         self.valid_for = valid_for
+
+    def _request_args(self, call: p.Call) -> dict[str, Any]:
+        return {"method": call.method, "url": call.path, "content": call.body,
+                "headers": {"Content-Type": "application/json"} if call.body else None,
+                "timeout": call.timeout_s or self.timeout}
+
+    def _answer(self, response: httpx.Response, call: p.Call) -> Any:
+        return p.document(self.url, call, response.status_code, response.content,
+                          response.headers.get("retry-after"))
+
+
+class Client(ClientSettings):
+    def __init__(self, url: str, *, key: "KeyPair | str | os.PathLike[str] | None" = None,
+                 timeout: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES,
+                 valid_for: int = DEFAULT_VALID_FOR, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(url, key, timeout, retries, valid_for)
         self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
                                   headers={"Accept": "application/json"})
 
@@ -57,13 +75,10 @@ class Client:
     # -- transport ---------------------------------------------------------------------
     def _once(self, call: p.Call) -> Any:
         try:
-            response = self._http.request(call.method, call.path, content=call.body,
-                                          headers={"Content-Type": "application/json"} if call.body else None,
-                                          timeout=call.timeout_s or self.timeout)
+            response = self._http.request(**self._request_args(call))
         except httpx.HTTPError as exc:
             raise p.unreachable(self.url, exc) from None
-        return p.document(self.url, call, response.status_code, response.content,
-                          response.headers.get("retry-after"))
+        return self._answer(response, call)
 
     def _request(self, call: p.Call) -> tuple[Any, bool]:
         """The answer's JSON, and whether it took more than one attempt."""

@@ -1,8 +1,8 @@
 """A user-space fault proxy per ordered pair of validators (the kernel here has no netem).
 
-Between validators i < j only i dials j, at the address in i's `[p2p] dial` table
-(node.config).  The campaign points that address at a `LinkProxy` that forwards to
-j's real listen port, so it can cut the link (drop live connections, refuse new
+Of two nodes only the one with the smaller node key dials the other, at the address
+in its `[p2p] dial` table (node.config).  The campaign points that address at a
+`LinkProxy` that forwards to the other's real listen port, so it can cut the link (drop live connections, refuse new
 ones), delay it, or heal it.  The proxy sees only sealed frames; it never reads them.
 """
 
@@ -105,21 +105,26 @@ async def _delayed_sender(receive: trio.MemoryReceiveChannel, sink: trio.SocketS
 
 
 class Mesh:
-    """One LinkProxy per ordered pair (i, j), i < j, on consecutive ports from `base_port`."""
+    """One LinkProxy per pair of nodes (i, j), i < j, on consecutive ports from
+    `base_port`, forwarding from the pair's dialer to the other: with `keys`
+    (the nodes' public keys) the one with the smaller key, else node i."""
 
-    def __init__(self, p2p: list[tuple[str, int]], base_port: int) -> None:
+    def __init__(self, p2p: list[tuple[str, int]], base_port: int,
+                 keys: list[bytes] | None = None) -> None:
         pairs = list(itertools.combinations(range(len(p2p)), 2))
-        self.links = {pair: LinkProxy(pair[0], pair[1], base_port + k, p2p[pair[1]])
-                      for k, pair in enumerate(pairs)}
+        self.links = {}
+        for k, (i, j) in enumerate(pairs):
+            dialer, target = (j, i) if keys is not None and keys[j] < keys[i] else (i, j)
+            self.links[(i, j)] = LinkProxy(dialer, target, base_port + k, p2p[target])
 
     @staticmethod
     def port_count(nodes: int) -> int:
         return math.comb(nodes, 2)
 
     def dial_table(self, dialer: int) -> dict[int, tuple[str, int]]:
-        """Where `dialer` must dial each higher-indexed peer: its proxy."""
-        return {j: ("127.0.0.1", link.listen_port)
-                for (i, j), link in self.links.items() if i == dialer}
+        """Where `dialer` must dial each peer it dials: that link's proxy."""
+        return {link.pair[1]: ("127.0.0.1", link.listen_port)
+                for link in self.links.values() if link.pair[0] == dialer}
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

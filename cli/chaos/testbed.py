@@ -3,7 +3,7 @@ kills, freezes and always cleans up.
 
 Ports: node i listens on BASE+2i (p2p) and BASE+2i+1 (API), as `testnet init`
 lays out; the link proxies take the next C(n, 2) ports.  Each node's config.toml
-dials every higher-indexed peer through its proxy (`[p2p] dial`).
+dials every peer it dials (those with larger node keys) through its proxy (`[p2p] dial`).
 
 Every process (nodes, schemathesis) is started by `spawn` from the campaign's main
 thread through a two-line shim that sets PR_SET_PDEATHSIG, so even a campaign that
@@ -71,7 +71,8 @@ class Testbed:
     def __init__(self, root: Path, nodes: int, mempool_max_txs: int) -> None:
         base = free_port_base(2 * nodes + Mesh.port_count(nodes))
         self.net: Testnet = init_testnet(root, nodes, base)
-        self.mesh = Mesh([n.p2p for n in self.net.nodes], base + 2 * nodes)
+        self.mesh = Mesh([n.p2p for n in self.net.nodes], base + 2 * nodes,
+                         list(self.net.genesis.validator_keys))
         names = [n.name for n in self.net.nodes]
         for i, node in enumerate(self.net.nodes):
             dial = {names[j]: address for j, address in self.mesh.dial_table(i).items()}

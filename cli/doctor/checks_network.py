@@ -8,6 +8,7 @@ from typing import Iterator
 
 from ledger.consortium import Node
 from ledger.genesis import Genesis
+from node.transport.peers import dials
 
 from ..target import sync_text
 from .facts import Facts, metric_values
@@ -171,7 +172,7 @@ def _links_seen_by_the_node(f: Facts) -> Iterator[Finding]:
             connected.append(v.name)
             continue
         error, source = entry.get("last_error"), "this node's last dial"
-        if not error and i < f.index:       # it dials us: its side knows why
+        if not error and dials(v.public_key, f.key.public_key):   # it dials us: its side knows why
             error, source = _their_error_about_us(f, i), f"{v.name}'s last dial"
         if error:
             reason, detail = _split_error(error)

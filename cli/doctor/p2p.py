@@ -6,13 +6,15 @@ peer that accepts a second session from a validator drops the first
 handshake would cut the running node off.  The doctor then asks the node's
 API for its own view instead (cli.doctor.checks_network).
 
-The mesh's connection rule decides the direction, as in the node: between
-validators i < j only i dials j, and j refuses a dial from i.  So:
+The mesh's connection rule decides the direction, as in the node: of two
+nodes the one with the smaller node key dials, and the other refuses a dial
+the other way (node.transport.peers.dials).  So:
 
-- peers above this node are dialed, with the full handshake;
-- peers below dial *us*: the doctor listens on this node's p2p address for a
-  while (they redial at least every 2 s) and runs the acceptor's side;
-- a peer below that does not come is dialed all the same: its hello (sent
+- peers with a larger key than this node's are dialed, with the full handshake;
+- peers with a smaller key dial *us*: the doctor listens on this node's p2p
+  address for a while (they redial at least every 2 s) and runs the
+  acceptor's side;
+- such a peer that does not come is dialed all the same: its hello (sent
   before it judges ours) tells whether it is up and on our chain and genesis;
   it then refuses us by design, which is reported as "it does not dial us".
 """
@@ -26,6 +28,7 @@ import trio
 from ledger.crypto import KeyPair
 from ledger.genesis import Genesis
 from node.transport.handshake import handshake
+from node.transport.peers import dials
 from node.transport.wire import HandshakeError, connect_failure
 
 # PeerManager redials with a back-off capped at 2 s (backoff_max_s), jittered down.
@@ -70,7 +73,7 @@ async def _dial(key: KeyPair, genesis: Genesis, index: int, timeout_s: float,
 
 
 class _Acceptor:
-    """Runs the acceptor's side for the peers below us that dial in."""
+    """Runs the acceptor's side for the peers that dial us (smaller keys)."""
 
     def __init__(self, key: KeyPair, genesis: Genesis, lower: dict[bytes, int], timeout_s: float) -> None:
         self.key = key
@@ -113,15 +116,18 @@ async def probe_links(key: KeyPair, genesis: Genesis, me: int, listen: tuple[str
     LinkResult per validator index.  `listen` is this node's p2p address (None:
     it cannot be bound, so peers below are only dialed)."""
     results: dict[int, LinkResult] = {}
-    lower = {v.public_key: i for i, v in enumerate(genesis.validators) if i < me}
+    mine = key.public_key
+    lower = {v.public_key: i for i, v in enumerate(genesis.validators)
+             if i != me and dials(v.public_key, mine)}
     acceptor = _Acceptor(key, genesis, lower, timeout_s)
 
     async def dial_into(index: int, expect_refusal: bool) -> None:
         results[index] = await _dial(key, genesis, index, timeout_s, expect_refusal)
 
     async with trio.open_nursery() as nursery:
-        for index in range(me + 1, len(genesis.validators)):
-            nursery.start_soon(dial_into, index, False)
+        for index, v in enumerate(genesis.validators):
+            if index != me and dials(mine, v.public_key):
+                nursery.start_soon(dial_into, index, False)
         listeners = []
         if lower and listen is not None:
             try:

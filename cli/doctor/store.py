@@ -10,7 +10,6 @@ from typing import Any
 
 from ledger.block import BlockHeader
 from ledger.certificate import CommitCertificate, Vote
-from ledger.execution import INITIAL_STATE_ROOT
 from ledger.genesis import Genesis
 from node.config import NodeConfig
 from storage.errors import StoreError, StoreLockedError
@@ -49,7 +48,7 @@ def tip_from_json(doc: Any) -> tuple[BlockHeader, bytes, CommitCertificate]:
     h, c = doc["header"], doc["certificate"]
     header = BlockHeader(h["chain_id"], int(h["height"]), int(h["view"]), bytes.fromhex(h["prev_hash"]),
                          bytes.fromhex(h["tx_root"]), bytes.fromhex(h["state_root"]),
-                         h["proposer"], int(h["timestamp_ms"]))
+                         bytes.fromhex(h["receipt_root"]), h["proposer"], int(h["timestamp_ms"]))
     votes = tuple(Vote(int(v["validator"]), bytes.fromhex(v["signature"])) for v in c["votes"])
     cert = CommitCertificate(int(c["view"]), int(c["height"]), bytes.fromhex(c["digest"]), votes)
     return header, bytes.fromhex(doc["hash"]), cert
@@ -73,7 +72,7 @@ def inspect_store(config: NodeConfig, genesis: Genesis) -> StoreFacts:
             return StoreFacts(error=exc)
         return StoreFacts(absent=True)
     try:
-        store = open_store(data, genesis.hash, create=False, initial_state_root=INITIAL_STATE_ROOT,
+        store = open_store(data, genesis.hash, create=False,
                            safety_dir=config.safety_dir)
     except StoreLockedError as exc:
         return StoreFacts(locked=True, error=exc)

@@ -1,4 +1,4 @@
-"""python -m consensus.sim --seeds N [--start S] [--nodes 4] [--twins K] [--json]
+"""python -m consensus.sim --seeds N [--start S] [--nodes 4] [--twins K] [--reconfig] [--json]
 
 Runs seeds start .. start+N-1 and prints one summary line (or one JSON
 object).  Exits 1 if any seed broke an invariant or lost liveness, printing
@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m consensus.sim") -
     parser.add_argument("--nodes", type=int, default=4, help="validators per run")
     parser.add_argument("--twins", type=int, default=0,
                         help="force this many split twin pairs (more than f must fork)")
+    parser.add_argument("--reconfig", action="store_true",
+                        help="blocks change the validator set 4 -> 5 -> 7 -> 4 (--nodes ignored)")
+    parser.add_argument("--broken-boundary", action="store_true",
+                        help="self-check: replicas ignore the epoch boundary (must fail)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.nodes < 1 or args.start < 0 or not 0 <= args.twins <= args.nodes:
@@ -33,7 +37,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m consensus.sim") -
     violations, liveness, blocks = [], [], []
     totals: dict[str, int] = {}
     for seed in range(args.start, args.start + args.seeds):
-        result = run_seed(seed, args.nodes, args.twins)
+        result = run_seed(seed, args.nodes, args.twins, reconfig=args.reconfig,
+                          broken_boundary=args.broken_boundary)
         blocks.append(result.blocks_committed)
         for key, value in result.stats.items():
             totals[key] = totals.get(key, 0) + value
@@ -61,8 +66,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m consensus.sim") -
 
 
 def _replay(args: argparse.Namespace, seed: int) -> str:
-    twins = f" --twins {args.twins}" if args.twins else ""
-    return f"python -m consensus.sim --seeds 1 --start {seed} --nodes {args.nodes}{twins}"
+    flags = (f" --twins {args.twins}" if args.twins else "") + \
+        (" --reconfig" if args.reconfig else "") + \
+        (" --broken-boundary" if args.broken_boundary else "")
+    return f"python -m consensus.sim --seeds 1 --start {seed} --nodes {args.nodes}{flags}"
 
 
 if __name__ == "__main__":

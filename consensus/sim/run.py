@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from .scenario import Scenario
-from .world import SeedResult, World
+from .world import Host, SeedResult, World
 
 
-def run_seed(seed: int, n: int = 4, twins: int = 0) -> SeedResult:
-    sc = Scenario.from_seed(seed, n, twins)
-    world = World(sc)
+def run_seed(seed: int, n: int = 4, twins: int = 0, *, reconfig: bool = False,
+             broken_boundary: bool = False) -> SeedResult:
+    """`reconfig`: blocks carry the set changes 4 -> 5 -> 7 -> 4, which must all
+    take effect.  `broken_boundary`: every replica ignores the boundary when
+    it computes its window (the checker's self-check: must be caught)."""
+    sc = Scenario.from_seed(seed, n, twins, reconfig=reconfig)
+    return run_world(World(sc, broken_boundary=broken_boundary), sc)
+
+
+def run_world(world: World, sc: Scenario) -> SeedResult:
+    """The faults of `sc`, then the liveness phase, on `world`."""
+    seed = sc.seed
     for p in sc.partitions:
         world.at(p.start_ms, world.partitions_now.append, p.side_a)
         world.at(p.end_ms, _heal, world, p.side_a)
@@ -26,10 +35,18 @@ def run_seed(seed: int, n: int = 4, twins: int = 0) -> SeedResult:
     correct = [h for h in world.hosts if h.correct]
     targets = {h.label: h.height + sc.liveness_blocks for h in correct}
     deadline = sc.faults_end_ms + sc.liveness_ms
-    world.run_until(deadline, lambda: all(h.height >= targets[h.label] for h in correct))
+    changes = len(sc.set_changes)
 
-    lagging = [f"{h.label} at {h.height} < {targets[h.label]}" for h in correct
-               if h.height < targets[h.label]]
+    def done(h: Host) -> bool:
+        # Reconfiguration: every change took effect, and the last set decides blocks.
+        return h.height >= targets[h.label] and h.changes_applied == changes and \
+            h.replica is not None and h.replica.epoch == h.schedule.last.number and \
+            h.height > h.schedule.last.start
+
+    world.run_until(deadline, lambda: all(done(h) for h in correct))
+    lagging = [f"{h.label} at {h.height} (target {targets[h.label]}), epoch "
+               f"{h.replica.epoch if h.replica else None} of {h.schedule.last.number}, "
+               f"{h.changes_applied}/{changes} changes" for h in correct if not done(h)]
     liveness = None
     if lagging and world.violation is None:
         liveness = f"no progress within {sc.liveness_ms}ms after faults stopped: " + ", ".join(lagging)

@@ -12,6 +12,16 @@ certificates, no gap, the delivered prefix never shrinks), on every vote a
 correct replica sends (never two digests for one (view, seq, phase), across
 crashes), and inside every replica after every event (check_invariants);
 the run stops at the first violation.
+
+Reconfiguration (Scenario.set_changes): a block may carry a set change; each
+host executes it like the chain does (the next boundary is the first
+checkpoint B of the last epoch with B >= h + W), keeps the resulting epoch
+schedule as its chain configuration and hands the change to its replica in
+Executed / Synced.  The checker then knows the set of every height: each
+certificate a correct host delivers or syncs is checked against set(height)
+(consensus.epochs.certificate_problem, as block sync does), a correct replica
+that signs anything in an epoch whose set does not hold it is a violation,
+and votes are told apart per epoch.  Hosts name senders by node key.
 """
 
 from __future__ import annotations
@@ -27,14 +37,15 @@ from ledger.crypto import KeyPair, hash256
 
 from ..config import ReplicaConfig
 from ..errors import RemoteProtocolError
-from ..events import (Deliver, Event, Executed, MessageReceived, PersistSafety, Propose,
-                      RequestsPending, RequestSync, Synced, TimerFired)
+from ..epochs import EpochSchedule, certificate_problem, genesis_epoch
+from ..events import (Deliver, EpochChange, Event, Executed, MessageReceived, PersistSafety,
+                      Propose, RequestsPending, RequestSync, Synced, TimerFired)
 from ..executor import Executor
-from ..messages import Message, PrePrepare, decode_message, sign, signed_votes
+from ..messages import (Message, NewView, PrePrepare, decode_message, epoch_of_message, sign,
+                        signed_votes)
 from ..replica import Replica
 from ..safety import apply_payload_changes
-from ..validators import ValidatorSet
-from .scenario import EQUIVOCATE, GARBAGE, SILENT, TWIN, Scenario
+from .scenario import EQUIVOCATE, GARBAGE, GENESIS_NODES, SILENT, TWIN, Scenario
 
 CHAIN_ID = "sim-chain"
 GENESIS = bytes(32)
@@ -44,17 +55,28 @@ SYNC_DELAY_MS = 30
 SIM_TIMING = dict(checkpoint_interval=4, window=8, max_in_flight=4,
                   view_change_timeout_ms=300, max_view_change_timeout_ms=3000,
                   retransmit_ms=150)
+GENESIS_PARAMS = {k: v for k, v in SIM_TIMING.items() if k != "retransmit_ms"}
 
 
 def check_payload(seq: int, payload: bytes) -> bytes | None:
-    """Sim payloads are msgpack [seq, proposer, nonce]."""
+    """Sim payloads are msgpack [seq, proposer, nonce, set change index or None]."""
     try:
         rec = codec.unpack(payload)
     except codec.DecodeError:
         return None
-    if type(rec) is not list or len(rec) != 3 or rec[0] != seq:
+    if type(rec) is not list or len(rec) != 4 or rec[0] != seq or \
+            not (rec[3] is None or type(rec[3]) is int):
         return None
     return hash256(b"sim-payload" + payload)
+
+
+class BoundaryBlindReplica(Replica):
+    """A deliberately broken replica for the checker's self-check: its window
+    is not cut at the next boundary, so it accepts seqs > B before the
+    checkpoint at B is stable (the old set decides slots of the new epoch)."""
+
+    def _compute_high(self) -> int:
+        return min(self._low + self._epoch.window, self._schedule.reach(self._last_executed))
 
 
 @dataclass(slots=True)
@@ -74,7 +96,7 @@ class Host:
     Executor's Host: the World does the rest."""
     __slots__ = ("world", "validator", "label", "side", "behaviour", "replica", "executor",
                  "record", "payloads", "blocks", "states", "up", "incarnation", "floor",
-                 "nonce", "signed")
+                 "nonce", "signed", "schedule", "changes_applied")
 
     def __init__(self, world: "World", validator: int, label: str, side: int | None,
                  behaviour: str | None):
@@ -94,6 +116,9 @@ class Host:
         self.floor = 0                      # delivered prefix must never shrink below this
         self.nonce = 0
         self.signed: dict[tuple[int, int, str], bytes] = {}   # every vote sent, across crashes
+        # The chain configuration this host's executed blocks produced (durable).
+        self.schedule = EpochSchedule([genesis_epoch(world.validators, **GENESIS_PARAMS)])
+        self.changes_applied = 0
 
     @property
     def correct(self) -> bool:
@@ -132,34 +157,46 @@ class Host:
         self.world.stats["faults_reported"] += 1
 
     def view_changed(self, view: int, carried: tuple[tuple[int, bytes], ...]) -> None:
-        self.world.stats["view_changes"] += 1
+        stats = self.world.stats
+        if view == 0:
+            stats["epochs_entered"] += 1        # a new epoch starts at view 0
+            return
+        stats["view_changes"] += 1
+        if self.replica is not None and self.replica.epoch > 0:
+            stats["view_changes_in_later_epochs"] += 1
 
 
 class World:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, *, broken_boundary: bool = False) -> None:
         self.sc = scenario
         self.rng = random.Random(scenario.seed ^ 0x5EED)
         self.now_ms = 0
         self._heap: list[tuple[int, int, Callable[..., None], tuple]] = []
         self._counter = 0
-        self.keys = [KeyPair.from_seed(hash256(b"sim-key" + bytes([i]))) for i in range(scenario.n)]
-        self.validators = tuple(k.public_key for k in self.keys)
-        self.validator_set = ValidatorSet(self.validators)
+        self.reconfig = bool(scenario.set_changes)
+        self.keys = [KeyPair.from_seed(hash256(b"sim-key" + bytes([i])))
+                     for i in range(scenario.nodes)]
+        self.node_of_key = {k.public_key: i for i, k in enumerate(self.keys)}
+        genesis = GENESIS_NODES if self.reconfig else range(scenario.n)
+        self.validators = tuple(self.keys[i].public_key for i in genesis)
+        self.next_change = 0        # the set change the primaries put in their blocks
+        self.change_epochs: dict[int, int] = {}     # change index -> the epoch it scheduled
+        self.broken_boundary = broken_boundary
         self.committed: dict[int, bytes] = {}        # seq -> digest first delivered by a correct host
         self.proposed: set[tuple[int, bytes]] = set()
         self._good_certificates: set[bytes] = set()
         self.violation: str | None = None
         self.stats = {"view_changes": 0, "syncs": 0, "restarts": 0, "faults_reported": 0,
-                      "messages": 0}
+                      "messages": 0, "epochs_entered": 0, "view_changes_in_later_epochs": 0}
         self.faulty_now: set[int] = set()            # crashed validators
         self.partitions_now: list[frozenset[int]] = []
         self.loss, self.duplicate = scenario.loss, scenario.duplicate
         self.backlog = 0
         self.hosts: list[Host] = []
         byzantine = dict(scenario.byzantine)
-        correct_ids = [v for v in range(scenario.n) if v not in byzantine]
+        correct_ids = [v for v in range(scenario.nodes) if v not in byzantine]
         split = set(self.rng.sample(correct_ids, len(correct_ids) // 2)) if scenario.split_twins else set()
-        for v in range(scenario.n):
+        for v in range(scenario.nodes):
             behaviour = byzantine.get(v)
             if behaviour == TWIN:
                 self.hosts.append(Host(self, v, f"{v}a", 0, TWIN))
@@ -198,12 +235,15 @@ class World:
     def _config(self, host: Host) -> ReplicaConfig:
         # Invariants hold for correct replicas; a twin shares its key with another
         # replica, so messages "from itself" it never sent reach it (it is Byzantine).
-        return ReplicaConfig(chain_id=CHAIN_ID, validators=self.validators, me=host.validator,
+        key = self.keys[host.validator].public_key
+        me = self.validators.index(key) if key in self.validators else None
+        return ReplicaConfig(chain_id=CHAIN_ID, validators=self.validators, me=me,
                              check_payload=check_payload, check_invariants=host.correct,
-                             **SIM_TIMING)
+                             epochs=host.schedule.changes(), **SIM_TIMING)
 
     def _boot(self, host: Host) -> None:
-        host.replica = Replica(self._config(host), self.keys[host.validator],
+        replica_type = BoundaryBlindReplica if self.broken_boundary else Replica
+        host.replica = replica_type(self._config(host), self.keys[host.validator],
                                host.record, (host.height, host.states[-1]),
                                prepared_payloads=host.payloads)
         host.executor = Executor(host.replica, host)
@@ -258,7 +298,12 @@ class World:
             self._check_votes(src, message)
         rng = self.rng
         data = message.encode()
-        targets = range(self.sc.n) if to is None else (to,)
+        if to is None:
+            targets = range(self.sc.nodes)
+        elif self.reconfig:
+            targets = (self.node_of_key[src.replica.validator_keys[to]],)
+        else:
+            targets = (to,)
         for v in targets:
             if v == src.validator:
                 continue
@@ -270,7 +315,7 @@ class World:
                         and rng.random() < 0.5:
                     payload = self._equivocation(src, message).encode()
                 elif src.behaviour == GARBAGE and rng.random() < 0.3:
-                    payload = self._garbage(message, data)
+                    payload = self._garbage(src, message, data)
                 for _ in range(2 if rng.random() < self.duplicate else 1):
                     if rng.random() < self.loss:
                         continue
@@ -286,18 +331,19 @@ class World:
         except RemoteProtocolError:
             self.stats["faults_reported"] += 1       # what the node does: drop, count, penalise
             return
-        self.handle(dst, MessageReceived(src.validator, message))
+        sender = self.keys[src.validator].public_key if self.reconfig else src.validator
+        self.handle(dst, MessageReceived(sender, message))
         if dst.up and dst.replica is not None:
             self.try_propose(dst)
 
     def _equivocation(self, src: Host, pp: PrePrepare) -> PrePrepare:
         src.nonce += 1
-        payload = codec.pack([pp.seq, src.label + "'", src.nonce])
+        payload = codec.pack([pp.seq, src.label + "'", src.nonce, None])
         digest = check_payload(pp.seq, payload)
         self.proposed.add((pp.seq, digest))
         return sign(replace(pp, payload=payload, digest=digest), self.keys[src.validator], CHAIN_ID)
 
-    def _garbage(self, message: Any, data: bytes) -> bytes:
+    def _garbage(self, src: Host, message: Any, data: bytes) -> bytes:
         rng = self.rng
         choice = rng.randrange(4)
         if choice == 0:
@@ -307,7 +353,7 @@ class World:
             return data[:i] + bytes([data[i] ^ (1 << rng.randrange(8))]) + data[i + 1:]
         if choice == 2 and hasattr(message, "signature"):
             return replace(message, signature=rng.randbytes(64)).encode()
-        return sign(message, self.keys[message.replica], "other-chain").encode() \
+        return sign(message, self.keys[src.validator], "other-chain").encode() \
             if hasattr(message, "replica") else data
 
     # -- the node's side: proposals, delivery, sync --------------------------------
@@ -333,16 +379,41 @@ class World:
                 return
             self.backlog -= 1
             host.nonce += 1
-            payload = codec.pack([seq, host.label, host.nonce])
+            payload = codec.pack([seq, host.label, host.nonce, self._change_to_propose()])
             digest = check_payload(seq, payload)
             self.proposed.add((seq, digest))
             self.handle(host, Propose(seq, payload, digest))
 
+    def _change_to_propose(self) -> int | None:
+        """The next set change, once the epoch of the one before has started
+        somewhere (or at once, with Scenario.eager_changes)."""
+        index = self.next_change
+        if index >= len(self.sc.set_changes):
+            return None
+        if index and not self.sc.eager_changes:
+            started = max((h.replica.epoch for h in self.hosts
+                           if h.correct and h.replica is not None), default=0)
+            if started < self.change_epochs[index - 1]:
+                return None
+        return index
+
     def _check_votes(self, host: Host, message: Message) -> None:
         """A correct replica never signs two digests for one (view, seq,
-        phase), not even across a crash: every vote it sends is kept."""
-        for view, seq, phase, digest in signed_votes(message, host.validator,
-                                                     self.validator_set.primary):
+        phase), not even across a crash: every vote it sends is kept.  It
+        signs nothing in an epoch whose set does not hold it (a seq is in one
+        epoch, so (view, seq, phase) names one (epoch, view, seq, phase))."""
+        schedule = host.schedule
+        epoch = schedule.get(epoch_of_message(message, lambda s: schedule.epoch_of(s).number))
+        if epoch is None:
+            self.fail(f"{host.label} sent a message of an epoch its chain never scheduled")
+            return
+        me = epoch.validators.index_of(self.keys[host.validator].public_key)
+        if me is None:
+            if type(message) is not NewView:       # a NEW-VIEW may be relayed by anyone
+                self.fail(f"PASSIVE: {host.label} signed a {type(message).__name__} in epoch "
+                          f"{epoch.number}, whose set does not hold it")
+            return
+        for view, seq, phase, digest in signed_votes(message, me, epoch.validators.primary):
             held = host.signed.setdefault((view, seq, phase), digest)
             if held != digest:
                 self.fail(f"EQUIVOCATION: {host.label} signed {held.hex()[:16]} and "
@@ -357,10 +428,43 @@ class World:
             return []
         if host.correct:
             self._check_block(host, seq, d.payload, cert)
-        host.blocks.append((d.payload, cert))
-        state = hash256(host.states[-1] + cert.digest)
-        host.states.append(state)
-        return [Executed(seq, state)]
+        change = self._execute(host, d.payload, cert)
+        return [Executed(seq, host.states[-1], change)]
+
+    def _execute(self, host: Host, payload: bytes, cert: Any) -> EpochChange | None:
+        """Append the block to the host's chain and carry out the set change it
+        carries, if it is the next one (a governance tx executes once): the
+        epoch it schedules or changes, else None."""
+        seq = host.height + 1
+        host.blocks.append((payload, cert))
+        host.states.append(hash256(host.states[-1] + cert.digest))
+        index = codec.unpack(payload)[3] if payload else None
+        if index is None or index != host.changes_applied:
+            return None
+        host.changes_applied += 1
+        change = self._schedule_change(host.schedule, seq, self.sc.set_changes[index])
+        if host.correct:
+            self.next_change = max(self.next_change, host.changes_applied)
+            self.change_epochs[index] = change.epoch
+        return change
+
+    def _schedule_change(self, schedule: EpochSchedule, height: int, wanted: Any) -> EpochChange:
+        """What the chain does (ledger.consortium.ChainConfig.rescheduled): the
+        change takes effect at the first checkpoint B of the last epoch with
+        B >= height + W; a pending epoch that starts late enough takes it."""
+        last = schedule.last
+        reach = height + schedule.epoch_of(height).window
+        if reach <= last.start:
+            number, start = last.number, last.start
+        else:
+            step = last.checkpoint_interval
+            number, start = last.number + 1, last.start + -(-(reach - last.start) // step) * step
+        change = EpochChange(number, start, tuple(self.keys[i].public_key for i in wanted.nodes),
+                             wanted.checkpoint_interval, wanted.window,
+                             SIM_TIMING["max_in_flight"], SIM_TIMING["view_change_timeout_ms"],
+                             SIM_TIMING["max_view_change_timeout_ms"])
+        schedule.learn(change)
+        return change
 
     def _check_block(self, host: Host, seq: int, payload: bytes, cert: Any) -> None:
         digest = cert.digest
@@ -378,12 +482,15 @@ class World:
                       f"another correct replica {agreed.hex()[:16]}")
 
     def _check_certificate(self, host: Host, cert: Any) -> None:
-        key = cert.encode()
+        """Against the set in force at its height, as the host's executed
+        chain says (what block sync and proofs check)."""
+        key = (cert.encode(), host.schedule.epoch_of(cert.height).number)
         if key in self._good_certificates:
             return
-        problem = cert.problem(CHAIN_ID, self.validators)
+        problem = certificate_problem(host.schedule, CHAIN_ID, cert)
         if problem:
-            self.fail(f"{host.label}: invalid certificate at {cert.height}: {problem}")
+            self.fail(f"{host.label}: invalid certificate at {cert.height} for the set of epoch "
+                      f"{key[1]}: {problem}")
         else:
             self._good_certificates.add(key)
 
@@ -395,15 +502,19 @@ class World:
         if not sources:
             return          # the replica asks again on its retransmit tick
         source = max(sources, key=lambda h: h.height)
+        changes = []
         for seq in range(host.height + 1, source.height + 1):
             payload, cert = source.blocks[seq - 1]
-            problem = cert.problem(CHAIN_ID, self.validators)
+            # Each block is checked against the set of its height before it is
+            # executed, with the schedule the blocks before it produced.
+            problem = certificate_problem(host.schedule, CHAIN_ID, cert)
             if problem or cert.height != seq:
                 self.fail(f"sync from {source.label}: bad certificate at {seq}: {problem}")
                 return
             if host.correct:
                 self._check_block(host, seq, payload, cert)
-            host.blocks.append((payload, cert))
-            host.states.append(source.states[seq])
+            change = self._execute(host, payload, cert)
+            if change is not None:
+                changes.append(change)
         self.stats["syncs"] += 1
-        self.handle(host, Synced(host.height, host.states[-1]))
+        self.handle(host, Synced(host.height, host.states[-1], tuple(changes)))

@@ -56,6 +56,18 @@ TxOutcome = Union[TxCommitted, TxDropped]
 
 
 @dataclass(frozen=True, slots=True)
+class ProofAnswer:
+    """A proof file (ledger.proof_file) and the height it proves at, or why
+    there is none: `missing` (the thing or height does not exist) or not
+    provable (yet, or any more)."""
+    kind: str
+    data: bytes = b""
+    height: int = 0
+    problem: str | None = None
+    missing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CommittedBlock:
     block: Block
     certificate: CommitCertificate
@@ -119,6 +131,11 @@ class NodeFacade(Protocol):
         """The consortium configuration in force after committed block `height`
         (None: the last one) and that height; None if `height` is not committed."""
 
+    def prove(self, kind: str, args: tuple) -> ProofAnswer:
+        """A proof file: kind "tx" (tx id), "state" (contract, "TABLE/KEY",
+        height or None: the newest stable checkpoint) or "receipt" (fiscal
+        code, number; as of the newest stable checkpoint)."""
+
     def account(self, public_key: bytes) -> Account | None:
         """The account that signs with this key, or signed with it before a key
         rotation (name, organisation, roles), in the configuration in force."""
@@ -129,7 +146,11 @@ class NodeFacade(Protocol):
     def validators(self) -> list[dict[str, Any]]:
         """JSON-ready: name, org, public_key (hex), p2p, api, connected (bool), primary (bool),
         last_error (why the last attempt to connect to it failed, or None).
-        In genesis order: a certificate vote's validator index names an entry."""
+        In index order: a vote in a certificate of the next block names an entry."""
+
+    def validator_names_at(self, height: int) -> tuple[str, ...]:
+        """The names of the validators that decided block `height`, in index
+        order (its certificate's votes name them by index)."""
 
     def reserve_subscription(self) -> BlockSubscription | None:
         """A place among the block subscribers, or None when the node already

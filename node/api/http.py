@@ -25,8 +25,9 @@ UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 INTERNAL = "internal"
 UNAVAILABLE = "unavailable"
 MEMPOOL_FULL = "mempool_full"      # 429: nothing in the batch was accepted, retry later
+NOT_PROVABLE = "not_provable"      # 409: not covered by a stable checkpoint yet, or a value changed since
 ERROR_CODES = (BAD_REQUEST, NOT_FOUND, METHOD_NOT_ALLOWED, PAYLOAD_TOO_LARGE, UNAVAILABLE,
-               UNSUPPORTED_MEDIA_TYPE, MEMPOOL_FULL, INTERNAL)
+               UNSUPPORTED_MEDIA_TYPE, MEMPOOL_FULL, NOT_PROVABLE, INTERNAL)
 
 
 class ApiError(Exception):

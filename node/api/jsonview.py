@@ -79,13 +79,15 @@ def header_to_json(header: BlockHeader) -> dict[str, Any]:
         "prev_hash": header.prev_hash.hex(),
         "tx_root": header.tx_root.hex(),
         "state_root": header.state_root.hex(),
+        "receipt_root": header.receipt_root.hex(),
         "proposer": header.proposer,
         "timestamp_ms": header.timestamp_ms,
     }
 
 
 def certificate_to_json(cert: CommitCertificate, validator_names: Sequence[str]) -> dict[str, Any]:
-    """`validator_names` in genesis order: a vote names its validator by index."""
+    """`validator_names`: the set of the certificate's height, in index order
+    (a vote names its validator by index in that set)."""
     return {
         "view": cert.view,
         "height": cert.height,

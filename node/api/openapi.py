@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.consortium import NODE_ROLES
+
 from .http import DEFAULT_MAX_BODY_BYTES, ERROR_CODES, MAX_INT_PARAM
 from .txs import MAX_TXS_PER_REQUEST, RETRY_AFTER_S
 
@@ -54,6 +56,40 @@ _COMMON_ERRORS = {
 }
 
 
+def _proof_paths() -> dict[str, Any]:
+    """node/api/proofs.py; each answer is one proof file."""
+    text = {"type": "string"}
+    ok = _json(_ref("ProofFile"), "The proof file and the height it proves at")
+    e409 = ("Not provable yet (above the newest stable checkpoint) or any more (the value changed "
+            "since the height asked for; the node keeps the newest values only) (code not_provable)")
+    return {
+        "/proofs/tx/{tx_id}": {"get": {
+            "summary": "Proof that a transaction and its receipt are in a certified block",
+            "parameters": [{"name": "tx_id", "in": "path", "required": True, "schema": text}],
+            "responses": _responses(ok, e404="No committed transaction has this id", e409=e409),
+        }},
+        "/proofs/state/{contract}/{key}": {"get": {
+            "summary": "Proof of what a state key (TABLE/KEY, may contain '/') holds, or that it is absent",
+            "parameters": [
+                {"name": "contract", "in": "path", "required": True, "schema": text},
+                {"name": "key", "in": "path", "required": True, "schema": text},
+                {"name": "height", "in": "query",
+                 "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT_PARAM},
+                 "description": "prove at this height (default: the newest stable checkpoint)"}],
+            "responses": _responses(ok, e400="height is not an integer from 0 to 2^63-1",
+                                    e404="No such contract, a key without TABLE/, or a height not committed",
+                                    e409=e409),
+        }},
+        "/proofs/receipt/{code}/{number}": {"get": {
+            "summary": "Proof of a fiscal receipt as of the newest stable checkpoint: issued (by which "
+                       "transaction), voided or not, reimbursement status; or that it does not exist",
+            "parameters": [{"name": "code", "in": "path", "required": True, "schema": text},
+                           {"name": "number", "in": "path", "required": True, "schema": text}],
+            "responses": _responses(ok, e409=e409),
+        }},
+    }
+
+
 def _responses(ok: dict[str, Any], **errors: str) -> dict[str, Any]:
     return {"200": ok, **{code.removeprefix("e"): _error(text) for code, text in errors.items()},
             **_COMMON_ERRORS}
@@ -74,22 +110,34 @@ def _schemas() -> dict[str, Any]:
     vote = _obj({"validator": UINT, "name": {"type": ["string", "null"]},
                  "signature": {"type": "string", "pattern": "^[0-9a-f]{128}$"}})
     validator = _obj({
-        "name": {"type": "string"}, "org": {"type": "string"}, "public_key": HASH,
-        "p2p": {"type": "string"}, "api": {"type": "string"},
+        "name": {"type": "string"}, "org": {"type": ["string", "null"]}, "public_key": HASH,
+        "p2p": {"type": ["string", "null"]}, "api": {"type": ["string", "null"]},
         "connected": {"type": "boolean"}, "primary": {"type": "boolean"},
         "last_error": {"type": ["string", "null"],
                        "description": "why this node's last attempt to connect to it failed "
                                       "(validators this node dials); null when connected or unknown"},
     })
     return {
+        "ProofFile": _obj({
+            "kind": {"enum": ["tx", "state", "receipt"]},
+            "height": {**UINT, "description": "the height proved at (a tx: its block)"},
+            "bytes": UINT,
+            "proof": {"type": "string", "contentEncoding": "base64",
+                      "description": "the proof file (ledger/proof_file.py); check it offline with "
+                                     "`ynchain verify FILE --genesis genesis.json`"}}),
         "Error": _obj({"error": {"type": "string"},
                        "code": {"type": "string", "enum": [*ERROR_CODES, "http_error"]}}),
         "Status": _obj({
-            "chain_id": {"type": "string"}, "node": {"type": "string"}, "height": UINT,
-            "last_block_hash": HEX, "view": UINT,
-            "primary": {"type": "string", "description": "name of the current primary"},
+            "chain_id": {"type": "string"}, "node": {"type": "string"},
+            "role": {"type": "string", "enum": list(NODE_ROLES),
+                     "description": "validator (votes) or observer (follows the chain, never votes)"},
+            "height": UINT, "last_block_hash": HEX,
+            "view": {**UINT, "description": "the current view (an observer: the last block's)"},
+            "primary": {"type": ["string", "null"],
+                        "description": "name of the current primary (an observer: the proposer of the "
+                                       "last block, its best guess; null if unknown)"},
             "peers": {"type": "array", "items": {"type": "string"},
-                      "description": "names of connected validators"},
+                      "description": "names of connected nodes (validators and observers)"},
             "mempool": UINT, "syncing": {"type": "boolean"},
             "genesis_hash": HASH,
             "time": {"type": "number", "description": "the node's clock, Unix seconds"},
@@ -102,7 +150,7 @@ def _schemas() -> dict[str, Any]:
                                                            "expire soon (or did)",
                            "items": _obj({"account": {"type": "string"}, "valid_until": {"type": "string"},
                                           "seconds_left": {"type": "integer"}})},
-        }, required=["chain_id", "node", "height", "last_block_hash", "view", "primary", "peers",
+        }, required=["chain_id", "node", "role", "height", "last_block_hash", "view", "primary", "peers",
                      "mempool", "syncing", "genesis_hash", "time", "sync"]),
         "SubmitJson": {
             "oneOf": [
@@ -144,7 +192,7 @@ def _schemas() -> dict[str, Any]:
                                       "(remembered for the most recent drops only)"),
         "BlockHeader": _obj({
             "chain_id": {"type": "string"}, "height": UINT, "view": UINT, "prev_hash": HASH,
-            "tx_root": HASH, "state_root": HASH,
+            "tx_root": HASH, "state_root": HASH, "receipt_root": HASH,
             "proposer": {"type": "string", "description": 'empty for a null block'},
             "timestamp_ms": UINT,
         }),
@@ -237,6 +285,7 @@ def _paths() -> dict[str, Any]:
             "responses": _responses(_json(_ref("StateEntry"), "Value and the height it was read at"),
                                     e400="Contract or key too long", e404="Key absent"),
         }},
+        **_proof_paths(),
         "/validators": {"get": {
             "summary": "The validator set and who is connected / primary",
             "responses": _responses(_json(_ref("Validators"), "Validators in genesis order")),

@@ -116,7 +116,9 @@ def explorer_paths() -> dict[str, Any]:
         "/explorer/{page}": {"get": {
             "summary": "A page of the chain explorer (its scripts route on the path)",
             "parameters": [{"name": "page", "in": "path", "required": True, "schema": STR}],
-            "responses": _responses(page),
+            # A segment the router cannot take as one path parameter (e.g. one that
+            # decodes to a line break) reaches no route at all.
+            "responses": _responses(page, e404="No such endpoint"),
         }},
         "/explorer/assets/{name}": {"get": {
             "summary": "The explorer's scripts, stylesheet and icon",

@@ -33,6 +33,7 @@ from .browse import browse_routes
 from .contracts import contract_routes
 from .explorer import PAGE_ROUTES, Explorer
 from .gov import gov_routes
+from .proofs import proof_routes
 from .events import HEARTBEAT_S, BlockEventStream
 from .http import (DEFAULT_MAX_BODY_BYTES, INTERNAL, MEMPOOL_FULL, METHOD_NOT_ALLOWED, NOT_FOUND,
                    UNAVAILABLE, ApiError,
@@ -47,6 +48,7 @@ from .openapi import openapi_document
 log = logging.getLogger(__name__)
 
 TX_ID_LEN = 32
+
 DEFAULT_WAIT_S = 10.0
 MAX_WAIT_S = 60.0
 MAX_STATE_NAME_LEN = 1024
@@ -93,6 +95,7 @@ class _Routes:
             *browse_routes(self.facade),
             *[(path, self.explorer.negotiated(handler) if path in PAGE_ROUTES else handler, method)
               for path, handler, method in (*contract_routes(self.facade), *gov_routes(self.facade))],
+            *proof_routes(self.facade),
             *self.explorer.routes(),
         ]
         return [Route(path, _guarded(handler), methods=[method]) for path, handler, method in table]
@@ -144,7 +147,7 @@ class _Routes:
         committed = self.facade.get_block(height)
         if committed is None:
             raise not_found(f"block {height} not found")
-        names = [v["name"] for v in self.facade.validators()]
+        names = self.facade.validator_names_at(height)
         return JSONResponse(block_to_json(committed.block, committed.certificate, names))
 
     async def get_state(self, request: Request) -> Response:

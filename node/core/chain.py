@@ -153,9 +153,9 @@ class Chain:
             txs, view, proposer, tx_root, timestamp = (proposal.txs, proposal.view, proposal.proposer,
                                                        proposal.tx_root, proposal.timestamp_ms)
         result = execute_block(self.config, store.get_state, seq, txs,
-                               store.last_state_root(), store.has_tx, timestamp_ms=timestamp)
+                               store.state_tree, store.has_tx, timestamp_ms=timestamp)
         header = BlockHeader(self.genesis.chain_id, seq, view, prev_hash, tx_root,
-                             result.state_root, proposer, timestamp)
+                             result.state_root, result.receipt_root, proposer, timestamp)
         return Block(header, tuple(txs)), result
 
     def commit(self, seq: int, proposal: Proposal | None, certificate: CommitCertificate,
@@ -169,7 +169,7 @@ class Chain:
 
     def _store(self, block: Block, certificate: CommitCertificate, result: ExecutionResult,
                payload: bytes | None = None) -> CommitResult:
-        self.store.commit(block, certificate, result.receipts, result.writes, result.state_root,
+        self.store.commit(block, certificate, result.receipts, result.writes, result.tree,
                           payload=payload)
         self.head_timestamp_ms = block.header.timestamp_ms
         if result.config is not None:
@@ -204,6 +204,7 @@ class Chain:
                                        "(ids and signatures); the serving peer altered them")
         built, result = self._build(seq, proposal)
         if built.hash != block.hash:
+            self.store.state_tree.rewind(seq - 1)      # the block is not stored
             raise SyncedBlockError(
                 f"block {seq}: re-execution gives another header (prev_hash/state_root/view differ); "
                 "the serving peer or this node diverged")

@@ -1,10 +1,16 @@
 """Routing what peers send to the part of the node that handles it.
 
-Each inbound batch (one frame from one peer) is decoded message by message:
-consensus messages are stepped through the core together (one driver step per
-frame, not per message), STATUS and BLOCKS go to block sync, GET_BLOCKS is
-answered from the store.  A malformed message is dropped and counted as a
-fault of that peer; the rest of the batch still counts.
+Each inbound batch (one frame from one peer, named by its node key) is
+decoded message by message: consensus messages are stepped through the core
+together (one driver step per frame, not per message), with the sender named
+by its node key (the core maps it in the message's epoch and ignores a node
+that does not vote there); STATUS and BLOCKS go to block sync, GET_BLOCKS is
+answered from the store, NEW_BLOCK (a validator's push) goes to the follower
+unless this node votes in its replica's epoch (a push that crossed its
+promotion is not needed: its core delivers the block).  An observer has no
+driver until governance makes it a validator-to-be (`attach_driver`); a
+consensus message to it before that is a fault of its sender.  A malformed message is dropped and counted as a fault of that
+peer; the rest of the batch still counts.
 
 Txs go to a queue of their own, admitted by another task (`run_tx_intake`):
 a TXS frame carries up to 5,000 txs, each with a signature to check (~0.3 s
@@ -36,6 +42,7 @@ from ledger.block import Proposal
 from ledger.codec import DecodeError
 from node.core import peer_messages
 from node.core.driver import ConsensusDriver
+from node.core.follower import BlockFollower
 from node.core.sync import BlockSync, blocks_for_peer
 from node.core.tx_relay import TxRelay
 from node.core.verify_pool import VerifyPool
@@ -49,22 +56,32 @@ MAX_QUEUED_TX_FRAMES = 8      # ~40,000 txs waiting for admission
 
 
 class PeerDispatcher:
-    def __init__(self, inbound: trio.MemoryReceiveChannel, driver: ConsensusDriver, relay: TxRelay,
+    def __init__(self, inbound: trio.MemoryReceiveChannel, relay: TxRelay,
                  sync: BlockSync, store: Store, metrics: NodeMetrics, *,
-                 send: Callable[[int, int, object], bool],
-                 on_fault: Callable[[int, str], None],
+                 send: Callable[[bytes, int, object], bool],
+                 on_fault: Callable[[bytes, str], None],
+                 follower: BlockFollower,
+                 driver: ConsensusDriver | None = None,
                  verifier: VerifyPool | None = None) -> None:
+        """A node that runs the consensus core has a `driver` (from the start,
+        or attached when it is promoted); `verifier`: the worker pool that
+        checks a PRE-PREPARE's unknown txs before the step (None: the step
+        checks them on the event loop)."""
         self._inbound = inbound
         self._verifier = verifier
         self._driver = driver
+        self._follower = follower
         self._relay = relay
         self._sync = sync
         self._store = store
         self._metrics = metrics
         self._send = send
         self._on_fault = on_fault
-        self._tx_frames: deque[tuple[int, Any]] = deque()
+        self._tx_frames: deque[tuple[bytes, Any]] = deque()
         self._tx_frame_queued = trio.Event()
+
+    def attach_driver(self, driver: ConsensusDriver) -> None:
+        self._driver = driver
 
     async def run(self) -> None:
         async for peer, messages in self._inbound:
@@ -87,19 +104,23 @@ class PeerDispatcher:
                     continue
                 await self._relay.admit_chunked(txs, relay=False)
 
-    def dispatch(self, peer: int, messages: list[Message]) -> None:
+    def dispatch(self, peer: bytes, messages: list[Message]) -> None:
         """Handle one frame at once (its consensus messages in one step)."""
         events = self.dispatch_others(peer, messages)
         if events:
             self._driver.step(events)
 
-    def dispatch_others(self, peer: int, messages: list[Message]) -> list[ev.Event]:
+    def dispatch_others(self, peer: bytes, messages: list[Message]) -> list[ev.Event]:
         """Handle a frame's messages but for its consensus messages, which are
-        decoded and returned, to be stepped through the core together."""
+        decoded and returned, to be stepped through the core together (only
+        a node with a driver returns any)."""
         consensus_events = []
         for msg_type, payload in messages:
             try:
                 if msg_type == peer_messages.CONSENSUS:
+                    if self._driver is None:
+                        self._on_fault(peer, "consensus message to an observer")
+                        continue
                     if type(payload) is not bytes:
                         raise DecodeError("CONSENSUS payload must be bytes")
                     consensus_events.append(ev.MessageReceived(peer, decode_message(payload)))
@@ -113,6 +134,10 @@ class PeerDispatcher:
                     self._send(peer, peer_messages.BLOCKS, blocks_for_peer(self._store, first, last))
                 elif msg_type == peer_messages.BLOCKS:
                     self._sync.on_blocks(peer, peer_messages.decode_blocks(payload))
+                elif msg_type == peer_messages.NEW_BLOCK:
+                    if self._driver is not None and self._driver.replica.index is not None:
+                        continue        # a voter's core delivers it (pushed across its promotion)
+                    self._follower.pushed(peer, *peer_messages.decode_new_block(payload))
                 else:
                     raise DecodeError(f"unknown message type {msg_type}")
             except (DecodeError, RemoteProtocolError) as exc:
@@ -143,13 +168,13 @@ class PeerDispatcher:
                 if ok:
                     mempool.remember_verified(tx)
 
-    def _queue_txs(self, peer: int, payload: Any) -> None:
+    def _queue_txs(self, peer: bytes, payload: Any) -> None:
         if len(self._tx_frames) >= MAX_QUEUED_TX_FRAMES:
             self._metrics.gossip_txs_dropped(len(payload) if isinstance(payload, list) else 1)
             return
         self._tx_frames.append((peer, payload))
         self._tx_frame_queued.set()
 
-    def _malformed(self, peer: int, msg_type: int, exc: Exception) -> None:
+    def _malformed(self, peer: bytes, msg_type: int, exc: Exception) -> None:
         self._on_fault(peer, f"malformed {peer_messages.NAMES.get(msg_type, 'unknown type')}")
-        log.debug("dropped malformed message type %s from peer %d: %s", msg_type, peer, exc)
+        log.debug("dropped malformed message type %s from peer %s: %s", msg_type, peer.hex()[:16], exc)

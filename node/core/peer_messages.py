@@ -6,6 +6,8 @@ their payloads must pass before the node acts on them.
     STATUS      [height, last_block_hash]        sent on connect and periodically
     GET_BLOCKS  [first_height, last_height]      block-sync request
     BLOCKS      [[block record, certificate record], ...]   block-sync answer
+    NEW_BLOCK   [block bytes, certificate record]   a validator pushes what it
+                committed to its observers (node.core.follower)
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ TXS = 2
 STATUS = 3
 GET_BLOCKS = 4
 BLOCKS = 5
+NEW_BLOCK = 6
 
 NAMES = {CONSENSUS: "consensus", TXS: "txs", STATUS: "status", GET_BLOCKS: "get_blocks",
-         BLOCKS: "blocks"}
+         BLOCKS: "blocks", NEW_BLOCK: "new_block"}
 
 MAX_GOSSIP_TXS = 5000
 MAX_SYNC_BLOCKS = 64          # blocks per GET_BLOCKS answer
@@ -64,9 +67,14 @@ def decode_blocks(payload: Any) -> list[tuple[Block, CommitCertificate]]:
     if not isinstance(payload, list) or len(payload) > MAX_SYNC_BLOCKS:
         raise DecodeError("BLOCKS: expected an array of at most "
                           f"{MAX_SYNC_BLOCKS} [block, certificate] pairs")
-    out = []
-    for item in payload:
-        codec.expect_list(item, 2, "BLOCKS item")
-        out.append((Block.from_record(codec.unpack(codec.expect_bytes(item[0], "BLOCKS.block"))),
-                    CommitCertificate.from_record(item[1])))
-    return out
+    return [_block_and_certificate(item, "BLOCKS") for item in payload]
+
+
+def decode_new_block(payload: Any) -> tuple[Block, CommitCertificate]:
+    return _block_and_certificate(payload, "NEW_BLOCK")
+
+
+def _block_and_certificate(item: Any, what: str) -> tuple[Block, CommitCertificate]:
+    codec.expect_list(item, 2, what)
+    return (Block.from_record(codec.unpack(codec.expect_bytes(item[0], f"{what}.block"))),
+            CommitCertificate.from_record(item[1]))

@@ -5,7 +5,9 @@ The proposer wakes whenever a consensus step may have changed what it can do
 offers (Replica.next_proposal_seq).  It proposes at once when its pipeline is
 empty and lets a block fill for block_interval_ms when the pipeline is busy;
 with empty_blocks_interval_ms it also proposes an empty block after that much
-idle time.  Block times never go below any block time this node has seen, so
+idle time, and while a validator-set change is pending (the chain scheduled
+an epoch) it proposes empty blocks one after the other until the boundary,
+so the change takes effect without waiting for traffic.  Block times never go below any block time this node has seen, so
 they do not run backwards when the primary changes.
 """
 
@@ -67,8 +69,11 @@ class Proposer:
                 max_block_txs = self._chain.config.params_at(seq).max_block_txs
                 ready = self._mempool.ready_count
                 pipeline_busy = seq > self._chain.height + 1
-                if ready == 0 and not (empty_every_s and not pipeline_busy
-                                       and time.monotonic() - self._last_commit_at() >= empty_every_s):
+                # A validator-set change takes effect at a boundary the chain must reach:
+                # while one is pending, empty blocks carry it there without waiting for traffic.
+                to_boundary = self._chain.config.pending_boundary(self._chain.height) is not None
+                idle = empty_every_s and time.monotonic() - self._last_commit_at() >= empty_every_s
+                if ready == 0 and (pipeline_busy or not (to_boundary or idle)):
                     break
                 if 0 < ready < max_block_txs and pipeline_busy:
                     # The pipeline is busy: let this block fill up a little.

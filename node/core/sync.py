@@ -110,7 +110,7 @@ class SyncProgress:
 
 @dataclass
 class _Request:
-    peer: int
+    peer: bytes
     first: int
     done: trio.Event = field(default_factory=trio.Event)
     blocks: list[tuple[Block, CommitCertificate]] | None = None
@@ -129,7 +129,7 @@ class BlockSync:
         self._connected = connected
         self._apply = apply
         self._on_progress = on_progress
-        self.peer_heights: dict[int, int] = {}
+        self.peer_heights: dict[bytes, int] = {}
         self.target = 0
         self.active = False
         self.session: SyncProgress | None = None     # while a session runs
@@ -158,14 +158,22 @@ class BlockSync:
         """{target, height, rate (blocks/s), eta_s} while syncing, else None."""
         return None if self.session is None else self.session.as_dict()
 
-    def peer_status(self, peer: int, height: int) -> None:
+    def peer_status(self, peer: bytes, height: int) -> None:
         self.peer_heights[peer] = height
+
+    def known_behind(self, margin: int, f: int) -> bool:
+        """More than f connected peers say they are over `margin` blocks ahead of
+        us: at least one of them is correct, so this node really lags (one lying
+        peer cannot make it think so)."""
+        connected = set(self._connected())
+        limit = self.chain.height + margin
+        return sum(1 for p, h in self.peer_heights.items() if p in connected and h > limit) > f
 
     def best_peer_height(self) -> int:
         connected = set(self._connected())
         return max((h for p, h in self.peer_heights.items() if p in connected), default=0)
 
-    def on_blocks(self, peer: int, blocks: list[tuple[Block, CommitCertificate]]) -> None:
+    def on_blocks(self, peer: bytes, blocks: list[tuple[Block, CommitCertificate]]) -> None:
         req = self._request
         if req is not None and req.peer == peer and not req.done.is_set():
             req.blocks = blocks
@@ -214,7 +222,7 @@ class BlockSync:
             self._request = None
             if not req.blocks:
                 failures += 1
-                log.info("block sync: no answer from peer %d for heights %d..%d", peer, first, last)
+                log.info("block sync: no answer from peer %s for heights %d..%d", peer.hex()[:16], first, last)
                 self.peer_heights.pop(peer, None)
                 if failures > 10:
                     return
@@ -227,7 +235,7 @@ class BlockSync:
                 try:
                     results.append(self.chain.apply_synced(block, cert))
                 except SyncedBlockError as exc:
-                    log.warning("block sync: peer %d served a bad block: %s", peer, exc)
+                    log.warning("block sync: peer %s served a bad block: %s", peer.hex()[:16], exc)
                     self.peer_heights.pop(peer, None)
                     break
             self._apply(results)

@@ -1,14 +1,17 @@
 """Admitting transactions and handing them to the validator that must propose them.
 
 Txs come from API clients (`admit(..., relay=True)`) and from peers (TXS
-messages, `relay=False`: the mesh is full, so a peer's relay reached everyone
-already).  Admission checks signatures (the one expensive step, ~60 us per
-tx), so `admit_chunked` admits large batches a chunk at a time: the cheap
+messages, `relay=False`: the validators are fully meshed, so a peer's relay
+reached every validator already).  Txs go to the validators only: observers
+propose nothing; an observer relays its clients' txs to the validators like
+a validator does.  Admission checks signatures (the one expensive step, ~60 us
+per tx), so `admit_chunked` admits large batches a chunk at a time: the cheap
 checks on the event loop, the signatures of the txs that pass them on the
 node's worker threads (node.core.verify_pool), then the insertion, which
-checks again what may have changed meanwhile (a duplicate, a full pool).  Admitted client txs are buffered for a few
-milliseconds and sent to every peer in frames of up to MAX_GOSSIP_TXS, so a
-burst of submissions shares frames.
+checks again what may have changed meanwhile (a duplicate, a full pool).
+Admitted client txs are buffered for a few milliseconds and sent to every
+peer in frames of up to MAX_GOSSIP_TXS, so a burst of submissions shares
+frames.
 
 One relay is not enough: a peer whose mempool was full dropped the tx, a
 peer that restarted lost it, a new primary may never have seen it.  So txs
@@ -26,13 +29,16 @@ only for txs the primary has had a fair chance to receive: right after
 handing it pending txs (it then has the view-change timeout to propose them),
 or when the primary has no session with this node at all (a crashed primary
 is suspected as soon as txs wait for it).  Announcing txs
-the primary never got would start a view change nobody else joins.
+the primary never got would start a view change nobody else joins.  An
+observer runs no core and does not follow views: its `primary()` is its best
+guess (the proposer of the last block it committed), or None, and then
+pending txs are re-offered to every validator.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 import trio
 
@@ -54,19 +60,21 @@ MAX_REOFFER_TXS = 1000        # per interval: bounds the duplicates a busy prima
 
 class TxRelay:
     def __init__(self, mempool: Mempool, chain: Chain, peers: PeerManager, metrics: NodeMetrics, *,
-                 me: int, primary: Callable[[], int], last_commit: Callable[[], tuple[float, int]],
+                 me: bytes, validators: Callable[[], Iterable[bytes]],
+                 primary: Callable[[], bytes | None], last_commit: Callable[[], tuple[float, int]],
                  on_admitted: Callable[[], None],
                  on_pending_with_primary: Callable[[], None],
                  verifier: VerifyPool | None = None) -> None:
-        """`last_commit()`: (monotonic time, tx count) of the last committed block;
-        `verifier`: the worker pool admit_chunked checks signatures on (None:
-        on the event loop)."""
+        """`me`, `validators()` and `primary()` are node keys; `last_commit()`:
+        (monotonic time, tx count) of the last committed block; `verifier`: the
+        worker pool admit_chunked checks signatures on (None: on the event loop)."""
         self._mempool = mempool
         self._verifier = verifier
         self._chain = chain
         self._peers = peers
         self._metrics = metrics
         self._me = me
+        self._validators = validators
         self._primary = primary
         self._last_commit = last_commit
         self._on_admitted = on_admitted
@@ -103,7 +111,7 @@ class TxRelay:
                 self._ready.set()
             self._on_admitted()
             primary = self._primary()
-            if primary != self._me and not self._peers.is_connected(primary):
+            if primary is not None and primary != self._me and not self._peers.is_connected(primary):
                 self._on_pending_with_primary()    # it cannot get them from us at all
         return results
 
@@ -129,7 +137,7 @@ class TxRelay:
 
     # -- relaying ----------------------------------------------------------------------
     async def run(self) -> None:
-        """Flush buffered client txs to every peer."""
+        """Flush buffered client txs to every validator."""
         while True:
             await self._ready.wait()
             await trio.sleep(FLUSH_DELAY_S)   # let a burst of submissions share frames
@@ -155,7 +163,7 @@ class TxRelay:
         due = self._mempool.due_for_offer(now - REOFFER_AGE_S, now, MAX_REOFFER_TXS)
         if not due:
             return 0
-        handed = self._send_txs(primary, [tx.to_record() for tx in due])
+        handed = self._send_txs(primary, [tx.to_record() for tx in due])   # None: every validator
         if handed:
             self._metrics.txs_reoffered(len(due))
         # Either the primary has them now, or it cannot be reached at all:
@@ -163,13 +171,15 @@ class TxRelay:
         self._on_pending_with_primary()
         return len(due) if handed else 0
 
-    def _send_txs(self, peer: int | None, records: list[list]) -> bool:
-        """TXS frames to `peer` (None: every peer); False if `peer` has no session."""
+    def _send_txs(self, peer: bytes | None, records: list[list]) -> bool:
+        """TXS frames to `peer` (None: every validator); False if `peer` has no
+        session, or (None) no validator has one."""
         ok = True
+        validators = None if peer is not None else tuple(self._validators())
         for i in range(0, len(records), peer_messages.MAX_GOSSIP_TXS):
             chunk = records[i:i + peer_messages.MAX_GOSSIP_TXS]
             if peer is None:
-                self._peers.broadcast(peer_messages.TXS, chunk)
+                ok = self._peers.broadcast(peer_messages.TXS, chunk, to=validators) > 0 and ok
             else:
                 ok = self._peers.send(peer, peer_messages.TXS, chunk) and ok
         return ok

@@ -7,7 +7,7 @@ no key generation, and is dropped at `hello_timeout_s`.
 
 1. HELLO  [protocol_version, chain_id, genesis_hash, node_key, ephemeral_kx_key, nonce]
    Each side checks the other's version, chain id, genesis hash and that the
-   node key is allowed (permissioned: only configured validators) and is not
+   node key is allowed (permissioned: only nodes of the configuration) and is not
    its own.  Nothing is signed for a peer that fails these checks.
 2. AUTH   [signature, secretstream_header]
    signature = ed25519(node key, DOMAIN || role || transcript_hash) where
@@ -42,7 +42,12 @@ from .wire import ConnectionClosed, HandshakeError, RemoteProtocolError
 
 # 2: proposal digests cover tx signatures (ledger.block.tx_root); a version-1
 # node would never agree with us on a digest, so it is refused at the hello.
-PROTOCOL_VERSION = 3   # 3: state roots cover the on-chain configuration from genesis on
+# 3: state roots cover the on-chain configuration from genesis on.
+# 4: a header carries a receipt root and its state root is the state tree's
+# root (ledger.state_tree): a version-3 node computes other block hashes for
+# the same blocks, so block sync and checkpoints could never agree with it.
+# 5: the smaller node key dials (was: the lower genesis index), observers get NEW_BLOCK.
+PROTOCOL_VERSION = 5
 DEFAULT_HANDSHAKE_TIMEOUT_S = 5.0
 DOMAIN = b"ynchain/p2p-handshake/v1"
 NONCE_LEN = 32

@@ -1,7 +1,7 @@
 """Admission of inbound connections before they authenticate, and their refusals' log.
 
 Anyone who can reach the p2p port can open connections, and until a dialer's
-AUTH verifies we cannot tell a validator from a stranger: the testnet's nodes
+AUTH verifies we cannot tell a peer node from a stranger: the testnet's nodes
 all share 127.0.0.1, and the source port is ephemeral.  So the gate bounds the
 work strangers can cause without ever turning a validator away for it:
 
@@ -10,15 +10,15 @@ work strangers can cause without ever turning a validator away for it:
   a short deadline for it (node.transport.handshake, `hello_timeout_s`).
 - At most `max_unidentified` unidentified handshakes are pending.  When full,
   the newcomer is not refused: the *oldest* unidentified one is evicted.  A
-  validator's hello arrives within a round trip of its connect, so a flood of
+  known node's hello arrives within a round trip of its connect, so a flood of
   idle or slow connections only evicts other idle ones, and a reconnecting
   validator is never locked out by connections that merely sit there.
-- A source address that is no validator's host may hold at most
+- A source address that is no known node's host may hold at most
   `max_per_source` unidentified handshakes; beyond that it is refused ("busy").
 - An identified handshake (a hello naming an allowed validator key, which
   anyone can copy: the key is only proven by AUTH) is kept per claimed key, at
   most `max_per_key`; a newer claim evicts the oldest, so forged hellos cannot
-  hold a validator's place for the whole handshake timeout.
+  hold a known node's place for the whole handshake timeout.
 
 Pending handshakes are bounded by max_unidentified + max_per_key * validators.
 """
@@ -63,13 +63,18 @@ class InboundGate:
                  max_per_source: int = 8, max_per_key: int = 4) -> None:
         if min(max_unidentified, max_per_source, max_per_key) < 1:
             raise ValueError("handshake limits must be positive")
-        self._validator_hosts = {normalise_host(h) for h in validator_hosts}
+        self._validator_hosts: set[str] = set()
+        self.set_known_hosts(validator_hosts)
         self._max_unidentified = max_unidentified
         self._max_per_source = max_per_source
         self._max_per_key = max_per_key
         self._unidentified: dict[PendingHandshake, None] = {}   # insertion order: oldest first
         self._per_source: Counter[str] = Counter()               # unidentified, by host
         self._by_key: dict[bytes, deque[PendingHandshake]] = {}
+
+    def set_known_hosts(self, hosts: set[str]) -> None:
+        """The hosts of the nodes in the configuration now (it changes by governance)."""
+        self._validator_hosts = {normalise_host(h) for h in hosts}
 
     @property
     def pending(self) -> int:

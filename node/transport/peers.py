@@ -1,9 +1,17 @@
-"""The validator mesh: one authenticated, encrypted session per peer.
+"""The node mesh: one authenticated, encrypted session per peer node.
 
-Connection rule: between validators i < j, i dials j and j only accepts i.
-With one dialer per pair there is no race that builds two connections and
-must pick one; if the same peer still shows up twice (it restarted before we
-noticed its old socket died), the newer session replaces the older.
+Peers are named by their ed25519 node key.  The allowlist is a table
+key -> (name, dial address) that the node replaces whenever the on-chain
+configuration changes it (`update`): a node that joins is accepted and dialled
+from then on, one that leaves is disconnected and refused afterwards, a moved
+one is redialled at its new address.  Validators and observers alike.
+
+Connection rule: of two nodes, the one with the lexicographically smaller key
+dials and the other only accepts it.  With one dialer per pair there is no race
+that builds two connections and must pick one, and the rule needs nothing but
+the two keys (no index in a list that governance reorders); if the same peer
+still shows up twice (it restarted before we noticed its old socket died), the
+newer session replaces the older.
 
 Per session there is a nursery with a reader and a writer:
 
@@ -14,7 +22,7 @@ Per session there is a nursery with a reader and a writer:
   disconnected (it resyncs later) so memory never grows with a slow peer.
   When idle it sends an empty batch every `keepalive_interval_s` seconds.
 - reader: receives batch frames and hands each to the node as ONE
-  `await inbound.send((peer_index, [(msg_type, payload), ...]))`.  The inbound
+  `await inbound.send((peer_key, [(msg_type, payload), ...]))`.  The inbound
   channel is bounded, so a flooding peer is slowed at its own reader.  A peer
   silent for `idle_timeout_s` seconds is considered dead (half-open TCP).
 
@@ -26,7 +34,7 @@ Inbound connections are unauthenticated until their handshake completes:
 node.transport.inbound bounds what strangers can make us hold (a short
 deadline for the dialer's hello, eviction of the oldest unproven handshake
 when full rather than refusing a newcomer, a per-source cap for addresses
-that are no validator's), and logs their failures one summary line per
+that are no known node's), and logs their failures one summary line per
 interval instead of one line each.
 """
 
@@ -36,7 +44,7 @@ import logging
 import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import trio
 
@@ -54,8 +62,25 @@ from .wire import (
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_BYTES = 64 * 1024 * 1024
-PeerTable = dict[int, tuple[bytes, tuple[str, int]]]
-Hook = Callable[[int], None]
+# A peer removed from the configuration gets what was queued for it (the block
+# that removed it, so it learns why) for at most this long, then it is cut off.
+LEAVE_FLUSH_S = 2.0
+Hook = Callable[[bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """An allowed peer node: its name (for logs) and where to dial it."""
+    name: str
+    address: tuple[str, int]
+
+
+PeerTable = Mapping[bytes, Peer]      # node public key -> Peer
+
+
+def dials(my_key: bytes, peer_key: bytes) -> bool:
+    """Whether this node dials the peer (else it waits to be dialled)."""
+    return my_key < peer_key
 
 
 @dataclass(slots=True)
@@ -80,11 +105,12 @@ class TransportStats:
 class _Session:
     """One live connection to a peer and its outbound queue."""
 
-    __slots__ = ("index", "address", "channel", "queue", "queued_bytes", "wakeup",
-                 "cancel_scope", "end_reason")
+    __slots__ = ("key", "label", "address", "channel", "queue", "queued_bytes", "wakeup",
+                 "cancel_scope", "end_reason", "leaving")
 
-    def __init__(self, index: int, address: str, channel: SecureChannel) -> None:
-        self.index = index
+    def __init__(self, key: bytes, label: str, address: str, channel: SecureChannel) -> None:
+        self.key = key
+        self.label = label
         self.address = address
         self.channel = channel
         self.queue: deque[bytes] = deque()
@@ -92,6 +118,7 @@ class _Session:
         self.wakeup = trio.Event()
         self.cancel_scope = trio.CancelScope()
         self.end_reason: str | None = None
+        self.leaving: str | None = None      # close once the queue is sent, for this reason
 
     def close(self, reason: str) -> None:
         """End the session; the first reason given is the one reported."""
@@ -103,15 +130,14 @@ class _Session:
 
 
 class PeerManager:
-    """Keeps authenticated sessions to every validator in `peers`.
+    """Keeps authenticated sessions to every node in `peers`.
 
-    `peers` maps validator index -> (ed25519 public key, (host, port)); it may
-    include our own entry (ignored).  Received batches go to `inbound`.
-    `on_connect(i)` runs for every new session with validator i (including one
-    that replaces an older session: the peer may have restarted and lost
-    state); `on_disconnect(i)` runs when i no longer has any session.  Both are
-    plain callbacks run in the transport's task: keep them quick; they may
-    call `send`.
+    `peers` maps node key -> Peer(name, address); it may include our own entry
+    (ignored).  Received batches go to `inbound`.  `on_connect(key)` runs for
+    every new session with a peer (including one that replaces an older
+    session: the peer may have restarted and lost state); `on_disconnect(key)`
+    runs when it no longer has any session.  Both are plain callbacks run in
+    the transport's task: keep them quick; they may call `send`.
     """
 
     def __init__(
@@ -120,7 +146,6 @@ class PeerManager:
         chain_id: str,
         genesis_hash: bytes,
         peers: PeerTable,
-        my_index: int,
         inbound: trio.MemorySendChannel,
         *,
         max_frame: int = DEFAULT_MAX_FRAME,
@@ -137,9 +162,6 @@ class PeerManager:
         on_connect: Hook | None = None,
         on_disconnect: Hook | None = None,
     ) -> None:
-        own = peers.get(my_index)
-        if own is not None and own[0] != my_key.public_key:
-            raise ValueError(f"peers[{my_index}] is not this node's key")
         if max_frame <= ABYTES + BATCH_HEADER_MAX:
             raise ValueError(f"max_frame of {max_frame} bytes is too small")
         if queue_bytes < 1:
@@ -154,11 +176,8 @@ class PeerManager:
         self._key = my_key
         self._chain_id = chain_id
         self._genesis_hash = genesis_hash
-        self._my_index = my_index
-        self._peers = {i: (pub, addr) for i, (pub, addr) in peers.items() if i != my_index}
-        self._index_by_key = {pub: i for i, (pub, _) in self._peers.items()}
-        if len(self._index_by_key) != len(self._peers):
-            raise ValueError("two peers share a public key")
+        self._me = my_key.public_key
+        self._peers: dict[bytes, Peer] = {k: p for k, p in peers.items() if k != self._me}
         self._inbound = inbound
         self._max_frame = max_frame
         self._max_batch = max_frame - ABYTES
@@ -169,21 +188,23 @@ class PeerManager:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._hello_timeout_s = hello_timeout_s
-        self._gate = InboundGate({addr[0] for _, addr in self._peers.values()},
+        self._gate = InboundGate({p.address[0] for p in self._peers.values()},
                                  max_unidentified=max_pending_handshakes,
                                  max_per_source=max_handshakes_per_source)
         self._inbound_failures = FailureLog(log, failure_log_interval_s)
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
-        self._sessions: dict[int, _Session] = {}
-        self._last_errors: dict[int, str] = {}   # peers we dial: why the last attempt failed
+        self._sessions: dict[bytes, _Session] = {}
+        self._last_errors: dict[bytes, str] = {}   # peers we dial: why the last attempt failed
+        self._dialling: dict[bytes, trio.CancelScope] = {}    # peer key -> its dial loop
+        self._nursery: trio.Nursery | None = None
         self._running = False
 
     # -- public API -------------------------------------------------------------
 
     async def run(self, listen_host: str, listen_port: int, *,
                   task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Listen, dial the higher-indexed peers, and keep sessions up until
+        """Listen, dial the peers with larger keys, and keep sessions up until
         cancelled.  Reports the actual listening port via task_status.started
         (so port 0 works).  Cancelling it closes every socket.  Raises OSError
         if it cannot listen; if the node closes `inbound`, the resulting
@@ -195,50 +216,119 @@ class PeerManager:
         try:
             listeners = await trio.open_tcp_listeners(listen_port, host=listen_host)
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(trio.serve_listeners, self._accept, listeners)
                 nursery.start_soon(self._inbound_failures.run)
-                for index in sorted(self._peers):
-                    if index > self._my_index:
-                        nursery.start_soon(self._dial_loop, index)
+                for key in sorted(self._peers):
+                    self._start_dialling(key)
                 task_status.started(listeners[0].socket.getsockname()[1])
         finally:
             self._running = False
+            self._nursery = None
+            self._dialling.clear()
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
 
-    def send(self, peer_index: int, msg_type: int, payload: Any) -> bool:
-        """Queue one message for a peer without blocking.  False if the peer is
-        not connected or was just disconnected for overflowing its queue.
-        Raises ValueError for a msg_type outside 0..65535 or a message too big
-        for one frame, TypeError for a payload msgpack cannot encode."""
-        session = self._sessions.get(peer_index)
+    def update(self, peers: PeerTable) -> None:
+        """Replace the allowlist (the node calls this when a committed block
+        changed the configuration): a peer no longer listed is disconnected at
+        once and refused from now on; a new one is dialled (if its key is the
+        larger) or accepted; one whose address changed is redialled there."""
+        new = {k: p for k, p in peers.items() if k != self._me}
+        old, self._peers = self._peers, new
+        self._gate.set_known_hosts({p.address[0] for p in new.values()})
+        for key in old.keys() - new.keys():
+            self._last_errors.pop(key, None)
+            session = self._sessions.get(key)
+            if session is not None:
+                # Its dial loop (if we dial it) ends by itself once the session
+                # has: the peer is no longer listed.
+                log.info("peer %s (%s): removed from the configuration, disconnecting",
+                         session.label, session.address)
+                self._leave(session, "removed from the configuration")
+            else:
+                scope = self._dialling.pop(key, None)
+                if scope is not None:
+                    scope.cancel()
+        for key in sorted(new.keys() - old.keys()):
+            self._start_dialling(key)
+        for key in sorted(new.keys() & old.keys()):
+            if new[key].address != old[key].address and key not in self._sessions:
+                # Waiting out a back-off to an address that is no longer the
+                # peer's: dial the new one now.  A live session stays; when it
+                # ends the dial loop uses the new address.
+                scope = self._dialling.pop(key, None)
+                if scope is not None:
+                    scope.cancel()
+                self._start_dialling(key)
+
+    def _leave(self, session: _Session, reason: str) -> None:
+        """Close a session once what is queued for it is sent (LEAVE_FLUSH_S at
+        most); nothing more is queued for it or taken from it meanwhile."""
+        session.leaving = reason
+        if not session.queue or self._nursery is None:
+            session.close(reason)
+            return
+        session.wakeup.set()
+
+        async def cut_off() -> None:
+            await trio.sleep(LEAVE_FLUSH_S)
+            session.close(reason)
+        self._nursery.start_soon(cut_off)
+
+    @property
+    def own_key(self) -> bytes:
+        return self._me
+
+    def allowed(self) -> list[bytes]:
+        """The keys of every peer node this manager accepts or dials, sorted."""
+        return sorted(self._peers)
+
+    def send(self, peer: bytes, msg_type: int, payload: Any) -> bool:
+        """Queue one message for a peer (by node key) without blocking.  False
+        if the peer is not connected or was just disconnected for overflowing
+        its queue.  Raises ValueError for a msg_type outside 0..65535 or a
+        message too big for one frame, TypeError for a payload msgpack cannot
+        encode."""
+        session = self._sessions.get(peer)
         if session is None:
             return False
         return self._enqueue(session, self._encode(msg_type, payload))
 
-    def broadcast(self, msg_type: int, payload: Any) -> int:
-        """Queue one message for every connected peer (encoded once); returns
-        how many peers it was queued for."""
+    def broadcast(self, msg_type: int, payload: Any, to: Iterable[bytes] | None = None) -> int:
+        """Queue one message for every connected peer, or for the connected
+        ones among `to` (encoded once); returns how many it was queued for."""
         if not self._sessions:
+            return 0
+        if to is None:
+            sessions = list(self._sessions.values())
+        else:
+            sessions = [s for k in to if (s := self._sessions.get(k)) is not None]
+        if not sessions:
             return 0
         envelope = self._encode(msg_type, payload)
         queued = 0
-        for session in list(self._sessions.values()):
+        for session in sessions:
             queued += self._enqueue(session, envelope)
         return queued
 
-    def connected(self) -> list[int]:
-        """Indices of validators with a live session, ascending."""
+    def connected(self) -> list[bytes]:
+        """Keys of the peers with a live session, ascending."""
         return sorted(self._sessions)
 
-    def is_connected(self, peer_index: int) -> bool:
-        return peer_index in self._sessions
+    def is_connected(self, peer: bytes) -> bool:
+        return peer in self._sessions
 
-    def last_error(self, peer_index: int) -> str | None:
+    def last_error(self, peer: bytes) -> str | None:
         """Why the last attempt to reach a peer this node dials failed ("refused:
         ...", or a handshake reason and detail); None once a session is up, and
         for peers that dial us (their side knows why)."""
-        return self._last_errors.get(peer_index)
+        return self._last_errors.get(peer)
+
+    def name_of(self, key: bytes) -> str:
+        """The peer's node name (its key in hex, shortened, if it is not allowed)."""
+        peer = self._peers.get(key)
+        return peer.name if peer is not None else key.hex()[:16]
 
     # -- outbound queue -----------------------------------------------------------
 
@@ -250,12 +340,12 @@ class PeerManager:
         return envelope
 
     def _enqueue(self, session: _Session, envelope: bytes) -> bool:
-        if session.end_reason is not None:
+        if session.end_reason is not None or session.leaving is not None:
             return False
         if session.queued_bytes + len(envelope) > self._queue_bytes:
             self.stats.queue_overflows += 1
-            log.warning("peer %d (%s): outbound queue over %d bytes, disconnecting (too slow)",
-                        session.index, session.address, self._queue_bytes)
+            log.warning("peer %s (%s): outbound queue over %d bytes, disconnecting (too slow)",
+                        session.label, session.address, self._queue_bytes)
             session.close("queue_overflow")
             return False
         session.queue.append(envelope)
@@ -265,17 +355,39 @@ class PeerManager:
 
     # -- connections ------------------------------------------------------------
 
-    async def _dial_loop(self, index: int) -> None:
-        """Keep a session to a higher-indexed peer, redialing with jittered
-        exponential back-off for as long as the manager runs."""
-        pubkey, address = self._peers[index]
-        where = f"{address[0]}:{address[1]}"
+    def _start_dialling(self, key: bytes) -> None:
+        """Start the dial loop of a peer this node dials (by the key rule)."""
+        if self._nursery is None or not dials(self._me, key) or key in self._dialling:
+            return
+        scope = self._dialling[key] = trio.CancelScope()
+        self._nursery.start_soon(self._dial_loop, key, scope)
+
+    async def _dial_loop(self, key: bytes, scope: trio.CancelScope) -> None:
+        """Keep a session to a peer with a larger key, redialing with jittered
+        exponential back-off until the peer leaves the allowlist (`update`
+        cancels `scope`) or the manager stops.  The address is read afresh
+        for every attempt: governance may move the peer."""
+        try:
+            with scope:
+                await self._keep_dialling(key)
+        finally:
+            if self._dialling.get(key) is scope:
+                del self._dialling[key]
+
+    async def _keep_dialling(self, key: bytes) -> None:
         backoff = self._backoff_initial_s
         while True:
-            channel = await self._dial_once(index, pubkey, address, where)
+            peer = self._peers.get(key)
+            if peer is None:
+                return
+            address = peer.address
+            where = f"{address[0]}:{address[1]}"
+            channel = await self._dial_once(key, address, where)
             if channel is not None:
                 started = trio.current_time()
-                await self._run_session(index, channel, where)
+                await self._run_session(key, channel, where)
+                if key not in self._peers:
+                    return      # removed from the configuration meanwhile
                 # Only a session that lived a while resets the back-off, so a
                 # peer that accepts and promptly drops us is not hammered.
                 if trio.current_time() - started >= self._backoff_max_s:
@@ -283,7 +395,7 @@ class PeerManager:
             await trio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self._backoff_max_s)
 
-    async def _dial_once(self, index: int, pubkey: bytes, address: tuple[str, int],
+    async def _dial_once(self, key: bytes, address: tuple[str, int],
                          where: str) -> SecureChannel | None:
         stream = None
         failure = f"unreachable: no connection within {self._handshake_timeout_s:g}s"
@@ -292,20 +404,20 @@ class PeerManager:
                 stream = await trio.open_tcp_stream(*address)
             except OSError as exc:
                 # A peer that is down is routine; the back-off loop retries.
-                log.debug("peer %d (%s): dial failed: %s", index, where, exc)
+                log.debug("peer %s (%s): dial failed: %s", self.name_of(key), where, exc)
                 failure = f"unreachable: {connect_failure(exc)}"
         if stream is None:
             self.stats.dial_failures += 1
-            self._last_errors[index] = failure
+            self._last_errors[key] = failure
             return None
         try:
             return await handshake(
                 stream, initiator=True, key=self._key, chain_id=self._chain_id,
-                genesis_hash=self._genesis_hash, is_allowed=lambda key: key == pubkey,
+                genesis_hash=self._genesis_hash, is_allowed=lambda peer: peer == key,
                 timeout_s=self._handshake_timeout_s, max_frame=self._max_frame)
         except HandshakeError as exc:
             self._handshake_failed(where, exc)
-            self._last_errors[index] = f"{exc.reason}: {exc.detail}" if exc.detail else exc.reason
+            self._last_errors[key] = f"{exc.reason}: {exc.detail}" if exc.detail else exc.reason
             return None
 
     async def _accept(self, stream: trio.SocketStream) -> None:
@@ -333,14 +445,18 @@ class PeerManager:
         if channel is None:           # evicted; handshake() closed the stream
             self._inbound_failed(where, HandshakeError("evicted", "unproven while newer connections came"))
             return
-        await self._run_session(self._index_by_key[channel.peer_key], channel, where)
+        if channel.peer_key not in self._peers:
+            # Removed from the configuration while its handshake was under way.
+            self._inbound_failed(where, HandshakeError("unknown_key", "removed from the configuration"))
+            await channel.aclose()
+            return
+        await self._run_session(channel.peer_key, channel, where)
 
     def _may_dial_us(self, key: bytes) -> bool:
-        index = self._index_by_key.get(key)
-        return index is not None and index < self._my_index
+        return key in self._peers and dials(key, self._me)
 
     def _handshake_failed(self, where: str, exc: HandshakeError) -> None:
-        """An outbound handshake to a validator failed (paced by the dial back-off)."""
+        """An outbound handshake to a peer failed (paced by the dial back-off)."""
         self.stats.handshake_failures[exc.reason] += 1
         log.warning("peer %s: %s", where, exc)
 
@@ -350,28 +466,28 @@ class PeerManager:
         self.stats.handshake_failures[exc.reason] += 1
         self._inbound_failures.record(where, exc)
 
-    async def _run_session(self, index: int, channel: SecureChannel, where: str) -> None:
-        session = _Session(index, where, channel)
-        old = self._sessions.get(index)
+    async def _run_session(self, key: bytes, channel: SecureChannel, where: str) -> None:
+        session = _Session(key, self.name_of(key), where, channel)
+        old = self._sessions.get(key)
         if old is not None:
             old.close("replaced")
-        self._sessions[index] = session
-        self._last_errors.pop(index, None)
+        self._sessions[key] = session
+        self._last_errors.pop(key, None)
         self.stats.sessions += 1
-        log.info("peer %d (%s): connected", index, where)
+        log.info("peer %s (%s): connected", session.label, where)
         try:
             with session.cancel_scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._guarded, session, self._reader)
                     nursery.start_soon(self._guarded, session, self._writer)
-                    self._notify(self._on_connect, index)
+                    self._notify(self._on_connect, key)
         finally:
             session.close("shutdown")
             self.stats.disconnects += 1
-            log.info("peer %d (%s): disconnected: %s", index, where, session.end_reason)
-            if self._sessions.get(index) is session:
-                del self._sessions[index]
-                self._notify(self._on_disconnect, index)
+            log.info("peer %s (%s): disconnected: %s", session.label, where, session.end_reason)
+            if self._sessions.get(key) is session:
+                del self._sessions[key]
+                self._notify(self._on_disconnect, key)
             await channel.aclose()
 
     async def _guarded(self, session: _Session, loop: Callable) -> None:
@@ -382,20 +498,20 @@ class PeerManager:
             session.close(f"closed ({exc})")
         except RemoteProtocolError as exc:
             self.stats.protocol_errors[exc.reason] += 1
-            log.warning("peer %d (%s): protocol error: %s: %s",
-                        session.index, session.address, exc.reason, exc)
+            log.warning("peer %s (%s): protocol error: %s: %s",
+                        session.label, session.address, exc.reason, exc)
             session.close(exc.reason)
 
-    def _notify(self, hook: Hook | None, index: int) -> None:
+    def _notify(self, hook: Hook | None, key: bytes) -> None:
         if hook is None:
             return
         try:
-            hook(index)
+            hook(key)
         except Exception:  # a bug in the node's hook must not take the transport down
-            log.exception("peer hook %r failed for peer %d", hook, index)
+            log.exception("peer hook %r failed for peer %s", hook, self.name_of(key))
 
     async def _reader(self, session: _Session) -> None:
-        channel, stats, index = session.channel, self.stats, session.index
+        channel, stats, key = session.channel, self.stats, session.key
         while True:
             body = None
             with trio.move_on_after(self._idle_timeout_s):
@@ -405,9 +521,11 @@ class PeerManager:
             messages: list[Message] = decode_batch(body)
             stats.frames_in += 1
             stats.bytes_in += len(body) + FRAME_OVERHEAD
+            if session.leaving is not None:
+                continue      # removed from the configuration: nothing it sends counts
             if messages:  # an empty batch is a keepalive
                 stats.messages_in += len(messages)
-                await self._inbound.send((index, messages))
+                await self._inbound.send((key, messages))
 
     async def _writer(self, session: _Session) -> None:
         channel, stats, queue = session.channel, self.stats, session.queue
@@ -429,6 +547,8 @@ class PeerManager:
             stats.frames_out += 1
             stats.bytes_out += len(body) + FRAME_OVERHEAD
             stats.messages_out += len(batch)
+            if session.leaving is not None and not queue:
+                session.close(session.leaving)
 
 
 def _remote_address(stream: trio.SocketStream) -> tuple[str, str]:

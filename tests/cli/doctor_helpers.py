@@ -9,9 +9,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
+from ledger.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
+from ledger.state_tree import EMPTY_ROOT
 from ledger.block import GENESIS_HASH, Block, BlockHeader, tx_root
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
-from ledger.crypto import KeyPair, hash256
+from ledger.crypto import KeyPair
 from ledger.genesis import Genesis
 
 Answer = Callable[[], Any]
@@ -80,13 +82,14 @@ def status_doc(genesis: Genesis, name: str, **fields: Any) -> dict[str, Any]:
 
 def certified_blocks(genesis: Genesis, keys: list[KeyPair], count: int,
                      signers: int | None = None) -> list[tuple[Block, CommitCertificate]]:
-    """`count` empty blocks, each with a commit certificate signed by the first
-    `signers` (default: a quorum) of `keys`, the validators' keys in genesis order."""
+    """`count` empty blocks over an empty state (the state tree's EMPTY_ROOT),
+    each with a commit certificate signed by the first `signers` (default: a
+    quorum) of `keys`, the validators' keys in genesis order."""
     signers = genesis.quorum if signers is None else signers
     out, prev = [], GENESIS_HASH
     for height in range(1, count + 1):
         header = BlockHeader(genesis.chain_id, height, 0, prev, tx_root(()),
-                             hash256(b"root %d" % height), genesis.validators[0].name,
+                             EMPTY_ROOT, MERKLE_EMPTY_ROOT, genesis.validators[0].name,
                              1_700_000_000_000 + height)
         digest = header.proposal_digest()
         message = vote_bytes(PHASE_COMMIT, genesis.chain_id, 0, height, digest)

@@ -22,10 +22,9 @@ from cli.doctor.report import FAIL, OK, WARN
 from cli.layout import init_testnet, load_testnet
 from cli.ports import free_port_base
 from ledger.crypto import KeyPair, load_key, save_key
-from ledger.execution import INITIAL_STATE_ROOT
 from node.api.jsonview import block_to_json
+from node.transport.peers import Peer, PeerManager, dials
 from node.metrics import NodeMetrics
-from node.transport.peers import PeerManager
 from storage.leveldb_store import open_store
 from tests.cli.doctor_helpers import FakeApi, certified_blocks, status_doc
 from tests.factories import make_genesis
@@ -59,10 +58,10 @@ def keys_of(net) -> list[KeyPair]:
 
 def commit_blocks(net, count: int, signers: int | None = None, home_index: int = 0) -> None:
     node = net.nodes[home_index]
-    with open_store(node.home / "data", net.genesis.hash, initial_state_root=INITIAL_STATE_ROOT,
+    with open_store(node.home / "data", net.genesis.hash,
                     safety_dir=node.home / "safety") as store:
         for block, cert in certified_blocks(net.genesis, keys_of(net), count, signers):
-            store.commit(block, cert, (), {}, block.header.state_root)
+            store.commit(block, cert, (), {}, store.state_tree.apply(block.height, {}))
         store.save_safety_record(b"voted")
 
 
@@ -205,7 +204,7 @@ def test_a_store_held_by_another_process_is_not_touched(net):
     key (the holder may be this node, hung), and the store is not opened."""
     commit_blocks(net, 1)
     node0 = net.nodes[0]
-    with open_store(node0.home / "data", net.genesis.hash, initial_state_root=INITIAL_STATE_ROOT):
+    with open_store(node0.home / "data", net.genesis.hash):
         facts = Facts(node0.home, **FAST)
         findings = run_checks(facts)
     assert "in use by another process" in only(findings, "store", WARN).message
@@ -346,18 +345,18 @@ def test_a_running_node_serving_a_forged_tip(net):
 # -- handshakes under this node's key, while it is stopped -----------------------------------------
 
 async def test_handshakes_with_each_peer_tell_why_a_link_fails(tmp_path):
-    """node1 probes: node0 (below: it dials node1) and node2 (above: node1
-    dials it) succeed, node3 runs another genesis, node4 is down."""
+    """node1 probes: node0 and node2 succeed (each dialled by, or dialling,
+    node1 as their keys say: the smaller key dials), node3 runs another
+    genesis, node4 is down."""
     net = init_testnet(tmp_path / "net", 5, free_port_base(10))
     keys = keys_of(net)
     genesis = net.genesis
     other = replace(genesis, raw=genesis.raw + b" ")       # same validators, another genesis hash
 
-    def manager(i: int, on_genesis, table_without: set[int] = frozenset()) -> PeerManager:
-        table = {j: (v.public_key, v.p2p) for j, v in enumerate(genesis.validators)
-                 if j != i and j not in table_without}
+    def manager(i: int, on_genesis) -> PeerManager:
+        table = {v.public_key: Peer(v.name, v.p2p) for j, v in enumerate(genesis.validators) if j != i}
         send, _ = trio.open_memory_channel(100)
-        return PeerManager(keys[i], on_genesis.chain_id, on_genesis.hash, table, i, send,
+        return PeerManager(keys[i], on_genesis.chain_id, on_genesis.hash, table, send,
                            backoff_max_s=0.2)
 
     peers = {0: manager(0, genesis), 2: manager(2, genesis), 3: manager(3, other)}
@@ -367,28 +366,32 @@ async def test_handshakes_with_each_peer_tell_why_a_link_fails(tmp_path):
                 await nursery.start(pm.run, *genesis.validators[i].p2p)
             results = await probe_links(keys[1], genesis, 1, genesis.validators[1].p2p, timeout_s=2.0)
             nursery.cancel_scope.cancel()
-    assert results[0] == LinkResult(True, "accepted")
-    assert results[2] == LinkResult(True, "dialed")
+    def how(j: int) -> str:
+        return "dialed" if dials(keys[1].public_key, keys[j].public_key) else "accepted"
+    assert results[0] == LinkResult(True, how(0))
+    assert results[2] == LinkResult(True, how(2))
     assert results[3].reason == "wrong_genesis" and not results[3].ok
     assert results[4].reason == "unreachable" and results[4].detail == "connection refused"
 
 
-async def test_a_peer_below_that_never_dials_is_reported_silent(tmp_path):
+async def test_a_peer_that_should_dial_but_never_does_is_reported_silent(tmp_path):
     net = init_testnet(tmp_path / "net", 3, free_port_base(6))
     keys = keys_of(net)
     genesis = net.genesis
+    # By key: `low` must dial `high`; `middle` is down.
+    low, middle, high = sorted(range(3), key=lambda i: keys[i].public_key)
     send, _ = trio.open_memory_channel(10)
-    # node0 runs, but its peer table has no node2 (as if its genesis lacked it): it never dials node2.
-    table = {1: (genesis.validators[1].public_key, genesis.validators[1].p2p)}
-    node0 = PeerManager(keys[0], genesis.chain_id, genesis.hash, table, 0, send)
+    # `low` runs, but its peer table has no `high` (as if its genesis lacked it): it never dials it.
+    v = genesis.validators[middle]
+    runner = PeerManager(keys[low], genesis.chain_id, genesis.hash, {v.public_key: Peer(v.name, v.p2p)}, send)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            await nursery.start(node0.run, *genesis.validators[0].p2p)
-            results = await probe_links(keys[2], genesis, 2, genesis.validators[2].p2p,
+            await nursery.start(runner.run, *genesis.validators[low].p2p)
+            results = await probe_links(keys[high], genesis, high, genesis.validators[high].p2p,
                                         timeout_s=2.0, window_s=0.5)
             nursery.cancel_scope.cancel()
-    assert results[0] == LinkResult(False, "dialed", "silent", "")
-    assert results[1].reason == "unreachable"
+    assert results[low] == LinkResult(False, "dialed", "silent", "")
+    assert results[middle].reason == "unreachable"
 
 
 def test_every_check_is_listed_once():

@@ -142,3 +142,18 @@ def test_node_init_refuses_a_key_that_is_not_the_nodes(run, tmp_path):
     ok(run("node", "init", "--home", hosts["tax"], "--genesis", genesis, "--name", "node1"))
     line = one_error_line(run("node", "init", "--home", hosts["tax"], "--genesis", genesis, "--name", "node1"))
     assert line.endswith("config.toml exists; pass --force to replace it")
+
+
+def test_node_init_for_a_node_governance_adds_later(run, tmp_path):
+    hosts = assemble(run, tmp_path)
+    genesis = tmp_path / "genesis.json"
+    listen = ("--p2p-listen", "0.0.0.0:26656", "--api-listen", "127.0.0.1:8545")
+    bank = tmp_path / "bank-host"
+    bank.mkdir()
+    ok(run("keys", "gen", "--out", bank / "node.key"))
+    out = ok(run("node", "init", "--home", bank, "--genesis", genesis, "--name", "node4", *listen))
+    assert "starts as an observer that syncs" in out and "gov propose add-node node4" in out
+    assert 'name = "node4"' in (bank / "config.toml").read_text()
+    line = one_error_line(run("node", "init", "--home", hosts["tax"], "--genesis", genesis, "--name", "node4",
+                              *listen))
+    assert "holds the key of genesis node node1; a new node needs a key of its own" in line, line

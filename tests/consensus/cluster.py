@@ -33,7 +33,7 @@ GENESIS = bytes(32)
 
 
 def make_payload(seq: int, tag: str = "") -> tuple[bytes, bytes]:
-    payload = codec.pack([seq, tag, 0])
+    payload = codec.pack([seq, tag, 0, None])
     return payload, payload_digest(seq, payload)
 
 

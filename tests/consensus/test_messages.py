@@ -58,9 +58,9 @@ def test_view_change_signature_ignores_payloads():
     ([2, 1, -5, D, 1, SIG], "prepare.seq"),
     ([1, 1, 1, D, "text", 0, SIG], "pre-prepare.payload"),
     ([1, 1, 1, D, b"x" * (MAX_PAYLOAD + 1), 0, SIG], "longer than"),
-    ([5, 1, [4, D, [[0, SIG], [0, SIG]]], [], 0, SIG], "two votes from one validator"),
-    ([5, 1, [4, D, []], [[1, 2, D, SIG, [], 7]], 0, SIG], "prepared proof.payload"),
-    ([6, 1, [1], [], 0, SIG], "view-change"),
+    ([5, 1, [4, D, [[0, SIG], [0, SIG]]], [], 0, SIG, 0], "two votes from one validator"),
+    ([5, 1, [4, D, []], [[1, 2, D, SIG, [], 7]], 0, SIG, 0], "prepared proof.payload"),
+    ([6, 1, [1], [], 0, SIG, 0], "view-change"),
     ([4, 8, D, 0, SIG, 1], "expected 4 fields"),
 ])
 def test_malformed_records_are_remote_errors(record, fragment):

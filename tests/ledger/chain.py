@@ -8,6 +8,7 @@ from typing import Sequence
 
 from ledger.execution import ExecutionResult, execute_block, genesis_state
 from ledger.genesis import Genesis
+from ledger.state_tree import MemoryNodeStore, StateTree
 from ledger.tx import Transaction
 
 
@@ -22,6 +23,8 @@ class Chain:
         self.start_ms = start_ms
         state, self.root = genesis_state(genesis.config)
         self.genesis_state = dict(state)
+        self.tree = StateTree(MemoryNodeStore())          # every version kept, as a node does
+        self.tree.store.write(self.tree.apply(0, state))
         self.state: dict[bytes, bytes] = dict(state)
         self.config = genesis.config
         self.committed: set[bytes] = set()
@@ -33,7 +36,7 @@ class Chain:
     def run(self, txs: Sequence[Transaction], timestamp_ms: int | None = None) -> ExecutionResult:
         """Execute and commit the next block (at `timestamp_ms`, default time_of(height))."""
         height = self.height + 1
-        result = execute_block(self.config, self.state.get, height, txs, self.root,
+        result = execute_block(self.config, self.state.get, height, txs, self.tree,
                                self.committed.__contains__,
                                timestamp_ms=self.time_of(height) if timestamp_ms is None else timestamp_ms)
         for key, value in result.writes.items():
@@ -41,6 +44,7 @@ class Chain:
                 self.state.pop(key, None)
             else:
                 self.state[key] = value
+        self.tree.store.write(result.tree)
         self.committed.update(tx.id for tx in txs)
         self.height += 1
         self.root = result.state_root

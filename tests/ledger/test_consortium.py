@@ -19,7 +19,8 @@ from ledger.codec import DecodeError
 from ledger.consortium import (ACTIVE, OBSERVER, VALIDATOR, ChainConfig, ConsensusParams, Epoch,
                                GovernancePolicy, config_problem, config_view, format_utc, parse_utc)
 from ledger.errors import GenesisError
-from ledger.execution import INITIAL_STATE_ROOT, genesis_state, next_state_root
+from ledger.execution import genesis_state
+from ledger.state_tree import EMPTY_ROOT, MemoryNodeStore, StateTree
 from ledger.genesis import parse_genesis
 from tests.factories import genesis_dict, key_for, make_genesis
 from tests.ledger.gov_world import gov_genesis
@@ -255,7 +256,7 @@ def test_records_round_trip_and_the_genesis_state_is_deterministic() -> None:
     assert config_state.from_records(config.chain_id, config.contract_schedule, records) == config
     writes, root = genesis_state(BASE)
     assert (writes, root) == genesis_state(make_genesis(5)[0].config)
-    assert root == next_state_root(INITIAL_STATE_ROOT, writes) and root != INITIAL_STATE_ROOT
+    assert root == StateTree(MemoryNodeStore()).apply(0, writes).root and root != EMPTY_ROOT
     assert config_state.load(BASE.chain_id, BASE.contract_schedule, scan_dict(dict(writes))) == BASE
     assert all(k.startswith(b"gov/") for k in writes)
 

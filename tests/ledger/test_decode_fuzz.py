@@ -35,7 +35,7 @@ plain = st.recursive(
 transactions = st.builds(
     Transaction, name, st.binary(min_size=32, max_size=32), u64, u64, name, name, plain,
     st.binary(min_size=64, max_size=64))
-headers = st.builds(BlockHeader, name, u64, u64, hash32, hash32, hash32, name, u64)
+headers = st.builds(BlockHeader, name, u64, u64, hash32, hash32, hash32, hash32, name, u64)
 blocks = st.builds(Block, headers, st.lists(transactions, max_size=3).map(tuple))
 proposals = st.builds(Proposal, name, u64, u64, name.filter(bool), u64,
                       st.lists(transactions, max_size=3).map(tuple))
@@ -164,7 +164,7 @@ def test_any_input_decodes_as_a_block_header_or_raises_decode_error(data: st.Dat
     _decodes_or_decode_error(Block.decode_header, raw)
 
 
-_HEADER = codec.pack(BlockHeader("c", 1, 0, bytes(32), bytes(32), bytes(32), "n", 1).to_record())
+_HEADER = codec.pack(BlockHeader("c", 1, 0, bytes(32), bytes(32), bytes(32), bytes(32), "n", 1).to_record())
 
 
 @pytest.mark.parametrize("raw", [

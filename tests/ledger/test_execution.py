@@ -8,7 +8,10 @@ import pytest
 
 from ledger import codec, execution
 from ledger.contracts import Contract, ContractError
-from ledger.execution import INITIAL_STATE_ROOT, execute_block, next_state_root, query_state
+from ledger.execution import (RECEIPT_DOMAIN, execute_block, query_state, receipt_item, receipt_proof,
+                              receipt_root, verify_receipt_proof)
+from ledger.merkle import EMPTY_ROOT as MERKLE_EMPTY_ROOT
+from ledger.state_tree import EMPTY_ROOT, MemoryNodeStore, StateTree, check, value_hash
 from ledger.receipt import (ERR_BAD_ARGS, ERR_DUPLICATE, ERR_EXPIRED, ERR_INVALID, ERR_NOT_FOUND, ERR_PERMISSION,
                             ERR_UNKNOWN_CONTRACT, ERR_UNKNOWN_METHOD, OK, Receipt)
 from tests.factories import key_for, make_genesis, make_tx
@@ -148,31 +151,41 @@ def test_same_history_same_roots() -> None:
     assert a.state == b.state
 
 
-def test_root_changes_with_writes_and_commits_to_the_past() -> None:
+def test_the_root_commits_to_the_whole_state() -> None:
     chain = Chain(GENESIS)
+    genesis_root = chain.root
+    assert genesis_root != EMPTY_ROOT                  # the gov/ configuration is in it
     r1 = chain.run([put(v=1)])
-    assert r1.state_root != INITIAL_STATE_ROOT
+    assert r1.state_root != genesis_root
     r2 = chain.run([])                                 # no writes: root unchanged
     assert r2.state_root == r1.state_root
     other = Chain(GENESIS)
     assert other.run([put(v=2)]).state_root != r1.state_root
-    # same writes on top of a different past give a different root
-    writes = {b"kv/data/k": codec.pack(3)}
-    assert next_state_root(r1.state_root, writes) != next_state_root(INITIAL_STATE_ROOT, writes)
-    # a delete is not the same as any value
-    assert next_state_root(INITIAL_STATE_ROOT, {b"x": None}) != \
-        next_state_root(INITIAL_STATE_ROOT, {b"x": b""})
+    # The root is the tree's over every key the state holds: a tree built from
+    # the whole state at once, in any order, has it, and proves each key.
+    rebuilt = StateTree(MemoryNodeStore())
+    assert rebuilt.apply(0, dict(reversed(list(chain.state.items())))).root == r2.state_root
+    key = b"kv/data/k"
+    assert chain.tree.get(2, key) == value_hash(chain.state[key])
+    proof = chain.tree.prove(2, key)
+    assert check(r2.state_root, key, chain.state[key], proof) is None
+    assert check(r2.state_root, key, codec.pack(2), proof) is not None
+    # every earlier version stays provable: before block 1 the key was absent
+    assert check(genesis_root, key, None, chain.tree.prove(0, key)) is None
 
 
-def test_root_does_not_depend_on_dict_order() -> None:
-    w1 = {b"a": b"1", b"b": None}
-    w2 = {b"b": None, b"a": b"1"}
-    assert next_state_root(INITIAL_STATE_ROOT, w1) == next_state_root(INITIAL_STATE_ROOT, w2)
+def test_a_put_back_value_gives_the_old_root() -> None:
+    """Unlike the hash chain it replaces, the root is of the state, not of its history."""
+    chain = Chain(GENESIS)
+    r1 = chain.run([put(v=1)])
+    chain.run([put(v=2, nonce=1)])
+    assert chain.run([put(v=1, nonce=2)]).state_root == r1.state_root
 
 
 def test_height_must_be_positive() -> None:
     with pytest.raises(ValueError):
-        execute_block(GENESIS.config, {}.get, 0, [], INITIAL_STATE_ROOT, lambda _: False, timestamp_ms=0)
+        execute_block(GENESIS.config, {}.get, 0, [], StateTree(MemoryNodeStore()), lambda _: False,
+                      timestamp_ms=0)
 
 
 def test_query_state_of_absent_things_is_none() -> None:
@@ -182,3 +195,32 @@ def test_query_state_of_absent_things_is_none() -> None:
     assert query_state(chain.state.get, "kv", "absent") is None
     assert query_state(chain.state.get, "nope", "k") is None
     assert query_state(chain.state.get, "kv", "\ud800") is None     # a lone surrogate from a URL
+
+
+def test_the_receipt_root_commits_to_every_receipt_in_block_order() -> None:
+    chain = Chain(GENESIS)
+    txs = [put(v=1), put(chain_id="other-chain"), put(v=2, nonce=1)]
+    r = chain.run(txs)
+    assert [x.status for x in r.receipts] == [OK, ERR_INVALID, OK]
+    assert r.receipts[0] == r.receipts[2]              # equal receipts, different txs
+    assert r.receipt_root == receipt_root(txs, r.receipts)
+    for i, receipt in enumerate(r.receipts):
+        proof = receipt_proof(txs, r.receipts, i)
+        assert verify_receipt_proof(i, txs[i].id, receipt, proof, r.receipt_root)
+        # another status, message, tx or place is not proved
+        assert not verify_receipt_proof(i, txs[i].id, dataclasses.replace(receipt, status=receipt.status ^ 1),
+                                        proof, r.receipt_root)
+        assert not verify_receipt_proof(i, txs[i].id, dataclasses.replace(receipt, message="x"), proof,
+                                        r.receipt_root)
+        other = (i + 2) % 3
+        assert not verify_receipt_proof(i, txs[other].id, receipt, proof, r.receipt_root)
+        assert not verify_receipt_proof(other, txs[i].id, receipt, proof, r.receipt_root)
+        assert not verify_receipt_proof(i, txs[i].id, receipt, receipt_proof(txs, r.receipts, other),
+                                        r.receipt_root)
+    assert receipt_root(txs[::-1], r.receipts[::-1]) != r.receipt_root
+    # the item is domain-separated and its record length-prefixed
+    item = receipt_item(1, txs[1].id, r.receipts[1])
+    assert item.startswith(RECEIPT_DOMAIN + (1).to_bytes(4, "big") + txs[1].id)
+    at = len(RECEIPT_DOMAIN) + 4 + 32
+    assert int.from_bytes(item[at:at + 4], "big") == len(item) - at - 4
+    assert chain.run([]).receipt_root == MERKLE_EMPTY_ROOT

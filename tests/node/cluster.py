@@ -23,7 +23,8 @@ import trio
 
 from cli.layout import init_testnet, load_testnet
 from cli.ports import free_port_base
-from ledger.crypto import load_key
+from ledger.crypto import KeyPair, load_key, save_key
+from node.config import render_config
 from ledger.tx import Transaction
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +42,8 @@ class Cluster:
             path.write_text(json.dumps(doc, indent=2))
             self.testnet = load_testnet(root)
         self.n = n
+        self.homes = {i: node.home for i, node in enumerate(self.testnet.nodes)}
+        self.urls = {i: node.api_url for i, node in enumerate(self.testnet.nodes)}
         self.procs: dict[int, subprocess.Popen] = {}
         self.accounts = {p.stem: load_key(p) for p in sorted((root / "accounts").glob("*.key"))}
         self._nonce = 0
@@ -53,12 +56,25 @@ class Cluster:
         path.write_text(text)
 
     # -- processes -----------------------------------------------------------------------
+    def add_node_home(self, name: str, key: KeyPair, p2p: tuple[str, int],
+                      api: tuple[str, int]) -> int:
+        """A home for one more node (one governance adds), next to the testnet's,
+        sharing its genesis; its number for start(), url() and the rest."""
+        i = len(self.homes)
+        home = self.root / name
+        home.mkdir()
+        save_key(home / "node.key", key)
+        (home / "config.toml").write_text(render_config(name, p2p, api))
+        self.homes[i] = home
+        self.urls[i] = f"http://{api[0]}:{api[1]}"
+        return i
+
     def start(self, i: int) -> None:
-        node = self.testnet.nodes[i]
-        log = open(node.home / "node.log", "ab")
+        home = self.homes[i]
+        log = open(home / "node.log", "ab")
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "node", "--home", str(node.home)],
+            [sys.executable, "-m", "node", "--home", str(home)],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
             start_new_session=True)
         log.close()
@@ -104,12 +120,12 @@ class Cluster:
         self.procs.clear()
 
     def log_tail(self, i: int, lines: int = 30) -> str:
-        path = self.testnet.nodes[i].home / "node.log"
+        path = self.homes[i] / "node.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     # -- HTTP ------------------------------------------------------------------------------
     def url(self, i: int) -> str:
-        return self.testnet.nodes[i].api_url
+        return self.urls[i]
 
     def request(self, i: int, method: str, path: str, body: Any = None,
                 timeout: float = 30.0) -> tuple[int, Any]:
@@ -168,6 +184,36 @@ class Cluster:
                     return False
             return True
         await self.wait_until(ready, timeout, f"nodes {nodes} to be up and connected")
+
+    async def load(self, node: int, acknowledged: list[str], stop: trio.Event) -> None:
+        """Submit kv txs to `node`, one every 50 ms, until `stop`; the ids of the
+        accepted ones (which must commit exactly once) go to `acknowledged`."""
+        n = 0
+        while not stop.is_set():
+            n += 1
+            tx = self.make_tx("tourism", "kv", "put", {"key": f"load-{node}-{n}", "value": n})
+            for result in await self.submit(node, [tx]):
+                if result["accepted"]:
+                    acknowledged.append(tx.id.hex())
+            await trio.sleep(0.05)
+
+    async def wait_committed(self, txs: list[str], node: int = 0, timeout: float = 20.0) -> None:
+        """Until `node` knows every tx of `txs` (ids) as committed."""
+        async def all_committed():
+            for tx in txs:
+                code, answer = await self.get(node, f"/txs/{tx}")
+                if code != 200 or answer["status"] != "committed":
+                    return False
+            return True
+        await self.wait_until(all_committed, timeout, "every acknowledged tx committed")
+
+    async def wait_level(self, nodes: list[int], timeout: float = 20.0) -> int:
+        """Until every node of `nodes` is at one height (returned)."""
+        async def level():
+            heights = await self.heights(nodes)
+            return None not in heights.values() and len(set(heights.values())) == 1 and heights
+        heights = await self.wait_until(level, timeout, f"nodes {nodes} at one height")
+        return heights[nodes[0]]
 
     async def heights(self, nodes=None) -> dict[int, int | None]:
         return await self._status_field("height", nodes)

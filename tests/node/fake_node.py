@@ -21,10 +21,12 @@ from ledger.consortium import ChainConfig
 from ledger.contracts import CommittedState
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
 from ledger.crypto import HASH_LEN
+from ledger.execution import receipt_root
 from ledger.genesis import Account, Organisation
 from ledger.receipt import Receipt
 from ledger.tx import Transaction
-from node.api.facade import Admission, CommittedBlock, TxCommitted, TxDropped, TxOutcome, TxRecord
+from node.api.facade import (Admission, CommittedBlock, ProofAnswer, TxCommitted, TxDropped, TxOutcome,
+                             TxRecord)
 from node.core.commits import BlockSubscribers, Subscription
 from node.metrics import NodeMetrics
 from tests.factories import make_genesis
@@ -80,7 +82,8 @@ class FakeNode:
         height = len(self.blocks) + 1
         prev = self.blocks[-1].block.hash if self.blocks else GENESIS_HASH
         header = BlockHeader(self.chain_id, height, 0, prev, tx_root(txs),
-                             bytes(HASH_LEN), self.name, 1_700_000_000_000 + height)
+                             bytes(HASH_LEN), receipt_root(txs, receipts), self.name,
+                             1_700_000_000_000 + height)
         digest = header.proposal_digest()
         message = vote_bytes(PHASE_COMMIT, self.chain_id, 0, height, digest)
         votes = tuple(Vote(i, self.validator_keys[v.name].sign(message))
@@ -116,7 +119,7 @@ class FakeNode:
             exc, self.fail_next = self.fail_next, None
             raise exc
         last = self.blocks[-1].block.hash.hex() if self.blocks else GENESIS_HASH.hex()
-        return {"chain_id": self.chain_id, "node": self.name, "height": self.height(),
+        return {"chain_id": self.chain_id, "node": self.name, "role": "validator", "height": self.height(),
                 "last_block_hash": last, "view": 0, "primary": self.name,
                 "peers": [v.name for v in self.genesis.validators[1:]],
                 "mempool": len(self.mempool), "syncing": self.sync is not None,
@@ -188,11 +191,17 @@ class FakeNode:
             return None
         return config_state.config_at(self.world.genesis.config, scan_dict(chain.state), height), height
 
+    def prove(self, kind: str, args: tuple) -> ProofAnswer:
+        return ProofAnswer(kind, problem="the fake node keeps no checkpoints")
+
     def account(self, public_key: bytes) -> Account | None:
         return self.genesis.account_by_key(public_key)
 
     def organisations(self) -> tuple[Organisation, ...]:
         return self.genesis.organisations
+
+    def validator_names_at(self, height: int) -> tuple[str, ...]:
+        return tuple(v.name for v in self.genesis.validators)     # one epoch
 
     def validators(self) -> list[dict[str, Any]]:
         return [{"name": v.name, "org": v.org, "public_key": v.public_key.hex(),

@@ -7,7 +7,10 @@ import pytest
 
 from ledger.block import NULL_DIGEST, Block, Proposal
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, vote_bytes
+from ledger.execution import genesis_state
+from ledger.state_tree import check
 from node.core.chain import Chain, SyncedBlockError
+from storage import open_store
 from tests.factories import make_genesis, make_store, make_tx
 
 GENESIS, VALIDATORS, ACCOUNTS = make_genesis()
@@ -208,6 +211,36 @@ def test_synced_block_that_does_not_check_out_is_refused(tamper):
     with pytest.raises(SyncedBlockError):
         replica.apply_synced(block, cert)
     assert replica.height == 0
+    # A refused block leaves the state tree at the tip: the real one applies.
+    replica.apply_synced(r1.block, r1.certificate)
+    assert replica.store.last_state_root() == r1.block.header.state_root
+
+
+def test_a_restarted_node_reopens_the_state_tree_and_reaches_the_same_roots(tmp_path):
+    """The tree's nodes are in the store (written in each block's batch):
+    reopened at its tip, the chain goes on to the roots of a chain that never
+    stopped, and every earlier height stays provable."""
+    reference = new_chain()
+    expected = build(reference, 9)
+    state = genesis_state(GENESIS.config)[0]
+    with open_store(tmp_path / "db", GENESIS.hash, initial_state=state) as store:
+        chain = Chain(GENESIS, store)
+        for r in expected[:5]:
+            chain.apply_synced(r.block, r.certificate)
+    with open_store(tmp_path / "db", GENESIS.hash, create=False) as store:
+        assert store.state_tree.version == 5
+        assert store.last_state_root() == expected[4].block.header.state_root
+        chain = Chain(GENESIS, store)
+        for r in expected[5:]:
+            chain.apply_synced(r.block, r.certificate)       # re-executes: the roots must match
+        key = b"kv/data/k21"                                  # written by block 2
+        value = store.get_state(key)
+        assert value is not None
+        for height in (1, 2, 9):
+            root = expected[height - 1].block.header.state_root
+            assert store.state_tree.root_hash(height) == root
+            claim = None if height == 1 else value
+            assert check(root, key, claim, store.state_tree.prove(height, key)) is None
 
 
 def _with_signatures(block, signatures):

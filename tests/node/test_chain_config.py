@@ -76,7 +76,7 @@ def passed(chain, action, target, params=None):
 
 def test_the_configuration_is_swapped_at_commit_and_rebuilt_at_restart(tmp_path):
     state, root = genesis_state(GENESIS.config)
-    with open_store(tmp_path / "db", GENESIS.hash, initial_state=state, initial_state_root=root) as store:
+    with open_store(tmp_path / "db", GENESIS.hash, initial_state=state) as store:
         chain = Chain(GENESIS, store)
         assert chain.config == GENESIS.config and store.last_state_root() == root
         result = passed(chain, "add_org", "bank")

@@ -70,22 +70,26 @@ def _unused_port() -> int:
 def test_a_dial_override_naming_no_validator_stops_the_node(tmp_path):
     doc = genesis_dict(2)
     genesis = parse_genesis(doc, json.dumps(doc).encode())
-    with pytest.raises(NodeError, match="p2p.dial names node7: not a validator in genesis"):
+    with pytest.raises(NodeError, match="p2p.dial names node7: not a node in the configuration"):
         _node(genesis, "node0", tmp_path, {"node7": ("127.0.0.1", 1)})
 
 
 async def test_node_dials_a_peer_at_its_override_address(tmp_path):
-    # Genesis says node1 is at a port where nothing listens; node1 really listens
-    # elsewhere, and only node0's override knows where.
+    # Of two nodes the one with the smaller key dials.  Genesis says the other is
+    # at a port where nothing listens; it really listens elsewhere, and only the
+    # dialer's override knows where.
     doc = genesis_dict(2)
-    doc["validators"][1]["p2p"] = f"127.0.0.1:{_unused_port()}"
+    keys = {name: key_for("validator", name).public_key for name in ("node0", "node1")}
+    dialer, listener = sorted(keys, key=keys.get)
+    doc["validators"][int(listener[-1])]["p2p"] = f"127.0.0.1:{_unused_port()}"
     genesis = parse_genesis(doc, json.dumps(doc).encode())
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            node1 = _node(genesis, "node1", tmp_path)
-            p2p_port, _ = await nursery.start(node1.run)
-            node0 = _node(genesis, "node0", tmp_path, {"node1": ("127.0.0.1", p2p_port)})
-            await nursery.start(node0.run)
-            while not (node0.peers.is_connected(1) and node1.peers.is_connected(0)):
+            accepting = _node(genesis, listener, tmp_path)
+            p2p_port, _ = await nursery.start(accepting.run)
+            dialling = _node(genesis, dialer, tmp_path, {listener: ("127.0.0.1", p2p_port)})
+            await nursery.start(dialling.run)
+            while not (dialling.peers.is_connected(keys[listener])
+                       and accepting.peers.is_connected(keys[dialer])):
                 await trio.sleep(0.02)
             nursery.cancel_scope.cancel()

@@ -17,7 +17,7 @@ import trio
 from ledger.crypto import KeyPair, load_key
 from node.core import peer_messages
 from node.transport.handshake import handshake
-from node.transport.peers import PeerManager
+from node.transport.peers import Peer, PeerManager
 from node.transport.wire import HandshakeError
 
 
@@ -133,8 +133,8 @@ async def test_a_byzantine_validator_cannot_disturb_the_others(make_cluster):
             cluster.start(i)
         inbound_send, inbound_recv = trio.open_memory_channel(64)
         attacker = PeerManager(load_key(cluster.testnet.nodes[3].home / "node.key"), genesis.chain_id,
-                               genesis.hash, {i: (v.public_key, v.p2p) for i, v in enumerate(genesis.validators)},
-                               3, inbound_send)
+                               genesis.hash, {v.public_key: Peer(v.name, v.p2p) for v in genesis.validators},
+                               inbound_send)
         async with trio.open_nursery() as nursery:
             await nursery.start(attacker.run, *cluster.testnet.nodes[3].p2p)
             nursery.start_soon(_drain, inbound_recv)

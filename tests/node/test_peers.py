@@ -1,4 +1,7 @@
-"""PeerManager over real TCP on 127.0.0.1: four managers in one process."""
+"""PeerManager over real TCP on 127.0.0.1: four managers in one process.
+
+The test keys are sorted by public key, so "node i" of a test is also the i-th
+smallest key: node i dials node j exactly when i < j (the smaller key dials)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from trio.testing import wait_all_tasks_blocked
 from ledger.crypto import KeyPair
 from node.transport.framing import FramedStream
 from node.transport.handshake import PROTOCOL_VERSION, Hello, handshake
-from node.transport.peers import PeerManager
+from node.transport.peers import Peer, PeerManager
 from node.transport.wire import ConnectionClosed, HandshakeError, encode_batch
 
 CHAIN = "peers-test"
@@ -48,20 +51,33 @@ class Node:
     """One PeerManager plus everything it has received, in order."""
 
     def __init__(self, index: int, keys: list[KeyPair], ports: list[int], watch: Watch,
-                 inbound_capacity: int = 64, **options) -> None:
+                 inbound_capacity: int = 64, members: list[int] | None = None, **options) -> None:
+        """`members`: the indexes in this node's allowlist (default: all)."""
         self.index = index
         self.port = ports[index]
-        table = {i: (k.public_key, ("127.0.0.1", ports[i])) for i, k in enumerate(keys)}
+        self.keys = [k.public_key for k in keys]
+        self.ports = ports
         self.send_channel, self.receive_channel = trio.open_memory_channel(inbound_capacity)
         options.setdefault("backoff_max_s", 0.2)
-        self.manager = PeerManager(keys[index], CHAIN, GENESIS, table, index, self.send_channel,
+        self.manager = PeerManager(keys[index], CHAIN, GENESIS, self.table(members), self.send_channel,
                                    on_connect=watch.poke, on_disconnect=watch.poke, **options)
-        self.batches: list[tuple[int, list]] = []
+        self.batches: list[tuple[bytes, list]] = []
         self.watch = watch
         self.scope: trio.CancelScope | None = None
 
+    def table(self, members: list[int] | None = None) -> dict[bytes, Peer]:
+        members = range(len(self.keys)) if members is None else members
+        return {self.keys[i]: Peer(f"v{i}", ("127.0.0.1", self.ports[i])) for i in members}
+
+    def connected(self) -> list[int]:
+        return sorted(self.keys.index(k) for k in self.manager.connected())
+
+    def send(self, peer: int, payload, msg_type: int = T) -> bool:
+        return self.manager.send(self.keys[peer], msg_type, payload)
+
     def received(self, sender: int | None = None, msg_type: int = T) -> list:
-        return [payload for peer, messages in self.batches if sender in (None, peer)
+        key = None if sender is None else self.keys[sender]
+        return [payload for peer, messages in self.batches if key in (None, peer)
                 for t, payload in messages if t == msg_type]
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -78,12 +94,13 @@ class Node:
 
 
 def make_keys(n: int) -> list[KeyPair]:
-    return [KeyPair.from_seed(bytes([i + 1]) * 32) for i in range(n)]
+    """n keys, sorted by public key (node i dials node j iff i < j)."""
+    return sorted((KeyPair.from_seed(bytes([i + 1]) * 32) for i in range(n)), key=lambda k: k.public_key)
 
 
 def fully_connected(nodes: list[Node]) -> Callable[[], bool]:
     def check() -> bool:
-        return all(n.manager.connected() == [m.index for m in nodes if m is not n] for n in nodes)
+        return all(n.connected() == [m.index for m in nodes if m is not n] for n in nodes)
     return check
 
 
@@ -112,16 +129,16 @@ async def test_mesh_connects_and_delivers_batched_messages():
             nodes, watch, _ = await start_mesh(nursery)
             a, d = nodes[0], nodes[3]
             for i in range(500):
-                assert a.manager.send(3, T, i)
+                assert a.send(3, i)
             await watch.until(lambda: len(d.received(0)) == 500)
             assert d.received(0) == list(range(500))  # in order, none lost
-            batches_from_a = [b for b in d.batches if b[0] == 0]
+            batches_from_a = [b for b in d.batches if b[0] == a.manager.own_key]
             assert len(batches_from_a) < 100  # many messages per frame, not one each
             assert a.manager.stats.messages_out >= 500
             assert a.manager.stats.frames_out < a.manager.stats.messages_out
 
             await exchange_all(nodes, watch, "hello")
-            assert a.manager.send(0, T, "to myself") is False  # not a peer
+            assert a.send(0, "to myself") is False  # not a peer
             for node in nodes:
                 stats = node.manager.stats
                 assert stats.disconnects == 0 and not stats.protocol_errors
@@ -136,7 +153,7 @@ async def test_restarted_manager_is_reconnected_and_cancel_closes_sockets():
             victim = nodes[1]
             victim.scope.cancel()
             others = [n for n in nodes if n is not victim]
-            await watch.until(lambda: all(1 not in n.manager.connected() for n in others))
+            await watch.until(lambda: all(1 not in n.connected() for n in others))
             # its listener is closed: nobody can connect to it now
             with pytest.raises(OSError):
                 await trio.open_tcp_stream("127.0.0.1", victim.port)
@@ -166,8 +183,8 @@ async def read_until_eof(stream) -> None:
 
 
 async def lone_manager(nursery, **options) -> tuple[Node, list[KeyPair]]:
-    """Validator 1 running alone; the test plays validator 0 (which 1 only
-    accepts, never dials), so nothing else competes for that session."""
+    """Node 1 running alone; the test plays node 0 (the smaller key, which 1
+    only accepts, never dials), so nothing else competes for that session."""
     keys = make_keys(2)
     node = Node(1, keys, [free_port(), free_port()], Watch(), **options)
     await nursery.start(node.run)
@@ -206,7 +223,7 @@ async def test_garbage_and_strangers_do_not_disturb_the_mesh():
             await wait_all_tasks_blocked()
             assert failures["unknown_key"] == 1
 
-            # a higher-indexed validator must not dial a lower one
+            # the larger key must not dial the smaller one
             with pytest.raises(HandshakeError):
                 await handshake(await raw_connection(nodes[0].port), initiator=True, key=keys[3],
                                 chain_id=CHAIN, genesis_hash=GENESIS, is_allowed=lambda k: True)
@@ -228,7 +245,7 @@ async def test_newer_session_replaces_older_and_the_dropped_peer_redials():
             target = nodes[3]
             sessions_before = target.manager.stats.sessions
             stream, channel = await impersonate(target.port, keys[0])
-            await watch.until(lambda: 3 not in nodes[0].manager.connected())
+            await watch.until(lambda: 3 not in nodes[0].connected())
             assert nodes[0].manager.stats.disconnects == 1  # its session was replaced by ours
             await stream.send_all(b"\xff\xff\xff\xff")  # a length prefix far over the cap
             await read_until_eof(stream)
@@ -253,7 +270,7 @@ async def test_authenticated_peer_sending_bad_frames_is_dropped(wire, reason):
             await stream.send_all(wire)
             await read_until_eof(stream)
             assert dict(node.manager.stats.protocol_errors) == {reason: 1}
-            assert node.manager.connected() == []
+            assert node.connected() == []
             nursery.cancel_scope.cancel()
 
 
@@ -280,11 +297,11 @@ async def test_peer_that_stops_reading_is_disconnected_at_the_queue_bound():
             stuck = Node(1, keys, ports, watch, inbound_capacity=0)
             await nursery.start(fast.run)
             await nursery.start(stuck.manager.run, "127.0.0.1", stuck.port)
-            await watch.until(lambda: fast.manager.connected() == [1])
+            await watch.until(lambda: fast.connected() == [1])
 
             blob = b"\x5a" * (256 * 1024)
             sent = 0
-            while fast.manager.send(1, T, blob):
+            while fast.send(1, blob):
                 sent += 1
                 await wait_all_tasks_blocked()  # the writer pushed what the socket takes
             # Some messages went out before the socket filled up; then exactly the
@@ -350,7 +367,7 @@ async def test_a_flood_of_idle_and_garbage_connections_does_not_lock_out_a_valid
                 with trio.fail_after(2):    # well inside the 5 s handshake timeout
                     _, channel = await impersonate(node.port, keys[0])
             assert channel.peer_key == keys[1].public_key
-            await node.watch.until(lambda: node.manager.connected() == [0])
+            await node.watch.until(lambda: node.connected() == [0])
             await wait_all_tasks_blocked()
             failures = node.manager.stats.handshake_failures
             # Every stranger beyond the 64 slots made room, none was refused;
@@ -395,9 +412,9 @@ async def test_a_source_that_is_no_validators_host_is_capped():
         async with trio.open_nursery() as nursery:
             keys = make_keys(2)
             ports = [free_port(), free_port()]
-            table = {i: (k.public_key, ("127.0.0.2", ports[i])) for i, k in enumerate(keys)}
+            table = {k.public_key: Peer(f"v{i}", ("127.0.0.2", ports[i])) for i, k in enumerate(keys)}
             send, receive = trio.open_memory_channel(8)
-            manager = PeerManager(keys[1], CHAIN, GENESIS, table, 1, send, max_handshakes_per_source=3)
+            manager = PeerManager(keys[1], CHAIN, GENESIS, table, send, max_handshakes_per_source=3)
             port = await nursery.start(manager.run, "127.0.0.1", ports[1])
             idle = [await raw_connection(port) for _ in range(3)]
             await wait_all_tasks_blocked()
@@ -430,7 +447,7 @@ async def test_forged_hellos_claiming_a_validator_cannot_hold_its_place():
             await wait_all_tasks_blocked()
             _, channel = await impersonate(node.port, keys[0])
             assert channel.peer_key == keys[1].public_key
-            await node.watch.until(lambda: node.manager.connected() == [0])
+            await node.watch.until(lambda: node.connected() == [0])
             assert node.manager.stats.handshake_failures["evicted"] >= 30 - 4
             for stream in forged:
                 await stream.aclose()
@@ -462,7 +479,7 @@ async def test_keepalives_hold_an_idle_session_and_silence_ends_one():
             while trio.current_time() - start < 1.5:
                 assert await channel.receive() == encode_batch([])
                 await channel.send(encode_batch([]))
-            assert node.manager.connected() == [0]
+            assert node.connected() == [0]
             assert node.manager.stats.messages_in == 0 and node.manager.stats.disconnects == 0
             # fall silent: the manager cuts the session off
             with pytest.raises(ConnectionClosed):
@@ -473,22 +490,12 @@ async def test_keepalives_hold_an_idle_session_and_silence_ends_one():
             nursery.cancel_scope.cancel()
 
 
-def test_constructor_rejects_inconsistent_tables():
-    keys = make_keys(2)
-    send, _ = trio.open_memory_channel(1)
-    table = {0: (keys[0].public_key, ("127.0.0.1", 1)), 1: (keys[0].public_key, ("127.0.0.1", 2))}
-    with pytest.raises(ValueError):
-        PeerManager(keys[1], CHAIN, GENESIS, table, 1, send)  # our entry holds another key
-    with pytest.raises(ValueError):
-        PeerManager(keys[0], CHAIN, GENESIS, {**table, 2: table[1]}, 2, send)  # shared key
-
-
 def test_send_rejects_messages_that_cannot_fit_a_frame():
     keys = make_keys(2)
     send, _ = trio.open_memory_channel(1)
-    table = {1: (keys[1].public_key, ("127.0.0.1", 1))}
-    manager = PeerManager(keys[0], CHAIN, GENESIS, table, 0, send, max_frame=1024)
-    assert manager.send(1, T, b"x") is False  # not connected
+    table = {keys[1].public_key: Peer("v1", ("127.0.0.1", 1))}
+    manager = PeerManager(keys[0], CHAIN, GENESIS, table, send, max_frame=1024)
+    assert manager.send(keys[1].public_key, T, b"x") is False  # not connected
     assert manager.broadcast(T, b"x") == 0
 
 
@@ -505,21 +512,93 @@ async def test_last_error_says_why_dialing_a_peer_fails_until_it_connects():
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             await nursery.start(dialer.run)
-            await until(lambda: dialer.manager.last_error(1) is not None)
-            assert dialer.manager.last_error(1) == "unreachable: connection refused"
+            peer = keys[1].public_key
+            await until(lambda: dialer.manager.last_error(peer) is not None)
+            assert dialer.manager.last_error(peer) == "unreachable: connection refused"
             # node1 up, but on another genesis
             send, _ = trio.open_memory_channel(8)
-            table = {i: (k.public_key, ("127.0.0.1", ports[i])) for i, k in enumerate(keys)}
-            odd = PeerManager(keys[1], CHAIN, b"\x44" * 32, table, 1, send)
+            odd = PeerManager(keys[1], CHAIN, b"\x44" * 32, dialer.table(), send)
             with trio.CancelScope() as odd_scope:
                 async with trio.open_nursery() as inner:
                     await inner.start(odd.run, "127.0.0.1", ports[1])
-                    await until(lambda: (dialer.manager.last_error(1) or "").startswith("wrong_genesis"))
-                    assert dialer.manager.last_error(1) == "wrong_genesis: peer genesis " + "44" * 8
+                    await until(lambda: (dialer.manager.last_error(peer) or "").startswith("wrong_genesis"))
+                    assert dialer.manager.last_error(peer) == "wrong_genesis: peer genesis " + "44" * 8
                     odd_scope.cancel()
             # node1 as it should be: connected, and no error left
             right = Node(1, keys, ports, watch)
             await nursery.start(right.run)
-            await watch.until(lambda: dialer.manager.connected() == [1])
-            assert dialer.manager.last_error(1) is None
+            await watch.until(lambda: dialer.connected() == [1])
+            assert dialer.manager.last_error(peer) is None
+            nursery.cancel_scope.cancel()
+
+
+# -- the allowlist follows the configuration (PeerManager.update) ---------------------------
+
+async def test_a_node_removed_from_the_allowlist_is_disconnected_and_refused_afterwards():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nodes, watch, keys = await start_mesh(nursery, n=3)
+            removed = nodes[0]          # the smallest key: it keeps dialling the others
+            refusals = [n.manager.stats.handshake_failures for n in nodes[1:]]
+            for node in nodes[1:]:
+                node.manager.update(node.table([1, 2]))
+            await watch.until(lambda: removed.connected() == [] and nodes[1].connected() == [2]
+                              and nodes[2].connected() == [1])
+            # It still has the old table and redials both every 0.2 s: refused each time.
+            while not all(r["unknown_key"] >= 2 for r in refusals):
+                await trio.sleep(0.02)
+            assert removed.connected() == [] and nodes[1].connected() == [2]
+            assert nodes[1].manager.allowed() == [keys[2].public_key]
+            with pytest.raises(HandshakeError):
+                await impersonate(nodes[2].port, keys[0])
+            await exchange_all(nodes[1:], watch, "without node 0")
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_node_added_to_the_allowlist_is_accepted_and_dialled():
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            keys = make_keys(3)
+            ports = [free_port() for _ in range(3)]
+            watch = Watch()
+            # node 1 (the middle key) is new: 0 and 2 do not know it yet; it knows them
+            nodes = [Node(0, keys, ports, watch, members=[0, 2]), Node(1, keys, ports, watch),
+                     Node(2, keys, ports, watch, members=[0, 2])]
+            for node in nodes:
+                await nursery.start(node.run)
+            await watch.until(lambda: nodes[0].connected() == [2])
+            # node 1 dials node 2, which refuses a key it does not know
+            while nodes[2].manager.stats.handshake_failures["unknown_key"] < 1:
+                await trio.sleep(0.02)
+            assert nodes[1].connected() == []
+            for node in (nodes[0], nodes[2]):
+                node.manager.update(node.table())
+            # node 0 dials it (smaller key), node 2 accepts its dial (larger key)
+            await watch.until(fully_connected(nodes))
+            await exchange_all(nodes, watch, "with node 1")
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_moved_node_is_redialled_at_its_new_address():
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            keys = make_keys(2)
+            ports = [free_port(), free_port()]
+            watch = Watch()
+            # node 0 dials an address where nothing listens, then backs off 10-20 s
+            dialer = Node(0, keys, [ports[0], free_port()], watch, backoff_initial_s=20.0,
+                          backoff_max_s=20.0)
+            moved = Node(1, keys, ports, watch)
+            await nursery.start(dialer.run)
+            await nursery.start(moved.run)
+            peer = keys[1].public_key
+            while dialer.manager.stats.dial_failures < 1:
+                await trio.sleep(0.02)
+            assert dialer.connected() == []
+            table = dialer.table()
+            table[peer] = Peer("v1", ("127.0.0.1", ports[1]))
+            dialer.manager.update(table)
+            with trio.fail_after(8):     # dialled at once, not after the back-off of 10 s or more
+                await watch.until(lambda: dialer.connected() == [1])
+            assert dialer.manager.last_error(peer) is None
             nursery.cancel_scope.cancel()

@@ -12,6 +12,8 @@ import trio
 from node.core import peer_messages
 from node.core.sync import PROGRESS_LOG_INTERVAL_S, RATE_WINDOW_S, BlockSync, SyncProgress
 
+PEER = b"\x01" * 32      # peers are named by node key
+
 PER_ANSWER = peer_messages.MAX_SYNC_BLOCKS
 
 
@@ -71,10 +73,10 @@ async def test_a_sync_session_reports_progress_and_logs_it_sparingly(autojump_cl
             nursery.start_soon(answer)
             return True
 
-        sync = BlockSync(chain, send=send, connected=lambda: [1], apply=lambda results: None,
+        sync = BlockSync(chain, send=send, connected=lambda: [PEER], apply=lambda results: None,
                          on_progress=lambda h, t, n: progress_calls.append((h, t, n)))
         nursery.start_soon(sync.run)
-        sync.peer_status(1, target)
+        sync.peer_status(PEER, target)
         assert sync.progress() is None
         with trio.fail_after(120):
             sync.want(target)
@@ -108,3 +110,21 @@ def test_status_with_sync_progress_fits_the_documented_schema():
     schema = {"$ref": "#/components/schemas/Status"}
     assert _matches(schema, status) is None
     assert _matches(schema, {**status, "sync": {"target": 500}}) is not None     # the schema has teeth
+
+
+def test_behind_only_when_more_than_f_connected_peers_say_so():
+    # A node that lags must not suspect the primary; one lying peer must not be
+    # able to make a node believe it lags (and so never suspect a faulty primary).
+    peers = [bytes([i]) * 32 for i in range(1, 4)]
+    connected = list(peers)
+    sync = BlockSync(SimpleNamespace(height=100), send=lambda *a: True, connected=lambda: connected,
+                     apply=lambda results: None, on_progress=lambda h, t, n: None)
+    sync.peer_status(peers[0], 10_000)                 # a liar, or the only one ahead
+    assert not sync.known_behind(16, f=1)
+    sync.peer_status(peers[1], 117)
+    assert sync.known_behind(16, f=1)                  # two of three, each > 16 ahead
+    sync.peer_status(peers[1], 116)
+    assert not sync.known_behind(16, f=1)              # within the margin
+    sync.peer_status(peers[1], 200)
+    connected.remove(peers[1])
+    assert not sync.known_behind(16, f=1)              # only connected peers count

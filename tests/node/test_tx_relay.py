@@ -31,9 +31,10 @@ class FakePeers:
     def is_connected(self, peer: int) -> bool:
         return peer in self.connected
 
-    def broadcast(self, msg_type: int, payload) -> int:
+    def broadcast(self, msg_type: int, payload, to=None) -> int:
+        assert to is not None       # txs go to the validators only
         self.sent.append((None, msg_type, payload))
-        return len(self.connected)
+        return len(self.connected & set(to))
 
     def txs_to(self, peer: int | None) -> list[bytes]:
         return [rec[-1] for p, kind, payload in self.sent if p == peer and kind == peer_messages.TXS
@@ -45,8 +46,8 @@ def relay_with(n_txs: int = 0, *, primary: int = PRIMARY, connected=(0, 2, 3), m
     mempool = Mempool(lambda: GENESIS.config, lambda tx_id: False, max_txs=max_txs, max_bytes=1 << 30)
     peers = FakePeers(connected)
     suspicions = []
-    relay = TxRelay(mempool, SimpleNamespace(height=0, genesis=GENESIS, config=GENESIS.config), peers, NodeMetrics(), me=ME,
-                    primary=lambda: primary, last_commit=lambda: last_commit, on_admitted=lambda: None,
+    relay = TxRelay(mempool, SimpleNamespace(height=0, genesis=GENESIS, config=GENESIS.config), peers,
+                    NodeMetrics(), me=ME, validators=lambda: (0, 2, 3), primary=lambda: primary, last_commit=lambda: last_commit, on_admitted=lambda: None,
                     on_pending_with_primary=lambda: suspicions.append(True))
     txs = [make_tx(ACCOUNTS["finance"], GENESIS, nonce=n, args={"key": f"k{n}", "value": n})
            for n in range(n_txs)]

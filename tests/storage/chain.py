@@ -12,7 +12,9 @@ from ledger.block import GENESIS_HASH, Block, BlockHeader, Proposal, tx_root
 from ledger.certificate import CommitCertificate, Vote
 from ledger.codec import pack
 from ledger.crypto import hash256
+from ledger.execution import receipt_root
 from ledger.receipt import ERR_DUPLICATE, OK, Receipt
+from ledger.state_tree import MemoryNodeStore, StateTree, UpdateResult
 from ledger.tx import Transaction
 from storage import layout
 
@@ -33,7 +35,11 @@ class Commit:
     certificate: CommitCertificate
     receipts: tuple[Receipt, ...]
     state_writes: dict[bytes, bytes | None]
-    state_root: bytes
+    tree: UpdateResult                     # the state tree after the block (its nodes)
+
+    @property
+    def state_root(self) -> bytes:
+        return self.tree.root
 
     @property
     def payload(self) -> bytes:
@@ -42,11 +48,44 @@ class Commit:
         return Proposal(h.chain_id, h.height, h.view, h.proposer, h.timestamp_ms, self.block.txs).encode()
 
     def apply(self, store, payload: bytes | None = None) -> None:
-        store.commit(self.block, self.certificate, self.receipts, self.state_writes, self.state_root,
+        """Commit as a node does: the block's writes applied to the store's own
+        tree, whose root must be the one this commit's header holds."""
+        tree, height = store.state_tree, self.block.height
+        # Out of order (a test of the store's refusals) the tree would refuse
+        # first; the precomputed update lets the store say why.
+        update = tree.apply(height, self.state_writes) if tree.version == height - 1 else self.tree
+        store.commit(self.block, self.certificate, self.receipts, self.state_writes, update,
                      payload=payload)
 
 
-def make_commit(height: int, prev_hash: bytes, n_txs: int = 4) -> Commit:
+def default_writes(height: int) -> dict[bytes, bytes | None]:
+    # One key set and one deleted, so state both grows and shrinks; when both
+    # are the same key (h = 27 mod 37) the dict keeps the put.
+    put_key = b"k%d" % (height % STATE_KEYS)
+    del_key = b"k%d" % ((height * 5 + 3) % STATE_KEYS)
+    return {del_key: None, put_key: b"v%d" % height}
+
+
+# The state tree of the default history (the store starts empty: version 0
+# holds nothing), grown as far as a test asks: every version's update.
+_DEFAULT_TREE = StateTree(MemoryNodeStore())
+_DEFAULT_UPDATES: list[UpdateResult] = []
+
+
+def default_update(height: int) -> UpdateResult:
+    while len(_DEFAULT_UPDATES) <= height:
+        h = len(_DEFAULT_UPDATES)
+        _DEFAULT_UPDATES.append(_DEFAULT_TREE.apply(h, default_writes(h) if h else {}))
+        _DEFAULT_TREE.store.write(_DEFAULT_UPDATES[-1])
+    return _DEFAULT_UPDATES[height]
+
+
+def make_commit(height: int, prev_hash: bytes, n_txs: int = 4,
+                state_writes: dict[bytes, bytes | None] | None = None,
+                tree: StateTree | None = None) -> Commit:
+    """The commit of block `height`, its state root that of the default
+    history; with `state_writes` and `tree` (a tree at height-1, e.g. a
+    store's, which this applies them to), those writes on that tree instead."""
     """Block `height` with n_txs fresh txs, then two repeats (what a faulty
     primary may propose): tx 0 of the previous height and tx 0 of this one."""
     fresh = [make_tx(height, i) for i in range(n_txs)]
@@ -56,17 +95,19 @@ def make_commit(height: int, prev_hash: bytes, n_txs: int = 4) -> Commit:
     txs = tuple(fresh + repeats)
     receipts = tuple([Receipt(OK, "", [height, i]) for i in range(n_txs)]
                      + [Receipt(ERR_DUPLICATE, "duplicate")] * len(repeats))
-    # One key set and one deleted, so state both grows and shrinks; when both
-    # are the same key (h = 27 mod 37) the dict keeps the put.
-    put_key = b"k%d" % (height % STATE_KEYS)
-    del_key = b"k%d" % ((height * 5 + 3) % STATE_KEYS)
-    state_writes: dict[bytes, bytes | None] = {del_key: None, put_key: b"v%d" % height}
+    if state_writes is None:
+        state_writes = default_writes(height)
+        update = default_update(height)
+    else:
+        assert tree is not None, "custom writes need the tree they apply to"
+        update = tree.apply(height, state_writes)
+        tree.rewind(height - 1)          # Commit.apply applies them again
     view = height % 3
     header = BlockHeader(CHAIN_ID, height, view, prev_hash, tx_root(txs),
-                         hash256(b"root %d" % (height - 1)), f"v{height % 4}", 1_700_000_000_000 + height)
+                         update.root, receipt_root(txs, receipts), f"v{height % 4}", 1_700_000_000_000 + height)
     certificate = CommitCertificate(view, height, header.proposal_digest(),
                                     tuple(Vote(v, hash256(b"vote %d %d" % (height, v)) * 2) for v in range(3)))
-    return Commit(Block(header, txs), certificate, receipts, state_writes, hash256(b"root %d" % height))
+    return Commit(Block(header, txs), certificate, receipts, state_writes, update)
 
 
 def build_chain(last: int, n_txs: int = 4) -> list[Commit]:
@@ -94,8 +135,12 @@ def without_locations(records: dict[bytes, bytes]) -> dict[bytes, bytes]:
 
 def expected_records(chain: list[Commit]) -> dict[bytes, bytes]:
     """Every key/value (outside metadata and the safety record) a store that
-    committed exactly `chain` must hold, in the form of `without_locations`."""
+    committed exactly the default `chain` must hold, state tree nodes included,
+    in the form of `without_locations`."""
     records: dict[bytes, bytes] = {}
+    for update in map(default_update, range(len(chain) + 1)):
+        for key, node in update.new_nodes.items():
+            records[layout.STATE_TREE + key] = node
     for c in chain:
         height = c.block.height
         hkey = layout.height_key(height)

@@ -11,6 +11,7 @@ import threading
 import time
 
 from ledger.block import GENESIS_HASH
+from ledger.state_tree import EMPTY_ROOT
 from storage import layout, open_store
 from storage.safety_copy import SafetyCopy
 
@@ -81,7 +82,7 @@ def check_store(path) -> int:
         raw = raw_records(store)
         tip = layout.Tip.decode(raw[layout.KEY_TIP])
         assert tip == layout.Tip(last, chain[-1].block.hash if chain else GENESIS_HASH,
-                                 chain[-1].state_root if chain else bytes(32))
+                                 chain[-1].state_root if chain else EMPTY_ROOT)
         # Exactly the records of heights 1..last: every block, certificate,
         # hash and tx entry and the state they produce, nothing beyond.
         body = {k: v for k, v in raw.items() if not k.startswith((b"m/", b"p/", layout.PAYLOAD))}

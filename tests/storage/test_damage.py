@@ -231,7 +231,8 @@ def test_a_damaged_table_file_is_an_error_not_wrong_data(tmp_path):
         with open_store(data, GENESIS, safety_dir=safety) as store:
             for c in chain:
                 reads = [(lambda h=c.block.height: store.get_block(h), (c.block, None)),
-                         (lambda h=c.block.height: store.get_certificate(h), (c.certificate, None))]
+                         (lambda h=c.block.height: store.get_certificate(h), (c.certificate, None)),
+                         (lambda h=c.block.height: store.state_tree.root_hash(h), (c.state_root,))]
                 reads += [(lambda i=tx.id: store.get_tx(i), (store_entry, None))
                           for tx, store_entry in first_entries(c)]
                 for read, allowed in reads:

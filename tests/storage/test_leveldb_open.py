@@ -10,6 +10,7 @@ import pytest
 
 from ledger.codec import pack
 from ledger.crypto import hash256
+from ledger.state_tree import MemoryNodeStore, StateTree, value_hash
 from storage import (
     CorruptStoreError, GenesisMismatchError, NotAStoreError, SchemaVersionError,
     StoreLockedError, layout, open_store, resync_store,
@@ -19,7 +20,6 @@ from node.main import store_remedy
 from .chain import GENESIS, OTHER_GENESIS, build_chain
 from .conftest import put_raw, raw_records
 
-ROOT0 = hash256(b"initial root")
 
 
 def one_line(exc_info) -> str:
@@ -31,12 +31,12 @@ def one_line(exc_info) -> str:
 def test_reopen_keeps_everything(tmp_path):
     path = tmp_path / "nested" / "db"        # missing parents are created
     chain = build_chain(6)
-    with open_store(path, GENESIS, initial_state_root=ROOT0) as store:
+    with open_store(path, GENESIS) as store:
         for c in chain[:4]:
             c.apply(store)
         store.save_safety_record(b"voted")
         before = raw_records(store)
-    with open_store(path, GENESIS, create=False, initial_state_root=bytes(32)) as store:
+    with open_store(path, GENESIS, create=False) as store:
         assert raw_records(store) == before
         assert store.last_height() == 4
         assert store.last_block_hash() == chain[3].block.hash
@@ -49,11 +49,14 @@ def test_reopen_keeps_everything(tmp_path):
         assert store.last_height() == 6
 
 
-def test_initial_state_root_is_fixed_at_creation(tmp_path):
-    with open_store(tmp_path / "db", GENESIS, initial_state_root=ROOT0):
-        pass
-    with open_store(tmp_path / "db", GENESIS) as store:
-        assert store.last_state_root() == ROOT0
+def test_initial_state_is_fixed_at_creation(tmp_path):
+    state = {b"gov/a": b"1", b"gov/b": b"2"}
+    with open_store(tmp_path / "db", GENESIS, initial_state=state) as store:
+        root = store.last_state_root()
+        assert root == StateTree(MemoryNodeStore()).apply(0, state).root
+        assert store.state_tree.get(0, b"gov/a") == value_hash(b"1")
+    with open_store(tmp_path / "db", GENESIS, initial_state={b"other": b"x"}) as store:
+        assert store.last_state_root() == root and store.get_state(b"other") is None
 
 
 def test_directory_with_other_files_is_not_a_store(tmp_path):

@@ -9,12 +9,12 @@ import pytest
 from ledger.block import GENESIS_HASH
 from ledger.crypto import hash256
 from ledger.receipt import ERR_DUPLICATE, OK, Receipt
-from storage import CommitOrderError, Store, StoreError, layout
+from ledger.state_tree import EMPTY_ROOT
+from storage import CommitOrderError, MemoryStore, Store, StoreError, layout
 
 from .chain import build_chain, expected_records, make_commit, make_tx, without_locations
 from .conftest import raw_records
 
-ROOT0 = hash256(b"initial root")
 
 
 def assert_unchanged_empty(store) -> None:
@@ -24,10 +24,10 @@ def assert_unchanged_empty(store) -> None:
 
 
 def test_empty_store(make_store):
-    store = make_store(initial_state_root=ROOT0)
+    store = make_store()
     assert isinstance(store, Store)
     assert_unchanged_empty(store)
-    assert store.last_state_root() == ROOT0
+    assert store.last_state_root() == EMPTY_ROOT
     assert store.get_block(0) is None
     assert store.get_certificate(1) is None
     assert store.height_of(GENESIS_HASH) is None
@@ -105,14 +105,19 @@ def test_commit_order_errors_leave_the_store_untouched(make_store):
 def test_inconsistent_commit_arguments_are_refused(make_store):
     store = make_store()
     c = make_commit(1, GENESIS_HASH)
+    tree = store.state_tree
     with pytest.raises(StoreError, match="certificate for height 2"):
         store.commit(c.block, dataclasses.replace(c.certificate, height=2), c.receipts,
-                     c.state_writes, c.state_root)
+                     c.state_writes, tree.apply(1, c.state_writes))
     with pytest.raises(StoreError, match="receipts"):
-        store.commit(c.block, c.certificate, c.receipts[:-1], c.state_writes, c.state_root)
-    with pytest.raises(ValueError, match="state_root"):
-        store.commit(c.block, c.certificate, c.receipts, c.state_writes, b"short")
+        store.commit(c.block, c.certificate, c.receipts[:-1], c.state_writes,
+                     tree.apply(1, c.state_writes))
+    with pytest.raises(StoreError, match="state root"):
+        store.commit(c.block, c.certificate, c.receipts, c.state_writes, tree.apply(1, {b"x": b"y"}))
     assert_unchanged_empty(store)
+    assert tree.version == 0          # every refused commit rewound the tree
+    c.apply(store)
+    assert store.last_state_root() == c.state_root == tree.root_hash()
 
 
 @pytest.mark.parametrize("writes", [
@@ -123,7 +128,7 @@ def test_bad_state_writes_commit_nothing(make_store, writes):
     store = make_store()
     c = make_commit(1, GENESIS_HASH)
     with pytest.raises(StoreError, match="state (key|value)"):
-        store.commit(c.block, c.certificate, c.receipts, writes, c.state_root)
+        store.commit(c.block, c.certificate, c.receipts, writes, c.tree)
     assert_unchanged_empty(store)
     assert store.get_state(b"a") is None
     assert not store.has_tx(c.block.txs[0].id)
@@ -134,7 +139,7 @@ def test_unencodable_receipt_commits_nothing(make_store):
     c = make_commit(1, GENESIS_HASH)
     receipts = (Receipt(OK, "", {1, 2}),) + c.receipts[1:]     # a set is not msgpack
     with pytest.raises(StoreError, match="cannot be encoded"):
-        store.commit(c.block, c.certificate, receipts, c.state_writes, c.state_root)
+        store.commit(c.block, c.certificate, receipts, c.state_writes, store.state_tree.apply(1, c.state_writes))
     assert_unchanged_empty(store)
 
 
@@ -162,7 +167,7 @@ def test_state_writes_and_deletes(make_store):
         {b"a": b"back"},
     ]
     for height, writes in enumerate(steps, start=1):
-        c = dataclasses.replace(make_commit(height, prev), state_writes=writes)
+        c = make_commit(height, prev, state_writes=writes, tree=store.state_tree)
         c.apply(store)
         prev = c.block.hash
         if height == 2:
@@ -227,17 +232,17 @@ def test_closed_store_refuses_every_call(make_store):
             call()
 
 
-def test_wrong_argument_types_are_clear(make_store):
-    with pytest.raises(ValueError, match="initial_state_root"):
-        make_store(initial_state_root=b"too short")
+def test_wrong_argument_types_are_clear():
+    with pytest.raises(ValueError, match="genesis_hash"):
+        MemoryStore(b"too short")
 
 
 def test_scan_state_pages_through_one_prefix_in_key_order(make_store):
     store = make_store()
-    c = make_commit(1, GENESIS_HASH)
     writes = {b"t/a/\xff": b"5", b"t/a/1": b"1", b"t/a/2": b"2", b"t/a/10": b"10",
               b"t/a": b"no slash", b"t/b/1": b"other table", b"t/a0": b"next prefix"}
-    store.commit(c.block, c.certificate, c.receipts, writes, c.state_root)
+    c = make_commit(1, GENESIS_HASH, state_writes=writes, tree=store.state_tree)
+    c.apply(store)
     assert store.scan_state(b"t/a/", None, 10) == [
         (b"t/a/1", b"1"), (b"t/a/10", b"10"), (b"t/a/2", b"2"), (b"t/a/\xff", b"5")]
     assert store.scan_state(b"t/a/", None, 2) == [(b"t/a/1", b"1"), (b"t/a/10", b"10")]
@@ -246,8 +251,8 @@ def test_scan_state_pages_through_one_prefix_in_key_order(make_store):
     assert store.scan_state(b"t/a/", b"t/a/15", 5) == [(b"t/a/2", b"2"), (b"t/a/\xff", b"5")]
     assert store.scan_state(b"t/c/", None, 5) == []
     # A later commit deletes one entry: scans see committed state only.
-    c2 = make_commit(2, c.block.hash)
-    store.commit(c2.block, c2.certificate, c2.receipts, {b"t/a/10": None}, c2.state_root)
+    c2 = make_commit(2, c.block.hash, state_writes={b"t/a/10": None}, tree=store.state_tree)
+    c2.apply(store)
     assert [k for k, _ in store.scan_state(b"t/a/", None, 10)] == [b"t/a/1", b"t/a/2", b"t/a/\xff"]
 
 
