@@ -15,6 +15,7 @@ import logging
 from ledger.block import Proposal
 from ledger.codec import DecodeError
 from node.core.chain import Chain
+from node.core.commit_pace import CommitPaceMeter
 from node.core.mempool import Mempool
 from storage.base import Store
 
@@ -36,6 +37,7 @@ class ProposalChecker:
         self._proposals: dict[bytes, Proposal] = {}   # digest -> decoded, validated proposal
         # id(payload) -> (payload, its decoding): the step that checks it next takes it
         self._ahead: dict[int, tuple[bytes, Proposal]] = {}
+        self.pace = CommitPaceMeter()          # the driver reads it at commit
         # The newest block time this node has seen proposed or committed: its own
         # proposals never go below it, so block times do not run backwards when
         # the primary changes to a node whose clock is a little behind.
@@ -84,6 +86,7 @@ class ProposalChecker:
     def remember(self, digest: bytes, proposal: Proposal) -> None:
         """Keep a proposal the core may commit; its txs are in flight at its height."""
         self._proposals[digest] = proposal
+        self.pace.accepted(proposal.height)
         self.latest_timestamp_ms = max(self.latest_timestamp_ms, proposal.timestamp_ms)
         self.mempool.mark_in_flight(proposal.height, (tx.id for tx in proposal.txs))
         if len(self._proposals) > MAX_CACHED_PROPOSALS:   # bounded: drop the oldest
