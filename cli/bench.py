@@ -5,12 +5,19 @@ are signed in a process pool and packed into ready-made msgpack batch bodies.
 Workloads: `kv` (puts of distinct keys, round-robin over the accounts with the
 writer role) and `mixed` (the business contracts' calls, in the dependent
 rounds of cli/workload.py; a batch never splits a round, so each round reaches
-one node in order). The run then only
+one node in order). Presigned batches go to a temporary file and are read back
+as they are sent, so a 10-minute run fits in memory. The run then only
 POSTs bodies (one thread and one persistent connection per node, batches dealt
-round-robin over the nodes) while one observer follows node0's block stream and
-records when each block is seen; per tx, latency = that moment minus the moment its
-batch was sent. In-flight txs are capped below the mempool's size so the load is
-closed-loop instead of a flood of `mempool_full` refusals.
+round-robin over the nodes, the threads starting staggered) while one observer
+follows the last node's block stream with tx ids (`/events/blocks?tx_ids=true`:
+no request per block, and not node0, the primary of view 0) and records when
+each block is seen; per tx, latency = that moment minus the moment its batch
+was sent (every tx, or an even sample by id beyond MAX_TIMED_TXS). Every
+committed tx is counted, so run it on a testnet nobody else loads. In-flight
+txs are capped below the mempool's size so the load is closed-loop instead of
+a flood of `mempool_full` refusals. The report adds a timeline (every 10 s:
+tx/s, node CPU per tx, largest RSS), view changes during the run and disk
+bytes written per 100k txs.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Iterator
 
 import click
 
+from ledger.codec import array_header
 from ledger.crypto import KeyPair
 from ledger.tx import Transaction
 
@@ -50,6 +58,9 @@ PRESIGN_RATE = 5000          # with --duration: txs signed per second of run tim
                              # what a 2-core testnet commits, so the run is not cut short)
 MAX_PRESIGNED = 1_000_000
 MAX_INFLIGHT = 20_000        # well below the default mempool (50,000 txs)
+MAX_TIMED_TXS = 200_000      # txs whose latency a run measures (a sample beyond this)
+TIMELINE_S = 10.0            # the report's timeline: one point per this many seconds
+STAGGER_S = 0.1              # saturated runs: submitters start this far apart, in all
 STALL_TIMEOUT_S = 30.0       # no commit of ours for this long: give up
 RECEIPT_SAMPLE = 200         # committed txs whose receipts are checked afterwards
 POOL_THRESHOLD = 4000        # below this, signing in-process beats starting a pool
@@ -140,14 +151,6 @@ def with_payers(load: Workload, chain_id: str) -> Workload:
     return dataclasses.replace(load, payer_hashes=hashes)
 
 
-def msgpack_array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes([0x90 | n])
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
-
-
 @dataclass(frozen=True, slots=True)
 class Batch:
     node: int
@@ -161,9 +164,68 @@ def make_batches(signed: list[tuple[bytes, bytes]], size: int, nodes: int, unit:
     batches = []
     for k, start in enumerate(range(0, len(signed), size)):
         part = signed[start:start + size]
-        body = msgpack_array_header(len(part)) + b"".join(enc for _, enc in part)
+        body = array_header(len(part)) + b"".join(enc for _, enc in part)
         batches.append(Batch(k % nodes, tuple(i for i, _ in part), body))
     return batches
+
+
+# -- presigning to disk ---------------------------------------------------------------
+
+def latency_sample_every(count: int) -> int:
+    """Every how many txs (by id) the run times one: all of them up to
+    MAX_TIMED_TXS, so a 10-minute run's bookkeeping stays within memory."""
+    return max(1, -(-count // MAX_TIMED_TXS))
+
+
+def is_timed(tx_id: bytes, every: int) -> bool:
+    return every == 1 or int.from_bytes(tx_id[:4], "big") % every == 0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRef:
+    """A presigned batch in the run's batch file: POSTed as read, never kept."""
+    node: int
+    offset: int
+    length: int
+    count: int
+    timed: tuple[str, ...]        # hex ids of the txs whose latency is measured
+
+
+def presign(load: Workload, chain_id: str, valid_until: int, tag: str, count: int,
+            batch_size: int, nodes: int, out, every: int) -> list[BatchRef]:
+    """Sign `count` txs (whole rounds) in a process pool, as batch bodies of
+    `batch_size` (whole units) dealt round-robin to `nodes`, written to the
+    binary file `out`; only the batches' places and timed ids stay in memory."""
+    count = -(-count // load.unit) * load.unit
+    size = max(load.unit, batch_size - batch_size % load.unit)
+    chunk = SIGN_CHUNK - SIGN_CHUNK % load.unit
+    ranges = [(s, min(s + chunk, count)) for s in range(0, count, chunk)]
+    refs: list[BatchRef] = []
+    pending: list[tuple[bytes, bytes]] = []
+
+    def flush(final: bool) -> None:
+        nonlocal pending
+        while len(pending) >= size or (final and pending):
+            part, pending = pending[:size], pending[size:]
+            body = array_header(len(part)) + b"".join(enc for _, enc in part)
+            refs.append(BatchRef(len(refs) % nodes, out.tell(), len(body), len(part),
+                                 tuple(i.hex() for i, _ in part if is_timed(i, every))))
+            out.write(body)
+
+    if count < POOL_THRESHOLD:
+        for a, b in ranges:
+            pending += _sign_chunk(load, chain_id, valid_until, tag, a, b)
+            flush(False)
+    else:
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            futures = [pool.submit(_sign_chunk, load, chain_id, valid_until, tag, a, b)
+                       for a, b in ranges]
+            for future in futures:
+                pending += future.result()
+                flush(False)
+    flush(True)
+    out.flush()
+    return refs
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -178,13 +240,19 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 @dataclass
 class _Run:
-    """State shared by the submitter threads, the observer and the main thread."""
+    """State shared by the submitter threads, the observer and the main thread.
+    Every committed tx is counted (from the block events); the latency of the
+    timed ones (all of them, or a sample on long runs) is measured."""
     lock: threading.Condition = field(default_factory=threading.Condition)
     stop: threading.Event = field(default_factory=threading.Event)
-    submitted_at: dict[bytes, float] = field(default_factory=dict)
+    sent_at: dict[str, float] = field(default_factory=dict)              # timed hex id -> sent
     accepted: int = 0
     refused: Counter = field(default_factory=Counter)
-    committed: dict[bytes, tuple[float, int]] = field(default_factory=dict)   # id -> (t, height)
+    committed: int = 0
+    committed_timed: dict[str, tuple[float, int]] = field(default_factory=dict)  # -> (t, height)
+    blocks: int = 0
+    first_sent: float | None = None
+    last_commit: float | None = None
     submitting: int = 0
     error: BaseException | None = None
 
@@ -196,15 +264,19 @@ class _Run:
             self.lock.notify_all()
 
     def inflight(self) -> int:
-        return self.accepted - len(self.committed)
+        return self.accepted - self.committed
 
 
-def _submitter(run: _Run, url: str, batches: list[Batch], deadline: float | None,
-               batch_interval: float | None) -> None:
-    """Submit `batches` in order; with `batch_interval`, one batch per interval
-    (an open-loop offered load, so latency is measured below saturation)."""
+def _submitter(run: _Run, url: str, path: Path, batches: list[BatchRef], deadline: float | None,
+               batch_interval: float | None, offset_s: float) -> None:
+    """Submit `batches` in order, reading each from the batch file; with
+    `batch_interval`, one batch per interval (an open-loop offered load, so
+    latency is measured below saturation).  Submitters start `offset_s` apart,
+    so their batches do not reach the nodes in step."""
     try:
-        with NodeClient(url, timeout=60.0) as client:
+        with NodeClient(url, timeout=60.0) as client, open(path, "rb") as fh:
+            if offset_s and run.stop.wait(offset_s):
+                return
             started = time.monotonic()
             for k, batch in enumerate(batches):
                 if batch_interval is not None:
@@ -215,18 +287,24 @@ def _submitter(run: _Run, url: str, batches: list[Batch], deadline: float | None
                     run.lock.wait_for(lambda: run.stop.is_set() or run.inflight() < MAX_INFLIGHT)
                 if run.stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                     break
+                body = os.pread(fh.fileno(), batch.length, batch.offset)
                 sent = time.monotonic()
-                doc = client.post_msgpack("/txs", batch.body)
+                doc = client.post_msgpack("/txs", body)
                 results = doc.get("results") if isinstance(doc, dict) else None
-                if (not isinstance(results, list) or len(results) != len(batch.ids)
+                if (not isinstance(results, list) or len(results) != batch.count
                         or not all(isinstance(r, dict) for r in results)):
-                    raise NodeError(f"node at {url} answered a batch of {len(batch.ids)} "
+                    raise NodeError(f"node at {url} answered a batch of {batch.count} "
                                     "txs without one result per tx")
+                timed = set(batch.timed)
                 with run.lock:
-                    for tx_id, result in zip(batch.ids, results):
+                    if run.first_sent is None:
+                        run.first_sent = sent
+                    for result in results:
                         if result.get("accepted"):
-                            run.submitted_at[tx_id] = sent
                             run.accepted += 1
+                            tx_id = result.get("id")
+                            if tx_id in timed:
+                                run.sent_at[tx_id] = sent
                         else:
                             run.refused[result.get("reason") or "unknown"] += 1
     except BaseException as exc:
@@ -237,39 +315,30 @@ def _submitter(run: _Run, url: str, batches: list[Batch], deadline: float | None
             run.lock.notify_all()
 
 
-def _our_ids(client: NodeClient, height: int, ours: frozenset[bytes]) -> list[bytes]:
-    doc = client.get(f"/blocks/{height}")
-    mine = []
-    for text in (doc.get("txs") if isinstance(doc, dict) else None) or []:
-        try:
-            tx_id = bytes.fromhex(text)
-        except (TypeError, ValueError):
-            raise NodeError(f"node at {client.url} sent a malformed tx id in block {height}") from None
-        if tx_id in ours:
-            mine.append(tx_id)
-    return mine
-
-
-def _observer(run: _Run, url: str, from_height: int, ours: frozenset[bytes]) -> None:
+def _observer(run: _Run, url: str, from_height: int, timed: frozenset[str]) -> None:
+    """Follow a node's block events with their tx ids (no request per block)."""
     next_height = from_height
     try:
         with NodeClient(url, timeout=30.0) as client:
             while not run.stop.is_set():
                 try:
-                    for event, data in client.events(f"/events/blocks?from={next_height}",
+                    for event, data in client.events(f"/events/blocks?from={next_height}&tx_ids=true",
                                                      idle_timeout=STALL_TIMEOUT_S):
                         if event != "block" or not isinstance(data, dict):
                             continue
                         seen = time.monotonic()
-                        height = data.get("height")
-                        if type(height) is not int or height < next_height:
+                        height, ids = data.get("height"), data.get("tx_ids")
+                        if type(height) is not int or height < next_height or not isinstance(ids, list):
                             continue
                         next_height = height + 1
-                        if data.get("txs"):
-                            mine = _our_ids(client, height, ours)
+                        if ids:
+                            mine = [i for i in ids if i in timed]
                             with run.lock:
+                                run.committed += len(ids)
+                                run.blocks += 1
+                                run.last_commit = seen
                                 for tx_id in mine:
-                                    run.committed.setdefault(tx_id, (seen, height))
+                                    run.committed_timed.setdefault(tx_id, (seen, height))
                                 run.lock.notify_all()
                         if run.stop.is_set():
                             return
@@ -306,7 +375,7 @@ class _ProgressLine:
         if not final and now - self.last_print < (0.2 if self.tty else 5.0):
             return
         self.last_print = now
-        done = len(run.committed)
+        done = run.committed
         width = 30
         filled = min(width, int(width * done / self.total)) if self.total else width
         left = None if final else time_left(done, self.total, elapsed, self.duration)
@@ -318,6 +387,55 @@ class _ProgressLine:
             click.echo(f"\r{line}\033[K", err=True, nl=final)
         else:
             click.echo(line, err=True)
+
+
+class _Timeline:
+    """Every TIMELINE_S: committed tx/s, node CPU per committed tx (summed over
+    the nodes), the largest node RSS; a run's drift shows here, not in its mean."""
+
+    def __init__(self, pids: dict[str, int | None], start: float) -> None:
+        self.pids = pids
+        self.points: list[dict] = []
+        self._last = (start, 0, self._cpu())
+
+    def _cpu(self) -> float:
+        return sum(procs.cpu_seconds(pid) or 0.0 for pid in self.pids.values() if pid)
+
+    def due(self, now: float) -> bool:
+        return now - self._last[0] >= TIMELINE_S
+
+    def sample(self, now: float, committed: int, start: float) -> None:
+        t0, done0, cpu0 = self._last
+        cpu = self._cpu()
+        txs = committed - done0
+        rss = [procs.current_rss_mb(pid) for pid in self.pids.values() if pid]
+        self.points.append({"t_s": round(now - start, 1), "tps": round(txs / (now - t0), 1),
+                            "us_per_tx": round((cpu - cpu0) / txs * 1e6) if txs else None,
+                            "max_rss_mb": round(max((r for r in rss if r is not None), default=0), 1)})
+        self._last = (now, committed, cpu)
+
+
+def _views(urls: list[str]) -> list[int | None]:
+    views = []
+    for url in urls:
+        try:
+            with NodeClient(url, timeout=5.0) as client:
+                doc = client.get("/status")
+            views.append(doc.get("view") if isinstance(doc, dict) else None)
+        except NodeError:
+            views.append(None)
+    return views
+
+
+def _data_bytes(net: Testnet) -> int:
+    total = 0
+    for node in net.nodes:
+        for path in (node.home / "data", node.home / "safety"):
+            for entry in path.rglob("*") if path.is_dir() else ():
+                with contextlib.suppress(OSError):
+                    if entry.is_file():
+                        total += entry.stat().st_size
+    return total
 
 
 def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: int | None,
@@ -334,28 +452,45 @@ def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: i
     senders = len(load.seeds) if load.seeds else len(load.account_seeds)
     if progress:
         click.echo(f"signing {count} {workload_name} transactions from {senders} accounts...", err=True)
-    signed = sign_all(load, chain_id, valid_until, os.urandom(4).hex(), count)
-    count = len(signed)
-    batches = make_batches(signed, batch_size, len(urls), load.unit)
-    batch_size = len(batches[0].ids)
-    ours = frozenset(i for i, _ in signed)
-    del signed
+    every = latency_sample_every(count)
+    with tempfile.TemporaryDirectory(prefix="ynchain-bench-batches-") as tmp:
+        path = Path(tmp) / "batches"
+        with open(path, "wb") as out:
+            batches = presign(load, chain_id, valid_until, os.urandom(4).hex(), count, batch_size,
+                              len(urls), out, every)
+        report = _run(net, urls, path, batches, height, duration, rate, progress, every)
+    report.update({"batch": batches[0].count, "accounts": senders, "workload": workload_name,
+                   "offered_rate": rate})
+    return report
+
+
+def _run(net: Testnet, urls: list[str], path: Path, batches: list[BatchRef], height: int,
+         duration: float | None, rate: float | None, progress: bool, every: int) -> dict:
+    count = sum(b.count for b in batches)
+    batch_size = batches[0].count
+    timed = frozenset(i for b in batches for i in b.timed)
     pids = {n.name: procs.running_pid(n) for n in net.nodes}
     cpu_before = {name: procs.cpu_seconds(pid) if pid else None for name, pid in pids.items()}
+    views_before = _views(urls)
+    disk_before = _data_bytes(net)
 
     run = _Run(submitting=len(urls))
-    observer = threading.Thread(target=_observer, args=(run, urls[0], height + 1, ours), daemon=True)
+    # The observer follows the last node: the primary of view 0 (node0) has the most to do.
+    observer = threading.Thread(target=_observer, args=(run, urls[-1], height + 1, timed), daemon=True)
     observer.start()
     start = time.monotonic()
     deadline = start + duration if duration is not None else None
     # Each of the len(urls) submitters offers rate/len(urls) tx/s.
     batch_interval = batch_size * len(urls) / rate if rate else None
+    stagger = (batch_interval or STAGGER_S) / len(urls)
     submitters = [threading.Thread(target=_submitter, daemon=True,
-                                   args=(run, url, batches[j::len(urls)], deadline, batch_interval))
+                                   args=(run, url, path, batches[j::len(urls)], deadline,
+                                         batch_interval, j * stagger))
                   for j, url in enumerate(urls)]
     for thread in submitters:
         thread.start()
     bar = _ProgressLine(count, duration) if progress else None
+    timeline = _Timeline(pids, start)
     last_count, last_change = 0, time.monotonic()
     try:
         with run.lock:
@@ -363,14 +498,17 @@ def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: i
                 run.lock.wait(timeout=0.2)
                 if run.error is not None:
                     raise run.error
+                now = time.monotonic()
                 if bar:
-                    bar.show(run, time.monotonic() - start)
-                if run.submitting == 0 and len(run.committed) >= run.accepted:
+                    bar.show(run, now - start)
+                if timeline.due(now):
+                    timeline.sample(now, run.committed, start)
+                if run.submitting == 0 and run.committed >= run.accepted:
                     break
-                if len(run.committed) != last_count:
-                    last_count, last_change = len(run.committed), time.monotonic()
-                elif run.submitting == 0 and time.monotonic() - last_change > STALL_TIMEOUT_S:
-                    raise CliError(f"only {len(run.committed)} of {run.accepted} accepted txs "
+                if run.committed != last_count:
+                    last_count, last_change = run.committed, now
+                elif run.submitting == 0 and now - last_change > STALL_TIMEOUT_S:
+                    raise CliError(f"only {run.committed} of {run.accepted} accepted txs "
                                    f"committed; none for {STALL_TIMEOUT_S:g}s")
     except NodeError as exc:
         raise CliError(f"benchmark failed: {exc.message}") from None
@@ -383,30 +521,41 @@ def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: i
     if not run.accepted:
         raise CliError(f"every transaction was refused: {dict(run.refused)}")
 
-    latencies = sorted(t - run.submitted_at[i] for i, (t, _) in run.committed.items()
-                       if i in run.submitted_at)
-    first_submit = min(run.submitted_at.values())
-    last_commit = max(t for t, _ in run.committed.values())
-    elapsed = max(last_commit - first_submit, 1e-9)
-    committed = len(latencies)
-    blocks = len({h for _, h in run.committed.values()})
+    latencies = sorted(t - run.sent_at[i] for i, (t, _) in run.committed_timed.items()
+                       if i in run.sent_at)
+    elapsed = max((run.last_commit or start) - (run.first_sent or start), 1e-9)
+    committed = run.committed
     nodes = []
+    cpu_total = 0.0
     for name, pid in pids.items():
         cpu_after = procs.cpu_seconds(pid) if pid else None
         before = cpu_before[name]
         rss = procs.peak_rss_mb(pid) if pid else None
-        nodes.append({"name": name, "pid": pid,
-                      "cpu_s": round(cpu_after - before, 3) if cpu_after is not None and before is not None else None,
+        cpu = cpu_after - before if cpu_after is not None and before is not None else None
+        cpu_total += cpu or 0.0
+        nodes.append({"name": name, "pid": pid, "cpu_s": None if cpu is None else round(cpu, 3),
                       "peak_rss_mb": round(rss, 1) if rss is not None else None})
+    views_after = _views(urls)
+    view_changes = max((b - a for a, b in zip(views_before, views_after)
+                        if a is not None and b is not None), default=None)
+    disk = _data_bytes(net) - disk_before
     return {
         "tps": round(committed / elapsed, 1),
         "latency_ms_p50": round(percentile(latencies, 50) * 1000, 1),
         "latency_ms_p90": round(percentile(latencies, 90) * 1000, 1),
         "latency_ms_p99": round(percentile(latencies, 99) * 1000, 1),
+        "latency_sampled": len(latencies), "latency_sample_every": every,
         "txs": committed, "refused": dict(run.refused), "duration_s": round(elapsed, 3),
-        "blocks": blocks, "avg_txs_per_block": round(committed / blocks, 1) if blocks else 0,
-        "batch": batch_size, "accounts": senders, "workload": workload_name, "offered_rate": rate,
-        "receipts_sampled": sample_receipts(urls[0], sorted(run.committed)), "nodes": nodes,
+        "blocks": run.blocks,
+        "avg_txs_per_block": round(committed / run.blocks, 1) if run.blocks else 0,
+        "us_per_tx": round(cpu_total / committed * 1e6) if committed else None,
+        "view_changes": view_changes,
+        # per node: data directory and safety copy growth (LevelDB's preallocated logs
+        # dominate short runs)
+        "disk_bytes_per_100k_txs": round(disk / len(urls) / committed * 100_000) if committed else None,
+        "timeline": timeline.points,
+        "receipts_sampled": sample_receipts(urls[-1], sorted(bytes.fromhex(i) for i in run.committed_timed)),
+        "nodes": nodes,
     }
 
 
@@ -463,8 +612,9 @@ def temporary_testnet(nodes: int, progress: bool) -> Iterator[Testnet]:
 def bench(root, nodes, txs, duration, accounts, workload_name, batch_size, rate, catch_up_blocks, as_json):
     """Measure committed tx/s and submit-to-commit latency of a local testnet.
 
-    Latency is observed on node0's block stream; CPU time and peak RSS are read
-    from /proc for the node processes on this machine.
+    Latency is observed on the last node's block stream; CPU time and RSS are
+    read from /proc for the node processes on this machine, every 10 s for the
+    report's timeline.
     """
     if txs is not None and duration is not None:
         raise click.UsageError("give --txs or --duration, not both")
@@ -493,7 +643,13 @@ def bench(root, nodes, txs, duration, accounts, workload_name, batch_size, rate,
                   ("latency p90", f"{report['latency_ms_p90']} ms"),
                   ("latency p99", f"{report['latency_ms_p99']} ms"),
                   ("blocks", report["blocks"]), ("txs per block", report["avg_txs_per_block"]),
+                  ("node cpu per tx", f"{report['us_per_tx']} us (all nodes)"),
+                  ("view changes", report["view_changes"]),
+                  ("disk per 100k txs", f"{report['disk_bytes_per_100k_txs']} bytes per node"),
                   ("receipts sampled", report["receipts_sampled"])])
+    for point in report["timeline"]:
+        click.echo(f"  t={point['t_s']:>6}s  {point['tps']:>8} tx/s  {point['us_per_tx']} us/tx  "
+                   f"max rss {point['max_rss_mb']} MB")
     for n in report["nodes"]:
         click.echo(f"  {n['name']}: cpu {n['cpu_s']} s, peak rss {n['peak_rss_mb']} MB")
     if catch_up := report.get("catch_up"):

@@ -176,12 +176,20 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
-def peak_rss_mb(pid: int) -> float | None:
+def _status_mb(pid: int, field: str) -> float | None:
     try:
         with open(f"/proc/{pid}/status") as fh:
             for line in fh:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except OSError:
         return None
     return None
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    return _status_mb(pid, "VmHWM:")
+
+
+def current_rss_mb(pid: int) -> float | None:
+    return _status_mb(pid, "VmRSS:")

@@ -154,6 +154,23 @@ class RequestsPending:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitPace:
+    """How long this node's recent commits took: the slowest of the last few,
+    from accepting a block's proposal to executing it, in ms, counting only
+    blocks committed in the view they were proposed in (a view change's
+    recovery time is not the pace of the chain).  The view-change timeout's
+    base becomes at least PACE_FACTOR (consensus.replica) times this, never
+    below the epoch's configured base nor above its maximum, so a node that
+    commits slowly for a while (load, a profiler, a large block) does not
+    suspect a primary that is doing its job.  Local timing only: it decides
+    when a replica asks for a view change, never what it votes for."""
+    slowest_ms: int
+
+    def __post_init__(self) -> None:
+        _require_uint(self.slowest_ms, "CommitPace.slowest_ms")
+
+
+@dataclass(frozen=True, slots=True)
 class Executed:
     """Block `seq` was executed and stored; `state_digest` is its block hash
     (covers the state root).  Drives checkpoints.  `next_epoch`: the epoch
@@ -186,7 +203,7 @@ class Synced:
             raise LocalProtocolError("Synced.epochs must be a tuple of EpochChange")
 
 
-Event = Union[MessageReceived, TimerFired, Propose, RequestsPending, Executed, Synced]
+Event = Union[MessageReceived, TimerFired, Propose, RequestsPending, CommitPace, Executed, Synced]
 
 
 # -- actions (core -> driver) -----------------------------------------------------

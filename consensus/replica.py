@@ -56,7 +56,7 @@ from .checkpoints import CheckpointLog
 from .config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER, ReplicaConfig
 from .epochs import Epoch, genesis_epoch, schedule_of
 from .errors import LocalProtocolError
-from .events import (Action, Broadcast, CancelTimer, Deliver, EpochChange, Event, Executed,
+from .events import (Action, Broadcast, CancelTimer, CommitPace, Deliver, EpochChange, Event, Executed,
                      MessageReceived, PersistSafety, Propose, ReportFault, RequestsPending,
                      RequestSync, Send, SetTimer, Signer, Synced, TimerFired, ViewChanged)
 from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoint,
@@ -72,6 +72,10 @@ if TYPE_CHECKING:
 
 
 MAX_PAYLOADS_PER_SEQ = 4
+# The view-change timeout's base is at least this times the slowest recent
+# commit (CommitPace): a block that commits in T under load is not suspected
+# before 3T, and a primary that stops is still suspected within 3T.
+PACE_FACTOR = 3
 
 
 _Signed = TypeVar("_Signed")
@@ -178,6 +182,7 @@ class Replica:
         self._pending_requests = False
         self._failed_view_changes = 0                     # consecutive, without a delivery
         self._vc_timer_delay_ms = 0
+        self._pace_ms = 0                                 # CommitPace: the slowest recent commit
         self._timers = _Timers()
         self._audit: Audit | None = None
         if config.check_invariants:
@@ -320,6 +325,8 @@ class Replica:
         elif kind is RequestsPending:
             self._pending_requests = True
             self._refresh_progress_timer(out, progress=False)
+        elif kind is CommitPace:
+            self._pace_ms = event.slowest_ms
         elif kind is Executed:
             self._on_executed(out, event)
         elif kind is Synced:
@@ -803,7 +810,7 @@ class Replica:
             return
         if m.new_view == view:
             self._try_new_view(out)
-        elif self._vc_timer_delay_ms > self._epoch.view_change_timeout_ms:
+        elif self._vc_timer_delay_ms > self._base_timeout_ms():
             self._arm_view_change_timer(out)
 
     def _show_new_view(self, out: list[Action], sender: int) -> None:
@@ -863,7 +870,7 @@ class Replica:
         them exactly that far behind) catch up and meet in one view."""
         view = self._safety.view
         behind = any(vc.new_view > view for r, vc in self._view_changes.items() if r != self._me)
-        delay_ms = self._epoch.view_change_timeout_ms if behind else self._view_change_timeout_ms()
+        delay_ms = self._base_timeout_ms() if behind else self._view_change_timeout_ms()
         self._vc_timer_delay_ms = delay_ms
         out.append(self._timers.arm(VIEW_CHANGE_TIMER, delay_ms))
 
@@ -973,10 +980,17 @@ class Replica:
         elif progress or VIEW_CHANGE_TIMER not in self._timers:
             out.append(self._timers.arm(VIEW_CHANGE_TIMER, self._view_change_timeout_ms()))
 
-    def _view_change_timeout_ms(self) -> int:
+    def _base_timeout_ms(self) -> int:
+        """The epoch's view-change timeout, raised to PACE_FACTOR times the
+        slowest recent commit (CommitPace), at most the epoch's maximum."""
         epoch = self._epoch
-        return min(epoch.view_change_timeout_ms << min(self._failed_view_changes, 32),
+        return min(max(epoch.view_change_timeout_ms, PACE_FACTOR * self._pace_ms),
                    epoch.max_view_change_timeout_ms)
+
+    def _view_change_timeout_ms(self) -> int:
+        """The base timeout, doubled per consecutive failed view change."""
+        return min(self._base_timeout_ms() << min(self._failed_view_changes, 32),
+                   self._epoch.max_view_change_timeout_ms)
 
     def _retransmit(self, out: list[Action]) -> None:
         """Re-send what peers may have lost; receivers drop duplicates cheaply."""

@@ -30,7 +30,9 @@ certificate, covers every byte of every tx.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+import msgpack
 
 from . import codec
 from .codec import DecodeError
@@ -81,6 +83,9 @@ def proposal_digest(chain_id: str, height: int, view: int, proposer: str, timest
     return hash256(PROPOSAL_DOMAIN + codec.pack([chain_id, height, view, proposer, timestamp_ms, tx_root]))
 
 
+HEADER_FIELDS = 9          # a header record's length (BlockHeader.to_record)
+
+
 @dataclass(frozen=True, slots=True)
 class BlockHeader:
     chain_id: str
@@ -121,7 +126,7 @@ class BlockHeader:
 
     @classmethod
     def from_record(cls, rec: Any) -> "BlockHeader":
-        codec.expect_list(rec, 9, "header")
+        codec.expect_list(rec, HEADER_FIELDS, "header")
         chain_id, height, view, prev_hash, tx_root, state_root, receipt_root, proposer, ts = rec
         codec.expect_str(chain_id, "header.chain_id", MAX_CHAIN_ID_LEN)
         codec.expect_uint(height, "header.height")
@@ -165,13 +170,37 @@ class Proposal:
                                self.timestamp_ms, self.tx_root)
 
     def encode(self) -> bytes:
-        return codec.pack([self.chain_id, self.height, self.view, self.proposer, self.timestamp_ms,
-                           [tx.to_record() for tx in self.txs]])
+        """codec.pack of [chain_id, height, view, proposer, timestamp_ms, [tx
+        records]], built from each tx's record bytes (no packing per tx)."""
+        head = codec.pack([self.chain_id, self.height, self.view, self.proposer, self.timestamp_ms])
+        return (b"\x96" + head[1:] + codec.array_header(len(self.txs))
+                + b"".join([tx.record_bytes for tx in self.txs]))
 
     @classmethod
-    def decode(cls, data: bytes) -> "Proposal":
-        rec = codec.expect_list(codec.unpack(data), 6, "proposal")
-        chain_id, height, view, proposer, ts, txs = rec
+    def decode(cls, data: bytes,
+               known: Callable[[bytes], Transaction | None] | None = None) -> "Proposal":
+        """`known(record bytes)` may answer a tx this node decoded already (the
+        mempool's, by its exact record bytes): it is taken as is, with its id
+        and checked signature, instead of being decoded and hashed again.  The
+        others are decoded from their own bytes."""
+        unpacker = codec.unpacker(len(data))
+        unpacker.feed(data)
+        txs: list[Transaction] = []
+        try:
+            if unpacker.read_array_header() != 6:
+                raise DecodeError("proposal: expected an array of 6 fields")
+            chain_id, height, view, proposer, ts = [unpacker.unpack() for _ in range(5)]
+            spans = _tx_record_spans(unpacker)
+            for start, length in spans:
+                raw = data[start:start + length]
+                tx = known(raw) if known is not None else None
+                txs.append(tx if tx is not None else Transaction.from_record(codec.unpack(raw)))
+        except DecodeError:
+            raise
+        except Exception as exc:      # msgpack's errors for truncated or mistyped data
+            raise DecodeError(f"proposal: {exc.__class__.__name__}: {exc}") from None
+        if unpacker.tell() != len(data):
+            raise DecodeError("proposal: trailing bytes")
         codec.expect_str(chain_id, "proposal.chain_id", MAX_CHAIN_ID_LEN)
         codec.expect_uint(height, "proposal.height")
         codec.expect_uint(view, "proposal.view")
@@ -179,10 +208,47 @@ class Proposal:
         if not proposer:
             raise DecodeError("proposal.proposer: must not be empty")
         codec.expect_uint(ts, "proposal.timestamp_ms")
-        if not isinstance(txs, list) or len(txs) > MAX_BLOCK_TXS:
-            raise DecodeError("proposal.txs: expected an array of at most "
-                              f"{MAX_BLOCK_TXS} transactions")
-        return cls(chain_id, height, view, proposer, ts, tuple(Transaction.from_record(t) for t in txs))
+        return cls(chain_id, height, view, proposer, ts, tuple(txs))
+
+
+def proposal_tx_spans(payload: bytes) -> tuple[int, list[tuple[int, int]]]:
+    """Where a proposal payload keeps its txs: (offset of the txs array, [(offset,
+    length) of each tx record]), found by skipping through the bytes (msgpack's
+    C unpacker; nothing is decoded).  The store keeps the payload as received and
+    serves blocks and single txs from these spans.  DecodeError if the payload
+    is not a 6-field array whose last field is an array."""
+    unpacker = msgpack.Unpacker(max_buffer_size=max(len(payload), 1))
+    unpacker.feed(payload)
+    try:
+        if unpacker.read_array_header() != 6:
+            raise DecodeError("proposal: expected 6 fields")
+        for _ in range(5):
+            unpacker.skip()
+        txs_offset = unpacker.tell()
+        spans = _tx_record_spans(unpacker)
+    except DecodeError:
+        raise
+    except Exception as exc:        # msgpack's errors for truncated or malformed data
+        raise DecodeError(f"proposal: {exc.__class__.__name__}: {exc}") from None
+    if unpacker.tell() != len(payload):
+        raise DecodeError("proposal: trailing bytes")
+    return txs_offset, spans
+
+
+def _tx_record_spans(unpacker: msgpack.Unpacker) -> list[tuple[int, int]]:
+    """(offset, length) of each record of the txs array the unpacker is at,
+    skipped over, not decoded."""
+    count = unpacker.read_array_header()
+    if count > MAX_BLOCK_TXS:
+        raise DecodeError(f"proposal.txs: more than {MAX_BLOCK_TXS} transactions")
+    spans = []
+    start = unpacker.tell()
+    for _ in range(count):
+        unpacker.skip()
+        end = unpacker.tell()
+        spans.append((start, end - start))
+        start = end
+    return spans
 
 
 @dataclass(frozen=True, slots=True)

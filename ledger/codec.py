@@ -30,6 +30,23 @@ def packer() -> Callable[[Any], bytes]:
     return msgpack.Packer(use_bin_type=True).pack
 
 
+def array_header(n: int) -> bytes:
+    """The msgpack header of an array of `n` elements: an array of values
+    that are already encoded is this followed by their bytes, joined."""
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def unpacker(max_bytes: int):
+    """A streaming msgpack.Unpacker with `unpack`'s rules (no ext types, str as
+    str, any hashable map key), for reading one buffer piece by piece."""
+    return msgpack.Unpacker(raw=False, use_list=True, strict_map_key=False, ext_hook=_no_ext,
+                            timestamp=0, max_buffer_size=max(max_bytes, 1))
+
+
 def _no_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"msgpack extension type {code} is not allowed")
 

@@ -32,9 +32,10 @@ class Transaction:
     method: str
     args: Any
     signature: bytes = b""
-    # Caches: the signed payload and id are computed once per object.
+    # Caches: the signed payload, id and record bytes are computed once per object.
     _payload: bytes | None = field(default=None, compare=False, repr=False)
     _id: bytes | None = field(default=None, compare=False, repr=False)
+    _record: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def create(cls, key: KeyPair, chain_id: str, nonce: int, valid_until: int,
@@ -79,8 +80,26 @@ class Transaction:
     def to_record(self) -> list:
         return [*self._fields(), self.signature]
 
+    @property
+    def record_bytes(self) -> bytes:
+        """encode(), derived from the signed bytes without packing again: the
+        record is the signed array with one more element (7 and 8 elements
+        both take a one-byte array header) and a bin field for the signature.
+        Keys of the mempool's record index (a proposal's tx records are looked
+        up there instead of decoded: node.core.mempool)."""
+        record = self._record
+        if record is None:
+            signature = self.signature
+            if len(signature) < 256:
+                record = (b"\x98" + self.signing_bytes()[len(TX_DOMAIN) + 1:]
+                          + b"\xc4" + bytes([len(signature)]) + signature)
+            else:
+                record = codec.pack(self.to_record())
+            object.__setattr__(self, "_record", record)
+        return record
+
     def encode(self) -> bytes:
-        return codec.pack(self.to_record())
+        return self.record_bytes
 
     @classmethod
     def from_record(cls, rec: Any) -> "Transaction":

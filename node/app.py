@@ -61,6 +61,7 @@ from node.core.proposer import Proposer, Wakeup
 from node.core.sync import BlockSync
 from node.core.timers import Timers
 from node.core.tx_relay import TxRelay
+from node.core.verify_pool import VerifyPool, default_workers
 from node.key_expiry import KeyExpiryWatch
 from node.metrics import NodeMetrics
 from node.service import NodeService
@@ -119,11 +120,13 @@ class Node:
         last = store.get_block(chain.height) if chain.height else None
         self._last_view = last.header.view if last else 0           # an observer's view of the chain
         self._last_proposer = last.header.proposer if last else ""
+        self.verifier = verifier = VerifyPool(config.verify_workers or default_workers())
         self.relay = relay = TxRelay(mempool, chain, peers, metrics, me=key.public_key,
                                      validators=lambda: validators.keys, primary=self._primary,
                                      last_commit=lambda: (commits.last_commit_at, commits.last_block_txs),
                                      on_admitted=self._txs_admitted,
-                                     on_pending_with_primary=self._requests_pending)
+                                     on_pending_with_primary=self._requests_pending,
+                                     verifier=verifier)
         self.sync = sync = BlockSync(chain, send=peers.send, connected=peers.connected,
                                      apply=self._synced, on_progress=self._sync_progress)
         # Pushed blocks reach every node that does not vote (an observer, a
@@ -131,7 +134,8 @@ class Node:
         self.follower = BlockFollower(chain, want_sync=sync.want, on_commit=self._followed,
                                       on_fault=self._fault)
         self.dispatcher = PeerDispatcher(inbound_recv, relay, sync, store, metrics,
-                                         send=peers.send, on_fault=self._fault, follower=self.follower)
+                                         send=peers.send, on_fault=self._fault, follower=self.follower,
+                                         verifier=verifier)
         if runs_consensus(chain.config, chain.height, key.public_key):
             self._build_consensus()
         self.keys = keys = KeyExpiryWatch(lambda: chain.config, self._own_org(), config.key_expiry_warning_days)

@@ -5,6 +5,7 @@
     key_file = "node.key"         # paths are relative to the home directory
     data_dir = "data"
     genesis = "../genesis.json"
+    verify_workers = 2            # optional: threads checking tx signatures (default: cores)
     [p2p]
     listen = "127.0.0.1:26656"
     dial = { node2 = "10.0.0.7:4000" }   # optional: reach these validators at another
@@ -56,6 +57,7 @@ class NodeConfig:
     mempool_max_bytes: int = DEFAULT_MEMPOOL_MAX_BYTES
     log_level: str = "info"
     log_format: str = "text"
+    verify_workers: int = 0       # 0: one per core of the host (node.core.verify_pool)
     key_expiry_warning_days: int = DEFAULT_WARNING_DAYS
     # Validator name -> the address this node dials it at instead of the one in
     # genesis (the peer is still authenticated by its genesis key).
@@ -69,7 +71,7 @@ class NodeConfig:
 
 
 _SCHEMA = {
-    "node": {"name": str, "key_file": str, "data_dir": str, "genesis": str},
+    "node": {"name": str, "key_file": str, "data_dir": str, "genesis": str, "verify_workers": int},
     "p2p": {"listen": str, "dial": dict},
     "api": {"listen": str},
     "mempool": {"max_txs": int, "max_bytes": int},
@@ -116,6 +118,9 @@ def load_config(home: str | Path) -> NodeConfig:
     fmt = get("log", "format", "text")
     if fmt not in ("text", "json"):
         raise ConfigError(f"{path}: log.format must be text or json")
+    verify_workers = get("node", "verify_workers", 0)
+    if not 0 <= verify_workers <= 256:
+        raise ConfigError(f"{path}: node.verify_workers must be from 0 (one per core) to 256")
     max_txs = get("mempool", "max_txs", DEFAULT_MEMPOOL_MAX_TXS)
     max_bytes = get("mempool", "max_bytes", DEFAULT_MEMPOOL_MAX_BYTES)
     if max_txs < 1 or max_bytes < 1024:
@@ -129,7 +134,8 @@ def load_config(home: str | Path) -> NodeConfig:
         data_dir=(home / get("node", "data_dir")).resolve(),
         genesis=(home / get("node", "genesis")).resolve(),
         p2p_listen=p2p, api_listen=api, mempool_max_txs=max_txs, mempool_max_bytes=max_bytes,
-        log_level=level, log_format=fmt, p2p_dial=dial, key_expiry_warning_days=warning_days,
+        log_level=level, log_format=fmt, p2p_dial=dial, verify_workers=verify_workers,
+        key_expiry_warning_days=warning_days,
     )
 
 

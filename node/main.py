@@ -15,7 +15,7 @@ from ledger.execution import genesis_state
 from ledger.genesis import load_genesis
 from node.config import ConfigError, load_config
 from node.logs import setup_logging
-from storage.errors import CorruptStoreError, LostStoreError, SafetyCopyError, StoreError
+from storage.errors import CorruptStoreError, LostStoreError, SafetyCopyError, SchemaVersionError, StoreError
 from storage.leveldb_store import open_store, resync_store
 
 log = logging.getLogger("ynchain.node")
@@ -47,6 +47,10 @@ def store_remedy(exc: StoreError, home: Path) -> str:
         return (f"; the node cannot run on it: run `ynchain node resync --home {home}` (moves the "
                 "data directory aside and refetches the chain from the peers, keeping this "
                 "node's votes) or restore the data directory from a backup")
+    if isinstance(exc, SchemaVersionError):
+        return (f"; run the ynchain version that wrote it, or `ynchain node resync --home {home}` "
+                "(moves the data directory aside and refetches the chain from the peers in this "
+                "version's format, keeping this node's votes)")
     if isinstance(exc, SafetyCopyError):
         return ("; the node cannot run without it: restore the safety directory from a backup "
                 "(never start this node afresh: it could sign votes that conflict with "

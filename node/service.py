@@ -6,7 +6,7 @@ through the relay's admission like txs from peers do.  Whatever a client asks
 for in bulk is done in chunks that yield to the event loop (admission, waiting
 for commits, reading their results from the tx index): a node serving one
 large request keeps answering others and keeps its peer sessions.  GET
-/txs/{id} decodes the tx's block (one per request; ~6 ms for a 2,000-tx block).
+/txs/{id} reads only that tx's bytes (the tx index locates them).
 """
 
 from __future__ import annotations
@@ -103,12 +103,8 @@ class NodeService:
         return self._store.has_tx(tx_id) or self._mempool.dropped_reason(tx_id) is not None
 
     def get_tx(self, tx_id: bytes) -> TxRecord | None:
-        location = self._store.get_tx(tx_id)
-        if location is None:
-            return None
-        height, index, receipt = location
-        block = self._store.get_block(height)
-        return TxRecord(block.txs[index], height, index, receipt)
+        found = self._store.get_committed_tx(tx_id)
+        return None if found is None else TxRecord(*found)
 
     def uncommitted_status(self, tx_id: bytes) -> str | None:
         if tx_id in self._mempool:

@@ -13,6 +13,7 @@ from ledger.block import Block
 from ledger.certificate import CommitCertificate
 from ledger.receipt import Receipt
 from ledger.state_tree import StateTree, UpdateResult
+from ledger.tx import Transaction
 
 
 @runtime_checkable
@@ -46,6 +47,10 @@ class Store(Protocol):
     def get_tx(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
         """(height, index in block, receipt) of the first commit of this tx id."""
 
+    def get_committed_tx(self, tx_id: bytes) -> tuple[Transaction, int, int, Receipt] | None:
+        """The tx itself with get_tx's answer, read from the tx's own bytes
+        (no block is decoded)."""
+
     def has_tx(self, tx_id: bytes) -> bool:
         """Fast duplicate check for the mempool's hot path."""
 
@@ -59,13 +64,17 @@ class Store(Protocol):
     # -- writing -----------------------------------------------------------------
     def commit(self, block: Block, certificate: CommitCertificate,
                receipts: Sequence[Receipt], state_writes: Mapping[bytes, bytes | None],
-               tree: UpdateResult) -> None:
+               tree: UpdateResult, payload: bytes | None = None) -> None:
         """Atomically and durably append `block` (all of it or, after a crash,
         none of it), with the state tree nodes `tree` (state_tree.apply of the
         block's writes at its height; its root is the header's state root).
         Raises CommitOrderError unless it extends the tip.
-        A tx id already indexed (earlier block, or earlier in this block)
-        keeps its first entry.  `state_writes` maps key -> value, None deletes."""
+        A tx id already indexed (earlier block, or earlier in this block; its
+        receipt is then ERR_DUPLICATE) keeps its first entry.  `state_writes`
+        maps key -> value, None deletes.  `payload`: the proposal bytes
+        consensus ordered for this block (PRE-PREPARE payload), kept as the
+        block's body; if it was saved as a prepared payload it is not written
+        again.  None (block sync): the block's own txs are encoded as one."""
 
     def load_safety_record(self) -> bytes | None: ...
 

@@ -1,8 +1,16 @@
-"""The Store logic, written once over a small byte-keyed backend.
+"""The Store logic, written once over a small byte-keyed backend and a segment log.
 
-LevelDBStore (plyvel) and MemoryStore (a dict) differ only in their backend,
-so they share every rule — commit order, first-entry-wins tx index, tip
-bookkeeping, record encodings — and tests of one hold for the other.
+LevelDBStore (plyvel, segment files) and MemoryStore (a dict, segments in
+memory) differ only in their backends, so they share every rule — commit order,
+first-entry-wins tx index, tip bookkeeping, record encodings, where block bodies
+go — and tests of one hold for the other.
+
+Block bodies are proposal payloads in the segment log (storage.segments),
+written once: a payload is appended when the safety record that prepares it is
+saved, and the commit of its block only adds index entries that refer to it;
+a block that was never prepared here (block sync) has its payload appended at
+commit.  Either way the body is durable before the synced batch that refers
+to it, so a crash leaves only an unreferenced tail.
 """
 
 from __future__ import annotations
@@ -12,23 +20,29 @@ from typing import Callable, Mapping, Protocol, Sequence, TypeVar
 
 import msgpack
 
-from ledger.block import GENESIS_HASH, Block
+from ledger.block import GENESIS_HASH, Block, Proposal, proposal_tx_spans
 from ledger.certificate import CommitCertificate
 from ledger.codec import DecodeError, pack
 from ledger.crypto import HASH_LEN
 from ledger.errors import StateTreeError
-from ledger.receipt import Receipt
+from ledger.receipt import ERR_DUPLICATE, Receipt
 from ledger.state_tree import StateTree, UpdateResult
+from ledger.tx import Transaction
 
 from . import layout
 from .errors import (
     CommitOrderError, CorruptStoreError, GenesisMismatchError, LostStoreError, NotAStoreError,
     SafetyCopyError, SchemaVersionError, StoreError,
 )
-from .layout import Tip
+from .layout import BlockEntry, Tip, TxEntry
 from .safety_copy import KeptRecord, SafetyCopy
+from .segments import Ref, SegmentLog
 
 T = TypeVar("T")
+
+# Blocks the open check (KVStore._check_newest_body) looks back over for the
+# newest one with a body: only null blocks (view changes) have none.
+MAX_BODYLESS_WALK = 1000
 
 
 class Batch(Protocol):
@@ -121,11 +135,12 @@ class KVStore:
     serialised by the caller, as the consensus driver does anyway.
     """
 
-    def __init__(self, backend: Backend, where: str, genesis_hash: bytes, *,
+    def __init__(self, backend: Backend, segments: SegmentLog, where: str, genesis_hash: bytes, *,
                  initial_state: Mapping[bytes, bytes] = NO_STATE, create: bool = True,
                  safety_copy: SafetyCopy | None = None) -> None:
         _check_hash(genesis_hash, "genesis_hash")
         self._kv: Backend = backend
+        self._segments = segments
         self.where = where
         self.genesis_hash = genesis_hash
         self._copy = safety_copy
@@ -142,6 +157,7 @@ class KVStore:
         self._safety_number, record = self._read_safety()
         if safety_copy is not None:
             self._check_safety_copy(safety_copy, kept, record)
+        self._check_newest_body()
 
     def _open_or_create(self, genesis_hash: bytes, initial_state: Mapping[bytes, bytes], create: bool,
                         kept: KeptRecord | None) -> Tip:
@@ -208,6 +224,37 @@ class KVStore:
         if number > kept.number:
             copy.save(number, record)
 
+    def _check_newest_body(self) -> None:
+        """The segments must hold every body the index refers to.  A body is
+        durable before the batch that refers to it, so a crash can only leave
+        them holding more (an unreferenced tail, which nothing reads); holding
+        less means they lost writes (a disk that lied about a flush, a data
+        directory restored without its segments): refused here, with the way
+        back, rather than found by a read while the node runs.  Segments are
+        append-only, so the newest body referred to (the tip's, or a prepared
+        payload's) read back intact shows that everything before it is there."""
+        kv = self._kv
+        refs = []
+        tip = self._tip.height
+        for height in range(tip, max(0, tip - MAX_BODYLESS_WALK), -1):   # null blocks have no body
+            entry = self._decode(BlockEntry.decode, kv.get(layout.BLOCK_INDEX + layout.height_key(height)),
+                                 f"block {height}")
+            if entry.length:
+                refs.append((f"block {height}", Ref(entry.segment, entry.offset, entry.length)))
+                break
+        for key, raw in kv.range(layout.PAYLOAD, layout.prefix_end(layout.PAYLOAD), layout.MAX_SCAN):
+            seq = int.from_bytes(key[len(layout.PAYLOAD):len(layout.PAYLOAD) + 8], "big")
+            refs.append((f"prepared payload {seq}", Ref(*self._decode(layout.decode_ref, raw,
+                                                                      f"prepared payload {seq}"))))
+        if not refs:
+            return
+        what, newest = max(refs, key=lambda r: (r[1].segment, r[1].offset))
+        try:
+            self._segments.read(newest)
+        except CorruptStoreError as exc:
+            raise CorruptStoreError(f"{self.where}: the index refers to the body of {what}, which the "
+                                    f"segment files do not hold intact (they lost writes): {exc}") from None
+
     def _decode(self, decode: Callable[[bytes], T], raw: bytes | None, what: str) -> T:
         if raw is None:
             raise CorruptStoreError(f"{self.where}: {what} is missing")
@@ -228,11 +275,22 @@ class KVStore:
 
     # -- reads ------------------------------------------------------------------
     def get_block_bytes(self, height: int) -> bytes | None:
+        """Block.encode() of the block: its header and the txs array of the
+        payload that ordered it, as received (canonical from an honest primary)."""
         # Heights beyond the tip are never read: after a crash the tip, not
         # whatever else is on disk, defines the chain.
         if not 0 < height <= self._tip.height:
             return None
-        return self._kv.get(layout.BLOCK + layout.height_key(height))
+        raw = self._kv.get(layout.BLOCK_INDEX + layout.height_key(height))
+        if raw is None:
+            return None
+        entry = self._decode(BlockEntry.decode, raw, f"block {height}")
+        if entry.length == 0:
+            txs = b"\x90"
+        else:
+            body = self._segments.read(Ref(entry.segment, entry.offset, entry.length))
+            txs = body[entry.txs_offset:]
+        return b"\x92" + pack(entry.header) + txs
 
     def get_block(self, height: int) -> Block | None:
         raw = self.get_block_bytes(height)
@@ -251,8 +309,28 @@ class KVStore:
             layout.decode_uint, raw, f"height of block {block_hash.hex()}")
 
     def get_tx(self, tx_id: bytes) -> tuple[int, int, Receipt] | None:
+        entry = self._tx_entry(tx_id)
+        return None if entry is None else (entry.height, entry.index, entry.receipt)
+
+    def get_committed_tx(self, tx_id: bytes) -> tuple[Transaction, int, int, Receipt] | None:
+        """The committed tx with its (height, index, receipt), read from its own
+        bytes (not its block's); a tx that does not hash to `tx_id` is damage."""
+        entry = self._tx_entry(tx_id)
+        if entry is None:
+            return None
+        raw = self._segments.read_slice(entry.segment, entry.offset, entry.length)
+        try:
+            tx = Transaction.decode(raw)
+        except DecodeError:
+            tx = None
+        if tx is None or tx.id != tx_id:
+            raise CorruptStoreError(f"{self.where}: the bytes of tx {tx_id.hex()} (segment "
+                                    f"{entry.segment}, offset {entry.offset}) are damaged")
+        return tx, entry.height, entry.index, entry.receipt
+
+    def _tx_entry(self, tx_id: bytes) -> TxEntry | None:
         raw = self._kv.get(layout.TX + tx_id)
-        return None if raw is None else self._decode(layout.decode_tx_entry, raw, f"tx {tx_id.hex()}")
+        return None if raw is None else self._decode(TxEntry.decode, raw, f"tx {tx_id.hex()}")
 
     def has_tx(self, tx_id: bytes) -> bool:
         return self._kv.get(layout.TX + tx_id) is not None
@@ -278,9 +356,9 @@ class KVStore:
     # -- writes -----------------------------------------------------------------
     def commit(self, block: Block, certificate: CommitCertificate,
                receipts: Sequence[Receipt], state_writes: Mapping[bytes, bytes | None],
-               tree: UpdateResult) -> None:
+               tree: UpdateResult, payload: bytes | None = None) -> None:
         try:
-            self._commit(block, certificate, receipts, state_writes, tree)
+            self._commit(block, certificate, receipts, state_writes, tree, payload)
         except BaseException:
             # The tree moved to this height when the caller applied the writes;
             # its nodes were not stored, so it goes back to the tip.
@@ -289,7 +367,7 @@ class KVStore:
 
     def _commit(self, block: Block, certificate: CommitCertificate,
                 receipts: Sequence[Receipt], state_writes: Mapping[bytes, bytes | None],
-                tree: UpdateResult) -> None:
+                tree: UpdateResult, payload: bytes | None = None) -> None:
         tip = self._tip
         header = block.header
         height = header.height
@@ -311,36 +389,30 @@ class KVStore:
         new_tip = Tip(height, block.hash, tree.root)
         hkey = layout.height_key(height)
         kv = self._kv
-        get = kv.get
         batch = kv.batch()
         put = batch.put
         try:
-            put(layout.BLOCK + hkey, block.encode())
+            state = self._state_ops(state_writes)
+            # A refusal after this leaves the appended body unreferenced, as a crash would.
+            ref, txs_offset, spans = self._place_body(block, certificate, payload)
+            put(layout.BLOCK_INDEX + hkey,
+                BlockEntry(header.to_record(), ref.segment, ref.offset, ref.length, txs_offset).encode())
             put(layout.CERTIFICATE + hkey, certificate.encode())
             put(layout.BLOCK_HASH + new_tip.block_hash, pack(height))
             tx_prefix = layout.TX
-            encode_entry = layout.encode_tx_entry
+            segment, base = ref.segment, ref.offset
             # A Packer per commit: reused for every entry, never shared between threads.
             pack_entry = msgpack.Packer(use_bin_type=True).pack
-            indexed: set[bytes] = set()
-            for index, (tx, receipt) in enumerate(zip(block.txs, receipts)):
-                key = tx_prefix + tx.id
-                # First entry wins: a repeated tx (only a faulty primary proposes
-                # one) got an ERR_DUPLICATE receipt that must not hide the original.
-                if key in indexed or get(key) is not None:
-                    continue
-                indexed.add(key)
-                put(key, encode_entry(height, index, receipt, pack_entry))
-            state_prefix = layout.STATE
-            for key, value in state_writes.items():
-                if type(key) is not bytes:
-                    raise StoreError(f"{self.where}: state key {key!r} is not bytes")
+            for index in self._indexed(block, receipts):
+                offset, length = spans[index]
+                put(tx_prefix + block.txs[index].id,
+                    pack_entry([height, index, receipts[index].to_record(), segment,
+                                base + offset, length]))
+            for key, value in state:
                 if value is None:
-                    batch.delete(state_prefix + key)
-                elif type(value) is bytes:
-                    put(state_prefix + key, value)
+                    batch.delete(key)
                 else:
-                    raise StoreError(f"{self.where}: state value for {key!r} is not bytes or None")
+                    put(key, value)
             tree_prefix = layout.STATE_TREE
             for node_key, node in tree.new_nodes.items():
                 put(tree_prefix + node_key, node)
@@ -350,6 +422,60 @@ class KVStore:
             raise StoreError(f"{self.where}: block {height} cannot be encoded: {exc}") from exc
         batch.write()
         self._tip = new_tip
+
+    @staticmethod
+    def _indexed(block: Block, receipts: Sequence[Receipt]) -> list[int]:
+        """Indexes of the txs this block adds to the tx index.  First entry
+        wins, without a read per tx: execution gives every tx that is already
+        committed, or earlier in its block, an ERR_DUPLICATE receipt
+        (ledger.execution), so only the others are new to the index."""
+        out = []
+        indexed: set[bytes] = set()
+        for index, (tx, receipt) in enumerate(zip(block.txs, receipts)):
+            tx_id = tx.id
+            if receipt.status == ERR_DUPLICATE or tx_id in indexed:
+                continue
+            indexed.add(tx_id)
+            out.append(index)
+        return out
+
+    def _state_ops(self, state_writes: Mapping[bytes, bytes | None]) -> list[tuple[bytes, bytes | None]]:
+        state_prefix = layout.STATE
+        ops = []
+        for key, value in state_writes.items():
+            if type(key) is not bytes:
+                raise StoreError(f"{self.where}: state key {key!r} is not bytes")
+            if value is not None and type(value) is not bytes:
+                raise StoreError(f"{self.where}: state value for {key!r} is not bytes or None")
+            ops.append((state_prefix + key, value))
+        return ops
+
+    def _place_body(self, block: Block, certificate: CommitCertificate,
+                    payload: bytes | None) -> tuple[Ref, int, list[tuple[int, int]]]:
+        """Where the block's txs are: the prepared payload already in the
+        segments (the usual case), or a payload appended now (block sync);
+        with the txs array's offset and each tx's span in the payload."""
+        if not block.txs:
+            return Ref(0, 0, 0), 0, []
+        h = block.header
+        if payload is None:
+            payload = Proposal(h.chain_id, h.height, h.view, h.proposer, h.timestamp_ms,
+                               block.txs).encode()
+        try:
+            txs_offset, spans = proposal_tx_spans(payload)
+        except DecodeError as exc:
+            raise StoreError(f"{self.where}: block {h.height}: payload does not decode: {exc}") from None
+        if len(spans) != len(block.txs):
+            raise StoreError(f"{self.where}: block {h.height} has {len(block.txs)} txs "
+                             f"but its payload {len(spans)}")
+        raw = self._kv.get(layout.payload_key(h.height, certificate.digest))
+        if raw is not None:
+            ref = Ref(*self._decode(layout.decode_ref, raw, f"prepared payload {h.height}"))
+            # The digest is of the decoded proposal: another encoding of it (from a
+            # faulty primary) would have the same one, so the bytes must be the same.
+            if ref.length == len(payload) and self._segments.read(ref) == payload:
+                return ref, txs_offset, spans
+        return self._segments.append([payload])[0], txs_offset, spans
 
     def load_safety_record(self) -> bytes | None:
         return self._read_safety()[1]
@@ -367,13 +493,16 @@ class KVStore:
         if not payloads and not dropped:
             self._kv.put_sync(layout.KEY_SAFETY, value)
         else:
+            for seq, _, payload in payloads:
+                if type(payload) is not bytes:
+                    raise StoreError(f"{self.where}: prepared payload at {seq} is not bytes")
+            # The payloads are durable in the segments before the record that refers to them.
+            refs = self._segments.append([payload for _, _, payload in payloads])
             batch = self._kv.batch()
             for seq, digest in dropped:
                 batch.delete(layout.payload_key(seq, digest))
-            for seq, digest, payload in payloads:
-                if type(payload) is not bytes:
-                    raise StoreError(f"{self.where}: prepared payload at {seq} is not bytes")
-                batch.put(layout.payload_key(seq, digest), payload)
+            for (seq, digest, _), ref in zip(payloads, refs):
+                batch.put(layout.payload_key(seq, digest), layout.encode_ref(*ref.to_record()))
             batch.put(layout.KEY_SAFETY, value)
             batch.write()
         self._safety_number = number
@@ -394,7 +523,10 @@ class KVStore:
         self._safety_number = number
 
     def get_prepared_payload(self, seq: int, digest: bytes) -> bytes | None:
-        return self._kv.get(layout.payload_key(seq, digest))
+        raw = self._kv.get(layout.payload_key(seq, digest))
+        if raw is None:
+            return None
+        return self._segments.read(Ref(*self._decode(layout.decode_ref, raw, f"prepared payload {seq}")))
 
     # -- stable checkpoint proofs (the anchors of proof files) ---------------------
     def put_checkpoint(self, seq: int, proof: bytes) -> None:
@@ -422,6 +554,7 @@ class KVStore:
     def close(self) -> None:
         kv, self._kv = self._kv, _CLOSED
         kv.close()
+        self._segments.close()
         if self._copy is not None:
             self._copy.close()
 

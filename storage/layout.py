@@ -7,19 +7,30 @@ arrays (ledger.codec) unless noted.
     m/schema            -> SCHEMA_VERSION (uint)
     m/genesis           -> genesis hash (bin 32)
     m/tip               -> [last height, last block hash, last state root]
-    b/ + height (8 BE)  -> the encoded Block (served to syncing peers as is)
+    x/ + height (8 BE)  -> [header record, segment, offset, length, txs offset]: the
+                           block's header, and where its txs are: the proposal payload
+                           that ordered it, a body in the segment files (storage.segments),
+                           whose txs array starts `txs offset` bytes in (length 0: no txs)
     c/ + height (8 BE)  -> the encoded CommitCertificate
     h/ + block hash     -> height (uint)
-    t/ + tx id          -> [height, index in block, receipt record]
+    t/ + tx id          -> [height, index in block, receipt record, segment, offset, length]:
+                           the last three locate the tx's record bytes (GET /txs/{id}
+                           reads those, not the block)
     s/ + state key      -> state value (raw bytes, not msgpack)
     p/safety            -> [save number, the consensus safety record (bin, opaque here)]
-    q/ + seq (8 BE) + digest -> a prepared payload the safety record refers to (raw bytes)
+    q/ + seq (8 BE) + digest -> [segment, offset, length] of a prepared payload the
+                           safety record refers to
     n/ + tree node key  -> a state tree node (ledger.state_tree: the key starts with the
                            height that wrote it; every height's nodes are kept, so a
                            state proof can be made at any committed height)
     k/ + height (8 BE)  -> a stable checkpoint proof at that height (consensus.messages.
                            CheckpointProof: 2f+1 signatures over the block hash), the
                            anchor of proof files (ledger.proof_file)
+
+Block bodies live in append-only segment files, not in this LSM: here they were
+rewritten by every compaction of the random tx-id keys around them.  A payload
+is written once, when it is prepared; the block that commits it refers to the
+same bytes (storage.segments says why and how crashes are handled).
 
 The tip is one record so that height, hash and state root can never disagree,
 and it is written in the same batch as the block it points to.
@@ -30,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 from ledger import codec
+from ledger.block import HEADER_FIELDS
 from ledger.crypto import HASH_LEN
 from ledger.receipt import Receipt
 
@@ -40,14 +52,17 @@ from ledger.receipt import Receipt
 # 4: the state root is the state tree's root (ledger.state_tree) over the whole
 # state, its nodes under n/; headers carry a receipt root; stable checkpoint
 # proofs are kept (k/).  Roots of version-3 stores mean something else.
-SCHEMA_VERSION = 4
+# 5: block bodies and prepared payloads in segment files (x/ replaces b/), tx
+# entries locate their tx's bytes.  A store of an older version is refused
+# (SchemaVersionError); `ynchain node resync` rebuilds it from the peers.
+SCHEMA_VERSION = 5
 
 KEY_SCHEMA = b"m/schema"
 KEY_GENESIS = b"m/genesis"
 KEY_TIP = b"m/tip"
 KEY_SAFETY = b"p/safety"
 
-BLOCK = b"b/"
+BLOCK_INDEX = b"x/"
 CERTIFICATE = b"c/"
 BLOCK_HASH = b"h/"
 TX = b"t/"
@@ -56,7 +71,7 @@ PAYLOAD = b"q/"
 STATE_TREE = b"n/"
 CHECKPOINT = b"k/"
 
-FAMILIES = (b"m/", BLOCK, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD, STATE_TREE, CHECKPOINT)
+FAMILIES = (b"m/", BLOCK_INDEX, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD, STATE_TREE, CHECKPOINT)
 
 # Most entries one scan_state call returns: queries page through state, they
 # never read a whole family at once.
@@ -101,18 +116,59 @@ class Tip:
         return cls(rec[0], rec[1], rec[2])
 
 
-def encode_tx_entry(height: int, index: int, receipt: Receipt,
-                    pack: Callable[[Any], bytes] = codec.pack) -> bytes:
+@dataclass(frozen=True, slots=True)
+class BlockEntry:
+    """x/: a committed block's header record and where its txs are."""
+    header: list
+    segment: int          # 0 with length 0: a block without txs
+    offset: int
+    length: int
+    txs_offset: int
+
+    def encode(self) -> bytes:
+        return codec.pack([self.header, self.segment, self.offset, self.length, self.txs_offset])
+
+    @classmethod
+    def decode(cls, data: bytes) -> "BlockEntry":
+        rec = codec.expect_list(codec.unpack(data), 5, "block entry")
+        codec.expect_list(rec[0], HEADER_FIELDS, "block entry.header")
+        for i, what in enumerate(("segment", "offset", "length", "txs_offset"), start=1):
+            codec.expect_uint(rec[i], f"block entry.{what}")
+        return cls(*rec)
+
+
+@dataclass(frozen=True, slots=True)
+class TxEntry:
+    """t/: where a committed tx is and what it did."""
+    height: int
+    index: int
+    receipt: Receipt
+    segment: int
+    offset: int
+    length: int
+
+    @classmethod
+    def decode(cls, data: bytes) -> "TxEntry":
+        rec = codec.expect_list(codec.unpack(data), 6, "tx entry")
+        for i, what in ((0, "height"), (1, "index"), (3, "segment"), (4, "offset"), (5, "length")):
+            codec.expect_uint(rec[i], f"tx entry.{what}")
+        return cls(rec[0], rec[1], Receipt.from_record(rec[2]), rec[3], rec[4], rec[5])
+
+
+def encode_tx_entry(height: int, index: int, receipt: Receipt, segment: int, offset: int,
+                    length: int, pack: Callable[[Any], bytes] = codec.pack) -> bytes:
     """`pack` lets a commit pass one reusable msgpack.Packer (same bytes,
     half the cost of codec.pack's one-shot packer per call)."""
-    return pack([height, index, receipt.to_record()])
+    return pack([height, index, receipt.to_record(), segment, offset, length])
 
 
-def decode_tx_entry(data: bytes) -> tuple[int, int, Receipt]:
-    rec = codec.expect_list(codec.unpack(data), 3, "tx entry")
-    codec.expect_uint(rec[0], "tx entry.height")
-    codec.expect_uint(rec[1], "tx entry.index")
-    return rec[0], rec[1], Receipt.from_record(rec[2])
+def encode_ref(segment: int, offset: int, length: int) -> bytes:
+    return codec.pack([segment, offset, length])
+
+
+def decode_ref(data: bytes) -> tuple[int, int, int]:
+    rec = codec.expect_list(codec.unpack(data), 3, "segment reference")
+    return tuple(codec.expect_uint(v, "segment reference") for v in rec)  # type: ignore[return-value]
 
 
 def encode_safety(number: int, record: bytes) -> bytes:

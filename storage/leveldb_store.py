@@ -29,6 +29,7 @@ import plyvel
 from .errors import CorruptStoreError, NotAStoreError, SafetyCopyError, StoreError, StoreLockedError
 from .kv_store import NO_STATE, KVStore, refuse_if_voted
 from .safety_copy import SafetyCopy
+from .segments import FileSegments, SegmentLog
 
 # Most has_tx lookups are misses (new transactions); a bloom filter answers
 # those without reading a table block.
@@ -40,6 +41,7 @@ _BLOOM_BITS = 10
 # threads included) from ~120 to ~60-75 us per kv tx in the same run (the
 # hash-chain root it replaced measured ~20-30 us).
 _WRITE_BUFFER = 32 << 20
+SEGMENTS_DIR = "blocks"      # inside the database directory (LevelDB ignores it)
 
 
 def _message(exc: plyvel.Error) -> str:
@@ -119,9 +121,13 @@ class LevelDBStore(KVStore):
                  initial_state: Mapping[bytes, bytes] = NO_STATE, create: bool = True,
                  safety_copy: SafetyCopy | None = None) -> None:
         self.path = path
-        super().__init__(_PlyvelBackend(db, str(path)), str(path), genesis_hash,
-                         initial_state=initial_state,
-                         create=create, safety_copy=safety_copy)
+        segments = SegmentLog(FileSegments(path / SEGMENTS_DIR), str(path / SEGMENTS_DIR))
+        try:
+            super().__init__(_PlyvelBackend(db, str(path)), segments, str(path), genesis_hash,
+                             initial_state=initial_state, create=create, safety_copy=safety_copy)
+        except BaseException:
+            segments.close()
+            raise
 
 
 def _check_directory(path: Path, create: bool) -> bool:

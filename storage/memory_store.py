@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from .kv_store import NO_STATE, KVStore
+from .segments import MemorySegments, SegmentLog
 
 
 class _DictBatch:
@@ -64,4 +65,5 @@ class _DictBackend:
 class MemoryStore(KVStore):
     def __init__(self, genesis_hash: bytes, *,
                  initial_state: Mapping[bytes, bytes] = NO_STATE) -> None:
-        super().__init__(_DictBackend(), "<memory>", genesis_hash, initial_state=initial_state)
+        super().__init__(_DictBackend(), SegmentLog(MemorySegments(), "<memory>"), "<memory>",
+                         genesis_hash, initial_state=initial_state)

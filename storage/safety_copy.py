@@ -127,9 +127,9 @@ class SafetyCopy:
             fds = [os.open(self.directory / name, os.O_RDWR | os.O_CREAT, 0o600) for name in SLOTS]
             # The slot files must survive a power loss, not only their contents.
             if new_files:
-                _fsync_directory(self.directory)
+                fsync_directory(self.directory)
             if new_directory:
-                _fsync_directory(self.directory.parent)
+                fsync_directory(self.directory.parent)
         except OSError as exc:
             raise SafetyCopyError(f"{self.directory}: cannot create the safety record copy: "
                                   f"{exc.strerror}") from None
@@ -142,7 +142,7 @@ class SafetyCopy:
             os.close(fd)
 
 
-def _fsync_directory(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

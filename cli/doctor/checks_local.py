@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from node.main import store_remedy
-from storage.errors import GenesisMismatchError, NotAStoreError, SchemaVersionError
+from storage.errors import GenesisMismatchError, NotAStoreError
 
 from .facts import Facts, GiB, connect_host
 from .report import Finding, fail, ok, warn
@@ -200,8 +200,6 @@ def _store_fix(error: Exception, f: Facts) -> str:
         return ("config.toml's genesis is not the file this store was created with: point "
                 "node.genesis at the consortium's genesis.json, or (if that file is right) "
                 f"move {f.config.data_dir} aside and let the node refetch the chain")
-    if isinstance(error, SchemaVersionError):
-        return "run the ynchain version that wrote this store, or resync it with this one"
     if isinstance(error, NotAStoreError):
         return (f"node.data_dir in config.toml points at something else: fix it, or move "
                 f"{f.config.data_dir} aside")

@@ -4,6 +4,10 @@
     event: block
     data: {"height": ..., "hash": ..., "txs": <count>, "proposer": ..., "timestamp_ms": ...}
 
+With ?tx_ids=true the data also lists the block's tx ids ("tx_ids"), so a
+client following its own txs (the benchmark's observer) needs no GET
+/blocks/{height} per block.
+
 With a start height (?from=H, or a reconnecting browser's Last-Event-ID + 1)
 the stream first replays stored blocks from H, then follows live ones with no
 gap and no repeat: it subscribes before its last look at the store, skips live
@@ -39,8 +43,11 @@ HEADERS = [
 ]
 
 
-def _event(block) -> bytes:
-    data = json.dumps(block_summary_to_json(block.header, len(block.txs)), separators=(",", ":"))
+def _event(block, tx_ids: bool) -> bytes:
+    summary = block_summary_to_json(block.header, len(block.txs))
+    if tx_ids:
+        summary["tx_ids"] = [tx.id.hex() for tx in block.txs]
+    data = json.dumps(summary, separators=(",", ":"))
     return f"id: {block.height}\nevent: block\ndata: {data}\n\n".encode()
 
 
@@ -50,11 +57,12 @@ class BlockEventStream:
     or None for live only."""
 
     def __init__(self, facade: NodeFacade, subscription: BlockSubscription, start: int | None,
-                 heartbeat_s: float = HEARTBEAT_S) -> None:
+                 heartbeat_s: float = HEARTBEAT_S, tx_ids: bool = False) -> None:
         self.facade = facade
         self.subscription = subscription
         self.start = start
         self.heartbeat_s = heartbeat_s
+        self.tx_ids = tx_ids
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -111,7 +119,7 @@ class BlockEventStream:
                     continue
                 # Blocks committed between two looks at the store.
                 next_height = await self._replay(next_height, body, stop=block.height)
-                await body(_event(block))
+                await body(_event(block, self.tx_ids))
                 next_height = block.height + 1
 
     async def _next(self, blocks: trio.MemoryReceiveChannel):
@@ -127,6 +135,6 @@ class BlockEventStream:
             committed = self.facade.get_block(height)
             if committed is None:
                 break
-            await body(_event(committed.block))
+            await body(_event(committed.block, self.tx_ids))
             height += 1
         return height

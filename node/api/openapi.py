@@ -208,7 +208,10 @@ def _schemas() -> dict[str, Any]:
         "Validators": _obj({"validators": {"type": "array", "items": _ref("Validator"),
                                            "description": "in genesis order"}}),
         "BlockEvent": _obj({"height": UINT, "hash": HASH, "txs": UINT,
-                            "proposer": {"type": "string"}, "timestamp_ms": UINT}),
+                            "proposer": {"type": "string"}, "timestamp_ms": UINT,
+                            "tx_ids": {"type": "array", "items": HASH,
+                                       "description": "the block's tx ids, with ?tx_ids=true"}},
+                           required=["height", "hash", "txs", "proposer", "timestamp_ms"]),
     }
 
 
@@ -307,12 +310,16 @@ def _paths() -> dict[str, Any]:
                  "description": "replay committed blocks from this height first"},
                 {"name": "Last-Event-ID", "in": "header", "schema": HEIGHT_PARAM,
                  "description": "resume after this height (checked, but not used, when `from` is given)"},
+                {"name": "tx_ids", "in": "query", "schema": {"type": "boolean", "default": False},
+                 "description": "each event also lists the block's tx ids (`tx_ids`): a client "
+                                "following its txs needs no GET /blocks/{height} per block"},
             ],
             "responses": _responses({
                 "description": "Event stream; each event's data is a BlockEvent",
                 "content": {"text/event-stream": {"schema": {"type": "string"},
                                                   "x-event-data": _ref("BlockEvent")}},
-            }, e400=f"`from` or Last-Event-ID not an integer from 1 to {MAX_INT_PARAM}",
+            }, e400=f"`from` or Last-Event-ID not an integer from 1 to {MAX_INT_PARAM}, "
+                    "or `tx_ids` not true/false",
                 e503="The node serves as many event streams as it will (code unavailable)"),
         }},
         "/openapi.json": {"get": {

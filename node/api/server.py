@@ -170,6 +170,7 @@ class _Routes:
         if request.method == "HEAD":   # headers only; never start an endless stream
             return Response(media_type="text/event-stream")
         start = request.query_params.get("from")
+        tx_ids = query_bool(request, "tx_ids", False)
         resume = request.headers.get("last-event-id")
         after = None if resume is None else parse_positive_int(resume, "Last-Event-ID")
         if start is not None:
@@ -179,7 +180,7 @@ class _Routes:
         subscription = self.facade.reserve_subscription()
         if subscription is None:
             raise ApiError(503, UNAVAILABLE, "too many block event streams on this node; try again later")
-        return BlockEventStream(self.facade, subscription, height, self.heartbeat_s)
+        return BlockEventStream(self.facade, subscription, height, self.heartbeat_s, tx_ids)
 
     async def openapi(self, request: Request) -> Response:
         return Response(self.openapi_body, media_type="application/json")

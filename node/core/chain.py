@@ -39,6 +39,12 @@ MAX_BLOCK_TIME_AHEAD_MS = 10_000
 
 
 class SignatureMemo(Protocol):
+    """What this node knows of txs already (its mempool)."""
+
+    def tx_by_record(self, record: bytes) -> Transaction | None: ...
+
+    def is_pending(self, tx: Transaction) -> bool: ...
+
     def knows_valid(self, tx: Transaction) -> bool: ...
 
     def remember_verified(self, tx: Transaction) -> None: ...
@@ -76,15 +82,18 @@ class Chain:
         return self.store.last_height()
 
     # -- proposals -------------------------------------------------------------------
-    def check_proposal(self, seq: int, payload: bytes, signatures: SignatureMemo) -> Proposal | str:
+    def check_proposal(self, seq: int, payload: bytes, signatures: SignatureMemo,
+                       decoded: Proposal | None = None) -> Proposal | str:
         """Decode and validate a proposed payload for `seq`; the Proposal, or why
         it is refused.  `signatures` remembers which tx signatures this node
-        checked already, so none is verified twice."""
+        checked already, so none is verified twice, and holds the txs it
+        admitted, which are taken as they are (not decoded, looked up in the
+        store or verified again).  `decoded`: the payload decoded already."""
         limit = self.config.params_at(seq).max_proposal_bytes     # governed, per epoch
         if len(payload) > limit:
             return f"proposal of {len(payload)} bytes; at most {limit}"
         try:
-            proposal = Proposal.decode(payload)
+            proposal = decoded or Proposal.decode(payload, signatures.tx_by_record)
         except DecodeError as exc:
             return f"malformed proposal: {exc}"
         config = self.config
@@ -109,16 +118,18 @@ class Chain:
         known_accounts = seq - 1 == self.height
         seen: set[bytes] = set()
         has_tx = self.store.has_tx
+        is_pending = signatures.is_pending
         for tx in proposal.txs:
             tx_id = tx.id
-            if tx_id in seen or has_tx(tx_id):
+            pending = is_pending(tx)
+            if tx_id in seen or (not pending and has_tx(tx_id)):
                 return f"duplicate transaction {tx_id.hex()}"
             seen.add(tx_id)
             problem = admission.static_problem(tx, config)
             if problem == admission.UNKNOWN_SENDER and not known_accounts:
                 problem = None
             problem = problem or admission.window_problem(tx, seq - 1, config)
-            if problem is None and not signatures.knows_valid(tx):
+            if problem is None and not pending and not signatures.knows_valid(tx):
                 if not tx.verify_signature():
                     problem = admission.BAD_SIGNATURE
                 else:
@@ -147,15 +158,19 @@ class Chain:
                              result.state_root, result.receipt_root, proposer, timestamp)
         return Block(header, tuple(txs)), result
 
-    def commit(self, seq: int, proposal: Proposal | None, certificate: CommitCertificate) -> CommitResult:
-        """Execute and store the block ordered at `seq` (None = null block)."""
+    def commit(self, seq: int, proposal: Proposal | None, certificate: CommitCertificate,
+               payload: bytes | None = None) -> CommitResult:
+        """Execute and store the block ordered at `seq` (None = null block);
+        `payload` is the proposal's bytes, which the store keeps as the body."""
         assert seq == self.height + 1, (seq, self.height)
         block, result = self._build(seq, proposal)
         assert block.header.proposal_digest() == certificate.digest, "certificate does not match block"
-        return self._store(block, certificate, result)
+        return self._store(block, certificate, result, payload or None)
 
-    def _store(self, block: Block, certificate: CommitCertificate, result: ExecutionResult) -> CommitResult:
-        self.store.commit(block, certificate, result.receipts, result.writes, result.tree)
+    def _store(self, block: Block, certificate: CommitCertificate, result: ExecutionResult,
+               payload: bytes | None = None) -> CommitResult:
+        self.store.commit(block, certificate, result.receipts, result.writes, result.tree,
+                          payload=payload)
         self.head_timestamp_ms = block.header.timestamp_ms
         if result.config is not None:
             self.config = result.config

@@ -19,6 +19,12 @@ flood of them must not wait for that (a primary whose votes are late is
 suspected).  The queue holds at most MAX_QUEUED_TX_FRAMES frames; beyond
 that a frame is dropped and counted: gossip is best effort, and a tx that
 matters is re-offered to the primary by whoever holds it (node.core.tx_relay).
+
+A PRE-PREPARE often carries txs this node has not admitted yet (gossip lags
+consensus under load).  Before a frame's consensus messages are stepped, the
+signatures of those txs are checked on the worker pool (node.core.verify_pool)
+and remembered, so the proposal check in the step (synchronous, on the event
+loop) finds them checked.  Frames are still stepped one at a time, in order.
 """
 
 from __future__ import annotations
@@ -31,13 +37,15 @@ import trio
 
 from consensus import events as ev
 from consensus.errors import RemoteProtocolError
-from consensus.messages import decode_message
+from consensus.messages import PrePrepare, decode_message
+from ledger.block import Proposal
 from ledger.codec import DecodeError
 from node.core import peer_messages
 from node.core.driver import ConsensusDriver
 from node.core.follower import BlockFollower
 from node.core.sync import BlockSync, blocks_for_peer
 from node.core.tx_relay import TxRelay
+from node.core.verify_pool import VerifyPool
 from node.metrics import NodeMetrics
 from node.transport.wire import Message
 from storage.base import Store
@@ -53,10 +61,14 @@ class PeerDispatcher:
                  send: Callable[[bytes, int, object], bool],
                  on_fault: Callable[[bytes, str], None],
                  follower: BlockFollower,
-                 driver: ConsensusDriver | None = None) -> None:
+                 driver: ConsensusDriver | None = None,
+                 verifier: VerifyPool | None = None) -> None:
         """A node that runs the consensus core has a `driver` (from the start,
-        or attached when it is promoted)."""
+        or attached when it is promoted); `verifier`: the worker pool that
+        checks a PRE-PREPARE's unknown txs before the step (None: the step
+        checks them on the event loop)."""
         self._inbound = inbound
+        self._verifier = verifier
         self._driver = driver
         self._follower = follower
         self._relay = relay
@@ -73,7 +85,10 @@ class PeerDispatcher:
 
     async def run(self) -> None:
         async for peer, messages in self._inbound:
-            self.dispatch(peer, messages)
+            events = self.dispatch_others(peer, messages)
+            if events:
+                await self._verify_ahead(events)
+                self._driver.step(events)
 
     async def run_tx_intake(self) -> None:
         """Admit queued TXS frames, a chunk at a time."""
@@ -90,6 +105,15 @@ class PeerDispatcher:
                 await self._relay.admit_chunked(txs, relay=False)
 
     def dispatch(self, peer: bytes, messages: list[Message]) -> None:
+        """Handle one frame at once (its consensus messages in one step)."""
+        events = self.dispatch_others(peer, messages)
+        if events:
+            self._driver.step(events)
+
+    def dispatch_others(self, peer: bytes, messages: list[Message]) -> list[ev.Event]:
+        """Handle a frame's messages but for its consensus messages, which are
+        decoded and returned, to be stepped through the core together (only
+        a node with a driver returns any)."""
         consensus_events = []
         for msg_type, payload in messages:
             try:
@@ -118,9 +142,31 @@ class PeerDispatcher:
                     raise DecodeError(f"unknown message type {msg_type}")
             except (DecodeError, RemoteProtocolError) as exc:
                 self._malformed(peer, msg_type, exc)
-        if consensus_events:
-            assert self._driver is not None
-            self._driver.step(consensus_events)
+        return consensus_events
+
+    async def _verify_ahead(self, events: list[ev.Event]) -> None:
+        """Check on the worker pool the signatures of the txs in these
+        PRE-PREPAREs that this node knows nothing of yet."""
+        if self._verifier is None:
+            return
+        mempool, chain = self._driver.mempool, self._driver.chain
+        unknown = []
+        for event in events:
+            message = event.message
+            if (type(message) is not PrePrepare or not message.payload or message.seq <= chain.height
+                    or len(message.payload) > chain.config.params_at(message.seq).max_proposal_bytes):
+                continue
+            try:
+                proposal = Proposal.decode(message.payload, mempool.tx_by_record)
+            except DecodeError:
+                continue            # the step refuses it
+            self._driver.proposals.decoded_ahead(message.payload, proposal)
+            unknown += [tx for tx in proposal.txs
+                        if not mempool.is_pending(tx) and not mempool.knows_valid(tx)]
+        if unknown:
+            for tx, ok in zip(unknown, await self._verifier.verify(unknown)):
+                if ok:
+                    mempool.remember_verified(tx)
 
     def _queue_txs(self, peer: bytes, payload: Any) -> None:
         if len(self._tx_frames) >= MAX_QUEUED_TX_FRAMES:

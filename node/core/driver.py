@@ -144,6 +144,7 @@ class ConsensusDriver:
         # will never commit: its txs must be proposable again, or (with nothing
         # else pending) they would wait for a commit that never comes.
         self.mempool.release_in_flight_except({seq for seq, _ in carried})
+        self.proposals.pace.view_changed()
         self._on_view_change(view)
 
     # -- proposing -----------------------------------------------------------------------
@@ -165,12 +166,16 @@ class ConsensusDriver:
         proposal = (None if action.payload == b""
                     else self.proposals.take(action.certificate.digest, action.payload))
         before = self.chain.config
-        result = self.chain.commit(seq, proposal, action.certificate)
+        result = self.chain.commit(seq, proposal, action.certificate, action.payload)
         self.proposals.forget_up_to(seq)
         self._on_commit(result)
         changes = epoch_changes(before, result.config) if result.config is not None else ()
         # A block changes at most the last epoch (it schedules one, or changes the pending one).
-        return [ev.Executed(seq, result.block.hash, changes[-1] if changes else None)]
+        follow: list[ev.Event] = [ev.Executed(seq, result.block.hash, changes[-1] if changes else None)]
+        pace = self.proposals.pace.committed(seq)
+        if pace is not None:
+            follow.append(ev.CommitPace(pace))
+        return follow
 
     def synced(self, results: list[CommitResult]) -> None:
         """Blocks stored by block sync (or pushed to a replica that does not

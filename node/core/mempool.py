@@ -17,7 +17,10 @@ Queues and indexes, each updated in O(1) per tx:
   offers     every id, least recently handed to a primary first (the relay
              re-offers txs that stay pending: node.core.tx_relay);
   expiry     ids by valid_until, so the txs that expire when a block commits
-             are found without scanning the pool.
+             are found without scanning the pool;
+  records    each tx by its exact record bytes: a proposal's txs are looked up
+             here by the bytes the primary sent (ledger.block.Proposal.decode),
+             so a backup neither decodes nor hashes again a tx it admitted.
 A tx leaves the pool when its block commits or when the chain passes its
 valid_until (remembered for a while as dropped, so a client asking about it
 learns it expired).  If the block at a seq turns out different (a view change
@@ -71,6 +74,7 @@ class Mempool:
         self._offers: dict[bytes, None] = {}
         self._expiry: dict[int, dict[bytes, None]] = {}   # valid_until -> ids
         self._expiry_heights: list[int] = []              # heap of the keys of _expiry
+        self._records: dict[bytes, Transaction] = {}      # record bytes -> pooled tx
         self._bytes = 0
         # tx id -> signature this node checked outside admission (a proposal that
         # arrived before the gossip did): admission then skips the check.  The
@@ -99,13 +103,22 @@ class Mempool:
         return self._dropped.get(tx_id)
 
     # -- admission -----------------------------------------------------------------
-    def admit(self, tx: Transaction, height: int, now: float, size: int | None = None) -> str | None:
-        """Admit `tx` (checked against the chain at `height`); None or the reason
-        it was refused (an ledger.admission reason string)."""
-        tx_id = tx.id
-        if tx_id in self._entries or self._is_committed(tx_id):
+    def precheck(self, tx: Transaction, height: int) -> str | None:
+        """admit()'s checks before the signature (duplicate, chain, sender,
+        validity window), so that a caller checking signatures elsewhere (a
+        worker pool) checks only txs that would be admitted."""
+        if tx.id in self._entries or self._is_committed(tx.id):
             return admission.DUPLICATE
-        problem = admission.problem(tx, height, self._config(), int(time.time() * 1000))
+        return admission.problem(tx, height, self._config(), int(time.time() * 1000))
+
+    def admit(self, tx: Transaction, height: int, now: float, size: int | None = None,
+              signature_ok: bool | None = None) -> str | None:
+        """Admit `tx` (checked against the chain at `height`); None or the reason
+        it was refused (an ledger.admission reason string).  `signature_ok`:
+        the caller checked the signature already (None: check it here, unless
+        this node did before)."""
+        tx_id = tx.id
+        problem = self.precheck(tx, height)
         if problem:
             return problem
         if size is None:
@@ -114,9 +127,10 @@ class Mempool:
             return admission.MEMPOOL_FULL
         if self._verified.get(tx_id) == tx.signature:
             del self._verified[tx_id]        # from now on the entry says it is verified
-        elif not tx.verify_signature():
+        elif not (tx.verify_signature() if signature_ok is None else signature_ok):
             return admission.BAD_SIGNATURE
         self._entries[tx_id] = _Entry(tx, size, now, now)
+        self._records[tx.record_bytes] = tx
         if tx_id not in self._in_flight_at:
             self._ready[tx_id] = None
         self._offers[tx_id] = None
@@ -127,6 +141,18 @@ class Mempool:
         bucket[tx_id] = None
         self._bytes += size
         return None
+
+    def tx_by_record(self, record: bytes) -> Transaction | None:
+        """The pooled tx whose record is exactly these bytes (decoded, its id
+        computed and its signature verified when it was admitted)."""
+        return self._records.get(record)
+
+    def is_pending(self, tx: Transaction) -> bool:
+        """Admitted here with this very signature, and not committed since
+        (a commit takes its txs out of the pool): no need to ask the store
+        or to verify it."""
+        entry = self._entries.get(tx.id)
+        return entry is not None and (entry.tx is tx or entry.tx.signature == tx.signature)
 
     def knows_valid(self, tx: Transaction) -> bool:
         """True if this node verified this tx's signature already (the same
@@ -212,6 +238,7 @@ class Mempool:
     def _remove(self, tx_id: bytes) -> _Entry | None:
         entry = self._entries.pop(tx_id, None)
         if entry is not None:
+            self._records.pop(entry.tx.record_bytes, None)
             self._ready.pop(tx_id, None)
             del self._offers[tx_id]
             valid_until = entry.tx.valid_until

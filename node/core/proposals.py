@@ -15,6 +15,7 @@ import logging
 from ledger.block import Proposal
 from ledger.codec import DecodeError
 from node.core.chain import Chain
+from node.core.commit_pace import CommitPaceMeter
 from node.core.mempool import Mempool
 from storage.base import Store
 
@@ -25,6 +26,7 @@ log = logging.getLogger("ynchain.consensus")
 # proposal is ~2 MB of Python objects, so the bound is tight (it was 256: up to
 # ~0.5 GB during a storm of view changes); one evicted is decoded again at commit.
 MAX_CACHED_PROPOSALS = 16
+MAX_DECODED_AHEAD = 8         # payloads decoded before their step (node.core.dispatch)
 
 
 class ProposalChecker:
@@ -33,6 +35,9 @@ class ProposalChecker:
         self.store = store
         self.mempool = mempool
         self._proposals: dict[bytes, Proposal] = {}   # digest -> decoded, validated proposal
+        # id(payload) -> (payload, its decoding): the step that checks it next takes it
+        self._ahead: dict[int, tuple[bytes, Proposal]] = {}
+        self.pace = CommitPaceMeter()          # the driver reads it at commit
         # The newest block time this node has seen proposed or committed: its own
         # proposals never go below it, so block times do not run backwards when
         # the primary changes to a node whose clock is a little behind.
@@ -47,7 +52,9 @@ class ProposalChecker:
             digest = self.payload_digest(seq, payload)
             certificate = self.store.get_certificate(seq)
             return digest if certificate is not None and certificate.digest == digest else None
-        result = self.chain.check_proposal(seq, payload, self.mempool)
+        ahead = self._ahead.pop(id(payload), None)
+        decoded = ahead[1] if ahead is not None and ahead[0] is payload else None
+        result = self.chain.check_proposal(seq, payload, self.mempool, decoded)
         if isinstance(result, str):
             log.warning("refusing proposal for height %d: %s", seq, result)
             return None
@@ -55,11 +62,18 @@ class ProposalChecker:
         self.remember(digest, result)
         return digest
 
+    def decoded_ahead(self, payload: bytes, proposal: Proposal) -> None:
+        """`proposal` is `payload` decoded (by the dispatcher, before the step
+        that checks it): check_payload takes it instead of decoding again."""
+        self._ahead[id(payload)] = (payload, proposal)
+        if len(self._ahead) > MAX_DECODED_AHEAD:
+            del self._ahead[next(iter(self._ahead))]
+
     def payload_digest(self, seq: int, payload: bytes) -> bytes | None:
         """ReplicaConfig.payload_digest: the digest of a payload carried by a
         prepared certificate (a quorum accepted it already; only bind it)."""
         try:
-            proposal = Proposal.decode(payload)
+            proposal = Proposal.decode(payload, self.mempool.tx_by_record)
         except DecodeError:
             return None
         if proposal.chain_id != self.chain.genesis.chain_id or proposal.height != seq:
@@ -72,6 +86,7 @@ class ProposalChecker:
     def remember(self, digest: bytes, proposal: Proposal) -> None:
         """Keep a proposal the core may commit; its txs are in flight at its height."""
         self._proposals[digest] = proposal
+        self.pace.accepted(proposal.height)
         self.latest_timestamp_ms = max(self.latest_timestamp_ms, proposal.timestamp_ms)
         self.mempool.mark_in_flight(proposal.height, (tx.id for tx in proposal.txs))
         if len(self._proposals) > MAX_CACHED_PROPOSALS:   # bounded: drop the oldest

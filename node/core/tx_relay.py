@@ -4,11 +4,14 @@ Txs come from API clients (`admit(..., relay=True)`) and from peers (TXS
 messages, `relay=False`: the validators are fully meshed, so a peer's relay
 reached every validator already).  Txs go to the validators only: observers
 propose nothing; an observer relays its clients' txs to the validators like
-a validator does.  Admission checks signatures (the one expensive step, ~60 us per
-tx), so `admit_chunked` admits large batches a chunk at a time and lets the
-event loop breathe in between.  Admitted client txs are buffered for a few
-milliseconds and sent to every peer in frames of up to MAX_GOSSIP_TXS, so a
-burst of submissions shares frames.
+a validator does.  Admission checks signatures (the one expensive step, ~60 us
+per tx), so `admit_chunked` admits large batches a chunk at a time: the cheap
+checks on the event loop, the signatures of the txs that pass them on the
+node's worker threads (node.core.verify_pool), then the insertion, which
+checks again what may have changed meanwhile (a duplicate, a full pool).
+Admitted client txs are buffered for a few milliseconds and sent to every
+peer in frames of up to MAX_GOSSIP_TXS, so a burst of submissions shares
+frames.
 
 One relay is not enough: a peer whose mempool was full dropped the tx, a
 peer that restarted lost it, a new primary may never have seen it.  So txs
@@ -44,6 +47,7 @@ from node.api.facade import Admission
 from node.core import peer_messages
 from node.core.chain import Chain
 from node.core.mempool import Mempool
+from node.core.verify_pool import VerifyPool
 from node.metrics import NodeMetrics
 from node.transport.peers import PeerManager
 
@@ -59,10 +63,13 @@ class TxRelay:
                  me: bytes, validators: Callable[[], Iterable[bytes]],
                  primary: Callable[[], bytes | None], last_commit: Callable[[], tuple[float, int]],
                  on_admitted: Callable[[], None],
-                 on_pending_with_primary: Callable[[], None]) -> None:
+                 on_pending_with_primary: Callable[[], None],
+                 verifier: VerifyPool | None = None) -> None:
         """`me`, `validators()` and `primary()` are node keys; `last_commit()`:
-        (monotonic time, tx count) of the last committed block."""
+        (monotonic time, tx count) of the last committed block; `verifier`: the
+        worker pool admit_chunked checks signatures on (None: on the event loop)."""
         self._mempool = mempool
+        self._verifier = verifier
         self._chain = chain
         self._peers = peers
         self._metrics = metrics
@@ -76,18 +83,22 @@ class TxRelay:
         self._ready = trio.Event()
 
     # -- admission ---------------------------------------------------------------------
-    def admit(self, txs: list[Transaction | None], *, relay: bool) -> list[Admission]:
+    def admit(self, txs: list[Transaction | None], *, relay: bool,
+              signatures: dict[int, bool] | None = None) -> list[Admission]:
         """Admit txs to the mempool (None: a tx that did not decode); `relay`
-        the admitted ones to every peer if they came from a client."""
+        the admitted ones to every peer if they came from a client.
+        `signatures`: position in `txs` -> whether its signature was found
+        valid already (the others are checked here)."""
         height = self._chain.height
         now = time.monotonic()
         results = []
         admitted = 0
-        for tx in txs:
+        checked = signatures or {}
+        for k, tx in enumerate(txs):
             if tx is None:
                 results.append(Admission(b"", False, "malformed"))
                 continue
-            reason = self._mempool.admit(tx, height, now)
+            reason = self._mempool.admit(tx, height, now, signature_ok=checked.get(k))
             if reason is None:
                 admitted += 1
                 if relay:
@@ -105,13 +116,23 @@ class TxRelay:
         return results
 
     async def admit_chunked(self, txs: list[Transaction | None], *, relay: bool) -> list[Admission]:
-        """admit(), ADMIT_CHUNK txs at a time with a yield to the event loop
-        between chunks, so a 10,000-tx batch never holds the loop for long."""
+        """admit(), ADMIT_CHUNK txs at a time, the signatures of each chunk
+        checked on the worker pool, so a 10,000-tx batch never holds the
+        event loop for long."""
         results: list[Admission] = []
         for start in range(0, len(txs), ADMIT_CHUNK):
-            if start:
-                await trio.sleep(0)
-            results += self.admit(txs[start:start + ADMIT_CHUNK], relay=relay)
+            chunk = txs[start:start + ADMIT_CHUNK]
+            if self._verifier is None:
+                if start:
+                    await trio.sleep(0)
+                results += self.admit(chunk, relay=relay)
+                continue
+            height = self._chain.height
+            mempool = self._mempool
+            todo = [k for k, tx in enumerate(chunk) if tx is not None
+                    and mempool.precheck(tx, height) is None and not mempool.knows_valid(tx)]
+            verdicts = await self._verifier.verify([chunk[k] for k in todo])
+            results += self.admit(chunk, relay=relay, signatures=dict(zip(todo, verdicts)))
         return results
 
     # -- relaying ----------------------------------------------------------------------

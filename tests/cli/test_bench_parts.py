@@ -5,7 +5,8 @@ import math
 import pytest
 
 from cli import workload
-from cli.bench import Workload, make_batches, msgpack_array_header, percentile, sign_all
+from cli.bench import (Workload, is_timed, latency_sample_every, make_batches,
+                       percentile, presign, sign_all)
 from ledger import codec
 from ledger.crypto import KeyPair
 from ledger.tx import Transaction
@@ -15,8 +16,8 @@ from tests.ledger.chain import Chain
 
 @pytest.mark.parametrize("n", [0, 1, 15, 16, 65535, 65536])
 def test_array_header_matches_msgpack(n):
-    assert msgpack_array_header(n) == codec.pack([None] * n)[:len(msgpack_array_header(n))]
-    assert codec.unpack(msgpack_array_header(n) + b"\xc0" * n) == [None] * n
+    assert codec.array_header(n) == codec.pack([None] * n)[:len(codec.array_header(n))]
+    assert codec.unpack(codec.array_header(n) + b"\xc0" * n) == [None] * n
 
 
 def test_presigned_batches_decode_to_valid_distinct_txs():
@@ -32,6 +33,22 @@ def test_presigned_batches_decode_to_valid_distinct_txs():
     assert [tx.sender for tx in txs[:4]] == [k.public_key for k in keys] + [keys[0].public_key]
     assert len({tx.args["key"] for tx in txs}) == 25
     assert {(tx.contract, tx.method) for tx in txs} == {("kv", "put")}
+
+
+def test_presigned_batch_file_holds_every_tx_once_and_times_an_even_sample(tmp_path):
+    keys = [KeyPair.generate() for _ in range(2)]
+    load = Workload("kv", seeds=[k.seed for k in keys])
+    with open(tmp_path / "batches", "wb") as out:
+        refs = presign(load, "chain-x", 99, "t", 45, batch_size=10, nodes=3, out=out, every=3)
+    data = (tmp_path / "batches").read_bytes()
+    assert [r.node for r in refs] == [0, 1, 2, 0, 1] and [r.count for r in refs] == [10] * 4 + [5]
+    txs = [Transaction.from_record(rec) for r in refs
+           for rec in codec.unpack(data[r.offset:r.offset + r.length])]
+    assert len({tx.id for tx in txs}) == 45 and all(tx.verify_signature() for tx in txs)
+    timed = {i for r in refs for i in r.timed}
+    assert timed == {tx.id.hex() for tx in txs if int.from_bytes(tx.id[:4], "big") % 3 == 0}
+    assert latency_sample_every(200_000) == 1 and latency_sample_every(3_000_000) == 15
+    assert is_timed(b"\xff" * 32, 1)
 
 
 def test_percentile_nearest_rank():

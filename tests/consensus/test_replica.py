@@ -7,7 +7,7 @@ import pytest
 
 from consensus.config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER
 from consensus.errors import LocalProtocolError
-from consensus.events import (Broadcast, Deliver, MessageReceived, PersistSafety, Propose,
+from consensus.events import (Broadcast, CommitPace, Deliver, MessageReceived, PersistSafety, Propose,
                               ReportFault, RequestsPending, SetTimer, Synced, TimerFired)
 from consensus.messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, ViewChange,
                                 decode_message, sign)
@@ -272,6 +272,37 @@ def test_view_change_timeout_backs_off_and_is_capped():
     assert replica.view == 6 and replica.in_view_change
     # a stale token is ignored
     assert replica.handle(TimerFired(VIEW_CHANGE_TIMER, 1)) == []
+
+
+def test_view_change_timeout_follows_the_commit_pace():
+    """Slow commits (CommitPace) raise the timeout's base to PACE_FACTOR times
+    the slowest recent one, within the epoch's maximum; back-off doubles that
+    base; a fast pace leaves the configured base."""
+    n, me = 7, 6
+    replica = Replica(config(n, me, view_change_timeout_ms=100, max_view_change_timeout_ms=2000),
+                      keys(n)[me], None, (0, GENESIS))
+    replica.start()
+    replica.handle(CommitPace(20))                 # 3 x 20 ms is below the configured base
+    actions = replica.handle(RequestsPending())
+    delay, _ = _fire_view_change_timer(replica, actions)
+    assert delay == 100
+
+    replica = Replica(config(n, me, view_change_timeout_ms=100, max_view_change_timeout_ms=2000),
+                      keys(n)[me], None, (0, GENESIS))
+    replica.start()
+    replica.handle(CommitPace(150))
+    actions = replica.handle(RequestsPending())
+    delays = []
+    for _ in range(3):
+        delay, actions = _fire_view_change_timer(replica, actions)
+        delays.append(delay)
+        for other in range(4):
+            vc = sign(ViewChange(replica.view, GENESIS_CHECKPOINT, (), other), keys(n)[other], CHAIN)
+            actions += replica.handle(MessageReceived(other, vc))
+    assert delays == [450, 900, 1800]
+    replica.handle(CommitPace(10_000))             # never above the maximum
+    delay, _ = _fire_view_change_timer(replica, actions)
+    assert delay == 2000
 
 
 def test_blocks_fetched_by_sync_count_as_progress():

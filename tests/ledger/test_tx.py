@@ -30,7 +30,7 @@ def test_signature_verifies_and_covers_the_domain_prefix() -> None:
 def test_signature_over_the_bare_payload_does_not_verify() -> None:
     tx = _tx()
     bare = codec.pack(tx.to_record()[:7])
-    forged = dataclasses.replace(tx, signature=KEY.sign(bare), _payload=None, _id=None)
+    forged = dataclasses.replace(tx, signature=KEY.sign(bare), _payload=None, _id=None, _record=None)
     assert not forged.verify_signature()
 
 
@@ -41,7 +41,7 @@ def test_signature_over_the_bare_payload_does_not_verify() -> None:
 ])
 def test_tampering_any_field_breaks_the_signature(field: str, value) -> None:
     tx = _tx()
-    tampered = dataclasses.replace(tx, **{field: value}, _payload=None, _id=None)
+    tampered = dataclasses.replace(tx, **{field: value}, _payload=None, _id=None, _record=None)
     assert not tampered.verify_signature()
     assert tampered.id != tx.id
     # also after a trip through the wire, where no cache survives

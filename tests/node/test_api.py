@@ -554,6 +554,21 @@ async def test_events_live_blocks(api: Api) -> None:
             assert (await client.block())["height"] == 2
 
 
+async def test_events_with_tx_ids(api: Api) -> None:
+    """?tx_ids=true: each event lists its block's tx ids, replayed and live
+    (a client following its txs needs no GET per block)."""
+    with trio.fail_after(10):
+        first = api.node.commit([tx_for(api.node, 1), tx_for(api.node, 2)])
+        client = await SseClient.connect(api.port, "/events/blocks?from=1&tx_ids=true")
+        async with client.stream:
+            [replayed] = await client.until_comment("subscribed")
+            assert replayed["tx_ids"] == [tx.id.hex() for tx in first.block.txs]
+            api.node.commit([])
+            assert (await client.block())["tx_ids"] == []
+        resp = await api.get("/events/blocks?tx_ids=maybe")
+        check_error(resp, "GET", "/events/blocks", 400, "bad_request")
+
+
 async def test_events_replay_then_live_without_gap_or_repeat(api: Api) -> None:
     with trio.fail_after(10):
         for _ in range(3):

@@ -57,11 +57,19 @@ def test_commit_executes_and_links_blocks():
 
 
 class Memo:
-    """A SignatureMemo that records the signatures it is told about."""
+    """A SignatureMemo that records the signatures it is told about; `pooled`
+    txs are those of a mempool (looked up by their record bytes)."""
 
-    def __init__(self, known=()):
+    def __init__(self, known=(), pooled=()):
         self.known = {(t.id, t.signature) for t in known}
         self.remembered = []
+        self.pooled = {t.record_bytes: t for t in pooled}
+
+    def tx_by_record(self, record):
+        return self.pooled.get(record)
+
+    def is_pending(self, tx):
+        return any(tx is t for t in self.pooled.values())
 
     def knows_valid(self, tx):
         return (tx.id, tx.signature) in self.known
@@ -80,13 +88,33 @@ def test_check_proposal_rejects_bad_payloads():
     dup = proposal(1, txs(1) * 2)
     assert "duplicate" in chain.check_proposal(1, dup.encode(), Memo())
     t = txs(1)[0]
-    forged = dataclasses.replace(t, signature=bytes(64), _payload=None, _id=None)
+    forged = dataclasses.replace(t, signature=bytes(64), _payload=None, _id=None, _record=None)
     assert "bad_signature" in chain.check_proposal(1, proposal(1, [forged]).encode(), Memo())
     # A signature this node already verified is not checked again.
     assert isinstance(chain.check_proposal(1, proposal(1, [forged]).encode(), Memo([forged])), Proposal)
     # ...but the same id with other signature bytes is checked (the id does not cover them).
     assert "bad_signature" in chain.check_proposal(1, proposal(1, [forged]).encode(), Memo([t]))
     stranger = dataclasses.replace(good, proposer="mallory")
+    assert "not a validator" in chain.check_proposal(1, stranger.encode(), Memo())
+
+
+def test_a_proposal_takes_pooled_txs_as_they_are():
+    """A tx the mempool holds is found by its record bytes: not decoded, not
+    looked up in the store, not verified again; the others are."""
+    chain = new_chain()
+    pooled, fresh = txs(3)[:2], txs(3)[2:]
+    checked = chain.check_proposal(1, proposal(1, pooled + fresh).encode(), memo := Memo(pooled=pooled))
+    assert isinstance(checked, Proposal)
+    assert [a is b for a, b in zip(checked.txs, pooled + fresh)] == [True, True, False]
+    assert checked.txs[2] == fresh[0] and memo.remembered == [fresh[0].id]
+    # A pooled tx whose signature was swapped in the proposal is a different record: decoded, checked.
+    forged = dataclasses.replace(pooled[0], signature=bytes(64), _payload=None, _id=None, _record=None)
+    assert "bad_signature" in chain.check_proposal(1, proposal(1, [forged]).encode(), Memo(pooled=pooled))
+
+
+def test_a_stranger_proposer_is_refused():
+    chain = new_chain()
+    stranger = dataclasses.replace(proposal(1, txs(2)), proposer="mallory")
     assert "not a validator" in chain.check_proposal(1, stranger.encode(), Memo())
 
 

@@ -24,6 +24,14 @@ _nonce = iter(range(1, 10**9))
 
 
 class Memo:
+    """A SignatureMemo of a node whose mempool holds none of the txs."""
+
+    def tx_by_record(self, record):
+        return None
+
+    def is_pending(self, tx):
+        return False
+
     def knows_valid(self, tx):
         return False
 

@@ -120,3 +120,46 @@ def test_consensus_goes_to_the_core_and_pushed_blocks_to_nodes_that_do_not_vote(
                          (peer_messages.NEW_BLOCK, ["not", "a block"])])
     assert recorder.steps == [] and recorder.pushed == [(KEYS[0], 4)]
     assert faults == [(KEYS[0], "consensus message to an observer"), (KEYS[0], "malformed new_block")]
+
+
+
+
+async def test_txs_a_pre_prepare_brings_are_checked_on_the_worker_pool_before_the_step():
+    """A PRE-PREPARE's txs that this node has not admitted are checked on the
+    worker pool and remembered, so the step's proposal check (on the event
+    loop) finds them checked; pooled txs are not checked again, a forged one
+    is not remembered, and the decoded proposal is handed on for the step."""
+    import dataclasses
+
+    from consensus import events as ev
+    from consensus.messages import PrePrepare
+    from ledger.block import Proposal
+    from node.core.mempool import Mempool
+    from node.core.verify_pool import VerifyPool
+
+    txs = [make_tx(ACCOUNTS["finance"], GENESIS, args={"key": f"k{i}", "value": i}, nonce=i)
+           for i in range(40)]
+    forged = dataclasses.replace(txs[5], signature=bytes(64), _payload=None, _id=None, _record=None)
+    carried = txs[:5] + [forged] + txs[6:]
+    mempool = Mempool(lambda: GENESIS.config, lambda tx_id: False, max_txs=100, max_bytes=1 << 30)
+    for tx in txs[:10]:                              # gossip brought these already
+        assert mempool.admit(tx, 0, 0.0) is None
+    decoded = []
+    driver = SimpleNamespace(
+        mempool=mempool, chain=SimpleNamespace(height=0, config=GENESIS.config),
+        proposals=SimpleNamespace(decoded_ahead=lambda payload, p: decoded.append((payload, p))))
+    pool = VerifyPool(2)
+    d = PeerDispatcher(trio.open_memory_channel(1)[1], SimpleNamespace(), SimpleNamespace(),
+                       SimpleNamespace(), NodeMetrics(), send=lambda *a: True,
+                       on_fault=lambda peer, reason: None, follower=SimpleNamespace(),
+                       driver=driver, verifier=pool)
+    payload = Proposal(GENESIS.chain_id, 1, 0, "node0", 1_700_000_000_001, tuple(carried)).encode()
+    message = PrePrepare(0, 1, bytes(32), payload, 0)
+    with trio.fail_after(10):
+        await d._verify_ahead([ev.MessageReceived(KEYS[0], message)])
+    assert pool.checked == 31          # the 30 unpooled and the forged one; the 9 pooled ones not again
+    assert all(mempool.knows_valid(tx) for tx in txs[10:])
+    assert not mempool.knows_valid(forged)
+    [(seen_payload, proposal)] = decoded
+    assert seen_payload is payload and proposal.txs == tuple(carried)
+    assert all(a is b for a, b in zip(proposal.txs[6:10], txs[6:10]))   # taken from the pool as they are

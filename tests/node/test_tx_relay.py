@@ -133,3 +133,44 @@ async def test_large_batches_are_admitted_in_chunks_that_let_others_run():
     # The other task ran while the batch was half admitted (trio may order the two
     # tasks either way within a scheduling batch, so count sizes, not turns).
     assert any(0 < size < len(txs) for size in seen), seen
+
+
+async def test_chunked_admission_checks_signatures_on_the_worker_pool():
+    """Signatures are checked on worker threads; the verdicts come back in
+    order, a forged one is refused, a duplicate is never checked at all."""
+    import dataclasses
+
+    from node.core.verify_pool import VerifyPool
+    relay, mempool, peers, _, txs = relay_with(300)
+    pool = VerifyPool(2)
+    relay._verifier = pool
+    forged = dataclasses.replace(txs[7], signature=bytes(64), _payload=None, _id=None, _record=None)
+    batch = txs[:7] + [forged] + txs[8:] + [txs[0]] + [None]
+    with trio.fail_after(10):
+        results = await relay.admit_chunked(batch, relay=True)
+    assert [r.reason for r in results[:9]] == [None] * 7 + ["bad_signature", None]
+    assert results[-2].reason == "duplicate" and results[-1].reason == "malformed"
+    assert sum(r.accepted for r in results) == 299 and len(mempool) == 299
+    assert pool.checked == 300          # the repeat was a duplicate before any check
+    # Pooled txs are found by their exact record bytes, and leave with them.
+    assert mempool.tx_by_record(txs[1].record_bytes) is txs[1] and mempool.is_pending(txs[1])
+    assert mempool.tx_by_record(forged.record_bytes) is None and not mempool.is_pending(forged)
+    mempool.committed(1, [txs[1].id])
+    assert mempool.tx_by_record(txs[1].record_bytes) is None and not mempool.is_pending(txs[1])
+
+
+def test_the_worker_pool_is_sized_by_config_or_by_the_host(tmp_path):
+    import pytest
+
+    from node.config import ConfigError, load_config, render_config
+    from node.core.verify_pool import VerifyPool, default_workers
+    text = render_config("node0", ("127.0.0.1", 1), ("127.0.0.1", 2))
+    (tmp_path / "config.toml").write_text(text)
+    assert load_config(tmp_path).verify_workers == 0 and default_workers() >= 1    # 0: the host's cores
+    (tmp_path / "config.toml").write_text(text.replace("[node]\n", "[node]\nverify_workers = 3\n", 1))
+    assert load_config(tmp_path).verify_workers == 3
+    (tmp_path / "config.toml").write_text(text.replace("[node]\n", "[node]\nverify_workers = 257\n", 1))
+    with pytest.raises(ConfigError, match="node.verify_workers must be from 0"):
+        load_config(tmp_path)
+    with pytest.raises(ValueError):
+        VerifyPool(0)

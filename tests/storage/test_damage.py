@@ -16,6 +16,8 @@ from storage import (
 )
 from storage.safety_copy import SLOTS, KeptRecord, SafetyCopy, decode_slot, encode_slot
 
+from ledger.receipt import ERR_DUPLICATE
+
 from .chain import GENESIS, build_chain
 
 
@@ -53,12 +55,12 @@ def test_a_damaged_log_stops_the_open_with_a_clear_error(tmp_path, with_copy):
     data, safety = node_dirs(tmp_path)
     run_a_while(data, safety if with_copy else None)
     flip_16_bytes_of_the_log(data)
-    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    before = {p.name: p.read_bytes() for p in data.iterdir() if p.is_file()}
     with pytest.raises(CorruptStoreError) as exc:
         open_store(data, GENESIS, safety_dir=safety if with_copy else None)
     assert one_line(exc).startswith(f"{data}: the database is damaged (Corruption: ")
     # Nothing was "repaired" away: the files are as they were, for a resync or an expert.
-    assert {p.name: p.read_bytes() for p in data.iterdir() if not p.name.startswith("LOG")} == \
+    assert {p.name: p.read_bytes() for p in data.iterdir() if p.is_file() and not p.name.startswith("LOG")} == \
         {k: v for k, v in before.items() if not k.startswith("LOG")}
 
 
@@ -203,6 +205,12 @@ def test_resync_of_a_store_in_use_is_refused(tmp_path, repo_root):
     assert not list(data.parent.glob("data.damaged-*"))
 
 
+def first_entries(c):
+    """(tx, its tx index answer) for the txs block `c` adds to the index."""
+    return [(tx, (c.block.height, i, r)) for i, (tx, r) in enumerate(zip(c.block.txs, c.receipts))
+            if r.status != ERR_DUPLICATE]
+
+
 def test_a_damaged_table_file_is_an_error_not_wrong_data(tmp_path):
     """Reads verify block checksums: unchecked, these flipped bytes came back
     as a block with other contents."""
@@ -214,21 +222,51 @@ def test_a_damaged_table_file_is_an_error_not_wrong_data(tmp_path):
         store._kv._db.compact_range()          # into a table file (.ldb), off the .log
     [table] = data.glob("*.ldb")
     raw = bytearray(table.read_bytes())
-    middle = len(raw) // 3                      # inside the data blocks, not the index
+    # Inside the first data block (certificates: block bodies are in the segments now).
+    middle = 100
     raw[middle:middle + 16] = bytes(b ^ 0xFF for b in raw[middle:middle + 16])
     table.write_bytes(bytes(raw))
     errors = 0
     try:
         with open_store(data, GENESIS, safety_dir=safety) as store:
             for c in chain:
-                h = c.block.height
-                try:
-                    assert store.get_block(h) in (c.block, None)
-                    assert store.get_certificate(h) in (c.certificate, None)
-                    assert store.state_tree.root_hash(h) == c.state_root
-                except CorruptStoreError as exc:
-                    assert "the database is damaged (read: Corruption: " in str(exc)
-                    errors += 1
+                reads = [(lambda h=c.block.height: store.get_block(h), (c.block, None)),
+                         (lambda h=c.block.height: store.get_certificate(h), (c.certificate, None)),
+                         (lambda h=c.block.height: store.state_tree.root_hash(h), (c.state_root,))]
+                reads += [(lambda i=tx.id: store.get_tx(i), (store_entry, None))
+                          for tx, store_entry in first_entries(c)]
+                for read, allowed in reads:
+                    try:
+                        assert read() in allowed
+                    except CorruptStoreError as exc:
+                        assert "the database is damaged (read: Corruption: " in str(exc)
+                        errors += 1
     except CorruptStoreError:
         errors += 1
     assert errors
+
+
+def test_a_damaged_segment_is_an_error_not_wrong_data(tmp_path):
+    """Block bodies live in segment files outside LevelDB: a flipped byte in
+    one is caught by the record's checksum (a block) or by the tx's id (one
+    tx read on its own), never served."""
+    data, safety = node_dirs(tmp_path)
+    chain = build_chain(8)
+    with open_store(data, GENESIS, safety_dir=safety) as store:
+        for c in chain:
+            c.apply(store)
+    [segment] = (data / "blocks").glob("*.seg")
+    raw = bytearray(segment.read_bytes())
+    tx = chain[3].block.txs[1]
+    at = raw.index(tx.encode()) + 10            # inside that tx's args
+    raw[at] ^= 0xFF
+    segment.write_bytes(bytes(raw))
+    with open_store(data, GENESIS, safety_dir=safety) as store:
+        with pytest.raises(CorruptStoreError, match="segment 1 is damaged at offset"):
+            store.get_block(4)
+        with pytest.raises(CorruptStoreError, match=f"the bytes of tx {tx.id.hex()}"):
+            store.get_committed_tx(tx.id)
+        assert store.get_block(3) == chain[2].block          # the rest still reads
+    segment.unlink()          # test_segment_crash.py: a store whose segments lost writes
+    with pytest.raises(CorruptStoreError, match="segment 1 is missing"):
+        open_store(data, GENESIS, safety_dir=safety)

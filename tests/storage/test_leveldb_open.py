@@ -13,8 +13,9 @@ from ledger.crypto import hash256
 from ledger.state_tree import MemoryNodeStore, StateTree, value_hash
 from storage import (
     CorruptStoreError, GenesisMismatchError, NotAStoreError, SchemaVersionError,
-    StoreLockedError, layout, open_store,
+    StoreLockedError, layout, open_store, resync_store,
 )
+from node.main import store_remedy
 
 from .chain import GENESIS, OTHER_GENESIS, build_chain
 from .conftest import put_raw, raw_records
@@ -110,6 +111,26 @@ def test_other_schema_version(tmp_path):
         open_store(tmp_path / "db", GENESIS)
 
 
+def test_a_store_of_the_previous_schema_is_refused_and_resync_rebuilds_it(tmp_path):
+    """Version 3 kept block bodies in LevelDB; this ynchain keeps them in
+    segment files.  Such a store is refused with the way forward; resync moves
+    it aside and starts this version's store with the node's votes."""
+    data, safety = tmp_path / "home" / "data", tmp_path / "home" / "safety"
+    with open_store(data, GENESIS, safety_dir=safety) as store:
+        store.save_safety_record(b"voted")
+    put_raw(data, layout.KEY_SCHEMA, pack(3))
+    with pytest.raises(SchemaVersionError) as exc:
+        open_store(data, GENESIS, safety_dir=safety)
+    remedy = store_remedy(exc.value, tmp_path / "home")
+    assert f"ynchain node resync --home {tmp_path / 'home'}" in remedy and "\n" not in remedy
+    moved = resync_store(data, GENESIS, safety)
+    assert moved.exists()
+    with open_store(data, GENESIS, safety_dir=safety) as store:
+        assert store.load_safety_record() == b"voted"
+    with pytest.raises(SchemaVersionError):                 # the old store is kept as it was
+        open_store(moved, GENESIS)
+
+
 def test_other_genesis(tmp_path):
     open_store(tmp_path / "db", GENESIS).close()
     with pytest.raises(GenesisMismatchError) as exc:
@@ -121,13 +142,17 @@ def test_other_genesis(tmp_path):
 
 def test_corrupt_records_raise_store_errors(tmp_path):
     with open_store(tmp_path / "db", GENESIS) as store:
-        for c in build_chain(2):
+        for c in build_chain(3):
             c.apply(store)
-    put_raw(tmp_path / "db", layout.BLOCK + layout.height_key(2), b"\x93\x01")
+    put_raw(tmp_path / "db", layout.BLOCK_INDEX + layout.height_key(2), b"\x93\x01")
     with open_store(tmp_path / "db", GENESIS) as store:
         with pytest.raises(CorruptStoreError, match="block 2 does not decode"):
             store.get_block(2)
         assert store.get_block(1) is not None
+    # The tip's entry is read by the open (its body must be in the segments).
+    put_raw(tmp_path / "db", layout.BLOCK_INDEX + layout.height_key(3), b"\x93\x01")
+    with pytest.raises(CorruptStoreError, match="block 3 does not decode"):
+        open_store(tmp_path / "db", GENESIS)
     put_raw(tmp_path / "db", layout.KEY_TIP, b"\x00")
     with pytest.raises(CorruptStoreError, match="tip does not decode"):
         open_store(tmp_path / "db", GENESIS)
