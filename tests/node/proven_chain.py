@@ -13,6 +13,7 @@ from ledger.block import NULL_DIGEST, Proposal
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, checkpoint_bytes, vote_bytes
 from ledger.tx import Transaction
 from node.core.chain import Chain, CommitResult
+from node.core.config_history import ConfigHistory
 from node.core.proofs import ProofBuilder
 from tests.factories import make_genesis, make_store, make_tx
 from tests.ledger.world import ORGS, ROLES
@@ -28,7 +29,8 @@ class ProvenChain:
         self.keys = [self.validator_keys[v.name] for v in self.genesis.validators]
         self.store = make_store(self.genesis)
         self.chain = Chain(self.genesis, self.store)
-        self.builder = ProofBuilder(self.genesis, self.store)
+        self.builder = ProofBuilder(self.genesis, self.store,
+                                    ConfigHistory(self.genesis.config, self.store.scan_state))
         self.checkpoint_every = checkpoint_every
         self.signers = signers
         self._nonce = 0

@@ -86,6 +86,9 @@ def test_what_cannot_be_proved_is_said(chain) -> None:
         chain.builder.state("fiscal", "receipt/53010126-0000001234", 5)
 
 
+EPOCHS, ANCHORS, TXS = 6, 7, 8          # sections of a proof file record (ledger.proof_file)
+
+
 def _rewrite(data: bytes, edit) -> bytes:
     rec = codec.unpack(data)
     edit(rec)
@@ -109,22 +112,22 @@ def test_signatures_dropped_or_reordered_are_refused(chain) -> None:
     data, _ = chain.builder.receipt(R["code"], R["number"])
 
     def drop(rec):
-        rec[6][0][0][2] = rec[6][0][0][2][1:]
+        rec[ANCHORS][0][0][2] = rec[ANCHORS][0][0][2][1:]
     with pytest.raises(ProofError, match="2 signatures, a quorum is 3 of 4"):
         verify(_rewrite(data, drop), chain.genesis)
 
     def reorder(rec):
-        rec[6][0][0][2] = rec[6][0][0][2][::-1]
+        rec[ANCHORS][0][0][2] = rec[ANCHORS][0][0][2][::-1]
     with pytest.raises(ProofError, match="not in validator order"):
         verify(_rewrite(data, reorder), chain.genesis)
 
     def reorder_certificate(rec):
-        rec[7][0][6][3] = rec[7][0][6][3][::-1]
+        rec[TXS][0][6][3] = rec[TXS][0][6][3][::-1]
     with pytest.raises(ProofError, match="not in validator order"):
         verify(_rewrite(data, reorder_certificate), chain.genesis)
 
     def someone_else(rec):
-        rec[6][0][0][2][0][0] = 1                 # node0's signature presented as node1's
+        rec[ANCHORS][0][0][2][0][0] = 1                 # node0's signature presented as node1's
     with pytest.raises(ProofError, match="the signature of node1 does not verify"):
         verify(_rewrite(data, someone_else), chain.genesis)
 
@@ -134,17 +137,17 @@ def test_another_blocks_header_is_refused(chain) -> None:
     other = chain.store.get_block(3).header
 
     def swap(rec):
-        rec[6][0][1][0] = dataclasses.replace(other, height=2, _hash=None).to_record()
+        rec[ANCHORS][0][1][0] = dataclasses.replace(other, height=2, _hash=None).to_record()
     with pytest.raises(ProofError, match="header 3 does not link to header 2"):
         verify(_rewrite(data, swap), chain.genesis)
 
     def swap_last(rec):
-        rec[6][0][1][-1] = chain.store.get_block(8).header.to_record()
+        rec[ANCHORS][0][1][-1] = chain.store.get_block(8).header.to_record()
     with pytest.raises(ProofError, match="is not the block it certifies"):
         verify(_rewrite(data, swap_last), chain.genesis)
 
     def other_tx_height(rec):
-        rec[7][0][0] = 3
+        rec[TXS][0][0] = 3
     with pytest.raises(ProofError, match="Merkle path does not lead to the tx root of block 3"):
         verify(_rewrite(data, other_tx_height), chain.genesis)
 
@@ -168,7 +171,8 @@ def test_a_proof_of_another_chain_is_refused(chain) -> None:
 def test_garbage_and_other_versions_are_refused_clearly(chain) -> None:
     data = chain.builder.tx(chain.issue.id)
     for bad, reason in [(b"", "not a proof file"), (b"\x93\x01\x02\x03", "not a ynchain proof file"),
-                        (_rewrite(data, lambda r: r.__setitem__(1, 2)), "format 2"),
+                        (_rewrite(data, lambda r: r.__setitem__(1, 3)), "format 3; this ynchain reads format 2"),
+                        (_rewrite(data, lambda r: r.__setitem__(1, 1)), "format 1 .* rebuild the proof"),
                         (_rewrite(data, lambda r: r.__setitem__(2, "poem")), "unknown proof kind"),
                         (_rewrite(data, lambda r: r.__setitem__(5, bytes(32))), "proves no transaction"),
                         (data + b"\x00", "not a proof file")]:
