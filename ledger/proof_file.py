@@ -329,7 +329,7 @@ def _next_epoch(what: str, seq: int, header: BlockHeader, epoch: Epoch, number: 
     if number > expected:
         raise ProofError(f"{what} (checkpoint at height {seq}) is placed in epoch {number - 1}, but the "
                          f"file's validator-set history establishes epochs up to {history.last.number} "
-                         f"below it: the link for epoch {expected} is missing")
+                         f"below it: the link for epoch {expected} is missing or out of order")
     if number < expected:
         raise ProofError(f"{what} (checkpoint at height {seq}) is placed in epoch {number - 1}, but the "
                          f"file's validator-set history puts that height in epoch {epoch.number}")
