@@ -16,9 +16,11 @@ from node.core.chain import Chain, CommitResult
 from node.core.config_history import ConfigHistory
 from node.core.proofs import ProofBuilder
 from tests.factories import make_genesis, make_store, make_tx
+from tests.ledger.test_fiscal import ISSUE, R
 from tests.ledger.world import ORGS, ROLES
 
 START_MS = 1_795_827_600_000         # 2026-11-28 09:00 UTC+8
+EPOCHS, ANCHORS, TXS = 6, 7, 8          # sections of a proof file record (ledger.proof_file)
 
 
 class ProvenChain:
@@ -77,3 +79,48 @@ class ProvenChain:
         tx = self.tx(account, contract, method, args)
         self.commit([tx])
         return tx
+
+
+def two_changes(chain_id: str = "ynchain-test", unkept: int | None = None) -> ProvenChain:
+    """A governed chain whose validator set changes twice; `unkept`: a checkpoint
+    this node never kept (as if it synced across it).
+
+    The story, checkpoints every 4 blocks (K = 4, W = 9; node1 is offline, so
+    the signers are node0, node2 and node3 wherever they are in the set):
+      1      receipt R issued                              epoch 0: node0..node3
+      4      node0 demoted: epoch 1 at 16 (h + W = 13, next checkpoint 16)
+      5      node1 demoted: the pending epoch 1 changes    epoch 1: node2, node3
+             (5 + W <= 16; the state at checkpoint 4 still holds the first version)
+      17     a kv put                                      (anchored at 20)
+      18     node0 promoted: epoch 2 at 28                 epoch 2: node2, node3, node0
+      29     a kv put; 30 R claimed; the tip is 32, a checkpoint
+    """
+    c = ProvenChain(governed=True, chain_id=chain_id, checkpoint_interval=4, window=9)
+    if unkept is not None:
+        keep = c.checkpoint
+        c.checkpoint = lambda height: None if height == unkept else keep(height)
+
+    def gov(action: str, target: str) -> None:
+        tx = c.call("finance", "gov", "propose", {"action": action, "target": target})
+        receipt = c.store.get_tx(tx.id)[2]
+        assert receipt.ok and receipt.result["status"] == "executed", receipt
+
+    c.issue = c.call("hospital", "fiscal", "issue", ISSUE)
+    c.commit(None)
+    c.commit(None)
+    gov("demote_node", "node0")
+    gov("demote_node", "node1")
+    while c.chain.height < 16:
+        c.commit(None)
+    c.put1 = c.call("finance", "kv", "put", {"key": "k", "value": 1})
+    gov("promote_node", "node0")
+    while c.chain.height < 28:
+        c.commit(None)
+    c.put2 = c.call("finance", "kv", "put", {"key": "k", "value": 2})
+    c.call("insurance", "fiscal", "claim", {**R, "amount_cents": 42650})
+    while c.chain.height < 32:
+        c.commit(None)
+    epochs = c.chain.config.epochs
+    assert [(e.start, e.names) for e in epochs] == [
+        (0, ("node0", "node1", "node2", "node3")), (16, ("node2", "node3")), (28, ("node2", "node3", "node0"))]
+    return c

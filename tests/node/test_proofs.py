@@ -13,7 +13,7 @@ from ledger import codec, proof_file
 from ledger.proof_file import ProofError, describe, verify
 from node.core.proofs import ProofUnavailable
 from tests.ledger.test_fiscal import ISSUE, R
-from tests.node.proven_chain import ProvenChain
+from tests.node.proven_chain import ANCHORS, TXS, ProvenChain
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +84,6 @@ def test_what_cannot_be_proved_is_said(chain) -> None:
     # the receipt's record changed after height 5 (the claim): its value then is gone
     with pytest.raises(ProofUnavailable, match="changed since height 5"):
         chain.builder.state("fiscal", "receipt/53010126-0000001234", 5)
-
-
-EPOCHS, ANCHORS, TXS = 6, 7, 8          # sections of a proof file record (ledger.proof_file)
 
 
 def _rewrite(data: bytes, edit) -> bytes:

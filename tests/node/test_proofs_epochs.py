@@ -3,15 +3,7 @@ whose set governance changes twice (tests/node/proven_chain.py), checked
 offline with only the genesis, and every way of getting the history wrong
 refused with a reason (ledger.proof_file, "Which set signs").
 
-The story, checkpoints every 4 blocks (K = 4, W = 9; node1 is offline, so
-the signers are node0, node2 and node3 wherever they are in the set):
-  1      receipt R issued                              epoch 0: node0..node3
-  4      node0 demoted: epoch 1 at 16 (h + W = 13, next checkpoint 16)
-  5      node1 demoted: the pending epoch 1 changes    epoch 1: node2, node3
-         (5 + W <= 16; the state at checkpoint 4 still holds the first version)
-  17     a kv put                                      (anchored at 20)
-  18     node0 promoted: epoch 2 at 28                 epoch 2: node2, node3, node0
-  29     a kv put; 30 R claimed; the tip is 32, a checkpoint
+The chain: `tests.node.proven_chain.two_changes`.
 """
 
 from __future__ import annotations
@@ -20,52 +12,18 @@ import random
 
 import pytest
 
-from ledger import codec, config_state, proof_file
+from ledger import codec, proof_file
 from ledger.proof_file import ProofError, describe, verify
 from node.core.proofs import ProofUnavailable
-from tests.ledger.test_fiscal import ISSUE, R
-from tests.node.proven_chain import ProvenChain
-from tests.node.test_proofs import ANCHORS, EPOCHS
+from tests.ledger.test_fiscal import R
+from tests.node.proven_chain import ANCHORS, EPOCHS, ProvenChain, two_changes
 
 NEXT = 2                                    # an anchor's next-epoch proof: [number, value, proof]
 
 
-def _story(chain_id: str = "ynchain-test", unkept: int | None = None) -> ProvenChain:
-    """The chain above; `unkept`: a checkpoint this node never kept (it synced across it)."""
-    c = ProvenChain(governed=True, chain_id=chain_id, checkpoint_interval=4, window=9)
-    if unkept is not None:
-        keep = c.checkpoint
-        c.checkpoint = lambda height: None if height == unkept else keep(height)
-
-    def gov(action: str, target: str) -> None:
-        tx = c.call("finance", "gov", "propose", {"action": action, "target": target})
-        receipt = c.store.get_tx(tx.id)[2]
-        assert receipt.ok and receipt.result["status"] == "executed", receipt
-
-    c.issue = c.call("hospital", "fiscal", "issue", ISSUE)
-    c.commit(None)
-    c.commit(None)
-    gov("demote_node", "node0")
-    gov("demote_node", "node1")
-    while c.chain.height < 16:
-        c.commit(None)
-    c.put1 = c.call("finance", "kv", "put", {"key": "k", "value": 1})
-    gov("promote_node", "node0")
-    while c.chain.height < 28:
-        c.commit(None)
-    c.put2 = c.call("finance", "kv", "put", {"key": "k", "value": 2})
-    c.call("insurance", "fiscal", "claim", {**R, "amount_cents": 42650})
-    while c.chain.height < 32:
-        c.commit(None)
-    epochs = c.chain.config.epochs
-    assert [(e.start, e.names) for e in epochs] == [
-        (0, ("node0", "node1", "node2", "node3")), (16, ("node2", "node3")), (28, ("node2", "node3", "node0"))]
-    return c
-
-
 @pytest.fixture(scope="module")
 def chain() -> ProvenChain:
-    return _story()
+    return two_changes()
 
 
 def _rewrite(data: bytes, edit) -> bytes:
@@ -222,7 +180,7 @@ def test_an_anchor_signed_by_the_old_set_after_the_boundary_is_refused(chain, re
 
 
 def test_a_link_from_another_chain_is_refused(chain, receipt_file) -> None:
-    other = _story("another-chain")
+    other = two_changes("another-chain")
     foreign = other.builder.tx(other.put2.id)
     assert verify(foreign, other.genesis).epochs[-1].start == 28
 
@@ -244,7 +202,7 @@ def test_a_seeded_sample_of_flipped_bytes_in_a_file_with_links_is_refused(chain,
 
 
 def test_a_node_without_the_boundary_checkpoint_says_so() -> None:
-    thin = _story(unkept=28)
+    thin = two_changes(unkept=28)
     with pytest.raises(ProofUnavailable, match="keeps no stable checkpoint at height 28, where the "
                                                "validator set changed"):
         thin.builder.tx(thin.put2.id)
