@@ -5,10 +5,15 @@ built from in tests."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
+
+import pytest
 
 from consensus.messages import CheckpointProof
 from ledger import codec
+from ledger.genesis import Genesis
+from ledger.proof_file import ProofError, verify
 from ledger.block import NULL_DIGEST, Proposal
 from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, checkpoint_bytes, vote_bytes
 from ledger.tx import Transaction
@@ -21,6 +26,25 @@ from tests.ledger.world import ORGS, ROLES
 
 START_MS = 1_795_827_600_000         # 2026-11-28 09:00 UTC+8
 EPOCHS, ANCHORS, TXS = 6, 7, 8          # sections of a proof file record (ledger.proof_file)
+
+
+def rewrite(data: bytes, edit) -> bytes:
+    """A proof file with `edit` applied to its decoded record."""
+    rec = codec.unpack(data)
+    edit(rec)
+    return codec.pack(rec)
+
+
+def assert_flips_refused(data: bytes, genesis: Genesis, seed: int, count: int = 1000) -> None:
+    """Flip one bit at each of `count` seeded positions (every position of a
+    smaller file): each variant is refused with a reason."""
+    rng = random.Random(seed)
+    for pos in rng.sample(range(len(data)), min(count, len(data))):
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << rng.randrange(8)
+        with pytest.raises(ProofError) as exc:
+            verify(bytes(flipped), genesis)
+        assert str(exc.value), pos
 
 
 class ProvenChain:

@@ -8,15 +8,13 @@ The chain: `tests.node.proven_chain.two_changes`.
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from ledger import codec, proof_file
 from ledger.proof_file import ProofError, describe, verify
 from node.core.proofs import ProofUnavailable
 from tests.ledger.test_fiscal import R
-from tests.node.proven_chain import ANCHORS, EPOCHS, ProvenChain, two_changes
+from tests.node.proven_chain import ANCHORS, EPOCHS, ProvenChain, assert_flips_refused, rewrite, two_changes
 
 NEXT = 2                                    # an anchor's next-epoch proof: [number, value, proof]
 
@@ -24,12 +22,6 @@ NEXT = 2                                    # an anchor's next-epoch proof: [num
 @pytest.fixture(scope="module")
 def chain() -> ProvenChain:
     return two_changes()
-
-
-def _rewrite(data: bytes, edit) -> bytes:
-    rec = codec.unpack(data)
-    edit(rec)
-    return codec.pack(rec)
 
 
 def test_a_tx_after_two_changes_verifies_against_genesis_and_names_the_new_signers(chain) -> None:
@@ -111,27 +103,27 @@ def receipt_file(chain) -> bytes:
 def test_a_dropped_link_is_refused(chain, receipt_file) -> None:
     with pytest.raises(ProofError, match=r"epoch link 0 \(checkpoint at height 28\) is placed in epoch 1.*"
                                          r"link for epoch 1 is missing"):
-        verify(_rewrite(receipt_file, lambda r: r[EPOCHS].pop(0)), chain.genesis)
+        verify(rewrite(receipt_file, lambda r: r[EPOCHS].pop(0)), chain.genesis)
     with pytest.raises(ProofError, match=r"anchor 1 \(checkpoint at height 32\).*link for epoch 2 is missing"):
-        verify(_rewrite(receipt_file, lambda r: r[EPOCHS].pop()), chain.genesis)
+        verify(rewrite(receipt_file, lambda r: r[EPOCHS].pop()), chain.genesis)
     with pytest.raises(ProofError, match="link for epoch 1 is missing"):
-        verify(_rewrite(receipt_file, lambda r: r.__setitem__(EPOCHS, [])), chain.genesis)
+        verify(rewrite(receipt_file, lambda r: r.__setitem__(EPOCHS, [])), chain.genesis)
 
 
 def test_links_out_of_order_or_twice_are_refused(chain, receipt_file) -> None:
     with pytest.raises(ProofError, match=r"epoch link 0 .*link for epoch 1 is missing or out of order"):
-        verify(_rewrite(receipt_file, lambda r: r[EPOCHS].reverse()), chain.genesis)
+        verify(rewrite(receipt_file, lambda r: r[EPOCHS].reverse()), chain.genesis)
 
     def twice(rec):
         rec[EPOCHS].insert(1, rec[EPOCHS][0])
     with pytest.raises(ProofError, match=r"epoch link 1 \(checkpoint at height 16\) lies in epoch 0, before "
                                          r"the last epoch the links up to it establish \(1\)"):
-        verify(_rewrite(receipt_file, twice), chain.genesis)
+        verify(rewrite(receipt_file, twice), chain.genesis)
 
     def not_a_boundary(rec):                 # the anchor at 32 presented as a link: no epoch starts there
         rec[EPOCHS].append(rec[ANCHORS][1])
     with pytest.raises(ProofError, match=r"epoch link 2: no epoch starts at its checkpoint \(height 32\)"):
-        verify(_rewrite(receipt_file, not_a_boundary), chain.genesis)
+        verify(rewrite(receipt_file, not_a_boundary), chain.genesis)
 
 
 def test_an_altered_epoch_record_is_refused(chain, receipt_file) -> None:
@@ -143,12 +135,12 @@ def test_an_altered_epoch_record_is_refused(chain, receipt_file) -> None:
     with pytest.raises(ProofError, match=r"epoch link 0 \(checkpoint at height 16\): the proof of validator-set "
                                          r"record gov/epoch/000001 does not hold: the proof shows the key "
                                          r"holding another value"):
-        verify(_rewrite(receipt_file, forge), chain.genesis)
+        verify(rewrite(receipt_file, forge), chain.genesis)
 
     def absent(rec):                         # the record claimed absent: the proof says otherwise
         rec[EPOCHS][0][NEXT][1] = None
     with pytest.raises(ProofError, match="gov/epoch/000001 does not hold: the proof shows the key present"):
-        verify(_rewrite(receipt_file, absent), chain.genesis)
+        verify(rewrite(receipt_file, absent), chain.genesis)
 
 
 def test_an_anchor_signed_by_the_old_set_after_the_boundary_is_refused(chain, receipt_file) -> None:
@@ -160,7 +152,7 @@ def test_an_anchor_signed_by_the_old_set_after_the_boundary_is_refused(chain, re
         checkpoint[2] = [v.to_record() for v in chain.sign(message, genesis_names)]
     with pytest.raises(ProofError, match=r"checkpoint at height 32: the signature of node2 does not verify "
                                          r"\(the set of epoch 2\)"):
-        verify(_rewrite(receipt_file, old_set), chain.genesis)
+        verify(rewrite(receipt_file, old_set), chain.genesis)
 
     def old_set_and_no_links(rec):           # ... and the links dropped, the anchor's proof of the
         rec[EPOCHS] = []                     # next epoch swapped for the (genuine) one of epoch 1
@@ -170,13 +162,13 @@ def test_an_anchor_signed_by_the_old_set_after_the_boundary_is_refused(chain, re
         rec[ANCHORS][1][NEXT] = [1, state[2], state[3]]
     with pytest.raises(ProofError, match=r"anchor 1 \(checkpoint at height 32\) lies in epoch 1, which starts "
                                          r"at height 16; .* the link for epoch 1 is missing"):
-        verify(_rewrite(receipt_file, old_set_and_no_links), chain.genesis)
+        verify(rewrite(receipt_file, old_set_and_no_links), chain.genesis)
 
     def below_quorum(rec):                   # the link at 16 keeps one of epoch 0's signatures
         checkpoint = rec[EPOCHS][0][0]
         checkpoint[2] = checkpoint[2][:1]
     with pytest.raises(ProofError, match="checkpoint at height 16: 1 signatures, a quorum is 3 of 4"):
-        verify(_rewrite(receipt_file, below_quorum), chain.genesis)
+        verify(rewrite(receipt_file, below_quorum), chain.genesis)
 
 
 def test_a_link_from_another_chain_is_refused(chain, receipt_file) -> None:
@@ -187,18 +179,11 @@ def test_a_link_from_another_chain_is_refused(chain, receipt_file) -> None:
     def swap(rec):
         rec[EPOCHS][0] = codec.unpack(foreign)[EPOCHS][0]
     with pytest.raises(ProofError, match="header 16 belongs to chain 'another-chain'"):
-        verify(_rewrite(receipt_file, swap), chain.genesis)
+        verify(rewrite(receipt_file, swap), chain.genesis)
 
 
 def test_a_seeded_sample_of_flipped_bytes_in_a_file_with_links_is_refused(chain, receipt_file) -> None:
-    rng = random.Random(11)
-    positions = rng.sample(range(len(receipt_file)), 1000)
-    for pos in positions:
-        flipped = bytearray(receipt_file)
-        flipped[pos] ^= 1 << rng.randrange(8)
-        with pytest.raises(ProofError) as exc:
-            verify(bytes(flipped), chain.genesis)
-        assert str(exc.value), pos
+    assert_flips_refused(receipt_file, chain.genesis, seed=11)
 
 
 def test_a_node_without_the_boundary_checkpoint_says_so() -> None:
