@@ -67,9 +67,13 @@ def to_records(config: ChainConfig) -> Records:
     g = config.governance
     out[POLICY, GOVERNANCE_KEY] = [g.num, g.den, g.strict, g.proposal_lifetime_blocks]
     for e in config.epochs:
-        out[EPOCH, epoch_key(e.number)] = [e.start, [[name, key] for name, key in e.validators],
-                                           [getattr(e.params, f) for f in _PARAM_FIELDS]]
+        out[EPOCH, epoch_key(e.number)] = epoch_record(e)
     return out
+
+
+def epoch_record(e: Epoch) -> list:
+    return [e.start, [[name, key] for name, key in e.validators],
+            [getattr(e.params, f) for f in _PARAM_FIELDS]]
 
 
 def _status(value: Any, what: str, allowed: tuple[str, ...]) -> str:
@@ -130,6 +134,12 @@ def _decode(table: str, key: str, rec: Any) -> Any:
         return Epoch(int(key), codec.expect_uint(start, where), pairs,
                      ConsensusParams(*(codec.expect_uint(v, where) for v in values)))
     raise DecodeError(f"{where}: not a configuration table")
+
+
+def decode_epoch(number: int, value: bytes) -> Epoch:
+    """The epoch a `gov/epoch/<number>` state value holds (a proof file's
+    verifier reads them from state proofs); DecodeError if it is not one."""
+    return _decode(EPOCH, epoch_key(number), codec.unpack(value))
 
 
 def from_records(chain_id: str, schedule: Any, records: Mapping[tuple[str, str], Any]) -> ChainConfig:

@@ -61,7 +61,7 @@ class NodeService:
         self._chain = chain
         self._keys = keys
         self._config_history = ConfigHistory(genesis.config, store.scan_state)
-        self._proofs = ProofBuilder(genesis, store)
+        self._proofs = ProofBuilder(genesis, store, self._config_history)
 
     def _node_name(self, key: bytes) -> str:
         node = self._chain.config.node_by_key(key)

@@ -60,8 +60,10 @@ def _proof_paths() -> dict[str, Any]:
     """node/api/proofs.py; each answer is one proof file."""
     text = {"type": "string"}
     ok = _json(_ref("ProofFile"), "The proof file and the height it proves at")
-    e409 = ("Not provable yet (above the newest stable checkpoint) or any more (the value changed "
-            "since the height asked for; the node keeps the newest values only) (code not_provable)")
+    e409 = ("Not provable yet (above the newest stable checkpoint), or any more (the value changed "
+            "since the height asked for; the node keeps the newest values only), or not by this node "
+            "(it keeps no checkpoint at a validator-set change the proof must walk through: it synced "
+            "across it) (code not_provable)")
     return {
         "/proofs/tx/{tx_id}": {"get": {
             "summary": "Proof that a transaction and its receipt are in a certified block",

@@ -8,11 +8,22 @@ default).  The state tree keeps every height's nodes, but the store keeps only
 the newest values: a value is served for an older height only while it is
 still the newest one (its hash matches the tree at that height).
 
+Every anchor also proves, in its own state, the record of the epoch after
+its own (`gov/epoch/...`, rebuilt from the configuration history at its
+height: a pending epoch's record may have changed since), and a file whose
+anchors lie past validator-set changes carries one epoch link per change: the
+kept checkpoint at the boundary B where the change took effect (the last
+one the old set signed) with header B and its proof of the new epoch's
+record (ledger.proof_file).  A node that did not keep that checkpoint (it
+synced across the boundary) cannot build such a file: 409, another node can.
+
 No trio here: a request builds one file synchronously (reading at most one
 block and MAX_HEADERS headers per anchor).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from ledger import codec, config_state, proof_file
 from ledger.block import Block, BlockHeader, tx_proof
@@ -27,6 +38,8 @@ from ledger.state_tree import value_hash
 from storage.base import Store
 from storage.errors import CorruptStoreError
 
+from .config_history import ConfigHistory
+
 
 RECENT = 256        # blocks below the tip where the newest kept checkpoint is looked for first
 
@@ -40,14 +53,24 @@ class ProofUnavailable(Exception):
         self.missing = missing
 
 
+@dataclass(slots=True)
+class _Anchor:
+    """A kept checkpoint proof and the headers it certifies (the last at seq)."""
+    seq: int
+    block_hash: bytes
+    votes: tuple[Vote, ...]
+    headers: list[BlockHeader]
+
+
 class ProofBuilder:
-    def __init__(self, genesis: Genesis, store: Store) -> None:
+    def __init__(self, genesis: Genesis, store: Store, history: ConfigHistory) -> None:
         self.genesis = genesis
         self.store = store
+        self.history = history
 
     # -- the three kinds ---------------------------------------------------------------
     def tx(self, tx_id: bytes) -> bytes:
-        anchors: dict[int, list] = {}
+        anchors: dict[int, _Anchor] = {}
         txs = [self._tx_item(tx_id, anchors)]
         return self._encode("tx", tx_id, anchors, txs, [])
 
@@ -55,7 +78,7 @@ class ProofBuilder:
         """The file and the height it proves the key at (default: the newest
         kept checkpoint)."""
         skey = self._state_key(contract, key)
-        anchors: dict[int, list] = {}
+        anchors: dict[int, _Anchor] = {}
         at = self._state_height(height)
         states = [self._state_item(skey, at, anchors)]
         return self._encode("state", [contract, key], anchors, [], states), at
@@ -64,7 +87,7 @@ class ProofBuilder:
         """A fiscal receipt as of the newest kept checkpoint: its record (or
         its absence) and the transaction that issued it."""
         skey = state_key(fiscal.CONTRACT.name, fiscal.RECEIPTS, fiscal.receipt_key(code, number))
-        anchors: dict[int, list] = {}
+        anchors: dict[int, _Anchor] = {}
         at = self._state_height(None)
         states = [self._state_item(skey, at, anchors)]
         txs = []
@@ -77,7 +100,7 @@ class ProofBuilder:
         return self._encode("receipt", [code, number], anchors, txs, states), at
 
     # -- items ---------------------------------------------------------------------------
-    def _tx_item(self, tx_id: bytes, anchors: dict[int, list]) -> list:
+    def _tx_item(self, tx_id: bytes, anchors: dict[int, _Anchor]) -> list:
         found = self.store.get_tx(tx_id)
         if found is None:
             raise ProofUnavailable(f"no committed transaction {tx_id.hex()}", missing=True)
@@ -139,7 +162,7 @@ class ProofBuilder:
                 return best
         return None
 
-    def _state_item(self, skey: bytes, height: int, anchors: dict[int, list]) -> list:
+    def _state_item(self, skey: bytes, height: int, anchors: dict[int, _Anchor]) -> list:
         tree = self.store.state_tree
         held = tree.get(height, skey)
         value = None
@@ -153,17 +176,29 @@ class ProofBuilder:
         return proof_file.state_record(height, skey, value, tree.prove(height, skey))
 
     # -- anchors -------------------------------------------------------------------------
-    def _anchor(self, height: int, anchors: dict[int, list]) -> None:
+    def _anchor(self, height: int, anchors: dict[int, _Anchor]) -> None:
         if height == 0:
             raise ProofUnavailable("height 0 (the genesis state) has no header to anchor it; "
                                    "ask for height 1 or later")
-        for seq, anchor in anchors.items():
-            if seq >= height >= anchor[1][0][1]:       # the first header's height
+        for anchor in anchors.values():
+            if anchor.seq >= height >= anchor.headers[0].height:
                 return
-        found = self.store.checkpoint_at_or_above(height)
+        found = self._checkpoint(height)
         if found is None:
             raise ProofUnavailable(f"height {height} is not covered by a stable checkpoint yet; retry "
                                    "in a few blocks")
+        seq, block_hash, votes = found
+        if seq - height >= proof_file.MAX_HEADERS:
+            raise ProofUnavailable(f"the nearest kept checkpoint above height {height} is {seq}, too far "
+                                   "to carry every header in between")
+        anchors[seq] = self._checked(_Anchor(seq, block_hash, votes,
+                                             [self._header(h) for h in range(height, seq + 1)]))
+
+    def _checkpoint(self, height: int) -> tuple[int, bytes, tuple[Vote, ...]] | None:
+        """The lowest kept stable checkpoint proof at or above `height`."""
+        found = self.store.checkpoint_at_or_above(height)
+        if found is None:
+            return None
         seq, raw = found
         try:
             rec = codec.expect_list(codec.unpack(raw), 3, "checkpoint proof")
@@ -173,13 +208,48 @@ class ProofBuilder:
             votes = tuple(Vote.from_record(v) for v in rec[2])
         except DecodeError as exc:
             raise CorruptStoreError(f"kept checkpoint proof {seq} does not decode: {exc}") from None
-        if seq - height >= proof_file.MAX_HEADERS:
-            raise ProofUnavailable(f"the nearest kept checkpoint above height {height} is {seq}, too far "
-                                   "to carry every header in between")
-        headers = [self._header(h) for h in range(height, seq + 1)]
-        if headers[-1].hash != block_hash:
-            raise CorruptStoreError(f"kept checkpoint proof {seq} is not for the stored block {seq}")
-        anchors[seq] = proof_file.anchor_record(seq, block_hash, votes, headers)
+        return seq, block_hash, votes
+
+    def _checked(self, anchor: _Anchor) -> _Anchor:
+        if anchor.headers[-1].hash != anchor.block_hash:
+            raise CorruptStoreError(f"kept checkpoint proof {anchor.seq} is not for the stored block "
+                                    f"{anchor.seq}")
+        return anchor
+
+    def _links(self, top: int) -> list[_Anchor]:
+        """The epoch links a verifier needs to place a checkpoint at `top`: the
+        kept checkpoint at each boundary from genesis's epochs to top's."""
+        config = self.history.at(top)
+        first, last = len(self.genesis.config.epochs), config.epoch_of(top).number
+        if last - first + 1 > proof_file.MAX_EPOCH_LINKS:
+            raise ProofUnavailable(f"height {top} lies {last} validator-set changes after genesis; a proof "
+                                   f"file carries at most {proof_file.MAX_EPOCH_LINKS}")
+        links = []
+        for number in range(first, last + 1):
+            boundary = config.epochs[number].start
+            found = self._checkpoint(boundary)
+            if found is None or found[0] != boundary:
+                raise ProofUnavailable(
+                    f"this node keeps no stable checkpoint at height {boundary}, where the validator set "
+                    f"changed (epoch {number}), which a proof past it must carry; another node may keep it")
+            links.append(self._checked(_Anchor(boundary, found[1], found[2], [self._header(boundary)])))
+        return links
+
+    def _anchor_record(self, anchor: _Anchor) -> list:
+        """The anchor with its proof of the next epoch's record, as the state
+        after block `seq` held it."""
+        config = self.history.at(anchor.seq)
+        number = config.epoch_of(anchor.seq).number + 1
+        following = config.epochs[number] if number < len(config.epochs) else None
+        value = None if following is None else codec.pack(config_state.epoch_record(following))
+        key = proof_file.epoch_state_key(number)
+        tree = self.store.state_tree
+        held = tree.get(anchor.seq, key)
+        if (held is None) != (value is None) or (value is not None and value_hash(value) != held):
+            raise CorruptStoreError(f"the configuration history and the state tree disagree on "
+                                    f"{key.decode()} at height {anchor.seq}")
+        return proof_file.anchor_record(anchor.seq, anchor.block_hash, anchor.votes, anchor.headers,
+                                        number, value, tree.prove(anchor.seq, key))
 
     def _header(self, height: int) -> BlockHeader:
         raw = self.store.get_block_bytes(height)
@@ -190,6 +260,8 @@ class ProofBuilder:
         except DecodeError as exc:
             raise CorruptStoreError(f"block {height} does not decode: {exc}") from None
 
-    def _encode(self, kind: str, subject, anchors: dict[int, list], txs: list, states: list) -> bytes:
+    def _encode(self, kind: str, subject, anchors: dict[int, _Anchor], txs: list, states: list) -> bytes:
+        links = self._links(max(anchors))
         return proof_file.encode(kind, self.genesis.chain_id, self.genesis.hash, subject,
-                                 [anchors[seq] for seq in sorted(anchors)], txs, states)
+                                 [self._anchor_record(a) for a in links],
+                                 [self._anchor_record(anchors[seq]) for seq in sorted(anchors)], txs, states)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from tests.ledger.test_fiscal import ISSUE, R
-from tests.node.proven_chain import ProvenChain
+from tests.node.proven_chain import ProvenChain, two_changes
 
 from .conftest import one_error_line
 
@@ -80,3 +80,17 @@ def test_a_node_that_cannot_prove_yet_is_one_clear_line(run, fake, tmp_path) -> 
     line = one_error_line(run("proof", "tx", "ab" * 32, "-o", tmp_path / "t.proof", "--node", fake.url))
     assert "not covered by a stable checkpoint yet" in line
     assert not (tmp_path / "t.proof").exists()
+
+
+def test_verify_names_the_set_in_force_after_validator_set_changes(run, tmp_path) -> None:
+    chain = two_changes()                            # two changes: genesis's 4, then node2+node3, then +node0
+    proof, genesis = tmp_path / "tx.proof", tmp_path / "genesis.json"
+    proof.write_bytes(chain.builder.tx(chain.put2.id))
+    genesis.write_bytes(chain.genesis.raw)
+    result = run("verify", proof, "--genesis", genesis)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("certified by 3 of 3 validators (node2, node3, node0) of the set "
+                                          "in force from height 29")
+    doc = json.loads(run("verify", proof, "--genesis", genesis, "--json").output)
+    assert [(e["number"], e["from_height"]) for e in doc["epochs"]] == [(0, 1), (1, 17), (2, 29)]
+    assert doc["anchors"][0]["epoch"] == 2 and doc["txs"][0]["committed_by"] == ["node2", "node3", "node0"]
