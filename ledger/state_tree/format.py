@@ -32,7 +32,7 @@ MAX_VERSION = (1 << 8 * VERSION_BYTES) - 1
 # blake2b object with its parameters for every call (~40% of a page hash).
 _PLAIN = hashlib.blake2b(digest_size=HASH_LEN)
 _LEAF = hashlib.blake2b(LEAF_DOMAIN, digest_size=HASH_LEN)
-_PAGE = hashlib.blake2b(PAGE_DOMAIN, digest_size=HASH_LEN)
+PAGE_STATE = _PAGE = hashlib.blake2b(PAGE_DOMAIN, digest_size=HASH_LEN)   # PAGE_STATE: for tree.py's inlined page hash
 
 
 def key_path(key: bytes) -> bytes:

@@ -18,7 +18,8 @@ import msgpack
 
 from ..codec import DecodeError
 from ..errors import StateTreeError
-from .format import (EMPTY_NODE, EMPTY_ROOT, LEAF_HEAD, LEAF_MID, LEAF_NODE_LEN, MAX_VERSION, NIBBLE, VERSION_BYTES, child_position,
+from .format import (EMPTY_NODE, EMPTY_ROOT, LEAF_HEAD, LEAF_MID, LEAF_NODE_LEN, MAX_VERSION, NIBBLE, PAGE_STATE,
+                     VERSION_BYTES, child_position,
                      decode_node, encode_leaf, encode_page, hashed_writes, key_path, key_version, leaf_hash,
                      nibble, node_hash, page_hash, position, root_key, value_hash)
 from .proof import StateProof
@@ -280,7 +281,8 @@ class _Batch:
     so the upper levels are visited once per block, not once per key."""
 
     __slots__ = ("tree", "version", "vbytes", "items", "new", "stale_top", "stale_deep", "stale_leaves",
-                 "top_pages", "deep_pages", "leaves", "root", "pack", "top_get", "deep_get", "load_leaf")
+                 "top_pages", "deep_pages", "leaves", "root", "pack", "page_state", "top_get", "deep_get",
+                 "load_leaf")
 
     def __init__(self, tree: StateTree, version: int, items: list) -> None:
         self.tree = tree
@@ -299,6 +301,7 @@ class _Batch:
         self.leaves: list[tuple[bytes, tuple]] = []
         self.root = EMPTY_ROOT
         self.pack = msgpack.Packer(use_bin_type=True).pack
+        self.page_state = PAGE_STATE.copy
         self.top_get = tree._top.get
         self.deep_get = tree._deep.get
         self.load_leaf = tree._load_leaf
@@ -543,10 +546,13 @@ class _Batch:
     def emit_page(self, depth: int, pos: bytes, bitmap: int, leafmap: int,
                   hashes: bytes, versions: bytes):
         key = self.vbytes + pos
-        self.new[key] = encode_page(bitmap, leafmap, hashes, versions, self.pack)
+        self.new[key] = self.pack([bitmap, leafmap, hashes, versions])     # format.encode_page
         (self.top_pages if depth < TOP_DEPTH else self.deep_pages).append(
             (key, (bitmap, leafmap, hashes, versions)))
-        return (PAGE, page_hash(bitmap, hashes), self.vbytes)
+        h = self.page_state()                                             # format.page_hash
+        h.update(bitmap.to_bytes(2, "big"))
+        h.update(hashes)
+        return (PAGE, h.digest(), self.vbytes)
 
     def put_leaf(self, key: bytes, path: bytes, vhash: bytes) -> None:
         self.new[key] = LEAF_HEAD + path + LEAF_MID + vhash      # format.encode_leaf
