@@ -7,12 +7,12 @@ the package docstring (ledger/state_tree/__init__.py) is the specification.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .. import codec
 from ..codec import unpack
 from ..crypto import HASH_LEN, hash256
-from ..errors import DecodeError
+from ..errors import DecodeError, StateTreeError
 
 # Both domains are 24 bytes, so a leaf's and a page's hash inputs can never be
 # the same bytes; neither equals the prefixes of ledger.merkle or the header.
@@ -32,7 +32,7 @@ MAX_VERSION = (1 << 8 * VERSION_BYTES) - 1
 # blake2b object with its parameters for every call (~40% of a page hash).
 _PLAIN = hashlib.blake2b(digest_size=HASH_LEN)
 _LEAF = hashlib.blake2b(LEAF_DOMAIN, digest_size=HASH_LEN)
-_PAGE = hashlib.blake2b(PAGE_DOMAIN, digest_size=HASH_LEN)
+PAGE_STATE = _PAGE = hashlib.blake2b(PAGE_DOMAIN, digest_size=HASH_LEN)   # PAGE_STATE: for tree.py's inlined page hash
 
 
 def key_path(key: bytes) -> bytes:
@@ -46,6 +46,27 @@ def value_hash(value: bytes) -> bytes:
     h = _PLAIN.copy()
     h.update(value)
     return h.digest()
+
+
+def hashed_writes(writes: Mapping[bytes, bytes | None]) -> list[tuple[bytes, bytes | None]]:
+    """[(path(key), value_hash(value) or None for a delete)] for a block's
+    writes, in the writes' order: key_path and value_hash inlined, as this
+    runs for every state write of every block."""
+    copy = _PLAIN.copy
+    items = []
+    append = items.append
+    for key, value in writes.items():
+        if type(key) is not bytes or (value is not None and type(value) is not bytes):
+            raise StateTreeError(f"state write {key!r}: key must be bytes, value bytes or None")
+        h = copy()
+        h.update(key)
+        if value is None:
+            append((h.digest(), None))
+        else:
+            v = copy()
+            v.update(value)
+            append((h.digest(), v.digest()))
+    return items
 
 
 def leaf_hash(path: bytes, vhash: bytes) -> bytes:

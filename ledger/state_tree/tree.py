@@ -18,8 +18,9 @@ import msgpack
 
 from ..codec import DecodeError
 from ..errors import StateTreeError
-from .format import (EMPTY_NODE, EMPTY_ROOT, LEAF_HEAD, LEAF_NODE_LEN, MAX_VERSION, NIBBLE, VERSION_BYTES, child_position,
-                     decode_node, encode_leaf, encode_page, key_path, key_version, leaf_hash,
+from .format import (EMPTY_NODE, EMPTY_ROOT, LEAF_HEAD, LEAF_MID, LEAF_NODE_LEN, MAX_VERSION, NIBBLE, PAGE_STATE,
+                     VERSION_BYTES, child_position,
+                     decode_node, encode_leaf, encode_page, hashed_writes, key_path, key_version, leaf_hash,
                      nibble, node_hash, page_hash, position, root_key, value_hash)
 from .proof import StateProof
 
@@ -149,11 +150,7 @@ class StateTree:
         _check_version(version)
         if base is not None and version <= base:
             raise StateTreeError(f"state tree version {version} does not follow {base}")
-        items = []
-        for k, v in writes.items():
-            if type(k) is not bytes or (v is not None and type(v) is not bytes):
-                raise StateTreeError(f"state write {k!r}: key must be bytes, value bytes or None")
-            items.append((key_path(k), None if v is None else value_hash(v)))
+        items = hashed_writes(writes)
         items.sort()
         batch = _Batch(self, version, items)
         if base is None:
@@ -162,21 +159,22 @@ class StateTree:
             old_key = root_key(base)
             old = self._root(base)
         batch.finish_root(batch.update_root(old_key, old), old_key, old)
-        # Only now that nothing can fail: the cache never holds a node of an
-        # update that raised.
+        # Only now that nothing can fail: the caches never hold a node of an
+        # update that raised.  Each list holds one kind of node, so each key
+        # is looked up in the one cache that can hold it.
         top, deep, leaves = self._top, self._deep, self._leaves
-        for key in batch.stale:
+        for key in batch.stale_top:
             top.pop(key, None)
+        for key in batch.stale_deep:
             deep.pop(key, None)
+        for key in batch.stale_leaves:
             leaves.pop(key, None)
-        for key, page in batch.pages:
-            self._remember(key, page)
-        if self._leaf_limit:
-            for key, data in batch.new.items():
-                if len(data) == LEAF_NODE_LEN and data[:3] == LEAF_HEAD:   # a leaf (format.decode_node)
-                    self._remember_leaf(key, (data[3:35], data[37:]))
+        _remember_all(top, batch.top_pages, MAX_TOP_PAGES)
+        _remember_all(deep, batch.deep_pages, self._deep_limit)
+        _remember_all(leaves, batch.leaves, self._leaf_limit)
         self.version = version
-        return UpdateResult(version, batch.root, batch.new, batch.stale)
+        return UpdateResult(version, batch.root, batch.new,
+                            batch.stale_top + batch.stale_deep + batch.stale_leaves)
 
     def rewind(self, version: int | None) -> None:
         """Move back to `version` (None: the empty tree), forgetting the
@@ -243,6 +241,16 @@ class StateTree:
         cache[key] = page
 
 
+def _remember_all(cache: dict, nodes: list, limit: int) -> None:
+    """Cache an update's new nodes (key, decoded node), at most `limit` in all."""
+    if not limit or not nodes:
+        return
+    if len(cache) + len(nodes) > limit:
+        cache.clear()            # random reads: as good as any eviction, and O(1)
+        del nodes[:-limit]
+    cache.update(nodes)
+
+
 def _decode(key: bytes, data: bytes) -> tuple:
     try:
         return decode_node(data)
@@ -272,8 +280,9 @@ class _Batch:
     the items items[lo:hi] that share the position's first `depth` nibbles,
     so the upper levels are visited once per block, not once per key."""
 
-    __slots__ = ("tree", "version", "vbytes", "items", "new", "stale", "pages", "root", "pack",
-                 "top_get", "deep_get", "load_leaf")
+    __slots__ = ("tree", "version", "vbytes", "items", "new", "stale_top", "stale_deep", "stale_leaves",
+                 "top_pages", "deep_pages", "leaves", "root", "pack", "page_state", "top_get", "deep_get",
+                 "load_leaf")
 
     def __init__(self, tree: StateTree, version: int, items: list) -> None:
         self.tree = tree
@@ -281,10 +290,18 @@ class _Batch:
         self.vbytes = version.to_bytes(VERSION_BYTES, "big")
         self.items = items
         self.new: dict[bytes, bytes] = {}
-        self.stale: list[bytes] = []
-        self.pages: list[tuple[bytes, tuple]] = []     # new pages, to cache
+        # Retired node keys, by the cache that may hold them: pages above
+        # TOP_DEPTH, deeper pages, leaves.
+        self.stale_top: list[bytes] = []
+        self.stale_deep: list[bytes] = []
+        self.stale_leaves: list[bytes] = []
+        # New nodes to cache once the update has succeeded, the same way.
+        self.top_pages: list[tuple[bytes, tuple]] = []
+        self.deep_pages: list[tuple[bytes, tuple]] = []
+        self.leaves: list[tuple[bytes, tuple]] = []
         self.root = EMPTY_ROOT
         self.pack = msgpack.Packer(use_bin_type=True).pack
+        self.page_state = PAGE_STATE.copy
         self.top_get = tree._top.get
         self.deep_get = tree._deep.get
         self.load_leaf = tree._load_leaf
@@ -326,7 +343,7 @@ class _Batch:
             bitmap |= bit
             if r[0] == LEAF:
                 leafmap |= bit
-                new[vbytes + position(r[2], below)] = encode_leaf(r[2], r[3])
+                self.put_leaf(vbytes + position(r[2], below), r[2], r[3])
             hashes.append(r[1])
             i = j
         return self.emit_page(depth, position(items[lo][0], depth), bitmap, leafmap,
@@ -341,7 +358,7 @@ class _Batch:
             vhash = items[lo][1]
             if vhash == ovhash:
                 return (LEAF, ohash, opath, ovhash, okey)
-            self.stale.append(okey)
+            self.stale_leaves.append(okey)
             return None if vhash is None else (LEAF, leaf_hash(opath, vhash), opath, vhash, None)
         merged = []
         old_written = False
@@ -354,7 +371,7 @@ class _Batch:
             insort(merged, (opath, ovhash))
         if len(merged) == 1 and merged[0][0] == opath and merged[0][1] == ovhash:
             return (LEAF, ohash, opath, ovhash, okey)
-        self.stale.append(okey)
+        self.stale_leaves.append(okey)
         return self.build(depth, merged, 0, len(merged)) if merged else None
 
     def update_page(self, depth: int, okey: bytes, ohash: bytes, oversion: bytes, lo: int, hi: int):
@@ -395,7 +412,7 @@ class _Batch:
             i = j
         if not changes:
             return (PAGE, ohash, oversion)
-        self.stale.append(okey)
+        (self.stale_top if depth < TOP_DEPTH else self.stale_deep).append(okey)
         new_bitmap, new_leafmap = bitmap, leafmap
         for n, r in changes:
             bit = 1 << n
@@ -428,7 +445,7 @@ class _Batch:
             prev = idx + 1 if bitmap & bit else idx
             if r is not None:
                 if r[0] == LEAF:
-                    new[vbytes + position(r[2], below)] = encode_leaf(r[2], r[3])
+                    self.put_leaf(vbytes + position(r[2], below), r[2], r[3])
                 parts.append(r[1])
                 new_versions.append(vbytes)
         parts.append(hashes[32 * prev:])
@@ -473,14 +490,14 @@ class _Batch:
                     pair = [(opath, ovhash), (path, vhash)]
                     pair.sort()
                     r = self.build(below, pair, 0, 2)
-                self.stale.append(ckey)
+                self.stale_leaves.append(ckey)
             else:
                 r = self.update_page_1(below, ckey, hashes[at:at + 32], cversion, i)
                 if r is not None and r[0] == PAGE and r[2] == cversion:
                     return (PAGE, ohash, oversion)
             end = at + 32
             vend = vat + VERSION_BYTES
-        self.stale.append(okey)
+        (self.stale_top if depth < TOP_DEPTH else self.stale_deep).append(okey)
         if r is None:
             bitmap &= ~bit
             leafmap &= ~bit
@@ -493,7 +510,7 @@ class _Batch:
                 key = versions[vother:vother + VERSION_BYTES] + position(
                     child_position(path, depth, bitmap.bit_length() - 1), below)
                 lpath, lvhash = self.load_leaf(key)
-                self.stale.append(key)
+                self.stale_leaves.append(key)
                 return (LEAF, hashes[other:other + 32], lpath, lvhash, None)
             return self.emit_page(depth, okey[VERSION_BYTES:], bitmap, leafmap,
                                   hashes[:at] + hashes[end:], versions[:vat] + versions[vend:])
@@ -501,7 +518,7 @@ class _Batch:
             if bitmap == bit:
                 # a page child that shrank to one leaf was this page's only child
                 return r
-            self.new[self.vbytes + cpos] = encode_leaf(r[2], r[3])
+            self.put_leaf(self.vbytes + cpos, r[2], r[3])
             leafmap |= bit
         else:
             leafmap &= ~bit
@@ -523,15 +540,23 @@ class _Batch:
         vat = VERSION_BYTES * idx
         key = versions[vat:vat + VERSION_BYTES] + position(child_position(path, depth, n), depth + 1)
         lpath, lvhash = self.tree._load_leaf(key)
-        self.stale.append(key)
+        self.stale_leaves.append(key)
         return (LEAF, hashes[32 * idx:32 * idx + 32], lpath, lvhash, None)
 
     def emit_page(self, depth: int, pos: bytes, bitmap: int, leafmap: int,
                   hashes: bytes, versions: bytes):
         key = self.vbytes + pos
-        self.new[key] = encode_page(bitmap, leafmap, hashes, versions, self.pack)
-        self.pages.append((key, (bitmap, leafmap, hashes, versions)))
-        return (PAGE, page_hash(bitmap, hashes), self.vbytes)
+        self.new[key] = self.pack([bitmap, leafmap, hashes, versions])     # format.encode_page
+        (self.top_pages if depth < TOP_DEPTH else self.deep_pages).append(
+            (key, (bitmap, leafmap, hashes, versions)))
+        h = self.page_state()                                             # format.page_hash
+        h.update(bitmap.to_bytes(2, "big"))
+        h.update(hashes)
+        return (PAGE, h.digest(), self.vbytes)
+
+    def put_leaf(self, key: bytes, path: bytes, vhash: bytes) -> None:
+        self.new[key] = LEAF_HEAD + path + LEAF_MID + vhash      # format.encode_leaf
+        self.leaves.append((key, (path, vhash)))
 
     def finish_root(self, r, old_key: bytes | None, old: tuple | None) -> None:
         """Store the root at (version, empty path), so every version has one
@@ -543,7 +568,7 @@ class _Batch:
             self.root = EMPTY_ROOT
             unchanged = not old
         elif r[0] == LEAF:
-            self.new[key] = encode_leaf(r[2], r[3])
+            self.put_leaf(key, r[2], r[3])
             self.root = r[1]
             unchanged = r[4] is not None
         else:
@@ -551,8 +576,8 @@ class _Batch:
             unchanged = r[2] != self.vbytes
             if unchanged:
                 self.new[key] = encode_page(*old, self.pack)
-                self.pages.append((key, old))
+                self.top_pages.append((key, old))
         # The update retired the old root itself when it rewrote it; an empty
         # or unchanged one is retired here.
         if old_key is not None and (unchanged or not old):
-            self.stale.append(old_key)
+            (self.stale_leaves if len(old) == 2 else self.stale_top).append(old_key)

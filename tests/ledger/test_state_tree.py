@@ -121,7 +121,12 @@ def raw_paths():
     hashed keys reach only with astronomically unlikely collisions (paths
     sharing up to 63 nibbles)."""
     identity = lambda key: key  # noqa: E731
+
+    def hashed_writes(writes):          # format.hashed_writes, with the keys as paths
+        return [(k, None if v is None else H(v)) for k, v in writes.items()]
+
     with mock.patch.object(tree_module, "key_path", identity), \
+            mock.patch.object(tree_module, "hashed_writes", hashed_writes), \
             mock.patch.object(proof_module, "key_path", identity):
         yield identity
 
