@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import trio
 
-from node.heap_trim import TRIM_INTERVAL_S, HeapTrimmer
+from node.heap_trim import HeapTrimmer
 
 
-async def test_the_trimmer_trims_once_per_interval_off_the_event_loop(autojump_clock):
+async def test_the_trimmer_trims_once_per_interval_off_the_event_loop():
     calls: list[tuple[int, bool]] = []
-
-    def fake_trim(pad: int) -> int:
-        calls.append((pad, trio.lowlevel.in_trio_run()))
-        return len(calls) % 2
-    trimmer = HeapTrimmer(fake_trim)
-    with trio.fail_after(10 * TRIM_INTERVAL_S):
-        with trio.move_on_after(3.5 * TRIM_INTERVAL_S):
+    with trio.CancelScope() as scope:
+        def fake_trim(pad: int) -> int:
+            calls.append((pad, trio.lowlevel.in_trio_run()))
+            if len(calls) == 3:
+                trio.from_thread.run_sync(scope.cancel)
+            return len(calls) % 2
+        trimmer = HeapTrimmer(fake_trim, interval_s=0.02)
+        began = trio.current_time()
+        with trio.fail_after(10):
             await trimmer.run()
+    assert trio.current_time() - began >= 3 * trimmer.interval_s     # a whole interval before each
     assert calls == [(0, False)] * 3          # pad 0: everything free; on a worker thread
     assert (trimmer.trims, trimmer.released) == (3, 2)
 
