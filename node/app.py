@@ -62,6 +62,7 @@ from node.core.sync import BlockSync
 from node.core.timers import Timers
 from node.core.tx_relay import TxRelay
 from node.core.verify_pool import VerifyPool, default_workers
+from node.heap_trim import HeapTrimmer
 from node.key_expiry import KeyExpiryWatch
 from node.metrics import NodeMetrics
 from node.service import NodeService
@@ -204,6 +205,7 @@ class Node:
                                lambda: commits.last_commit_at, self.genesis.consensus.window // 2)
             nursery.start_soon(self.sync.run)
             nursery.start_soon(self.keys.run)
+            nursery.start_soon(HeapTrimmer.for_this_system().run)
             api_port = await nursery.start(serve_api, self.service, *self.config.api_listen)
             self._nursery = nursery
             if self.driver is not None:

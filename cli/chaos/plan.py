@@ -38,7 +38,7 @@ class Profile:
     schemathesis_examples: int
     schemathesis_s: float
     drain_s: float               # after the faults: time allowed for every accepted tx to commit
-    rss_limit_mb: int
+    rss_limit_mb: int            # each node's private memory (RssAnon), checks.py
     aftermath_s: float           # longest look at the chain after a flood-like episode
     big_wait_timeout_s: float    # ?timeout= of the large wait=true batches
     max_fault_s: float | None    # hard bound on the fault phase (the first pass included)

@@ -12,9 +12,13 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from cli.chaos.checks import tx_outcomes
+import mmap
+import os
+from collections import Counter
+
+from cli.chaos.checks import tx_outcomes, verdict
 from cli.chaos.load import EXPIRY, LOAD, Sent, TxBook
-from cli.chaos.monitor import (NodeSample, Tick, lonely_views, max_log_rate, quorum_members,
+from cli.chaos.monitor import (NodeSample, Tick, lonely_views, max_log_rate, quorum_members, read_memory_kb,
                                stalls, unresponsive)
 from cli.chaos.plan import KINDS, PROFILES, episodes, first_pass_length
 from cli.chaos.proxy import LinkProxy, Mesh
@@ -118,6 +122,43 @@ def test_log_rate_is_the_busiest_ten_second_window():
 
 def _id(k: int) -> bytes:
     return k.to_bytes(32, "big")
+
+
+def test_memory_reading_tells_mapped_file_pages_from_private_memory(tmp_path):
+    """A node's VmRSS also counts LevelDB's mapped table files; RssAnon does not."""
+    path = tmp_path / "table"
+    size = 32 * 1024 * 1024
+    path.write_bytes(os.urandom(1024) * (size // 1024))
+    rss_before, anon_before = read_memory_kb(os.getpid())
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        touched = sum(mapped[i] for i in range(0, size, mmap.PAGESIZE))   # fault every page in
+        rss_mapped, anon_mapped = read_memory_kb(os.getpid())
+    assert touched >= 0
+    assert rss_mapped - rss_before >= size // 1024 * 3 // 4
+    assert anon_mapped - anon_before < size // 1024 // 4
+    assert read_memory_kb(2**22 + 12345) == (None, None)      # no such process
+
+
+def _memory_tick(t, rss_mb, anon_mb):
+    samples = [NodeSample(UP, True, True, 1, 0, "aa", 0, rss_kb=r * 1024, anon_kb=a * 1024)
+               for r, a in zip(rss_mb, anon_mb)]
+    return Tick(t, True, True, samples)
+
+
+def test_the_rss_check_limits_private_memory_and_reports_vmrss_beside_it():
+    def rss_check(ticks):
+        checks, figures = verdict(names=["node0", "node1"], quorum=2, ticks=ticks, book=TxBook(),
+                                  scan=ChainScan([1, 1], [["aa"], ["aa"]], [0]), downs=[], crashes=[],
+                                  sigterms=[], p2p=Counter(), schemathesis=[], rss_limit_mb=384,
+                                  skipped=[])
+        return checks["rss"], figures
+    # VmRSS over the limit from mapped table files alone: the node holds 200 MB.
+    check, figures = rss_check([_memory_tick(0, [300, 500], [150, 200]), _memory_tick(1, [310, 450], [120, 180])])
+    assert check["ok"]
+    assert figures["max_rss_mb"] == {"node0": 310.0, "node1": 500.0}
+    assert figures["max_anon_mb"] == {"node0": 150.0, "node1": 200.0}
+    check, _ = rss_check([_memory_tick(0, [300, 500], [150, 200]), _memory_tick(1, [400, 450], [390, 180])])
+    assert not check["ok"] and check["max_anon_mb"]["node0"] == 390.0
 
 
 def test_tx_outcomes_find_lost_duplicated_and_stranded_txs_and_excuse_crashes():
