@@ -408,10 +408,14 @@ class _Timeline:
         t0, done0, cpu0 = self._last
         cpu = self._cpu()
         txs = committed - done0
-        rss = [procs.current_rss_mb(pid) for pid in self.pids.values() if pid]
+        memory = [procs.memory_kb(pid) for pid in self.pids.values() if pid]
+        rss = [r for r, _ in memory if r is not None]
+        anon = [a for _, a in memory if a is not None]
         self.points.append({"t_s": round(now - start, 1), "tps": round(txs / (now - t0), 1),
                             "us_per_tx": round((cpu - cpu0) / txs * 1e6) if txs else None,
-                            "max_rss_mb": round(max((r for r in rss if r is not None), default=0), 1)})
+                            # VmRSS counts LevelDB's mapped tables (procs.memory_kb); RssAnon not
+                            "max_rss_mb": round(max(rss, default=0) / 1024, 1),
+                            "max_anon_mb": round(max(anon, default=0) / 1024, 1)})
         self._last = (now, committed, cpu)
 
 
@@ -649,7 +653,7 @@ def bench(root, nodes, txs, duration, accounts, workload_name, batch_size, rate,
                   ("receipts sampled", report["receipts_sampled"])])
     for point in report["timeline"]:
         click.echo(f"  t={point['t_s']:>6}s  {point['tps']:>8} tx/s  {point['us_per_tx']} us/tx  "
-                   f"max rss {point['max_rss_mb']} MB")
+                   f"max rss {point['max_rss_mb']} MB (private {point['max_anon_mb']} MB)")
     for n in report["nodes"]:
         click.echo(f"  {n['name']}: cpu {n['cpu_s']} s, peak rss {n['peak_rss_mb']} MB")
     if catch_up := report.get("catch_up"):

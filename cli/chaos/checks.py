@@ -18,7 +18,7 @@
     rss                 no node's private memory (RssAnon) above the profile's limit;
                         VmRSS is reported beside it (it adds LevelDB's mapped table
                         files, page cache that grows with the chain: see
-                        monitor.read_memory_kb)
+                        cli.procs.memory_kb)
     no_lonely_view      no node that could reach a quorum moved by itself to a view above
                         every other node's and stayed there longer than MAX_LONELY_S (a
                         view carried back from a partition or freeze is reported apart)

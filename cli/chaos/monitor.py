@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 
 import trio
 
+from cli import procs
 from cli.client import NodeClient
 from cli.errors import NodeError
 
@@ -61,25 +62,6 @@ def quorum_members(states: Sequence[str], cut: Iterable[tuple[int, int]], quorum
             if not any((a, b) in cut for a, b in itertools.combinations(group, 2)):
                 members.update(group)
     return members
-
-
-def read_memory_kb(pid: int) -> tuple[int | None, int | None]:
-    """(VmRSS, RssAnon) of a process in kB; None for what could not be read.
-
-    The two differ by the file pages mapped into the process, and in a node these are
-    LevelDB's table files (it maps every open table, up to 1,000 of them): they grow
-    with the chain (131 of a node's 292 MB after two 60k-tx floods), are clean page
-    cache the kernel reclaims under pressure, and are shared with every reader of the
-    file.  RssAnon is what the node allocated and only it can give back."""
-    found: dict[str, int] = {}
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(("VmRSS:", "RssAnon:")):
-                    found[line.split(":", 1)[0]] = int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None, None
-    return found.get("VmRSS"), found.get("RssAnon")
 
 
 class Monitor:
@@ -126,7 +108,7 @@ class Monitor:
             s = samples[i]
             pid = bed.nodes[i].pid
             if pid is not None:
-                s.rss_kb, s.anon_kb = read_memory_kb(pid)
+                s.rss_kb, s.anon_kb = procs.memory_kb(pid)
             s.log_lines = self._new_log_lines(i)
             if s.state != UP:
                 return

@@ -17,8 +17,9 @@ import os
 from collections import Counter
 
 from cli.chaos.checks import tx_outcomes, verdict
+from cli.procs import memory_kb
 from cli.chaos.load import EXPIRY, LOAD, Sent, TxBook
-from cli.chaos.monitor import (NodeSample, Tick, lonely_views, max_log_rate, quorum_members, read_memory_kb,
+from cli.chaos.monitor import (NodeSample, Tick, lonely_views, max_log_rate, quorum_members,
                                stalls, unresponsive)
 from cli.chaos.plan import KINDS, PROFILES, episodes, first_pass_length
 from cli.chaos.proxy import LinkProxy, Mesh
@@ -129,14 +130,14 @@ def test_memory_reading_tells_mapped_file_pages_from_private_memory(tmp_path):
     path = tmp_path / "table"
     size = 32 * 1024 * 1024
     path.write_bytes(os.urandom(1024) * (size // 1024))
-    rss_before, anon_before = read_memory_kb(os.getpid())
+    rss_before, anon_before = memory_kb(os.getpid())
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
         touched = sum(mapped[i] for i in range(0, size, mmap.PAGESIZE))   # fault every page in
-        rss_mapped, anon_mapped = read_memory_kb(os.getpid())
+        rss_mapped, anon_mapped = memory_kb(os.getpid())
     assert touched >= 0
     assert rss_mapped - rss_before >= size // 1024 * 3 // 4
     assert anon_mapped - anon_before < size // 1024 // 4
-    assert read_memory_kb(2**22 + 12345) == (None, None)      # no such process
+    assert memory_kb(2**22 + 12345) == (None, None)      # no such process
 
 
 def _memory_tick(t, rss_mb, anon_mb):
