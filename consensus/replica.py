@@ -301,6 +301,12 @@ class Replica:
                                self._voters(checkpoint))
         if self._phase is Phase.VIEW_CHANGING:
             self._send_view_change(out)
+        elif self._lost_own_proposals():
+            # My log of this view went with the crash, and the proposals I signed
+            # in it cannot be re-sent (nor replaced at their seqs): every backup
+            # would wait out its view-change timer for them.  Abdicate instead;
+            # the backups join at once (_on_view_change_normal).
+            self._become_view_changing(out, self._safety.view + 1)
         seq, state_digest = self._safety.own_checkpoint
         height, block_hash = self._booted_at
         if self._schedule.epoch_of(height).is_checkpoint(height) and height > seq:
@@ -795,11 +801,20 @@ class Replica:
     # -- view change (section 4.4) ----------------------------------------------------
 
     def _on_view_change_normal(self, out: list[Action], sender: int, m: ViewChange) -> None:
-        if m.new_view <= self._safety.view:
+        view = self._safety.view
+        if m.new_view <= view:
             self._show_new_view(out, sender)
             return
-        if self._record_view_change(out, sender, m):
-            self._join_if_ahead(out)
+        if not self._record_view_change(out, sender, m):
+            return
+        if sender == self.primary and m.new_view == view + 1 and self._me is not None:
+            # The primary itself gives up its view (restarted without its log):
+            # waiting for a timeout would only delay the change it asks for.  A
+            # faulty primary gains nothing: by going silent it forces the same
+            # view change, one timeout later.
+            self._become_view_changing(out, m.new_view)
+            return
+        self._join_if_ahead(out)
 
     def _on_view_change_changing(self, out: list[Action], sender: int, m: ViewChange) -> None:
         view = self._safety.view
@@ -1044,6 +1059,14 @@ class Replica:
 
     def _sign(self, message: _Signed) -> _Signed:
         return sign(message, self._signer, self._cfg.chain_id)
+
+    def _lost_own_proposals(self) -> bool:
+        """Started as the primary of my view with pre-prepares I signed above
+        the last delivered block: their payloads and slots were in memory only."""
+        if self._me is None or not self.is_primary:
+            return False
+        return any(phase == PHASE_PRE_PREPARE and seq > self._last_delivered
+                   for seq, phase in self._safety.votes)
 
     def _restart_seq(self) -> int:
         """Never propose again at a seq already pre-prepared in this view."""

@@ -421,6 +421,49 @@ def test_restart_honours_the_safety_record():
     assert "conflicts with my vote" in actions[0].reason
 
 
+def test_a_primary_restarted_without_its_log_abdicates_and_the_backups_join_at_once():
+    """Killed with a proposal out (its pre-prepare signed and persisted, the
+    slot and payload lost with its memory), the primary cannot finish its view:
+    at restart it asks for the next one, and the backups join without waiting
+    for their timers; the new view commits."""
+    c = Cluster(4)
+    commit_blocks(c, 2)
+    assert c.propose() == 3
+    c.queue.clear()                      # killed before its PRE-PREPARE left
+    c.restart(0)
+    c.step()
+    assert all(node.replica.view == 1 and not node.replica.in_view_change for node in c.nodes)
+    assert all(VIEW_CHANGE_TIMER not in node.timers or node.replica.view == 1 for node in c.nodes)
+    commit_blocks(c, 2)
+    assert [len(node.delivered) for node in c.nodes] == [4] * 4
+    assert_agreement_and_certificates(c)
+
+
+def test_a_primary_restarted_between_blocks_keeps_its_view():
+    c = Cluster(4)
+    commit_blocks(c, 2)
+    c.restart(0)
+    c.step()
+    assert all(node.replica.view == 0 and not node.replica.in_view_change for node in c.nodes)
+    commit_blocks(c, 1)
+    assert [len(node.delivered) for node in c.nodes] == [3] * 4
+
+
+def test_only_the_primary_s_own_view_change_is_joined_at_once():
+    """A backup's VIEW-CHANGE alone moves nobody (f+1 are needed to join);
+    the primary's own request for the next view does."""
+    def backup_after(sender: int, new_view: int):
+        c = Cluster(4)
+        vc = sign(ViewChange(new_view, GENESIS_CHECKPOINT, (), sender), keys(4)[sender], CHAIN)
+        c.handle(3, MessageReceived(sender, vc))
+        return c.nodes[3].replica
+
+    assert backup_after(2, 1).view == 0                  # a backup's request
+    assert backup_after(0, 2).view == 0                  # the primary, but not for the next view
+    joined = backup_after(0, 1)
+    assert joined.view == 1 and joined.in_view_change
+
+
 def test_restart_keeps_the_view_and_rejoins_the_view_change():
     c = Cluster(4)
     c.propose()
