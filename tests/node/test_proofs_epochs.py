@@ -82,15 +82,25 @@ def test_state_proofs_members_and_non_members_after_the_changes(chain) -> None:
     # the validator-set records themselves are provable like any state
     record, _ = chain.builder.state("gov", "epoch/000002", None)
     assert "as of height 32" in describe(verify(record, chain.genesis))
-    # in epoch 1: absent before the put at 17; at 20 it held 1, rewritten at 29 (this node
-    # keeps the newest values only: said so)
-    said = describe(verify(chain.builder.state("kv", "data/nothing", 20)[0], chain.genesis))
+    # heights below the newest checkpoint are pruned here
+    with pytest.raises(ProofUnavailable, match="keeps the state tree from height 32"):
+        chain.builder.state("kv", "data/nothing", 20)
+
+
+def test_state_proofs_in_the_middle_epoch_where_its_heights_are_kept() -> None:
+    """A node whose newest checkpoint is 20 (none above is kept) keeps the state
+    tree from 20: proofs there are certified by epoch 1's set."""
+    c = two_changes(keep_through=20)
+    for _ in range(3):
+        c.commit(None)                  # commits prune up to the newest checkpoint
+    said = describe(verify(c.builder.state("kv", "data/nothing", 20)[0], c.genesis))
     assert said == ("state kv/data/nothing is absent as of height 20, certified by 2 of 2 validators "
                     "(node2, node3) of the set in force from height 17")
-    assert "is absent as of height 16" in describe(verify(chain.builder.state("kv", "data/k", 16)[0],
-                                                          chain.genesis))
+    # at 20 the key held 1, rewritten at 29 (this node keeps the newest values only: said so)
     with pytest.raises(ProofUnavailable, match="changed since height 20"):
-        chain.builder.state("kv", "data/k", 20)
+        c.builder.state("kv", "data/k", 20)
+    with pytest.raises(ProofUnavailable, match="keeps the state tree from height 20"):
+        c.builder.state("kv", "data/k", 16)
 
 
 # -- getting the history wrong ------------------------------------------------------------
