@@ -126,7 +126,10 @@ class KVStore:
     (ledger.state_tree.StateTree, reading its nodes from this store): the
     caller applies a block's writes to it to learn the block's state root and
     hands the UpdateResult to `commit`, which writes the nodes in the block's
-    batch (and rewinds the tree if the commit fails).  With a `safety_copy` (storage.safety_copy), every
+    batch (and rewinds the tree if the commit fails), with the list of nodes it
+    retired; the tree's versions from the newest kept checkpoint up are kept,
+    and each commit deletes a bounded share of the older ones' nodes
+    (`_prune`).  With a `safety_copy` (storage.safety_copy), every
     safety record saved is also kept there, and opening checks the store's
     record against it.
 
