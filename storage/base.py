@@ -21,6 +21,7 @@ class Store(Protocol):
     # The authenticated state at the tip (ledger.state_tree), reading its
     # nodes from this store.  Apply a block's writes to it for the block's
     # state root; commit() stores the result, or rewinds the tree if it fails.
+    # Its versions from newest_checkpoint() up are kept, older ones pruned.
     state_tree: StateTree
 
     # -- the chain tip (kept in memory: no I/O) --------------------------------
@@ -87,11 +88,19 @@ class Store(Protocol):
 
     def get_prepared_payload(self, seq: int, digest: bytes) -> bytes | None: ...
 
-    def put_checkpoint(self, seq: int, proof: bytes) -> None:
-        """Keep an encoded stable checkpoint proof (the anchor of proof files)."""
+    def put_checkpoint(self, seq: int, proof: bytes, next_epoch: bytes) -> None:
+        """Keep an encoded stable checkpoint proof at committed height `seq`
+        (the anchor of proof files) with its proof of the next epoch's record
+        (node.core.proofs.next_epoch_proof).  The newest kept checkpoint is
+        the oldest state tree version kept: later commits prune below it."""
 
-    def checkpoint_at_or_above(self, height: int) -> tuple[int, bytes] | None:
-        """(seq, encoded proof) of the lowest kept checkpoint >= `height` and <= the tip."""
+    def newest_checkpoint(self) -> int:
+        """The newest kept checkpoint's height (0: none yet); state tree
+        versions below it are pruned (reading them raises StateTreeError)."""
+
+    def checkpoint_at_or_above(self, height: int) -> tuple[int, bytes, bytes] | None:
+        """(seq, encoded proof, next-epoch proof) of the lowest kept checkpoint
+        >= `height` and <= the tip."""
 
     def close(self) -> None:
         """Release the store; idempotent.  Any later call raises StoreError."""

@@ -126,7 +126,10 @@ class KVStore:
     (ledger.state_tree.StateTree, reading its nodes from this store): the
     caller applies a block's writes to it to learn the block's state root and
     hands the UpdateResult to `commit`, which writes the nodes in the block's
-    batch (and rewinds the tree if the commit fails).  With a `safety_copy` (storage.safety_copy), every
+    batch (and rewinds the tree if the commit fails), with the list of nodes it
+    retired; the tree's versions from the newest kept checkpoint up are kept,
+    and each commit deletes a bounded share of the older ones' nodes
+    (`_prune`).  With a `safety_copy` (storage.safety_copy), every
     safety record saved is also kept there, and opening checks the store's
     record against it.
 
@@ -146,8 +149,14 @@ class KVStore:
         self._copy = safety_copy
         kept = safety_copy.load() if safety_copy is not None else None
         self._tip = self._open_or_create(genesis_hash, initial_state, create, kept)
+        self._keep_from = self._read_uint(layout.KEY_KEEP, "kept tree version")
+        self._pruned = self._read_uint(layout.KEY_PRUNED, "pruned height")
+        if not self._pruned <= self._keep_from <= self._tip.height:
+            raise CorruptStoreError(f"{where}: the state tree is pruned to height {self._pruned} and "
+                                    f"kept from {self._keep_from}, with the tip at {self._tip.height}")
         try:
             self.state_tree = StateTree(_TreeNodes(self), self._tip.height)
+            self.state_tree.oldest = self._keep_from
         except StateTreeError as exc:
             raise CorruptStoreError(f"{where}: the state tree at height {self._tip.height} "
                                     f"cannot be read: {exc}") from None
@@ -197,6 +206,10 @@ class KVStore:
             raise GenesisMismatchError(f"{self.where}: store belongs to genesis {stored_genesis.hex()}, "
                                        f"not {genesis_hash.hex()}")
         return self._decode(Tip.decode, kv.get(layout.KEY_TIP), "tip")
+
+    def _read_uint(self, key: bytes, what: str) -> int:
+        raw = self._kv.get(key)
+        return 0 if raw is None else self._decode(layout.decode_uint, raw, what)
 
     def _read_safety(self) -> tuple[int, bytes | None]:
         raw = self._kv.get(layout.KEY_SAFETY)
@@ -416,12 +429,39 @@ class KVStore:
             tree_prefix = layout.STATE_TREE
             for node_key, node in tree.new_nodes.items():
                 put(tree_prefix + node_key, node)
+            put(layout.STALE + hkey, pack(tree.stale))
+            pruned = self._prune(batch)
             put(layout.KEY_TIP, new_tip.encode())
         except (TypeError, ValueError, OverflowError) as exc:
             # msgpack's complaint about an unencodable receipt result or header field
             raise StoreError(f"{self.where}: block {height} cannot be encoded: {exc}") from exc
         batch.write()
         self._tip = new_tip
+        self._pruned = pruned
+
+    def _prune(self, batch: Batch) -> int:
+        """Add to a commit's batch the deletes of the tree nodes that only
+        versions below the kept one (the newest kept checkpoint) use: the
+        stale lists of heights up to it, oldest first, a bounded number per
+        commit (layout.PRUNE_LISTS, PRUNE_NODES).  Returns the height pruned
+        to once the batch is written.  Being in the commit's synced batch,
+        a crash leaves each list applied whole with the cursor, or not at all."""
+        start = cursor = self._pruned
+        last = min(self._keep_from, cursor + layout.PRUNE_LISTS)
+        deleted = 0
+        delete = batch.delete
+        tree_prefix = layout.STATE_TREE
+        while cursor < last and deleted < layout.PRUNE_NODES:
+            cursor += 1
+            list_key = layout.STALE + layout.height_key(cursor)
+            stale = self._decode(layout.decode_stale, self._kv.get(list_key), f"stale list {cursor}")
+            for node_key in stale:
+                delete(tree_prefix + node_key)
+            delete(list_key)
+            deleted += len(stale)
+        if cursor != start:
+            batch.put(layout.KEY_PRUNED, pack(cursor))
+        return cursor
 
     @staticmethod
     def _indexed(block: Block, receipts: Sequence[Receipt]) -> list[int]:
@@ -529,26 +569,46 @@ class KVStore:
         return self._segments.read(Ref(*self._decode(layout.decode_ref, raw, f"prepared payload {seq}")))
 
     # -- stable checkpoint proofs (the anchors of proof files) ---------------------
-    def put_checkpoint(self, seq: int, proof: bytes) -> None:
+    def put_checkpoint(self, seq: int, proof: bytes, next_epoch: bytes) -> None:
         """Keep an encoded stable checkpoint proof (consensus.messages.
-        CheckpointProof).  Not synced: losing the newest after a crash only
-        makes proofs wait for the next one."""
-        if type(proof) is not bytes:
+        CheckpointProof) of a committed height, with the anchor's proof of the
+        next epoch's record (node.core.proofs.next_epoch_proof), made from the
+        tree at `seq` before this call lets it go.  The newest kept checkpoint
+        is the oldest tree version kept: commits prune below it from now on.
+        Not synced: losing the newest after a crash only makes proofs wait for
+        the next one, and the commit that prunes up to it is synced after it
+        in the same log."""
+        if type(proof) is not bytes or type(next_epoch) is not bytes:
             raise StoreError(f"{self.where}: checkpoint proof must be bytes")
+        if not 0 < seq <= self._tip.height:
+            raise StoreError(f"{self.where}: checkpoint {seq} is not a committed height (the tip is "
+                             f"{self._tip.height})")
         batch = self._kv.batch()
-        batch.put(layout.CHECKPOINT + layout.height_key(seq), proof)
+        batch.put(layout.CHECKPOINT + layout.height_key(seq), layout.encode_checkpoint(proof, next_epoch))
+        keep_from = max(self._keep_from, seq)
+        batch.put(layout.KEY_KEEP, pack(keep_from))
         batch.write()
+        self._keep_from = keep_from
+        self.state_tree.oldest = keep_from
 
-    def checkpoint_at_or_above(self, height: int) -> tuple[int, bytes] | None:
-        """The lowest kept checkpoint proof at `height` or above that does not
-        lie beyond the tip: (its seq, the encoded proof), or None."""
+    def newest_checkpoint(self) -> int:
+        """The height of the newest kept checkpoint (0: none), from which up the
+        state tree's versions are kept."""
+        return self._keep_from
+
+    def checkpoint_at_or_above(self, height: int) -> tuple[int, bytes, bytes] | None:
+        """The lowest kept checkpoint at `height` or above that does not lie
+        beyond the tip: (its seq, the encoded proof, its next-epoch proof), or None."""
         found = self._kv.range(layout.CHECKPOINT + layout.height_key(height),
                                layout.prefix_end(layout.CHECKPOINT), 1)
         if not found:
             return None
         key, value = found[0]
         seq = int.from_bytes(key[len(layout.CHECKPOINT):], "big")
-        return None if seq > self._tip.height else (seq, value)
+        if seq > self._tip.height:
+            return None
+        proof, next_epoch = self._decode(layout.decode_checkpoint, value, f"kept checkpoint {seq}")
+        return seq, proof, next_epoch
 
     # -- lifetime -----------------------------------------------------------------
     def close(self) -> None:

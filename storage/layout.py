@@ -21,11 +21,19 @@ arrays (ledger.codec) unless noted.
     q/ + seq (8 BE) + digest -> [segment, offset, length] of a prepared payload the
                            safety record refers to
     n/ + tree node key  -> a state tree node (ledger.state_tree: the key starts with the
-                           height that wrote it; every height's nodes are kept, so a
-                           state proof can be made at any committed height)
-    k/ + height (8 BE)  -> a stable checkpoint proof at that height (consensus.messages.
-                           CheckpointProof: 2f+1 signatures over the block hash), the
-                           anchor of proof files (ledger.proof_file)
+                           height that wrote it).  Kept for the versions from the newest
+                           kept checkpoint up (m/keep); older ones are pruned
+    z/ + height (8 BE)  -> [node key, ...]: the tree nodes that height retired (its
+                           UpdateResult.stale), deleted with the list once the height is
+                           at or below m/keep
+    m/keep              -> the newest kept checkpoint (uint): the oldest tree version kept
+    m/pruned            -> the highest height whose z/ list is applied (uint; absent: 0)
+    k/ + height (8 BE)  -> [checkpoint proof, next-epoch proof]: a stable checkpoint proof
+                           at that height (consensus.messages.CheckpointProof: 2f+1
+                           signatures over the block hash), the anchor of proof files
+                           (ledger.proof_file), with the anchor's proof of the next
+                           epoch's record made while the tree still held that height
+                           (node.core.proofs.next_epoch_proof; both bin, opaque here)
 
 Block bodies live in append-only segment files, not in this LSM: here they were
 rewritten by every compaction of the random tx-id keys around them.  A payload
@@ -53,14 +61,21 @@ from ledger.receipt import Receipt
 # state, its nodes under n/; headers carry a receipt root; stable checkpoint
 # proofs are kept (k/).  Roots of version-3 stores mean something else.
 # 5: block bodies and prepared payloads in segment files (x/ replaces b/), tx
-# entries locate their tx's bytes.  A store of an older version is refused
-# (SchemaVersionError); `ynchain node resync` rebuilds it from the peers.
-SCHEMA_VERSION = 5
+# entries locate their tx's bytes.
+# 6: the state tree is pruned below the newest kept checkpoint (z/ lists,
+# m/keep, m/pruned) and a kept checkpoint carries its next-epoch proof (k/
+# is a pair), since its own tree version goes once a newer one is kept.  A
+# version-5 store would never prune what it holds (it has no z/ lists).
+# A store of an older version is refused (SchemaVersionError); `ynchain
+# node resync` rebuilds it from the peers.
+SCHEMA_VERSION = 6
 
 KEY_SCHEMA = b"m/schema"
 KEY_GENESIS = b"m/genesis"
 KEY_TIP = b"m/tip"
 KEY_SAFETY = b"p/safety"
+KEY_KEEP = b"m/keep"
+KEY_PRUNED = b"m/pruned"
 
 BLOCK_INDEX = b"x/"
 CERTIFICATE = b"c/"
@@ -70,8 +85,18 @@ STATE = b"s/"
 PAYLOAD = b"q/"
 STATE_TREE = b"n/"
 CHECKPOINT = b"k/"
+STALE = b"z/"
 
-FAMILIES = (b"m/", BLOCK_INDEX, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD, STATE_TREE, CHECKPOINT)
+FAMILIES = (b"m/", BLOCK_INDEX, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD, STATE_TREE, CHECKPOINT,
+            STALE)
+
+# Pruning catches up on stale lists at most this many per commit, and stops
+# after a list that brings its deletes past PRUNE_NODES: when a checkpoint
+# moves the kept version up by K heights, their deletes spread over the next
+# few commits instead of landing in one batch.  At one list per commit in
+# the steady state, it catches up K heights in K / 3 commits.
+PRUNE_LISTS = 4
+PRUNE_NODES = 50_000
 
 # Most entries one scan_state call returns: queries page through state, they
 # never read a whole family at once.
@@ -180,6 +205,22 @@ def encode_safety(number: int, record: bytes) -> bytes:
 def decode_safety(data: bytes) -> tuple[int, bytes]:
     number, record = codec.expect_list(codec.unpack(data), 2, "safety record")
     return codec.expect_uint(number, "safety.number"), codec.expect_bytes(record, "safety.record")
+
+
+def encode_checkpoint(proof: bytes, next_epoch: bytes) -> bytes:
+    return codec.pack([proof, next_epoch])
+
+
+def decode_checkpoint(data: bytes) -> tuple[bytes, bytes]:
+    proof, next_epoch = codec.expect_list(codec.unpack(data), 2, "kept checkpoint")
+    return codec.expect_bytes(proof, "kept checkpoint.proof"), codec.expect_bytes(next_epoch, "kept checkpoint.next_epoch")
+
+
+def decode_stale(data: bytes) -> list[bytes]:
+    keys = codec.unpack(data)
+    if type(keys) is not list or not all(type(key) is bytes for key in keys):
+        raise codec.DecodeError("stale list: expected an array of node keys (bin)")
+    return keys
 
 
 def decode_uint(data: bytes) -> int:

@@ -110,7 +110,9 @@ Pruning
 `apply(v)` lists the node keys that v no longer uses (`stale`); versions below
 v still do.  Keeping versions >= K, a node listed stale at v can be deleted
 once v <= K: keep the lists by version and delete those up to the oldest
-version kept.
+version kept.  Set `StateTree.oldest` to K so reads below it are refused
+rather than answered in part from cached pages.  (The node's store keeps
+K at its newest kept stable checkpoint: storage.kv_store.)
 """
 
 from .format import EMPTY_ROOT, key_path, node_key, root_key, value_hash

@@ -89,6 +89,10 @@ class StateTree:
         self._deep_limit = deep_pages
         self._leaves: dict[bytes, tuple] = {}     # node key -> (path, value hash)
         self._leaf_limit = leaves
+        # The oldest version the caller keeps (it prunes the nodes only older
+        # ones use): reads below it are refused, even where cached pages of
+        # the pruned versions could still answer part of them.
+        self.oldest = 0
         if version is not None:
             self._root(version)                   # fail now if it is not there
         self.version = version
@@ -191,6 +195,9 @@ class StateTree:
     # -- nodes ---------------------------------------------------------------------
     def _root(self, version: int) -> tuple:
         _check_version(version)
+        if version < self.oldest:
+            raise StateTreeError(f"state tree version {version} was pruned (versions from "
+                                 f"{self.oldest} are kept)")
         return self._load(root_key(version))
 
     def _load(self, key: bytes) -> tuple:

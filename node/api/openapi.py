@@ -61,7 +61,8 @@ def _proof_paths() -> dict[str, Any]:
     text = {"type": "string"}
     ok = _json(_ref("ProofFile"), "The proof file and the height it proves at")
     e409 = ("Not provable yet (above the newest stable checkpoint), or any more (the value changed "
-            "since the height asked for; the node keeps the newest values only), or not by this node "
+            "since the height asked for; the node keeps the newest values only; a state height below "
+            "the newest stable checkpoint, whose state tree is pruned), or not by this node "
             "(it keeps no checkpoint at a validator-set change the proof must walk through: it synced "
             "across it) (code not_provable)")
     return {

@@ -9,8 +9,9 @@ Each answer carries the file base64-encoded (`proof`), the height it proves
 at, and its size; `ynchain proof ... -o FILE` writes the bytes and `ynchain
 verify FILE --genesis genesis.json` checks them offline.  404: the thing or
 the height does not exist; 409: it is not provable yet (above the newest
-stable checkpoint), or no longer (a value changed since the height asked for),
-or not by this node (it keeps no checkpoint at a validator-set change the file
+stable checkpoint), or no longer (a value changed since the height asked for;
+a state height below the newest checkpoint, from which up the node keeps its
+state tree), or not by this node (it keeps no checkpoint at a validator-set change the file
 must walk through).
 Documented in node/api/openapi.py.
 """

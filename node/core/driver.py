@@ -39,8 +39,10 @@ from ledger import codec
 from ledger.block import Proposal
 from node.core import peer_messages
 from node.core.chain import Chain, CommitResult
+from node.core.config_history import ConfigHistory
 from node.core.membership import ValidatorIndex, epoch_changes
 from node.core.mempool import Mempool
+from node.core.proofs import next_epoch_proof
 from node.core.proposals import ProposalChecker
 from node.core.timers import Timers
 from storage.base import Store
@@ -75,7 +77,7 @@ class ConsensusDriver:
         self._on_fault = on_fault
         self._on_view_change = on_view_change
         self._on_stepped = on_stepped      # anything a step did may let the primary propose
-        self._kept_checkpoint = 0          # the highest checkpoint proof kept (a restart re-keeps it)
+        self._history = ConfigHistory(chain.genesis.config, store.scan_state)   # for _keep_checkpoint
 
     # -- the step loop ---------------------------------------------------------------
     def step(self, events: Iterable[ev.Event]) -> None:
@@ -91,11 +93,16 @@ class ConsensusDriver:
 
     def _keep_checkpoint(self) -> None:
         """Keep each new stable checkpoint proof: it certifies the block hash at
-        its height, the anchor of proof files (ledger.proof_file)."""
+        its height, the anchor of proof files (ledger.proof_file).  Only once
+        its block is committed here (a checkpoint can become stable before, in
+        a catch-up: it is kept at the step that commits it, if still the
+        newest), with the next-epoch proof made from the tree at its height,
+        which the store keeps until a newer checkpoint is kept."""
         proof = self.replica.stable_checkpoint_proof
-        if proof.seq > self._kept_checkpoint:
-            self.store.put_checkpoint(proof.seq, codec.pack(proof.to_record()))
-            self._kept_checkpoint = proof.seq
+        store = self.store
+        if store.newest_checkpoint() < proof.seq <= store.last_height():
+            store.put_checkpoint(proof.seq, codec.pack(proof.to_record()),
+                                 next_epoch_proof(store, self._history, proof.seq))
 
     # -- consensus.executor.Host -------------------------------------------------------
     def persist(self, action: ev.PersistSafety) -> None:

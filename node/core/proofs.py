@@ -4,13 +4,16 @@ Everything in a file hangs from a kept stable checkpoint proof (Store.
 checkpoint_at_or_above): the lowest one at or above the item's height, with
 the headers from that height up to it.  A height above the newest kept
 checkpoint is not provable yet (a checkpoint comes every K blocks, 16 by
-default).  The state tree keeps every height's nodes, but the store keeps only
-the newest values: a value is served for an older height only while it is
-still the newest one (its hash matches the tree at that height).
+default).  The state tree keeps the versions from the newest kept checkpoint
+up (older ones are pruned: a state proof below it is 409), and the store
+keeps only the newest values: a value is served for an older height only
+while it is still the newest one (its hash matches the tree at that height).
 
 Every anchor also proves, in its own state, the record of the epoch after
 its own (`gov/epoch/...`, rebuilt from the configuration history at its
-height: a pending epoch's record may have changed since), and a file whose
+height: a pending epoch's record may have changed since).  Its tree version
+is pruned once a newer checkpoint is kept, so that state proof is made when
+the checkpoint is kept (`next_epoch_proof`) and kept with it; a file whose
 anchors lie past validator-set changes carries one epoch link per change: the
 kept checkpoint at the boundary B where the change took effect (the last
 one the old set signed) with header B and its proof of the new epoch's
@@ -34,14 +37,12 @@ from ledger.contracts.base import state_key
 from ledger.execution import DUPLICATE_COMMITTED, DUPLICATE_IN_BLOCK, receipt_proof
 from ledger.genesis import Genesis
 from ledger.receipt import Receipt
-from ledger.state_tree import value_hash
+from ledger.consortium import ChainConfig
+from ledger.state_tree import StateProof, check, value_hash
 from storage.base import Store
 from storage.errors import CorruptStoreError
 
 from .config_history import ConfigHistory
-
-
-RECENT = 256        # blocks below the tip where the newest kept checkpoint is looked for first
 
 
 class ProofUnavailable(Exception):
@@ -53,6 +54,25 @@ class ProofUnavailable(Exception):
         self.missing = missing
 
 
+def next_epoch(config: ChainConfig, seq: int) -> tuple[int, bytes | None]:
+    """The number of the epoch after the one checkpoint `seq` lies in, and its
+    record (`gov/epoch/<number>`) as the state after block `seq` holds it
+    (None: not scheduled), from `config`, the configuration in force after `seq`."""
+    number = config.epoch_of(seq).number + 1
+    following = config.epochs[number] if number < len(config.epochs) else None
+    return number, None if following is None else codec.pack(config_state.epoch_record(following))
+
+
+def next_epoch_proof(store: Store, history: ConfigHistory, seq: int) -> bytes:
+    """The state proof an anchor at checkpoint `seq` carries of the next
+    epoch's record, against the state after block `seq`: made when the
+    checkpoint is kept (its tree version is there until a newer one is) and
+    kept with it (Store.put_checkpoint).  Builders check it against the
+    anchor's header and the configuration history when they use it."""
+    number, _ = next_epoch(history.at(seq), seq)
+    return store.state_tree.prove(seq, proof_file.epoch_state_key(number)).encode()
+
+
 @dataclass(slots=True)
 class _Anchor:
     """A kept checkpoint proof and the headers it certifies (the last at seq)."""
@@ -60,6 +80,7 @@ class _Anchor:
     block_hash: bytes
     votes: tuple[Vote, ...]
     headers: list[BlockHeader]
+    next_epoch: bytes                    # the kept proof of the next epoch's record
 
 
 class ProofBuilder:
@@ -137,30 +158,20 @@ class ProofBuilder:
         return state_key(contract, table, rest)
 
     def _state_height(self, height: int | None) -> int:
+        newest = self.store.newest_checkpoint()
         if height is None:
-            newest = self._newest_checkpoint()
-            if newest is None:
+            if not newest:
                 raise ProofUnavailable("no stable checkpoint is kept yet; retry once the chain has "
                                        "passed its first checkpoint")
             return newest
         if not 0 <= height <= self.store.last_height():
             raise ProofUnavailable(f"height {height} is not committed (the chain is at "
                                    f"{self.store.last_height()})", missing=True)
+        if height < newest:
+            raise ProofUnavailable(f"this node keeps the state tree from height {newest} (its newest "
+                                   f"stable checkpoint; older heights are pruned): ask for height "
+                                   f"{newest} or later")
         return height
-
-    def _newest_checkpoint(self) -> int | None:
-        """The highest kept checkpoint at or below the tip.  The store reads
-        forwards only; checkpoints come every K blocks, so walking up from a
-        little below the tip takes a few reads (from 0 only on a young chain)."""
-        tip = self.store.last_height()
-        for start in (max(0, tip - RECENT), 0):
-            best = None
-            lo = start
-            while (found := self.store.checkpoint_at_or_above(lo)) is not None:
-                best, lo = found[0], found[0] + 1
-            if best is not None:
-                return best
-        return None
 
     def _state_item(self, skey: bytes, height: int, anchors: dict[int, _Anchor]) -> list:
         tree = self.store.state_tree
@@ -187,19 +198,20 @@ class ProofBuilder:
         if found is None:
             raise ProofUnavailable(f"height {height} is not covered by a stable checkpoint yet; retry "
                                    "in a few blocks")
-        seq, block_hash, votes = found
+        seq, block_hash, votes, next_proof = found
         if seq - height >= proof_file.MAX_HEADERS:
             raise ProofUnavailable(f"the nearest kept checkpoint above height {height} is {seq}, too far "
                                    "to carry every header in between")
         anchors[seq] = self._checked(_Anchor(seq, block_hash, votes,
-                                             [self._header(h) for h in range(height, seq + 1)]))
+                                             [self._header(h) for h in range(height, seq + 1)], next_proof))
 
-    def _checkpoint(self, height: int) -> tuple[int, bytes, tuple[Vote, ...]] | None:
-        """The lowest kept stable checkpoint proof at or above `height`."""
+    def _checkpoint(self, height: int) -> tuple[int, bytes, tuple[Vote, ...], bytes] | None:
+        """The lowest kept stable checkpoint proof at or above `height`, with
+        its kept next-epoch proof."""
         found = self.store.checkpoint_at_or_above(height)
         if found is None:
             return None
-        seq, raw = found
+        seq, raw, next_proof = found
         try:
             rec = codec.expect_list(codec.unpack(raw), 3, "checkpoint proof")
             block_hash = codec.expect_bytes(rec[1], "checkpoint proof.digest", 32)
@@ -208,7 +220,7 @@ class ProofBuilder:
             votes = tuple(Vote.from_record(v) for v in rec[2])
         except DecodeError as exc:
             raise CorruptStoreError(f"kept checkpoint proof {seq} does not decode: {exc}") from None
-        return seq, block_hash, votes
+        return seq, block_hash, votes, next_proof
 
     def _checked(self, anchor: _Anchor) -> _Anchor:
         if anchor.headers[-1].hash != anchor.block_hash:
@@ -232,24 +244,27 @@ class ProofBuilder:
                 raise ProofUnavailable(
                     f"this node keeps no stable checkpoint at height {boundary}, where the validator set "
                     f"changed (epoch {number}), which a proof past it must carry; another node may keep it")
-            links.append(self._checked(_Anchor(boundary, found[1], found[2], [self._header(boundary)])))
+            links.append(self._checked(_Anchor(boundary, found[1], found[2], [self._header(boundary)],
+                                               found[3])))
         return links
 
     def _anchor_record(self, anchor: _Anchor) -> list:
         """The anchor with its proof of the next epoch's record, as the state
-        after block `seq` held it."""
-        config = self.history.at(anchor.seq)
-        number = config.epoch_of(anchor.seq).number + 1
-        following = config.epochs[number] if number < len(config.epochs) else None
-        value = None if following is None else codec.pack(config_state.epoch_record(following))
+        after block `seq` held it: the record from the configuration history,
+        the proof kept with the checkpoint, checked against the anchor's header."""
+        number, value = next_epoch(self.history.at(anchor.seq), anchor.seq)
         key = proof_file.epoch_state_key(number)
-        tree = self.store.state_tree
-        held = tree.get(anchor.seq, key)
-        if (held is None) != (value is None) or (value is not None and value_hash(value) != held):
-            raise CorruptStoreError(f"the configuration history and the state tree disagree on "
-                                    f"{key.decode()} at height {anchor.seq}")
+        try:
+            proof = StateProof.decode(anchor.next_epoch)
+        except DecodeError as exc:
+            raise CorruptStoreError(f"the next-epoch proof kept with checkpoint {anchor.seq} does not "
+                                    f"decode: {exc}") from None
+        reason = check(anchor.headers[-1].state_root, key, value, proof)
+        if reason is not None:
+            raise CorruptStoreError(f"the configuration history and the state at height {anchor.seq} "
+                                    f"disagree on {key.decode()}: {reason}")
         return proof_file.anchor_record(anchor.seq, anchor.block_hash, anchor.votes, anchor.headers,
-                                        number, value, tree.prove(anchor.seq, key))
+                                        number, value, proof)
 
     def _header(self, height: int) -> BlockHeader:
         raw = self.store.get_block_bytes(height)

@@ -19,7 +19,7 @@ from ledger.certificate import PHASE_COMMIT, CommitCertificate, Vote, checkpoint
 from ledger.tx import Transaction
 from node.core.chain import Chain, CommitResult
 from node.core.config_history import ConfigHistory
-from node.core.proofs import ProofBuilder
+from node.core.proofs import ProofBuilder, next_epoch_proof
 from tests.factories import make_genesis, make_store, make_tx
 from tests.ledger.test_fiscal import ISSUE, R
 from tests.ledger.world import ORGS, ROLES
@@ -97,7 +97,8 @@ class ProvenChain:
         block_hash = self.store.get_block(height).hash
         message = checkpoint_bytes(self.genesis.chain_id, height, block_hash)
         votes = self.sign(message, self.chain.config.epoch_of(height).names)
-        self.store.put_checkpoint(height, codec.pack(CheckpointProof(height, block_hash, votes).to_record()))
+        self.store.put_checkpoint(height, codec.pack(CheckpointProof(height, block_hash, votes).to_record()),
+                                  next_epoch_proof(self.store, self.builder.history, height))
 
     def call(self, account: str, contract: str, method: str, args: Any) -> Transaction:
         tx = self.tx(account, contract, method, args)
@@ -105,9 +106,12 @@ class ProvenChain:
         return tx
 
 
-def two_changes(chain_id: str = "ynchain-test", unkept: int | None = None) -> ProvenChain:
+def two_changes(chain_id: str = "ynchain-test", unkept: int | None = None,
+                keep_through: int | None = None) -> ProvenChain:
     """A governed chain whose validator set changes twice; `unkept`: a checkpoint
-    this node never kept (as if it synced across it).
+    this node never kept (as if it synced across it); `keep_through`: no
+    checkpoint above it is kept, so the state tree is kept from the last one
+    at or below it (a node whose older heights are still there).
 
     The story, checkpoints every 4 blocks (K = 4, W = 9; node1 is offline, so
     the signers are node0, node2 and node3 wherever they are in the set):
@@ -120,9 +124,8 @@ def two_changes(chain_id: str = "ynchain-test", unkept: int | None = None) -> Pr
       29     a kv put; 30 R claimed; the tip is 32, a checkpoint
     """
     c = ProvenChain(governed=True, chain_id=chain_id, checkpoint_interval=4, window=9)
-    if unkept is not None:
-        keep = c.checkpoint
-        c.checkpoint = lambda height: None if height == unkept else keep(height)
+    keep = c.checkpoint
+    c.checkpoint = lambda height: None if height == unkept or height > (keep_through or height) else keep(height)
 
     def gov(action: str, target: str) -> None:
         tx = c.call("finance", "gov", "propose", {"action": action, "target": target})

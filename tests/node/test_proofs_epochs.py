@@ -12,6 +12,7 @@ import pytest
 
 from ledger import codec, proof_file
 from ledger.proof_file import ProofError, describe, verify
+from ledger.state_tree import root_key
 from node.core.proofs import ProofUnavailable
 from tests.ledger.test_fiscal import R
 from tests.node.proven_chain import ANCHORS, EPOCHS, ProvenChain, assert_flips_refused, rewrite, two_changes
@@ -82,15 +83,25 @@ def test_state_proofs_members_and_non_members_after_the_changes(chain) -> None:
     # the validator-set records themselves are provable like any state
     record, _ = chain.builder.state("gov", "epoch/000002", None)
     assert "as of height 32" in describe(verify(record, chain.genesis))
-    # in epoch 1: absent before the put at 17; at 20 it held 1, rewritten at 29 (this node
-    # keeps the newest values only: said so)
-    said = describe(verify(chain.builder.state("kv", "data/nothing", 20)[0], chain.genesis))
+    # heights below the newest checkpoint are pruned here
+    with pytest.raises(ProofUnavailable, match="keeps the state tree from height 32"):
+        chain.builder.state("kv", "data/nothing", 20)
+
+
+def test_state_proofs_in_the_middle_epoch_where_its_heights_are_kept() -> None:
+    """A node whose newest checkpoint is 20 (none above is kept) keeps the state
+    tree from 20: proofs there are certified by epoch 1's set."""
+    c = two_changes(keep_through=20)
+    for _ in range(3):
+        c.commit(None)                  # commits prune up to the newest checkpoint
+    said = describe(verify(c.builder.state("kv", "data/nothing", 20)[0], c.genesis))
     assert said == ("state kv/data/nothing is absent as of height 20, certified by 2 of 2 validators "
                     "(node2, node3) of the set in force from height 17")
-    assert "is absent as of height 16" in describe(verify(chain.builder.state("kv", "data/k", 16)[0],
-                                                          chain.genesis))
+    # at 20 the key held 1, rewritten at 29 (this node keeps the newest values only: said so)
     with pytest.raises(ProofUnavailable, match="changed since height 20"):
-        chain.builder.state("kv", "data/k", 20)
+        c.builder.state("kv", "data/k", 20)
+    with pytest.raises(ProofUnavailable, match="keeps the state tree from height 20"):
+        c.builder.state("kv", "data/k", 16)
 
 
 # -- getting the history wrong ------------------------------------------------------------
@@ -192,3 +203,32 @@ def test_a_node_without_the_boundary_checkpoint_says_so() -> None:
                                                "validator set changed"):
         thin.builder.tx(thin.put2.id)
     assert "block 17" in describe(verify(thin.builder.tx(thin.put1.id), thin.genesis))   # before it: fine
+
+
+def test_files_anchored_where_the_state_tree_is_pruned_still_verify() -> None:
+    """Once the tree is pruned up to checkpoint 40, the anchors at 4 (the issue),
+    20 (put1) and the links at 16 and 28 have lost their tree versions: their
+    next-epoch proofs were kept with the checkpoints, so the files still build
+    and verify across both changes."""
+    c = two_changes()
+    for _ in range(11):
+        c.commit(None)                              # checkpoints 36, 40; commits to 43 prune to 40
+    assert c.store.newest_checkpoint() == 40
+    for version in (4, 16, 20, 28, 39):
+        assert c.store._kv.get(b"n/" + root_key(version)) is None, version
+    issued = verify(c.builder.tx(c.issue.id), c.genesis)
+    assert [a.seq for a in issued.anchors] == [4] and issued.txs[0].committers == ("node0", "node2", "node3")
+    put1 = verify(c.builder.tx(c.put1.id), c.genesis)
+    assert [e.start for e in put1.epochs] == [0, 16]
+    assert describe(put1).endswith("certified by 2 of 2 validators (node2, node3) of the set in force "
+                                   "from height 17")
+    data, at = c.builder.receipt(R["code"], R["number"])
+    proved = verify(data, c.genesis)
+    assert at == 40 and [e.start for e in proved.epochs] == [0, 16, 28]
+    assert [a.seq for a in proved.anchors] == [4, 40]
+    # the anchor at 4 still proves the record of epoch 1 as decided then (node1..node3)
+    assert codec.unpack(codec.unpack(c.builder.tx(c.issue.id))[ANCHORS][0][NEXT][1])[1] == [
+        [name, c.validator_keys[name].public_key] for name in ("node1", "node2", "node3")]
+    with pytest.raises(ProofUnavailable, match="keeps the state tree from height 40") as exc:
+        c.builder.state("kv", "data/k", 32)
+    assert not exc.value.missing

@@ -62,4 +62,11 @@ async def test_proofs_after_a_promotion_verify_against_genesis_on_both_nodes(tmp
                     answer = node.service.prove("state", ("kv", key, None))
                     assert answer.problem is None, answer.problem
                     assert held in describe(verify(answer.data, genesis))
+                # the driver kept each checkpoint with its next-epoch proof, and the
+                # tree below the newest one is pruned: a state proof there is a 409
+                newest = node.store.newest_checkpoint()
+                assert newest >= boundary
+                answer = node.service.prove("state", ("kv", "data/after-boundary", 1))
+                assert not answer.missing and answer.problem.startswith(
+                    f"this node keeps the state tree from height {newest} "), answer.problem
             nursery.cancel_scope.cancel()

@@ -7,6 +7,7 @@ the same heights, so the checker can recompute what the store must hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from ledger.block import GENESIS_HASH, Block, BlockHeader, Proposal, tx_root
 from ledger.certificate import CommitCertificate, Vote
@@ -133,14 +134,30 @@ def without_locations(records: dict[bytes, bytes]) -> dict[bytes, bytes]:
     return out
 
 
-def expected_records(chain: list[Commit]) -> dict[bytes, bytes]:
+def checkpoint_record(height: int) -> tuple[bytes, bytes]:
+    """The (proof, next-epoch proof) the storage tests keep at `height`: opaque to the store."""
+    return b"checkpoint %d" % height, b"next epoch %d" % height
+
+
+def expected_records(chain: list[Commit], pruned: int = 0, checkpoints: Iterable[int] = ()) -> dict[bytes, bytes]:
     """Every key/value (outside metadata and the safety record) a store that
-    committed exactly the default `chain` must hold, state tree nodes included,
-    in the form of `without_locations`."""
+    committed exactly the default `chain`, kept `checkpoints` and pruned its
+    state tree up to height `pruned` must hold, in the form of
+    `without_locations`: the nodes every version wrote, less those retired
+    at heights 1..pruned, and the stale lists of the heights above."""
     records: dict[bytes, bytes] = {}
-    for update in map(default_update, range(len(chain) + 1)):
+    updates = list(map(default_update, range(len(chain) + 1)))
+    for update in updates:
         for key, node in update.new_nodes.items():
             records[layout.STATE_TREE + key] = node
+    for update in updates[1:]:
+        if update.version <= pruned:
+            for key in update.stale:
+                del records[layout.STATE_TREE + key]
+        else:
+            records[layout.STALE + layout.height_key(update.version)] = pack(update.stale)
+    for height in checkpoints:
+        records[layout.CHECKPOINT + layout.height_key(height)] = layout.encode_checkpoint(*checkpoint_record(height))
     for c in chain:
         height = c.block.height
         hkey = layout.height_key(height)

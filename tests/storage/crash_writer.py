@@ -9,8 +9,11 @@ way of a block ordered here: their payload is appended to the segments with
 that record (prepared) and the commit refers to it, and the previous prepared
 payload is dropped; odd heights go the way of a block fetched by sync, the
 body appended by the commit itself.  So a kill can land in either append, or
-between an append and the LevelDB batch that refers to it.  Runs until
-killed or max height.
+between an append and the LevelDB batch that refers to it.  Every
+CHECKPOINT_EVERY heights it keeps a checkpoint after the commit (at open, the
+newest one a kill came before), so the commits prune the state tree as a
+node's do, and a kill lands in those deletes too.  Runs until killed or max
+height.
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ import sys
 from ledger.block import GENESIS_HASH
 from storage import open_store
 
-from .chain import GENESIS, make_commit
+from .chain import GENESIS, checkpoint_record, make_commit
+
+CHECKPOINT_EVERY = 8
+
+
+def keep_checkpoint(store) -> None:
+    """Keep the newest checkpoint at or below the tip, if it is not kept yet."""
+    seq = store.last_height() - store.last_height() % CHECKPOINT_EVERY
+    if seq > store.newest_checkpoint():
+        store.put_checkpoint(seq, *checkpoint_record(seq))
 
 
 def kept_payloads(store) -> list[tuple[int, bytes]]:
@@ -43,6 +55,7 @@ def main(path: str, safety_dir: str, max_height: int) -> None:
     out.write(f"ready {store.last_height()}\n")
     out.flush()
     prepared = kept_payloads(store)                 # (seq, digest) with a q/ entry
+    keep_checkpoint(store)
     while (height := store.last_height() + 1) <= max_height:
         commit = make_commit(height, store.last_block_hash())
         if height % 2:
@@ -54,6 +67,7 @@ def main(path: str, safety_dir: str, max_height: int) -> None:
                                      dropped=prepared)
             prepared = [(height, commit.certificate.digest)]
             commit.apply(store, commit.payload)
+        keep_checkpoint(store)
         out.write(f"{height}\n")
         out.flush()
     store.close()

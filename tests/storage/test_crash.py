@@ -17,6 +17,7 @@ from storage.safety_copy import SafetyCopy
 
 from .chain import GENESIS, build_chain, expected_records, make_commit, without_locations
 from .conftest import raw_records
+from .crash_writer import CHECKPOINT_EVERY
 
 ROUNDS = 20
 MAX_KILL_DELAY_S = 0.4        # each commit also writes the safety copy (one more fdatasync)
@@ -83,10 +84,24 @@ def check_store(path) -> int:
         tip = layout.Tip.decode(raw[layout.KEY_TIP])
         assert tip == layout.Tip(last, chain[-1].block.hash if chain else GENESIS_HASH,
                                  chain[-1].state_root if chain else EMPTY_ROOT)
+        # The newest checkpoint is kept after its commit: a kill may come between.
+        keep = store.newest_checkpoint()
+        newest = last - last % CHECKPOINT_EVERY
+        assert keep in (newest, max(0, newest - CHECKPOINT_EVERY))
+        pruned = layout.decode_uint(raw[layout.KEY_PRUNED]) if layout.KEY_PRUNED in raw else 0
+        # ... and the commits since the one before it pruned up to that one
+        # (four stale lists a commit, eight heights between checkpoints).
+        assert max(0, keep - CHECKPOINT_EVERY) <= pruned <= keep
         # Exactly the records of heights 1..last: every block, certificate,
-        # hash and tx entry and the state they produce, nothing beyond.
+        # hash and tx entry and the state they produce, the checkpoints, the
+        # state tree pruned by whole stale lists up to `pruned`, nothing beyond.
         body = {k: v for k, v in raw.items() if not k.startswith((b"m/", b"p/", layout.PAYLOAD))}
-        assert without_locations(body) == expected_records(chain)
+        assert without_locations(body) == expected_records(
+            chain, pruned, range(CHECKPOINT_EVERY, keep + 1, CHECKPOINT_EVERY))
+        # Every version kept reads back with its root.
+        for height in range(keep, last + 1):
+            assert store.state_tree.root_hash(height) == (chain[height - 1].state_root if height
+                                                          else EMPTY_ROOT)
         # The prepared payload kept for the last even height, or the one being
         # prepared when the kill came: it reads back whole.
         kept = [k for k in raw if k.startswith(layout.PAYLOAD)]

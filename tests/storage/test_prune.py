@@ -1,0 +1,181 @@
+"""Pruning the state tree below the newest kept checkpoint (storage.kv_store,
+`_prune`): the store ends up holding exactly the nodes its kept versions
+reach, every kept version still reads and proves, one commit deletes a
+bounded number of stale lists, and a reopened store carries on."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ledger.errors import StateTreeError
+from ledger.state_tree import check, root_key
+from ledger.state_tree.format import VERSION_BYTES, child_position, decode_node, position
+from storage import layout, open_store
+from storage.errors import StoreError
+
+from .chain import GENESIS, checkpoint_record, make_commit
+from .conftest import raw_records
+
+KEYS = 400
+
+
+class Writer:
+    """Commits blocks of seeded random writes (puts and deletes over KEYS
+    keys) to a store, remembering the state after each height."""
+
+    def __init__(self, store, seed: int = 7) -> None:
+        self.store = store
+        self.rng = random.Random(seed)
+        self.states: dict[int, dict[bytes, bytes]] = {store.last_height(): {}}
+        self.roots: dict[int, bytes] = {}
+
+    def commit(self, writes: int = 40) -> None:
+        store = self.store
+        height = store.last_height() + 1
+        state = dict(self.states[height - 1])
+        batch: dict[bytes, bytes | None] = {}
+        for _ in range(writes):
+            key = b"key %d" % self.rng.randrange(KEYS)
+            batch[key] = None if self.rng.random() < 0.25 else b"value %d" % self.rng.randrange(10**9)
+        for key, value in batch.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+        commit = make_commit(height, store.last_block_hash(),
+                             state_writes=batch, tree=store.state_tree)
+        commit.apply(store)
+        self.states[height] = state
+        self.roots[height] = commit.state_root
+
+    def run(self, blocks: int, checkpoint_every: int | None = None) -> None:
+        for _ in range(blocks):
+            self.commit()
+            height = self.store.last_height()
+            if checkpoint_every and height % checkpoint_every == 0:
+                self.store.put_checkpoint(height, *checkpoint_record(height))
+
+
+def reachable(nodes: dict[bytes, bytes], version: int) -> set[bytes]:
+    """The node keys the tree of `version` uses, walked from its root."""
+    seen = set()
+    todo = [root_key(version)]
+    while todo:
+        key = todo.pop()
+        seen.add(key)
+        node = decode_node(nodes[key])
+        if len(node) != 4:
+            continue
+        bitmap, _, _, versions = node
+        depth = key[VERSION_BYTES]
+        path = key[VERSION_BYTES + 1:].ljust(32, b"\x00")
+        for i, nib in enumerate(n for n in range(16) if bitmap >> n & 1):
+            child = versions[VERSION_BYTES * i:VERSION_BYTES * (i + 1)]
+            todo.append(child + position(child_position(path, depth, nib), depth + 1))
+    return seen
+
+
+def tree_nodes(store) -> dict[bytes, bytes]:
+    return {k[len(layout.STATE_TREE):]: v for k, v in raw_records(store).items()
+            if k.startswith(layout.STATE_TREE)}
+
+
+def pruned_to(store) -> int:
+    raw = store._kv.get(layout.KEY_PRUNED)
+    return 0 if raw is None else layout.decode_uint(raw)
+
+
+def assert_exactly_the_kept_versions(store, writer: Writer) -> None:
+    keep, tip = store.newest_checkpoint(), store.last_height()
+    assert pruned_to(store) == keep, "pruning has caught up"
+    nodes = tree_nodes(store)
+    kept = set()
+    for version in range(keep, tip + 1):
+        kept |= reachable(nodes, version)
+    assert set(nodes) == kept
+    stale_lists = sorted(int.from_bytes(k[len(layout.STALE):], "big") for k in raw_records(store)
+                         if k.startswith(layout.STALE))
+    assert stale_lists == list(range(keep + 1, tip + 1))
+    # every kept version reads back and proves members and non-members
+    tree = store.state_tree
+    for version in range(max(keep, 1), tip + 1):
+        root = tree.root_hash(version)
+        assert root == writer.roots[version]
+        for i in range(0, KEYS, 37):
+            key = b"key %d" % i
+            value = writer.states[version].get(key)
+            assert check(root, key, value, tree.prove(version, key)) is None, (version, key)
+
+
+def test_the_store_holds_exactly_the_nodes_of_the_versions_it_keeps(make_store):
+    store = make_store()
+    writer = Writer(store)
+    writer.run(44, checkpoint_every=8)          # checkpoints 8..40; commits 41..44 prune up to 40
+    assert store.newest_checkpoint() == 40
+    assert_exactly_the_kept_versions(store, writer)
+    # and below the kept version, the tree says so rather than answering from its caches
+    with pytest.raises(StateTreeError, match="version 39 was pruned"):
+        store.state_tree.root_hash(39)
+    with pytest.raises(StateTreeError, match="was pruned"):
+        store.state_tree.prove(8, b"key 1")
+
+
+def test_without_a_checkpoint_every_version_is_kept(make_store):
+    store = make_store()
+    writer = Writer(store)
+    writer.run(10)
+    assert store.newest_checkpoint() == 0 and pruned_to(store) == 0
+    nodes = tree_nodes(store)
+    assert set().union(*(reachable(nodes, v) for v in range(11))) == set(nodes)
+    assert all(store.state_tree.root_hash(v) == writer.roots[v] for v in range(1, 11))
+
+
+def test_one_commit_deletes_a_bounded_number_of_stale_lists(make_store, monkeypatch):
+    store = make_store()
+    writer = Writer(store)
+    writer.run(30)
+    store.put_checkpoint(30, *checkpoint_record(30))     # 30 lists become deletable at once
+    done = []
+    for _ in range(9):
+        writer.commit()
+        done.append(pruned_to(store))
+    assert done == [4, 8, 12, 16, 20, 24, 28, 30, 30]
+    # the node budget stops a commit after the list that crosses it
+    monkeypatch.setattr(layout, "PRUNE_NODES", 1)
+    writer.run(10)
+    store.put_checkpoint(49, *checkpoint_record(49))
+    writer.commit()
+    assert pruned_to(store) == 31
+    writer.commit()
+    assert pruned_to(store) == 32
+
+
+def test_a_reopened_store_keeps_its_kept_version_and_carries_on_pruning(tmp_path):
+    path = tmp_path / "db"
+    store = open_store(path, GENESIS)
+    writer = Writer(store)
+    writer.run(24, checkpoint_every=12)
+    writer.commit()                              # 25: prunes lists 13..16 of 24
+    store.close()
+    store = open_store(path, GENESIS, create=False)
+    try:
+        assert store.newest_checkpoint() == 24 and pruned_to(store) == 16
+        with pytest.raises(StateTreeError, match="was pruned"):
+            store.state_tree.root_hash(23)
+        writer.store = store
+        writer.run(5)
+        assert_exactly_the_kept_versions(store, writer)
+    finally:
+        store.close()
+
+
+def test_a_checkpoint_above_the_tip_is_refused(make_store):
+    store = make_store()
+    Writer(store).run(3)
+    with pytest.raises(StoreError, match="checkpoint 4 is not a committed height"):
+        store.put_checkpoint(4, *checkpoint_record(4))
+    assert store.newest_checkpoint() == 0 and store.checkpoint_at_or_above(1) is None
+    store.put_checkpoint(3, *checkpoint_record(3))
+    assert store.checkpoint_at_or_above(1) == (3, *checkpoint_record(3))
