@@ -186,7 +186,7 @@ class Proposal:
         unpacker = codec.unpacker(len(data))
         unpacker.feed(data)
         txs: list[Transaction] = []
-        try:
+        with codec.decoding("proposal"):
             if unpacker.read_array_header() != 6:
                 raise DecodeError("proposal: expected an array of 6 fields")
             chain_id, height, view, proposer, ts = [unpacker.unpack() for _ in range(5)]
@@ -195,10 +195,6 @@ class Proposal:
                 raw = data[start:start + length]
                 tx = known(raw) if known is not None else None
                 txs.append(tx if tx is not None else Transaction.from_record(codec.unpack(raw)))
-        except DecodeError:
-            raise
-        except Exception as exc:      # msgpack's errors for truncated or mistyped data
-            raise DecodeError(f"proposal: {exc.__class__.__name__}: {exc}") from None
         if unpacker.tell() != len(data):
             raise DecodeError("proposal: trailing bytes")
         codec.expect_str(chain_id, "proposal.chain_id", MAX_CHAIN_ID_LEN)
@@ -219,17 +215,13 @@ def proposal_tx_spans(payload: bytes) -> tuple[int, list[tuple[int, int]]]:
     is not a 6-field array whose last field is an array."""
     unpacker = msgpack.Unpacker(max_buffer_size=max(len(payload), 1))
     unpacker.feed(payload)
-    try:
+    with codec.decoding("proposal"):
         if unpacker.read_array_header() != 6:
             raise DecodeError("proposal: expected 6 fields")
         for _ in range(5):
             unpacker.skip()
         txs_offset = unpacker.tell()
         spans = _tx_record_spans(unpacker)
-    except DecodeError:
-        raise
-    except Exception as exc:        # msgpack's errors for truncated or malformed data
-        raise DecodeError(f"proposal: {exc.__class__.__name__}: {exc}") from None
     if unpacker.tell() != len(payload):
         raise DecodeError("proposal: trailing bytes")
     return txs_offset, spans

@@ -7,7 +7,8 @@ library into one `DecodeError`, so callers never see another exception type.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import msgpack
 
@@ -51,20 +52,28 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise DecodeError(f"msgpack extension type {code} is not allowed")
 
 
+@contextmanager
+def decoding(what: str) -> Iterator[None]:
+    """Inside it, msgpack's errors (a zoo of types, for truncated or mistyped
+    data) become one DecodeError starting with `what`; a DecodeError passes."""
+    try:
+        yield
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"{what}: {exc.__class__.__name__}: {exc}") from None
+
+
 def unpack(data: bytes) -> Any:
     """Decode one msgpack value, rejecting ext types, trailing bytes and
     non-hashable map keys."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    try:
+    with decoding("invalid msgpack"):
         return msgpack.unpackb(
             data, raw=False, use_list=True, strict_map_key=False,
             ext_hook=_no_ext, timestamp=0,
         )
-    except DecodeError:
-        raise
-    except Exception as exc:  # msgpack raises a zoo of types; callers see one
-        raise DecodeError(f"invalid msgpack: {exc.__class__.__name__}: {exc}") from None
 
 
 
@@ -74,7 +83,7 @@ def unpack_head(data: bytes) -> tuple[Any, int]:
     header and tx count: ~0.14 ms where the whole block of 2,000 txs takes ~13 ms)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    try:
+    with decoding("invalid msgpack"):
         unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=False,
                                     ext_hook=_no_ext, timestamp=0)
         unpacker.feed(data)
@@ -82,10 +91,6 @@ def unpack_head(data: bytes) -> tuple[Any, int]:
             raise DecodeError("expected an array of at least 2 fields")
         first = unpacker.unpack()
         return first, unpacker.read_array_header()
-    except DecodeError:
-        raise
-    except Exception as exc:  # as in unpack: one exception type for callers
-        raise DecodeError(f"invalid msgpack: {exc.__class__.__name__}: {exc}") from None
 
 # -- field checks used by every record decoder ---------------------------------
 
