@@ -112,13 +112,16 @@ class Mempool:
         return admission.problem(tx, height, self._config(), int(time.time() * 1000))
 
     def admit(self, tx: Transaction, height: int, now: float, size: int | None = None,
-              signature_ok: bool | None = None) -> str | None:
+              signature_ok: bool | None = None, prechecked: bool = False) -> str | None:
         """Admit `tx` (checked against the chain at `height`); None or the reason
         it was refused (an ledger.admission reason string).  `signature_ok`:
         the caller checked the signature already (None: check it here, unless
-        this node did before)."""
+        this node did before).  `prechecked`: the caller's precheck passed at
+        this same height, so only what may have changed since is checked (the
+        tx entered the pool meanwhile)."""
         tx_id = tx.id
-        problem = self.precheck(tx, height)
+        problem = (admission.DUPLICATE if tx_id in self._entries else None) if prechecked \
+            else self.precheck(tx, height)
         if problem:
             return problem
         if size is None:

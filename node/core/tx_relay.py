@@ -84,21 +84,27 @@ class TxRelay:
 
     # -- admission ---------------------------------------------------------------------
     def admit(self, txs: list[Transaction | None], *, relay: bool,
-              signatures: dict[int, bool] | None = None) -> list[Admission]:
+              signatures: dict[int, bool] | None = None,
+              prechecked_at: int | None = None) -> list[Admission]:
         """Admit txs to the mempool (None: a tx that did not decode); `relay`
         the admitted ones to every peer if they came from a client.
         `signatures`: position in `txs` -> whether its signature was found
-        valid already (the others are checked here)."""
+        valid already (the others are checked here), after those txs passed
+        Mempool.precheck at height `prechecked_at` (if the chain is still
+        there, nothing that precheck reads has changed)."""
         height = self._chain.height
         now = time.monotonic()
         results = []
         admitted = 0
         checked = signatures or {}
+        fresh = prechecked_at == height
         for k, tx in enumerate(txs):
             if tx is None:
                 results.append(Admission(b"", False, "malformed"))
                 continue
-            reason = self._mempool.admit(tx, height, now, signature_ok=checked.get(k))
+            ok = checked.get(k)
+            reason = self._mempool.admit(tx, height, now, signature_ok=ok,
+                                         prechecked=fresh and ok is not None)
             if reason is None:
                 admitted += 1
                 if relay:
@@ -132,7 +138,8 @@ class TxRelay:
             todo = [k for k, tx in enumerate(chunk) if tx is not None
                     and mempool.precheck(tx, height) is None and not mempool.knows_valid(tx)]
             verdicts = await self._verifier.verify([chunk[k] for k in todo])
-            results += self.admit(chunk, relay=relay, signatures=dict(zip(todo, verdicts)))
+            results += self.admit(chunk, relay=relay, signatures=dict(zip(todo, verdicts)),
+                                  prechecked_at=height)
         return results
 
     # -- relaying ----------------------------------------------------------------------

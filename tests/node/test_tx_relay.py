@@ -174,3 +174,30 @@ def test_the_worker_pool_is_sized_by_config_or_by_the_host(tmp_path):
         load_config(tmp_path)
     with pytest.raises(ValueError):
         VerifyPool(0)
+
+
+async def test_chunked_admission_reads_the_store_once_per_tx():
+    """The checks before the pooled signature check are not repeated at
+    insertion while the chain has not moved (a store read per tx is the cost:
+    is it committed?); a commit in between makes insertion check again."""
+    from node.core.verify_pool import VerifyPool
+    relay, mempool, _, _, txs = relay_with(200)
+    relay._verifier = VerifyPool(2)
+    reads = []
+    mempool._is_committed = lambda tx_id: reads.append(tx_id) or False
+    with trio.fail_after(10):
+        results = await relay.admit_chunked(txs[:100], relay=False)
+    assert all(r.accepted for r in results) and len(reads) == 100
+
+    reads.clear()
+    chain = relay._chain
+    verify = relay._verifier.verify
+
+    async def verify_while_a_block_commits(batch):
+        chain.height += 1
+        return await verify(batch)
+
+    relay._verifier.verify = verify_while_a_block_commits
+    with trio.fail_after(10):
+        results = await relay.admit_chunked(txs[100:], relay=False)
+    assert all(r.accepted for r in results) and len(reads) == 2 * 100
