@@ -51,6 +51,7 @@ from node.config import NodeConfig
 from node.core import peer_messages
 from node.core.chain import Chain, CommitResult
 from node.core.commits import CommitFanout
+from node.core.config_history import ConfigHistory
 from node.core.dispatch import PeerDispatcher
 from node.core.driver import ConsensusDriver
 from node.core.follower import BlockFollower
@@ -137,12 +138,15 @@ class Node:
         self.dispatcher = PeerDispatcher(inbound_recv, relay, sync, store, metrics,
                                          send=peers.send, on_fault=self._fault, follower=self.follower,
                                          verifier=verifier)
+        # Configurations at past heights (GET /config, proofs, kept checkpoints): one cache.
+        self.config_history = ConfigHistory(genesis.config, store.scan_state)
         if runs_consensus(chain.config, chain.height, key.public_key):
             self._build_consensus()
         self.keys = keys = KeyExpiryWatch(lambda: chain.config, self._own_org(), config.key_expiry_warning_days)
         metrics.track_key_expiry(lambda: [(k.account, k.seconds_left) for k in keys.all()])
         self.service = NodeService(genesis, self.name, lambda: self.role, store, self._consensus_view, mempool,
-                                   relay, commits, peers, sync, metrics, chain=chain, keys=keys)
+                                   relay, commits, peers, sync, metrics, chain=chain, keys=keys,
+                                   config_history=self.config_history)
         metrics.set_role(self.role)
         self._refresh_gauges()
 
@@ -179,6 +183,7 @@ class Node:
         self.metrics.view.set(replica.view)
         self.driver = driver = ConsensusDriver(
             replica, self.validators, proposals, chain, store, self.mempool, me=key.public_key,
+            history=self.config_history,
             send=self.peers.send, broadcast=self.peers.broadcast, timers=self.timers,
             on_commit=self._committed, on_sync_request=self._sync_requested,
             on_fault=self._fault, on_view_change=self._view_changed, on_stepped=self._wakeup.set)

@@ -43,7 +43,8 @@ class NodeService:
     def __init__(self, genesis: Genesis, name: str, role: Callable[[], str], store: Store,
                  consensus_view: Callable[[], tuple[int, bytes | None]],
                  mempool: Mempool, relay: TxRelay, commits: CommitFanout, peers: PeerManager,
-                 sync: BlockSync, metrics: NodeMetrics, *, chain: Chain, keys: KeyExpiryWatch) -> None:
+                 sync: BlockSync, metrics: NodeMetrics, *, chain: Chain, keys: KeyExpiryWatch,
+                 config_history: ConfigHistory) -> None:
         """`consensus_view()`: (view, the primary's node key or None if unknown);
         `role()`: validator or observer (governance may change it)."""
         self.chain_id = genesis.chain_id
@@ -60,7 +61,7 @@ class NodeService:
         self._metrics = metrics
         self._chain = chain
         self._keys = keys
-        self._config_history = ConfigHistory(genesis.config, store.scan_state)
+        self._config_history = config_history
         self._proofs = ProofBuilder(genesis, store, self._config_history)
 
     def _node_name(self, key: bytes) -> str:

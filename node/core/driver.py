@@ -52,7 +52,7 @@ log = logging.getLogger("ynchain.consensus")
 
 class ConsensusDriver:
     def __init__(self, replica: Replica, validators: ValidatorIndex, proposals: ProposalChecker,
-                 chain: Chain, store: Store, mempool: Mempool, *, me: bytes,
+                 chain: Chain, store: Store, mempool: Mempool, *, me: bytes, history: ConfigHistory,
                  send: Callable[[bytes, int, object], bool],
                  broadcast: Callable[..., int],
                  timers: Timers, on_commit: Callable[[CommitResult], None],
@@ -77,7 +77,7 @@ class ConsensusDriver:
         self._on_fault = on_fault
         self._on_view_change = on_view_change
         self._on_stepped = on_stepped      # anything a step did may let the primary propose
-        self._history = ConfigHistory(chain.genesis.config, store.scan_state)   # for _keep_checkpoint
+        self._history = history            # the configuration at a kept checkpoint
 
     # -- the step loop ---------------------------------------------------------------
     def step(self, events: Iterable[ev.Event]) -> None:
