@@ -27,16 +27,68 @@ from .proof import StateProof
 # Decoded pages are kept in memory.  Those above TOP_DEPTH are read by nearly
 # every block: at most 1 + 16 + 256 + 4096 live ones, all kept (the bound only
 # matters after reads at many old versions).  Deeper ones are read once per
-# block at most, at random: kept up to `deep_pages` (~0.5 KB each), which
-# saves a store read per page for as many of them as fit.
+# block at most, at random: the ones used lately are kept, between
+# `deep_pages` and twice as many (~0.7 KB each), which saves a store read and
+# a decode per page for as many of them as fit.
 TOP_DEPTH = 4
 MAX_TOP_PAGES = 8192
 DEEP_PAGES = 32_768
 # Leaves are read when a written key lands in a slot another key's leaf holds
 # (~0.65 reads per written key in the node's kv benchmark, each a LevelDB get
 # of ~15 us on the loaded 2-core machine).  The leaves this tree wrote or read
-# are kept up to LEAVES (~250 bytes each, ~16 MB).
+# lately are kept, between LEAVES and twice as many (~250 bytes each).
 LEAVES = 65_536
+
+
+class _Recent:
+    """A bounded map of the entries used lately, forgetting in halves: new
+    entries go to `young`; once it holds `half` of them, `old` is dropped and
+    `young` becomes `old`; a hit in `old` moves the entry back to `young`.
+    So whatever was used in the last `half` insertions is kept, like an LRU
+    of between `half` and 2 * `half` entries, for a dict operation per access.
+    (Emptying one dict when full, as this replaced, dropped every entry each
+    few blocks and read them all back from the store.)"""
+
+    __slots__ = ("young", "old", "half")
+
+    def __init__(self, half: int) -> None:
+        self.young: dict[bytes, tuple] = {}
+        self.old: dict[bytes, tuple] = {}
+        self.half = half
+
+    def __len__(self) -> int:
+        return len(self.young) + len(self.old)
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self.young or key in self.old
+
+    def get(self, key: bytes) -> tuple | None:
+        value = self.young.get(key)
+        if value is None:
+            value = self.old.pop(key, None)
+            if value is not None:
+                self.put(key, value)
+        return value
+
+    def put(self, key: bytes, value: tuple) -> None:
+        if not self.half:
+            return
+        young = self.young
+        if len(young) >= self.half:
+            self.old = young
+            self.young = young = {}
+        young[key] = value
+
+    def put_all(self, items: list[tuple[bytes, tuple]]) -> None:
+        for key, value in items:
+            self.put(key, value)
+
+    def discard(self, key: bytes) -> None:
+        self.young.pop(key, None)
+        self.old.pop(key, None)
+
+    def keys(self) -> list[bytes]:
+        return [*self.young, *self.old]
 
 
 class NodeStore(Protocol):
@@ -85,10 +137,8 @@ class StateTree:
                  deep_pages: int = DEEP_PAGES, leaves: int = LEAVES) -> None:
         self.store = store
         self._top: dict[bytes, tuple] = {}        # node key -> decoded page, depth < TOP_DEPTH
-        self._deep: dict[bytes, tuple] = {}       # the same, deeper
-        self._deep_limit = deep_pages
-        self._leaves: dict[bytes, tuple] = {}     # node key -> (path, value hash)
-        self._leaf_limit = leaves
+        self._deep = _Recent(deep_pages)          # the same, deeper
+        self._leaves = _Recent(leaves)            # node key -> (path, value hash)
         # The oldest version the caller keeps (it prunes the nodes only older
         # ones use): reads below it are refused, even where cached pages of
         # the pruned versions could still answer part of them.
@@ -170,12 +220,12 @@ class StateTree:
         for key in batch.stale_top:
             top.pop(key, None)
         for key in batch.stale_deep:
-            deep.pop(key, None)
+            deep.discard(key)
         for key in batch.stale_leaves:
-            leaves.pop(key, None)
+            leaves.discard(key)
         _remember_all(top, batch.top_pages, MAX_TOP_PAGES)
-        _remember_all(deep, batch.deep_pages, self._deep_limit)
-        _remember_all(leaves, batch.leaves, self._leaf_limit)
+        deep.put_all(batch.deep_pages)
+        leaves.put_all(batch.leaves)
         self.version = version
         return UpdateResult(version, batch.root, batch.new,
                             batch.stale_top + batch.stale_deep + batch.stale_leaves)
@@ -187,9 +237,11 @@ class StateTree:
         if version is not None:
             self._root(version)                   # it must be there
         limit = -1 if version is None else version
-        for cache in (self._top, self._deep, self._leaves):
-            for key in [k for k in cache if key_version(k) > limit]:
-                del cache[key]
+        for key in [k for k in self._top if key_version(k) > limit]:
+            del self._top[key]
+        for cache in (self._deep, self._leaves):
+            for key in [k for k in cache.keys() if key_version(k) > limit]:
+                cache.discard(key)
         self.version = version
 
     # -- nodes ---------------------------------------------------------------------
@@ -227,33 +279,25 @@ class StateTree:
         node = self._load(key) if data is None else _decode(key, data)
         if len(node) != 2:
             raise StateTreeError(f"state tree node {key.hex()} should be a leaf")
-        self._remember_leaf(key, node)
+        self._leaves.put(key, node)
         return node
 
-    def _remember_leaf(self, key: bytes, leaf: tuple) -> None:
-        leaves = self._leaves
-        if len(leaves) >= self._leaf_limit:
-            leaves.clear()       # random reads: as good as any eviction, and O(1)
-        leaves[key] = leaf
-
     def _remember(self, key: bytes, page: tuple) -> None:
-        if key[VERSION_BYTES] < TOP_DEPTH:
-            cache, limit = self._top, MAX_TOP_PAGES
-        else:
-            cache, limit = self._deep, self._deep_limit
-            if not limit:
-                return
-        if len(cache) >= limit:
-            cache.clear()        # random reads: as good as any eviction, and O(1)
-        cache[key] = page
+        if key[VERSION_BYTES] >= TOP_DEPTH:
+            self._deep.put(key, page)
+            return
+        top = self._top
+        if len(top) >= MAX_TOP_PAGES:
+            top.clear()          # only after reads at many old versions
+        top[key] = page
 
 
 def _remember_all(cache: dict, nodes: list, limit: int) -> None:
-    """Cache an update's new nodes (key, decoded node), at most `limit` in all."""
-    if not limit or not nodes:
+    """Cache an update's new top pages (key, decoded page), at most `limit` in all."""
+    if not nodes:
         return
     if len(cache) + len(nodes) > limit:
-        cache.clear()            # random reads: as good as any eviction, and O(1)
+        cache.clear()            # only after reads at many old versions
         del nodes[:-limit]
     cache.update(nodes)
 

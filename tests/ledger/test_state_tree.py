@@ -426,7 +426,7 @@ def test_the_page_cache_changes_nothing_but_reads(deep_pages) -> None:
         assert (a.root, a.new_nodes, a.stale) == (b.root, b.new_nodes, b.stale)
         plain.write(a)
         cached.write(b)
-        assert 0 < len(cached_tree._deep) <= deep_pages or deep_pages == 0 == len(cached_tree._deep)
+        assert 0 < len(cached_tree._deep) <= 2 * deep_pages or deep_pages == 0 == len(cached_tree._deep)
 
 
 @pytest.mark.parametrize("garbage", [
@@ -594,3 +594,23 @@ def test_decoding_is_bounded_and_canonical() -> None:
         StateProof.decode(codec.pack([1, [[0, b""]], None]))
     with pytest.raises(DecodeError, match="whole hashes"):
         StateProof.decode(codec.pack([1, [[1, b"x" * 33]], None]))
+
+
+def test_the_recent_cache_keeps_what_was_used_lately_within_twice_its_half() -> None:
+    from ledger.state_tree.tree import _Recent
+    cache = _Recent(4)
+    for i in range(4):
+        cache.put(b"%d" % i, (i,))
+    cache.put(b"4", (4,))                     # young was full: 0..3 become old
+    assert cache.get(b"0") == (0,)            # a hit in old comes back to young
+    for i in range(5, 8):
+        cache.put(b"%d" % i, (i,))            # young: 4, 0, 5, 6 -> full again at 7
+    assert len(cache) <= 8
+    assert b"0" in cache and b"7" in cache    # used lately: kept
+    assert cache.get(b"1") is None and b"3" not in cache     # not used since: forgotten
+    cache.discard(b"0")
+    assert cache.get(b"0") is None
+    assert sorted(cache.keys()) == [b"4", b"5", b"6", b"7"]
+    nothing = _Recent(0)
+    nothing.put(b"x", (1,))
+    assert len(nothing) == 0 and nothing.get(b"x") is None
