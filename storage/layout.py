@@ -21,8 +21,10 @@ arrays (ledger.codec) unless noted.
     q/ + seq (8 BE) + digest -> [segment, offset, length] of a prepared payload the
                            safety record refers to
     n/ + tree node key  -> a state tree node (ledger.state_tree: the key starts with the
-                           height that wrote it).  Kept for the versions from the newest
-                           kept checkpoint up (m/keep); older ones are pruned
+                           height that wrote it): a page, its leaf children in it, or
+                           the root of an empty or one-key tree.  Kept for the versions
+                           from the newest kept checkpoint up (m/keep); older ones are
+                           pruned
     z/ + height (8 BE)  -> [node key, ...]: the tree nodes that height retired (its
                            UpdateResult.stale), deleted with the list once the height is
                            at or below m/keep
@@ -66,9 +68,13 @@ from ledger.receipt import Receipt
 # m/keep, m/pruned) and a kept checkpoint carries its next-epoch proof (k/
 # is a pair), since its own tree version goes once a newer one is kept.  A
 # version-5 store would never prune what it holds (it has no z/ lists).
+# 7: a state tree page holds its leaf children (path and value hash) instead
+# of each leaf being a node of its own under n/; a page's node value has a
+# fifth field and versions only for its page children, so version-6 nodes
+# do not read as version-7 ones (roots and proofs are unchanged).
 # A store of an older version is refused (SchemaVersionError); `ynchain
 # node resync` rebuilds it from the peers.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 KEY_SCHEMA = b"m/schema"
 KEY_GENESIS = b"m/genesis"

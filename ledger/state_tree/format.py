@@ -144,46 +144,47 @@ def key_version(node_key_: bytes) -> int:
 #
 # Decoded forms, plain tuples (no per-node objects on the hot path):
 #   ()                                         the empty tree (root only)
-#   (path, value_hash)                         a leaf
-#   (bitmap, leafmap, child_hashes, versions)  a page; versions holds each
-#                                              child's version, VERSION_BYTES each
+#   (path, value_hash)                         a leaf (root only: a leaf below a
+#                                              page lives in its parent page)
+#   (bitmap, leafmap, child_hashes, versions, leaves)
+#                                              a page; versions holds each page
+#                                              child's version, VERSION_BYTES
+#                                              each, leaves each leaf child's
+#                                              path ‖ value hash, LEAF_BYTES each
 
 EMPTY_NODE = b"\x90"               # pack([])
-# What msgpack packs [path, value hash] to: fixarray(2), then two bin8 of 32.
-LEAF_HEAD = b"\x92\xc4\x20"
-LEAF_MID = b"\xc4\x20"
-LEAF_NODE_LEN = 3 + HASH_LEN + 2 + HASH_LEN
+LEAF_BYTES = 2 * HASH_LEN          # a leaf child in its page: path ‖ value hash
 
 
 def encode_leaf(path: bytes, vhash: bytes) -> bytes:
-    return LEAF_HEAD + path + LEAF_MID + vhash
+    return codec.pack([path, vhash])
 
 
-def encode_page(bitmap: int, leafmap: int, child_hashes: bytes, versions: bytes,
+def encode_page(bitmap: int, leafmap: int, child_hashes: bytes, versions: bytes, leaves: bytes,
                 pack: Callable[[Any], bytes] = codec.pack) -> bytes:
     """`pack` lets a batch update pass one reusable msgpack.Packer (same bytes)."""
-    return pack([bitmap, leafmap, child_hashes, versions])
+    return pack([bitmap, leafmap, child_hashes, versions, leaves])
 
 
 def decode_node(data: bytes) -> tuple:
     """Decode a stored node, checking its shape; DecodeError if it is not one
     (a corrupted store: nodes come from this node's own updates, never from a
-    peer).  Leaves, the most common node, are sliced without msgpack."""
-    if len(data) == LEAF_NODE_LEN and data[:3] == LEAF_HEAD and data[35:37] == LEAF_MID:
-        return (data[3:35], data[37:])
+    peer)."""
     rec = unpack(data)
     if type(rec) is not list:
         raise DecodeError("state tree node: expected an array")
     n = len(rec)
-    if n == 4:
-        bitmap, leafmap, hashes, versions = rec
+    if n == 5:
+        bitmap, leafmap, hashes, versions, leaves = rec
         if (type(bitmap) is not int or not 0 < bitmap <= FULL_BITMAP or type(leafmap) is not int
-                or leafmap & ~bitmap or type(hashes) is not bytes or type(versions) is not bytes):
+                or leafmap & ~bitmap or type(hashes) is not bytes or type(versions) is not bytes
+                or type(leaves) is not bytes):
             raise DecodeError("state tree page: malformed")
-        count = bitmap.bit_count()
-        if len(hashes) != HASH_LEN * count or len(versions) != VERSION_BYTES * count:
+        if (len(hashes) != HASH_LEN * bitmap.bit_count()
+                or len(versions) != VERSION_BYTES * (bitmap & ~leafmap).bit_count()
+                or len(leaves) != LEAF_BYTES * leafmap.bit_count()):
             raise DecodeError("state tree page: children do not match its bitmap")
-        return (bitmap, leafmap, hashes, versions)
+        return (bitmap, leafmap, hashes, versions, leaves)
     if n == 2:
         path, vhash = rec
         if type(path) is not bytes or type(vhash) is not bytes or len(path) != HASH_LEN \
@@ -197,7 +198,7 @@ def decode_node(data: bytes) -> tuple:
 
 def node_hash(node: tuple) -> bytes:
     """The hash of a decoded node (what its parent, or a header, holds)."""
-    if len(node) == 4:
+    if len(node) == 5:
         return page_hash(node[0], node[2])
     if len(node) == 2:
         return leaf_hash(node[0], node[1])

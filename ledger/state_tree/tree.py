@@ -18,26 +18,23 @@ import msgpack
 
 from ..codec import DecodeError
 from ..errors import StateTreeError
-from .format import (EMPTY_NODE, EMPTY_ROOT, LEAF_HEAD, LEAF_MID, LEAF_NODE_LEN, MAX_VERSION, NIBBLE, PAGE_STATE,
-                     VERSION_BYTES, child_position,
+from .format import (EMPTY_NODE, EMPTY_ROOT, LEAF_BYTES, MAX_VERSION, NIBBLE, PAGE_STATE, VERSION_BYTES,
                      decode_node, encode_leaf, encode_page, hashed_writes, key_path, key_version, leaf_hash,
-                     nibble, node_hash, page_hash, position, root_key, value_hash)
+                     nibble, node_hash, page_hash, position, root_key)
 from .proof import StateProof
 
 # Decoded pages are kept in memory.  Those above TOP_DEPTH are read by nearly
 # every block: at most 1 + 16 + 256 + 4096 live ones, all kept (the bound only
 # matters after reads at many old versions).  Deeper ones are read once per
 # block at most, at random: the ones used lately are kept, between
-# `deep_pages` and twice as many (~0.7 KB each), which saves a store read and
-# a decode per page for as many of them as fit.
+# `deep_pages` and twice as many (~0.7 KB each at 1M keys, leaf children
+# included: ~40 MiB, where the pages and the leaf cache schema 6 had took
+# ~42), which saves a store read and a decode per page for as many of them
+# as fit.  Leaves live in their parent page, so a page in memory answers for
+# its leaf children too.
 TOP_DEPTH = 4
 MAX_TOP_PAGES = 8192
 DEEP_PAGES = 32_768
-# Leaves are read when a written key lands in a slot another key's leaf holds
-# (~0.65 reads per written key in the node's kv benchmark, each a LevelDB get
-# of ~15 us on the loaded 2-core machine).  The leaves this tree wrote or read
-# lately are kept, between LEAVES and twice as many (~250 bytes each).
-LEAVES = 65_536
 
 
 class _Recent:
@@ -134,11 +131,10 @@ class StateTree:
     the decoded pages below the top levels kept in memory."""
 
     def __init__(self, store: NodeStore, version: int | None = None, *,
-                 deep_pages: int = DEEP_PAGES, leaves: int = LEAVES) -> None:
+                 deep_pages: int = DEEP_PAGES) -> None:
         self.store = store
         self._top: dict[bytes, tuple] = {}        # node key -> decoded page, depth < TOP_DEPTH
         self._deep = _Recent(deep_pages)          # the same, deeper
-        self._leaves = _Recent(leaves)            # node key -> (path, value hash)
         # The oldest version the caller keeps (it prunes the nodes only older
         # ones use): reads below it are refused, even where cached pages of
         # the pruned versions could still answer part of them.
@@ -158,41 +154,44 @@ class StateTree:
 
     def get(self, version: int, key: bytes) -> bytes | None:
         """The value hash `key` has at `version`, or None if absent."""
-        path = key_path(key)
-        node = self._root(version)
-        depth = 0
-        while len(node) == 4:
-            bitmap, _, _, versions = node
-            bit = 1 << nibble(path, depth)
-            if not bitmap & bit:
-                return None
-            at = VERSION_BYTES * (bitmap & (bit - 1)).bit_count()
-            depth += 1
-            node = self._load(versions[at:at + VERSION_BYTES] + position(path, depth))
-        if len(node) == 2 and node[0] == path:
-            return node[1]
-        return None
+        terminal = self._descend(version, key_path(key), None)
+        return terminal if type(terminal) is bytes else None
 
     def prove(self, version: int, key: bytes) -> StateProof:
         """A proof of what `key` holds (or that it is absent) at `version`."""
-        path = key_path(key)
+        levels: list[tuple[int, bytes]] = []
+        terminal = self._descend(version, key_path(key), levels)
+        return StateProof(tuple(levels), terminal)
+
+    def _descend(self, version: int, path: bytes, levels: list | None):
+        """Walk from the root of `version` along `path` to where it ends, and
+        return what is there as a proof's terminal: None (an empty slot or
+        tree), the value hash (the path's own leaf) or (path, value hash) of
+        another key's leaf.  With `levels`, append each page's proof level."""
         node = self._root(version)
+        if len(node) != 5:                        # the empty tree, or one key: a leaf root
+            if not node:
+                return None
+            return node[1] if node[0] == path else node
         depth = 0
-        levels = []
-        while len(node) == 4:
-            bitmap, _, hashes, versions = node
+        while True:
+            bitmap, leafmap, hashes, versions, leaves = node
             bit = 1 << nibble(path, depth)
+            under = bit - 1
             if not bitmap & bit:
-                levels.append((bitmap, hashes))
-                return StateProof(tuple(levels), None)
-            idx = (bitmap & (bit - 1)).bit_count()
-            levels.append((bitmap, hashes[:32 * idx] + hashes[32 * idx + 32:]))
-            at = VERSION_BYTES * idx
+                if levels is not None:
+                    levels.append((bitmap, hashes))
+                return None
+            if levels is not None:
+                at = 32 * (bitmap & under).bit_count()
+                levels.append((bitmap, hashes[:at] + hashes[at + 32:]))
+            if leafmap & bit:                     # the leaf is in the page itself
+                at = LEAF_BYTES * (leafmap & under).bit_count()
+                leaf_path, vhash = leaves[at:at + 32], leaves[at + 32:at + LEAF_BYTES]
+                return vhash if leaf_path == path else (leaf_path, vhash)
+            at = VERSION_BYTES * (bitmap & ~leafmap & under).bit_count()
             depth += 1
-            node = self._load(versions[at:at + VERSION_BYTES] + position(path, depth))
-        if len(node) == 2:
-            return StateProof(tuple(levels), node[1] if node[0] == path else node)
-        return StateProof(tuple(levels), None)
+            node = self._load_page(versions[at:at + VERSION_BYTES] + position(path, depth))
 
     # -- the batch update -------------------------------------------------------------
     def apply(self, version: int, writes: Mapping[bytes, bytes | None]) -> UpdateResult:
@@ -213,22 +212,18 @@ class StateTree:
             old_key = root_key(base)
             old = self._root(base)
         batch.finish_root(batch.update_root(old_key, old), old_key, old)
-        # Only now that nothing can fail: the caches never hold a node of an
-        # update that raised.  Each list holds one kind of node, so each key
-        # is looked up in the one cache that can hold it.
-        top, deep, leaves = self._top, self._deep, self._leaves
+        # Only now that nothing can fail: the caches never hold a page of an
+        # update that raised.  Each list holds the pages of one cache, so each
+        # key is looked up in the one cache that can hold it.
+        top, deep = self._top, self._deep
         for key in batch.stale_top:
             top.pop(key, None)
         for key in batch.stale_deep:
             deep.discard(key)
-        for key in batch.stale_leaves:
-            leaves.discard(key)
         _remember_all(top, batch.top_pages, MAX_TOP_PAGES)
         deep.put_all(batch.deep_pages)
-        leaves.put_all(batch.leaves)
         self.version = version
-        return UpdateResult(version, batch.root, batch.new,
-                            batch.stale_top + batch.stale_deep + batch.stale_leaves)
+        return UpdateResult(version, batch.root, batch.new, batch.stale_top + batch.stale_deep)
 
     def rewind(self, version: int | None) -> None:
         """Move back to `version` (None: the empty tree), forgetting the
@@ -239,9 +234,8 @@ class StateTree:
         limit = -1 if version is None else version
         for key in [k for k in self._top if key_version(k) > limit]:
             del self._top[key]
-        for cache in (self._deep, self._leaves):
-            for key in [k for k in cache.keys() if key_version(k) > limit]:
-                cache.discard(key)
+        for key in [k for k in self._deep.keys() if key_version(k) > limit]:
+            self._deep.discard(key)
         self.version = version
 
     # -- nodes ---------------------------------------------------------------------
@@ -261,25 +255,14 @@ class StateTree:
             raise StateTreeError(f"state tree node {key.hex()} is not in the store (version "
                                  f"{key_version(key)} was never written, or was pruned)")
         node = _decode(key, data)
-        if len(node) == 4:
+        if len(node) == 5:
             self._remember(key, node)
         return node
 
     def _load_page(self, key: bytes) -> tuple:
         node = self._load(key)
-        if len(node) != 4:
+        if len(node) != 5:
             raise StateTreeError(f"state tree node {key.hex()} should be a page")
-        return node
-
-    def _load_leaf(self, key: bytes) -> tuple:
-        node = self._leaves.get(key)
-        if node is not None:
-            return node
-        data = self.store.get(key)
-        node = self._load(key) if data is None else _decode(key, data)
-        if len(node) != 2:
-            raise StateTreeError(f"state tree node {key.hex()} should be a leaf")
-        self._leaves.put(key, node)
         return node
 
     def _remember(self, key: bytes, page: tuple) -> None:
@@ -316,24 +299,31 @@ def _check_version(version: int) -> None:
 
 
 # Results of updating one position (plain tuples, tag first):
-#   None                                  nothing left there
-#   (LEAF, hash, path, value_hash, key)   one key; `key` is its node key if it is
-#                                         stored at this very position unchanged,
-#                                         else None (its parent writes it)
-#   (PAGE, hash, version)                 a page stored at this position
+#   None                                   nothing left there
+#   (LEAF, hash, path, value_hash, same)   one key, which its parent page holds;
+#                                          `same`: it is the leaf that was at
+#                                          this very position, unchanged
+#   (PAGE, hash, version)                  a page stored at this position
 LEAF = 0
 PAGE = 1
+VB = VERSION_BYTES
 
 
 class _Batch:
     """One `apply`: the sorted (path, value hash | None) items and what the
     update writes and retires.  Recursion follows the tree, each call owning
     the items items[lo:hi] that share the position's first `depth` nibbles,
-    so the upper levels are visited once per block, not once per key."""
+    so the upper levels are visited once per block, not once per key.
 
-    __slots__ = ("tree", "version", "vbytes", "items", "new", "stale_top", "stale_deep", "stale_leaves",
-                 "top_pages", "deep_pages", "leaves", "root", "pack", "page_state", "top_get", "deep_get",
-                 "load_leaf")
+    A page's children live in three arrays (package docstring, "Stored
+    nodes"): hashes of all of them, versions of its page children, path and
+    value hash of its leaf children.  For the child at nibble n, with
+    under = (1 << n) - 1, its place is popcount(bitmap & under) in the
+    first, and popcount(leafmap & under) in the last; the difference is its
+    place among the versions."""
+
+    __slots__ = ("tree", "version", "vbytes", "items", "new", "stale_top", "stale_deep",
+                 "top_pages", "deep_pages", "root", "pack", "page_state", "top_get", "deep_get")
 
     def __init__(self, tree: StateTree, version: int, items: list) -> None:
         self.tree = tree
@@ -342,20 +332,17 @@ class _Batch:
         self.items = items
         self.new: dict[bytes, bytes] = {}
         # Retired node keys, by the cache that may hold them: pages above
-        # TOP_DEPTH, deeper pages, leaves.
+        # TOP_DEPTH (and a retired root of any kind), deeper pages.
         self.stale_top: list[bytes] = []
         self.stale_deep: list[bytes] = []
-        self.stale_leaves: list[bytes] = []
-        # New nodes to cache once the update has succeeded, the same way.
+        # New pages to cache once the update has succeeded, the same way.
         self.top_pages: list[tuple[bytes, tuple]] = []
         self.deep_pages: list[tuple[bytes, tuple]] = []
-        self.leaves: list[tuple[bytes, tuple]] = []
         self.root = EMPTY_ROOT
         self.pack = msgpack.Packer(use_bin_type=True).pack
         self.page_state = PAGE_STATE.copy
         self.top_get = tree._top.get
         self.deep_get = tree._deep.get
-        self.load_leaf = tree._load_leaf
 
     def update_root(self, okey: bytes | None, node: tuple | None):
         """Update the root (`node`, stored under `okey`; None or () if empty)."""
@@ -363,7 +350,7 @@ class _Batch:
         if not node:
             return self.fresh(0, 0, n)
         if len(node) == 2:
-            return self.update_leaf(0, okey, leaf_hash(*node), node, 0, n)
+            return self.update_leaf(0, node[0], node[1], leaf_hash(*node), 0, n)
         return self.update_page(0, okey, page_hash(node[0], node[2]), okey[:VERSION_BYTES], 0, n)
 
     def fresh(self, depth: int, lo: int, hi: int):
@@ -375,14 +362,13 @@ class _Batch:
         """A fresh subtree for items[lo:hi] (no deletes, at least one)."""
         if hi - lo == 1:
             path, vhash = items[lo]
-            return (LEAF, leaf_hash(path, vhash), path, vhash, None)
-        vbytes = self.vbytes
-        new = self.new
+            return (LEAF, leaf_hash(path, vhash), path, vhash, False)
         nib = NIBBLE[depth & 1]
         w = depth >> 1
         below = depth + 1
         bitmap = leafmap = 0
         hashes = []
+        leaves = []
         i = lo
         while i < hi:
             n = nib[items[i][0][w]]
@@ -394,23 +380,21 @@ class _Batch:
             bitmap |= bit
             if r[0] == LEAF:
                 leafmap |= bit
-                self.put_leaf(vbytes + position(r[2], below), r[2], r[3])
+                leaves.append(r[2])
+                leaves.append(r[3])
             hashes.append(r[1])
             i = j
-        return self.emit_page(depth, position(items[lo][0], depth), bitmap, leafmap,
-                              b"".join(hashes), vbytes * len(hashes))
+        return self.emit_page(depth, position(items[lo][0], depth), bitmap, leafmap, b"".join(hashes),
+                              self.vbytes * (len(hashes) - leafmap.bit_count()), b"".join(leaves))
 
-    def update_leaf(self, depth: int, okey: bytes, ohash: bytes, leaf: tuple | None,
-                    lo: int, hi: int):
-        """Update the position at `depth` that holds the leaf stored under `okey`."""
-        opath, ovhash = leaf or self.load_leaf(okey)
+    def update_leaf(self, depth: int, opath: bytes, ovhash: bytes, ohash: bytes, lo: int, hi: int):
+        """Update the position at `depth` that holds the leaf (opath, ovhash)."""
         items = self.items
         if hi - lo == 1 and items[lo][0] == opath:
             vhash = items[lo][1]
             if vhash == ovhash:
-                return (LEAF, ohash, opath, ovhash, okey)
-            self.stale_leaves.append(okey)
-            return None if vhash is None else (LEAF, leaf_hash(opath, vhash), opath, vhash, None)
+                return (LEAF, ohash, opath, ovhash, True)
+            return None if vhash is None else (LEAF, leaf_hash(opath, vhash), opath, vhash, False)
         merged = []
         old_written = False
         for path, vhash in items[lo:hi]:
@@ -421,15 +405,14 @@ class _Batch:
         if not old_written:
             insort(merged, (opath, ovhash))
         if len(merged) == 1 and merged[0][0] == opath and merged[0][1] == ovhash:
-            return (LEAF, ohash, opath, ovhash, okey)
-        self.stale_leaves.append(okey)
+            return (LEAF, ohash, opath, ovhash, True)
         return self.build(depth, merged, 0, len(merged)) if merged else None
 
     def update_page(self, depth: int, okey: bytes, ohash: bytes, oversion: bytes, lo: int, hi: int):
         """Update the position at `depth` that holds the page stored under `okey`."""
         if hi - lo == 1:
             return self.update_page_1(depth, okey, ohash, oversion, lo)
-        bitmap, leafmap, hashes, versions = self.tree._load_page(okey)
+        bitmap, leafmap, hashes, versions, leaves = self.tree._load_page(okey)
         items = self.items
         nib = NIBBLE[depth & 1]
         w = depth >> 1
@@ -444,16 +427,19 @@ class _Batch:
                 j += 1
             bit = 1 << n
             if bitmap & bit:
-                idx = (bitmap & (bit - 1)).bit_count()
-                cversion = versions[VERSION_BYTES * idx:VERSION_BYTES * idx + VERSION_BYTES]
-                ckey = cversion + position(path, below)
+                under = bit - 1
+                idx = (bitmap & under).bit_count()
                 chash = hashes[32 * idx:32 * idx + 32]
                 if leafmap & bit:
-                    r = self.update_leaf(below, ckey, chash, None, i, j)
-                    if r is None or r[0] == PAGE or r[4] is None:
+                    lat = LEAF_BYTES * (leafmap & under).bit_count()
+                    r = self.update_leaf(below, leaves[lat:lat + 32], leaves[lat + 32:lat + LEAF_BYTES],
+                                         chash, i, j)
+                    if r is None or r[0] == PAGE or not r[4]:
                         changes.append((n, r))
                 else:
-                    r = self.update_page(below, ckey, chash, cversion, i, j)
+                    vat = VB * (bitmap & ~leafmap & under).bit_count()
+                    cversion = versions[vat:vat + VB]
+                    r = self.update_page(below, cversion + position(path, below), chash, cversion, i, j)
                     if r is None or r[0] == LEAF or r[2] != cversion:
                         changes.append((n, r))
             else:
@@ -479,30 +465,42 @@ class _Batch:
         if new_bitmap == 0:
             return None
         if new_bitmap == new_leafmap and new_bitmap & (new_bitmap - 1) == 0:
-            return self.lift(depth, bitmap, hashes, versions, new_bitmap, changes, items[lo][0])
-        # Splice the changed children into the old page: runs of unchanged
-        # children are copied as one slice each.
-        vbytes = self.vbytes
-        new = self.new
+            return self.lift(bitmap, leafmap, hashes, leaves, new_bitmap, changes)
+        # Splice the changed children into the old page's three arrays: runs
+        # of unchanged children are copied as one slice each.
         parts = []
-        new_versions = []
-        prev = 0
+        vparts = []
+        lparts = []
+        prev = vprev = lprev = 0           # the old children copied so far, in each array
         for n, r in changes:
             bit = 1 << n
-            idx = (bitmap & (bit - 1)).bit_count()
+            under = bit - 1
+            idx = (bitmap & under).bit_count()
+            lidx = (leafmap & under).bit_count()
+            vidx = idx - lidx
             if idx > prev:
                 parts.append(hashes[32 * prev:32 * idx])
-                new_versions.append(versions[VERSION_BYTES * prev:VERSION_BYTES * idx])
-            prev = idx + 1 if bitmap & bit else idx
+                vparts.append(versions[VB * vprev:VB * vidx])
+                lparts.append(leaves[LEAF_BYTES * lprev:LEAF_BYTES * lidx])
+            prev, vprev, lprev = idx, vidx, lidx
+            if leafmap & bit:              # the old child is replaced
+                prev += 1
+                lprev += 1
+            elif bitmap & bit:
+                prev += 1
+                vprev += 1
             if r is not None:
-                if r[0] == LEAF:
-                    self.put_leaf(vbytes + position(r[2], below), r[2], r[3])
                 parts.append(r[1])
-                new_versions.append(vbytes)
+                if r[0] == LEAF:
+                    lparts.append(r[2])
+                    lparts.append(r[3])
+                else:
+                    vparts.append(r[2])
         parts.append(hashes[32 * prev:])
-        new_versions.append(versions[VERSION_BYTES * prev:])
-        return self.emit_page(depth, okey[VERSION_BYTES:], new_bitmap, new_leafmap,
-                              b"".join(parts), b"".join(new_versions))
+        vparts.append(versions[VB * vprev:])
+        lparts.append(leaves[LEAF_BYTES * lprev:])
+        return self.emit_page(depth, okey[VB:], new_bitmap, new_leafmap,
+                              b"".join(parts), b"".join(vparts), b"".join(lparts))
 
     def update_page_1(self, depth: int, okey: bytes, ohash: bytes, oversion: bytes, i: int):
         """update_page (and update_leaf below it) for the one item items[i]:
@@ -512,123 +510,120 @@ class _Batch:
         page = self.top_get(okey) if depth < TOP_DEPTH else self.deep_get(okey)
         if page is None:
             page = self.tree._load_page(okey)
-        bitmap, leafmap, hashes, versions = page
+        bitmap, leafmap, hashes, versions, leaves = page
         path, vhash = self.items[i]
         below = depth + 1
         bit = 1 << NIBBLE[depth & 1][path[depth >> 1]]
-        idx = (bitmap & (bit - 1)).bit_count()
+        under = bit - 1
+        idx = (bitmap & under).bit_count()
+        lidx = (leafmap & under).bit_count()
         at = 32 * idx
-        vat = VERSION_BYTES * idx
-        cpos = position(path, below)
-        if not bitmap & bit:
-            if vhash is None:
+        lat = LEAF_BYTES * lidx
+        vat = VB * (idx - lidx)
+        end, lend, vend = at, lat, vat     # the old child's bytes in each array: none
+        if leafmap & bit:
+            opath = leaves[lat:lat + 32]
+            ovhash = leaves[lat + 32:lat + LEAF_BYTES]
+            if opath == path:
+                if vhash == ovhash:
+                    return (PAGE, ohash, oversion)
+                r = None if vhash is None else (LEAF, leaf_hash(path, vhash), path, vhash, False)
+            elif vhash is None:
                 return (PAGE, ohash, oversion)        # deleting a key that is not there
-            r = (LEAF, leaf_hash(path, vhash), path, vhash, None)
-            end = at
-            vend = vat
-        else:
-            cversion = versions[vat:vat + VERSION_BYTES]
-            ckey = cversion + cpos
-            if leafmap & bit:
-                opath, ovhash = self.load_leaf(ckey)
-                if opath == path:
-                    if vhash == ovhash:
-                        return (PAGE, ohash, oversion)
-                    r = None if vhash is None else (LEAF, leaf_hash(path, vhash), path, vhash, None)
-                elif vhash is None:
-                    return (PAGE, ohash, oversion)
-                else:
-                    pair = [(opath, ovhash), (path, vhash)]
-                    pair.sort()
-                    r = self.build(below, pair, 0, 2)
-                self.stale_leaves.append(ckey)
             else:
-                r = self.update_page_1(below, ckey, hashes[at:at + 32], cversion, i)
-                if r is not None and r[0] == PAGE and r[2] == cversion:
-                    return (PAGE, ohash, oversion)
+                pair = [(opath, ovhash), (path, vhash)]
+                pair.sort()
+                r = self.build(below, pair, 0, 2)
             end = at + 32
-            vend = vat + VERSION_BYTES
+            lend = lat + LEAF_BYTES
+        elif bitmap & bit:
+            cversion = versions[vat:vat + VB]
+            r = self.update_page_1(below, cversion + position(path, below), hashes[at:at + 32], cversion, i)
+            if r is not None and r[0] == PAGE and r[2] == cversion:
+                return (PAGE, ohash, oversion)
+            end = at + 32
+            vend = vat + VB
+        elif vhash is None:
+            return (PAGE, ohash, oversion)            # deleting a key that is not there
+        else:
+            r = (LEAF, leaf_hash(path, vhash), path, vhash, False)
         (self.stale_top if depth < TOP_DEPTH else self.stale_deep).append(okey)
         if r is None:
             bitmap &= ~bit
             leafmap &= ~bit
             if not bitmap:
                 return None
+            hashes = hashes[:at] + hashes[end:]
+            if lend != lat:
+                leaves = leaves[:lat] + leaves[lend:]
+            if vend != vat:
+                versions = versions[:vat] + versions[vend:]
             if bitmap == leafmap and bitmap & (bitmap - 1) == 0:
                 # one leaf left: it moves up into this page's place
-                other = 0 if idx else 32
-                vother = 0 if idx else VERSION_BYTES
-                key = versions[vother:vother + VERSION_BYTES] + position(
-                    child_position(path, depth, bitmap.bit_length() - 1), below)
-                lpath, lvhash = self.load_leaf(key)
-                self.stale_leaves.append(key)
-                return (LEAF, hashes[other:other + 32], lpath, lvhash, None)
-            return self.emit_page(depth, okey[VERSION_BYTES:], bitmap, leafmap,
-                                  hashes[:at] + hashes[end:], versions[:vat] + versions[vend:])
-        if r[0] == LEAF:
-            if bitmap == bit:
+                return (LEAF, hashes, leaves[:32], leaves[32:], False)
+        elif r[0] == LEAF:
+            if not bitmap & ~bit:
                 # a page child that shrank to one leaf was this page's only child
                 return r
-            self.put_leaf(self.vbytes + cpos, r[2], r[3])
+            hashes = hashes[:at] + r[1] + hashes[end:]
+            leaves = leaves[:lat] + r[2] + r[3] + leaves[lend:]
+            if vend != vat:
+                versions = versions[:vat] + versions[vend:]
+            bitmap |= bit
             leafmap |= bit
         else:
+            hashes = hashes[:at] + r[1] + hashes[end:]
+            versions = versions[:vat] + r[2] + versions[vend:]
+            if lend != lat:
+                leaves = leaves[:lat] + leaves[lend:]
+            bitmap |= bit
             leafmap &= ~bit
-        bitmap |= bit
-        return self.emit_page(depth, okey[VERSION_BYTES:], bitmap, leafmap,
-                              hashes[:at] + r[1] + hashes[end:],
-                              versions[:vat] + self.vbytes + versions[vend:])
+        return self.emit_page(depth, okey[VB:], bitmap, leafmap, hashes, versions, leaves)
 
-    def lift(self, depth: int, bitmap: int, hashes: bytes, versions: bytes, new_bitmap: int,
-             changes: list, path: bytes):
-        """The page at `depth` is left with one leaf: that leaf moves up to
-        take the page's place (leaves hang at the shortest unique prefix)."""
+    def lift(self, bitmap: int, leafmap: int, hashes: bytes, leaves: bytes, new_bitmap: int,
+             changes: list):
+        """The page is left with one leaf: that leaf moves up to take the
+        page's place (leaves hang at the shortest unique prefix)."""
         n = new_bitmap.bit_length() - 1
         for cn, r in changes:
             if cn == n:
-                return (LEAF, r[1], r[2], r[3], None)
-        bit = 1 << n
-        idx = (bitmap & (bit - 1)).bit_count()
-        vat = VERSION_BYTES * idx
-        key = versions[vat:vat + VERSION_BYTES] + position(child_position(path, depth, n), depth + 1)
-        lpath, lvhash = self.tree._load_leaf(key)
-        self.stale_leaves.append(key)
-        return (LEAF, hashes[32 * idx:32 * idx + 32], lpath, lvhash, None)
+                return r                   # a new leaf there (never `same`)
+        under = (1 << n) - 1               # else it is an old leaf child, unchanged
+        idx = (bitmap & under).bit_count()
+        lat = LEAF_BYTES * (leafmap & under).bit_count()
+        return (LEAF, hashes[32 * idx:32 * idx + 32], leaves[lat:lat + 32],
+                leaves[lat + 32:lat + LEAF_BYTES], False)
 
     def emit_page(self, depth: int, pos: bytes, bitmap: int, leafmap: int,
-                  hashes: bytes, versions: bytes):
+                  hashes: bytes, versions: bytes, leaves: bytes):
         key = self.vbytes + pos
-        self.new[key] = self.pack([bitmap, leafmap, hashes, versions])     # format.encode_page
+        self.new[key] = self.pack([bitmap, leafmap, hashes, versions, leaves])     # format.encode_page
         (self.top_pages if depth < TOP_DEPTH else self.deep_pages).append(
-            (key, (bitmap, leafmap, hashes, versions)))
+            (key, (bitmap, leafmap, hashes, versions, leaves)))
         h = self.page_state()                                             # format.page_hash
         h.update(bitmap.to_bytes(2, "big"))
         h.update(hashes)
         return (PAGE, h.digest(), self.vbytes)
 
-    def put_leaf(self, key: bytes, path: bytes, vhash: bytes) -> None:
-        self.new[key] = LEAF_HEAD + path + LEAF_MID + vhash      # format.encode_leaf
-        self.leaves.append((key, (path, vhash)))
-
     def finish_root(self, r, old_key: bytes | None, old: tuple | None) -> None:
         """Store the root at (version, empty path), so every version has one
-        whatever changed; an unchanged root is copied and the old one retired."""
-        version = self.version
-        key = root_key(version)
+        whatever changed: a leaf root (a tree of one key) or an empty one is
+        a node of its own there; an unchanged root page is copied."""
+        key = root_key(self.version)
+        unchanged = False
         if r is None:
             self.new[key] = EMPTY_NODE
             self.root = EMPTY_ROOT
-            unchanged = not old
         elif r[0] == LEAF:
-            self.put_leaf(key, r[2], r[3])
+            self.new[key] = encode_leaf(r[2], r[3])
             self.root = r[1]
-            unchanged = r[4] is not None
         else:
             self.root = r[1]
             unchanged = r[2] != self.vbytes
             if unchanged:
                 self.new[key] = encode_page(*old, self.pack)
                 self.top_pages.append((key, old))
-        # The update retired the old root itself when it rewrote it; an empty
-        # or unchanged one is retired here.
-        if old_key is not None and (unchanged or not old):
-            (self.stale_leaves if len(old) == 2 else self.stale_top).append(old_key)
+        # The update retired an old root page itself when it changed it; any
+        # other old root is retired here.
+        if old_key is not None and (unchanged or len(old) != 5):
+            self.stale_top.append(old_key)

@@ -96,9 +96,9 @@ class Chain:
             key, prefix_path, depth = todo.pop()
             out.add(key)
             rec = codec.unpack(self.store.get(key))
-            if len(rec) == 4:
-                bitmap, _, _, versions = rec
-                for i, n in enumerate(n for n in range(16) if bitmap >> n & 1):
+            if len(rec) == 5:          # a page: its page children are nodes, its leaves are in it
+                bitmap, leafmap, _, versions, _ = rec
+                for i, n in enumerate(n for n in range(16) if (bitmap & ~leafmap) >> n & 1):
                     child = _with_nibble(prefix_path, depth, n)
                     version = int.from_bytes(versions[6 * i:6 * i + 6], "big")
                     todo.append((node_key(version, child, depth + 1), child, depth + 1))
@@ -159,17 +159,25 @@ def test_format_vector() -> None:
     assert result.root == ref_root(state)
     assert result.root.hex() == "edc940e85a4489a0d71d34da64462c6d399a3bf7ac6544ab6fbc8877623af65c"
     root = codec.unpack(result.new_nodes[root_key(1)])
-    bitmap, leafmap, hashes, versions = root
-    assert bitmap.bit_count() == len(versions) // 6 == len(hashes) // 32 and leafmap & ~bitmap == 0
-    assert versions == (1).to_bytes(6, "big") * bitmap.bit_count()
-    leaves = set()
+    bitmap, leafmap, hashes, versions, leaves = root
+    assert len(hashes) // 32 == bitmap.bit_count() and leafmap & ~bitmap == 0
+    assert versions == (1).to_bytes(6, "big") * (bitmap & ~leafmap).bit_count()
+    assert len(leaves) == 64 * leafmap.bit_count()
+    found = set()
     for key, data in result.new_nodes.items():
         assert codec.pack(codec.unpack(data)) == data        # canonical msgpack
         rec = codec.unpack(data)
-        if len(rec) == 2:
-            assert key == node_key(1, rec[0], key[6])
-            leaves.add(tuple(rec))
-    assert leaves == {(H(k), H(v)) for k, v in state.items()}
+        assert len(rec) == 5                                 # pages only: leaves live in them
+        bitmap, leafmap, hashes, _, leaves = rec
+        depth = key[6]
+        slots = [n for n in range(16) if bitmap >> n & 1]
+        for i, n in enumerate(n for n in slots if leafmap >> n & 1):
+            path, vhash = leaves[64 * i:64 * i + 32], leaves[64 * i + 32:64 * i + 64]
+            assert position(path, depth) == key[6:] and ref_nibble(path, depth) == n
+            # the leaf's hash is the page's child hash in its slot
+            assert hashes[32 * slots.index(n):32 * slots.index(n) + 32] == ref_leaf(path, vhash)
+            found.add((path, vhash))
+    assert found == {(H(k), H(v)) for k, v in state.items()}
 
 
 def test_single_key_root_is_its_leaf() -> None:
@@ -219,7 +227,9 @@ def test_delete_returns_to_the_same_root_and_nodes(state, key, value) -> None:
     # the same shape, not only the same hash: same positions, same contents
     # (but for the versions the nodes were written at)
     def shape(version):
-        return sorted((k[6:], codec.unpack(chain.store.get(k))[:3]) for k in chain.reachable(version))
+        def contents(rec):
+            return rec[:3] + rec[4:]
+        return sorted((k[6:], contents(codec.unpack(chain.store.get(k)))) for k in chain.reachable(version))
     assert shape(3) == shape(1)
 
 
@@ -307,6 +317,93 @@ def test_unchanged_writes_only_copy_the_root() -> None:
     assert result.root == chain.results[1].root
     assert list(result.new_nodes) == [root_key(2)] and result.stale == [root_key(1)]
     assert result.new_nodes[root_key(2)] == chain.store.get(root_key(1))
+
+
+def _pinned_blocks() -> list[dict]:
+    """A fill of 3,000 keys, six blocks of updates, new keys and deletes over
+    it, then deletes down to one key, then to none."""
+    rng = random.Random(13)
+    blocks = [{b"pin/%d" % i: b"v%d" % i for i in range(3000)}]
+    for _ in range(6):
+        block = {}
+        for _ in range(rng.randint(1, 400)):
+            k = b"pin/%d" % rng.randrange(3600)
+            block[k] = None if rng.random() < 0.3 else rng.randbytes(rng.randint(0, 16))
+        blocks.append(block)
+    blocks.append({b"pin/%d" % i: None for i in range(3600) if i != 77})
+    blocks.append({b"pin/%d" % i: None for i in range(3600)})
+    return blocks
+
+
+# Computed by the tree of store schema 6 (each leaf a node of its own, before
+# leaves moved into their parent pages): the stored form changed, the roots
+# and proofs must not.
+PINNED_ROOTS = [
+    "7c8ee1501ce819acb4cd8f07153ce9e91d58f86af55de064e5751c280ce162f8",
+    "4d41d5791dd2bf3e7f71977171c518dff3ba80d2387b6941d846731b283fb6bc",
+    "40c03238a32481ed70aac01a03976dafc9b743636e3be69b819a6d31f0cbe5f1",
+    "1de75420dec8be1130291aabddee4c0c429c3c6c4007b06899b8ef124a88ee44",
+    "3ceade9acac7af3694dac60784a521653cb294b49b41e5bab064b6fbeee8d0fe",
+    "f411e30b3a18f184e21493d8fcab0bc749fbb39551cef876ce9cd45f2764903f",
+    "54ccc5d94048d34dfa8fbd169131e24cd2bfd1131ad07a536e5ffd37b20b924f",
+    "5aa053e13b46ad77b64210673d8a7f3506da666494f53795ba39829e0edd1999",      # one key left
+    "87af1a374860aaafa2215f8b87e88b1e3169258f697043c4e17b22cc1588b1d1",      # empty
+]
+# H(the encoded proofs of pin/0, pin/9, ... pin/3591, in that order) at a version
+PINNED_PROOFS = {
+    2: "656088935df4ac1e40fbd814a8070a576edbb2b6d08085289a1c57a810839934",
+    7: "54a39a2ad41190d7a3c5ba037e08dd7b65edf855a62e4da73c15e68f08137986",
+    8: "bdd151793da5ce91c7ea49d44bb468acd859b38d7d7579ef0003c69b61c137ec",
+}
+
+
+def test_roots_and_proofs_are_those_of_the_previous_stored_form() -> None:
+    chain = Chain()
+    roots, proofs = [], {}
+    for version, block in enumerate(_pinned_blocks(), start=1):
+        roots.append(chain.apply(version, block).root.hex())
+        assert roots[-1] == ref_root(chain.state).hex()
+        if version in PINNED_PROOFS:
+            h = hashlib.blake2b(digest_size=32)
+            for i in range(0, 3600, 9):
+                h.update(chain.tree.prove(version, b"pin/%d" % i).encode())
+            proofs[version] = h.hexdigest()
+    assert roots == PINNED_ROOTS
+    assert proofs == PINNED_PROOFS
+
+
+class _CountingStore(MemoryNodeStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[bytes] = []
+
+    def get(self, node_key: bytes) -> bytes | None:
+        self.reads.append(node_key)
+        return super().get(node_key)
+
+
+def test_leaves_live_in_their_pages_and_are_never_read_on_their_own() -> None:
+    """An update writes and retires pages only (the root excepted, when it is
+    a leaf or empty), and a read or proof loads exactly the pages on the
+    key's path: a leaf comes with its parent page."""
+    store = _CountingStore()
+    tree = StateTree(store)
+    state = {b"k%d" % i: b"v%d" % i for i in range(2000)}
+    store.write(tree.apply(1, state))
+    result = tree.apply(2, {b"k%d" % i: b"new" for i in range(0, 2000, 7)} | {b"fresh": b"x"})
+    store.write(result)
+    pages = set(result.new_nodes)
+    assert all(len(codec.unpack(store.nodes[k])) == 5 for k in pages | set(result.stale))
+    for key in (b"k5", b"k14", b"fresh", b"absent"):
+        store.reads.clear()
+        reopened = StateTree(store, 2, deep_pages=0)           # nothing cached: every page is read
+        proof = reopened.prove(2, key)
+        assert len(store.reads) == len(proof.levels) == len(set(store.reads))
+        assert all(len(codec.unpack(store.nodes[k])) == 5 for k in store.reads)
+        store.reads.clear()
+        # again: the top levels' pages are kept, deeper ones (deep_pages=0) read again
+        assert reopened.get(2, key) == proof.value_hash
+        assert len(store.reads) == max(0, len(proof.levels) - tree_module.TOP_DEPTH)
 
 
 # -- versions, pruning, reopening ---------------------------------------------------------
@@ -403,7 +500,7 @@ def test_bad_writes_are_refused_before_any_change(writes) -> None:
 def test_a_failed_update_leaves_the_tree_as_it_was() -> None:
     chain = Chain()
     chain.apply(1, {b"k%d" % i: b"v" for i in range(200)})
-    victim = next(k for k, data in chain.store.nodes.items() if len(data) == 69)    # a leaf
+    victim = next(k for k in chain.store.nodes if k[6] == 2)              # a page below the root's children
     depth = victim[6]
     key = next(b"k%d" % i for i in range(200) if position(H(b"k%d" % i), depth) == victim[6:])
     saved = chain.store.nodes.pop(victim)
@@ -430,9 +527,12 @@ def test_the_page_cache_changes_nothing_but_reads(deep_pages) -> None:
 
 
 @pytest.mark.parametrize("garbage", [
-    b"", b"\xc1", codec.pack([1, 2, 3]), codec.pack("x"), codec.pack([0, 0, b"", b""]),
-    codec.pack([1, 0, b"x" * 31, bytes(6)]), codec.pack([1, 2, b"x" * 32, bytes(6)]),
-    codec.pack([1, 0, b"x" * 32, [1]]), codec.pack([1, 0, b"x" * 32, bytes(5)]),
+    b"", b"\xc1", codec.pack([1, 2, 3]), codec.pack("x"), codec.pack([0, 0, b"", b"", b""]),
+    codec.pack([1, 0, b"x" * 31, bytes(6), b""]), codec.pack([1, 2, b"x" * 32, bytes(6), b""]),
+    codec.pack([1, 0, b"x" * 32, [1], b""]), codec.pack([1, 0, b"x" * 32, bytes(5), b""]),
+    codec.pack([1, 1, b"x" * 32, b"", bytes(63)]), codec.pack([1, 1, b"x" * 32, bytes(6), bytes(64)]),
+    codec.pack([1, 0, b"x" * 32, bytes(6), None]),
+    codec.pack([1, 0, b"x" * 32, bytes(6)]),           # a page as schema 6 stored it
     codec.pack([b"short", b"x" * 32])])
 def test_a_corrupt_node_is_a_clear_error(garbage) -> None:
     chain = Chain()

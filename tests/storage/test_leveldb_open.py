@@ -112,13 +112,14 @@ def test_other_schema_version(tmp_path):
 
 
 def test_a_store_of_the_previous_schema_is_refused_and_resync_rebuilds_it(tmp_path):
-    """Version 3 kept block bodies in LevelDB; this ynchain keeps them in
-    segment files.  Such a store is refused with the way forward; resync moves
-    it aside and starts this version's store with the node's votes."""
+    """A store of the version before this one (6: each state tree leaf a node
+    of its own, which this ynchain no longer reads) is refused with the way
+    forward; resync moves it aside and starts this version's store with the
+    node's votes."""
     data, safety = tmp_path / "home" / "data", tmp_path / "home" / "safety"
     with open_store(data, GENESIS, safety_dir=safety) as store:
         store.save_safety_record(b"voted")
-    put_raw(data, layout.KEY_SCHEMA, pack(3))
+    put_raw(data, layout.KEY_SCHEMA, pack(layout.SCHEMA_VERSION - 1))
     with pytest.raises(SchemaVersionError) as exc:
         open_store(data, GENESIS, safety_dir=safety)
     remedy = store_remedy(exc.value, tmp_path / "home")

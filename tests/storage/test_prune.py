@@ -66,12 +66,13 @@ def reachable(nodes: dict[bytes, bytes], version: int) -> set[bytes]:
         key = todo.pop()
         seen.add(key)
         node = decode_node(nodes[key])
-        if len(node) != 4:
-            continue
-        bitmap, _, _, versions = node
+        if len(node) != 5:
+            continue                  # the root of an empty or one-key tree
+        bitmap, leafmap, _, versions, _ = node
         depth = key[VERSION_BYTES]
         path = key[VERSION_BYTES + 1:].ljust(32, b"\x00")
-        for i, nib in enumerate(n for n in range(16) if bitmap >> n & 1):
+        # page children are nodes of their own; leaf children live in the page
+        for i, nib in enumerate(n for n in range(16) if (bitmap & ~leafmap) >> n & 1):
             child = versions[VERSION_BYTES * i:VERSION_BYTES * (i + 1)]
             todo.append(child + position(child_position(path, depth, nib), depth + 1))
     return seen
