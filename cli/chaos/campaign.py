@@ -337,10 +337,11 @@ class Campaign:
             for batch in batches:
                 if self.bed.nodes[node].state != UP:
                     break
+                asked_at = self.clock()
                 status, doc = await trio.to_thread.run_sync(
                     post, client, path, batch.body, "application/msgpack", timeout_s,
                     abandon_on_cancel=True)
-                self.book.record(kind, node, batch.ids, valid_until, status, doc, self.clock(), path)
+                self.book.record(kind, node, batch.ids, valid_until, status, doc, asked_at, path)
         return trio.current_time() - began
 
     async def _aftermath(self) -> None:

@@ -33,7 +33,10 @@ class Sent:
     kind: str
     node: int
     valid_until: int
-    accepted_at: float | None = None     # None: refused, or the answer never came
+    # When the request that the node accepted it from was sent (None: refused, or the
+    # answer never came): the node may hold it from then on, so a node that goes down
+    # after that moment may lose it, even if its answer arrives a moment after the kill.
+    accepted_at: float | None = None
     acked_height: int | None = None      # committed at this height, per a wait=true answer
 
 
@@ -53,8 +56,8 @@ class TxBook:
             self.unclear.append({"what": what, **details})
 
     def record(self, kind: str, node: int, ids: tuple[bytes, ...], valid_until: int,
-               status: int | None, doc: Any, now: float, path: str = "/txs") -> None:
-        """The answer (or the lack of one: status None) to one POST of `ids`."""
+               status: int | None, doc: Any, asked_at: float, path: str = "/txs") -> None:
+        """The answer (or the lack of one: status None) to one POST of `ids`, sent at `asked_at`."""
         for tx_id in ids:
             self.txs.setdefault(tx_id, Sent(kind, node, valid_until))
         if status is None:
@@ -74,7 +77,7 @@ class TxBook:
                 continue
             if result.get("accepted") is True:
                 sent = self.txs[tx_id]
-                sent.accepted_at = now if sent.accepted_at is None else sent.accepted_at
+                sent.accepted_at = asked_at if sent.accepted_at is None else sent.accepted_at
                 if result.get("committed") is True and type(result.get("height")) is int:
                     sent.acked_height = result["height"]
                 continue
@@ -172,11 +175,12 @@ class SteadyLoad:
                     self.in_flight += 1
                     [batch] = await trio.to_thread.run_sync(self.signer.batches, self.batch, self.batch,
                                                             valid_until)
+                    asked_at = self.clock()
                     status, doc = await trio.to_thread.run_sync(
                         post, client, path, batch.body, "application/msgpack", WAIT_TIMEOUT_S + 15,
                         abandon_on_cancel=True)
                     self.book.record(WAIT if wait else LOAD, i, batch.ids, valid_until, status, doc,
-                                     self.clock(), path)
+                                     asked_at, path)
                     self.in_flight -= 1
                     self.stats.requests += 1
                     self.stats.batches_waited += wait

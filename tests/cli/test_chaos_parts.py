@@ -183,6 +183,20 @@ def test_tx_outcomes_find_lost_duplicated_and_stranded_txs_and_excuse_crashes():
     assert out["acked"] == 4       # 2 by wait=true, 3 and 8 found in the chain
 
 
+def test_a_tx_asked_before_a_kill_is_excused_even_when_its_answer_comes_after():
+    """The campaign's seed 20240611 once failed here: node1 answered `accepted` and was
+    killed a moment later; the load task resumed after the kill was logged, so a time
+    taken at the answer put the acceptance after the crash and the tx counted as stranded."""
+    book = TxBook()
+    accepted = {"results": [{"accepted": True}]}
+    book.record(LOAD, 1, (_id(1),), 100, 200, accepted, asked_at=91.30)   # answered at ~91.31
+    book.record(LOAD, 1, (_id(2),), 100, 200, accepted, asked_at=95.00)   # after the restart
+    assert book.txs[_id(1)].accepted_at == 91.30
+    out = tx_outcomes(book, ChainScan([1], [], [], occurrences={}), downs=[(91.305, 1)])
+    assert out["lost_to_crash_excused"] == 1
+    assert out["stranded_by_node"] == {"node1:load": 1}
+
+
 def test_refusals_without_a_known_reason_or_code_are_flagged():
     book = TxBook()
     ids = (_id(1), _id(2))
