@@ -28,10 +28,10 @@ from .proof import StateProof
 # matters after reads at many old versions).  Deeper ones are read once per
 # block at most, at random: the ones used lately are kept, between
 # `deep_pages` and twice as many (~0.7 KB each at 1M keys, leaf children
-# included: ~40 MiB, where the pages and the leaf cache schema 6 had took
-# ~42), which saves a store read and a decode per page for as many of them
-# as fit.  Leaves live in their parent page, so a page in memory answers for
-# its leaf children too.
+# included: ~40 MiB, where schema 6's pages and leaf cache took ~42), which
+# saves a store read and a decode per page for as many of them as fit.
+# Leaves live in their parent page, so a page in memory answers for its leaf
+# children too.
 TOP_DEPTH = 4
 MAX_TOP_PAGES = 8192
 DEEP_PAGES = 32_768

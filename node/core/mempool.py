@@ -120,8 +120,10 @@ class Mempool:
         this same height, so only what may have changed since is checked (the
         tx entered the pool meanwhile)."""
         tx_id = tx.id
-        problem = (admission.DUPLICATE if tx_id in self._entries else None) if prechecked \
-            else self.precheck(tx, height)
+        if prechecked:
+            problem = admission.DUPLICATE if tx_id in self._entries else None
+        else:
+            problem = self.precheck(tx, height)
         if problem:
             return problem
         if size is None:

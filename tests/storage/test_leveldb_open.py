@@ -9,7 +9,6 @@ import plyvel
 import pytest
 
 from ledger.codec import pack
-from ledger.crypto import hash256
 from ledger.state_tree import MemoryNodeStore, StateTree, value_hash
 from storage import (
     CorruptStoreError, GenesisMismatchError, NotAStoreError, SchemaVersionError,
