@@ -59,7 +59,7 @@ from node.core.membership import ValidatorIndex, allowlist, runs_consensus
 from node.core.mempool import Mempool
 from node.core.proposals import ProposalChecker
 from node.core.proposer import Proposer, Wakeup
-from node.core.sync import BlockSync
+from node.core.sync import BlockSync, status_of
 from node.core.timers import Timers
 from node.core.tx_relay import TxRelay
 from node.core.verify_pool import VerifyPool, default_workers
@@ -326,7 +326,7 @@ class Node:
         return node.public_key if node is not None and node.public_key in self.validators.keys else None
 
     def _peer_connected(self, peer: bytes) -> None:
-        self.peers.send(peer, peer_messages.STATUS, [self.chain.height, self.store.last_block_hash()])
+        self.peers.send(peer, peer_messages.STATUS, status_of(self.store))
         self.metrics.peers_changed(len(self.peers.connected()))
 
     def _peer_disconnected(self, peer: bytes) -> None:

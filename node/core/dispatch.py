@@ -5,7 +5,7 @@ decoded message by message: consensus messages are stepped through the core
 together (one driver step per frame, not per message), with the sender named
 by its node key (the core maps it in the message's epoch and ignores a node
 that does not vote there); STATUS and BLOCKS go to block sync, GET_BLOCKS is
-answered from the store, NEW_BLOCK (a validator's push) goes to the follower
+answered from the store (the blocks, then this node's STATUS), NEW_BLOCK (a validator's push) goes to the follower
 unless this node votes in its replica's epoch (a push that crossed its
 promotion is not needed: its core delivers the block).  An observer has no
 driver until governance makes it a validator-to-be (`attach_driver`); a
@@ -43,7 +43,7 @@ from ledger.codec import DecodeError
 from node.core import peer_messages
 from node.core.driver import ConsensusDriver
 from node.core.follower import BlockFollower
-from node.core.sync import BlockSync, blocks_for_peer
+from node.core.sync import BlockSync, blocks_for_peer, status_of
 from node.core.tx_relay import TxRelay
 from node.core.verify_pool import VerifyPool
 from node.metrics import NodeMetrics
@@ -132,6 +132,7 @@ class PeerDispatcher:
                 elif msg_type == peer_messages.GET_BLOCKS:
                     first, last = peer_messages.decode_get_blocks(payload)
                     self._send(peer, peer_messages.BLOCKS, blocks_for_peer(self._store, first, last))
+                    self._send(peer, peer_messages.STATUS, status_of(self._store))
                 elif msg_type == peer_messages.BLOCKS:
                     self._sync.on_blocks(peer, peer_messages.decode_blocks(payload))
                 elif msg_type == peer_messages.NEW_BLOCK:

@@ -2,7 +2,11 @@
 
 Triggered by the core (RequestSync: a stable checkpoint beyond its log) or by
 peers' STATUS messages (they are ahead and we have not committed for a while):
-every node broadcasts its height once a second (`status_loop`).
+every node broadcasts its height once a second (`status_loop`).  A node also
+sends its STATUS right behind every BLOCKS answer, so a session goes on to
+where the serving peer is now, not where it was up to a second ago: on a
+chain committing tens of blocks a second, a node that stopped at the older
+height would stay further behind than the core's window and never vote again.
 One request is outstanding at a time; every block is checked against its
 commit certificate and re-executed (Chain.apply_synced) before it is stored,
 so a lying peer can waste our time but never corrupt the store.
@@ -36,6 +40,11 @@ STATUS_INTERVAL_S = 1.0
 STALL_BEFORE_SYNC_S = 1.0
 PROGRESS_LOG_INTERVAL_S = 5.0
 RATE_WINDOW_S = 10.0            # the rate is measured over the last this many seconds
+
+
+def status_of(store: Store) -> list:
+    """The STATUS payload: this node's height and last block hash."""
+    return [store.last_height(), store.last_block_hash()]
 
 
 def blocks_for_peer(store: Store, first: int, last: int) -> list[list]:
@@ -142,7 +151,7 @@ class BlockSync:
         """Tell peers our height every STATUS_INTERVAL_S; sync when a peer is
         ahead and we stalled, or when we are more than `lag_blocks` behind."""
         while True:
-            broadcast(peer_messages.STATUS, [store.last_height(), store.last_block_hash()])
+            broadcast(peer_messages.STATUS, status_of(store))
             best, height = self.best_peer_height(), self.chain.height
             stalled = time.monotonic() - last_commit_at() > STALL_BEFORE_SYNC_S
             if best > height and (stalled or best - height > lag_blocks):
