@@ -154,6 +154,23 @@ class RequestsPending:
 
 
 @dataclass(frozen=True, slots=True)
+class PeersReachable:
+    """The node keys this node has a live connection to now (the driver sends
+    it whenever that changes).  A replica that cannot reach a quorum does not
+    start a view change: no quorum could answer it, and a replica alone in a
+    view change waits there until the others move, so a node cut off for a
+    few seconds would stay out of consensus long after its links came back.
+    Like Raft's CheckQuorum and PreVote, local knowledge only: it decides
+    when a replica asks for a view change, never what it signs.  Until the
+    first one, every validator counts as reachable."""
+    keys: frozenset[bytes]
+
+    def __post_init__(self) -> None:
+        if type(self.keys) is not frozenset or any(type(k) is not bytes or len(k) != 32 for k in self.keys):
+            raise LocalProtocolError("PeersReachable.keys: a frozenset of 32-byte node keys")
+
+
+@dataclass(frozen=True, slots=True)
 class CommitPace:
     """How long this node's recent commits took: the slowest of the last few,
     from accepting a block's proposal to executing it, in ms, counting only
@@ -203,7 +220,8 @@ class Synced:
             raise LocalProtocolError("Synced.epochs must be a tuple of EpochChange")
 
 
-Event = Union[MessageReceived, TimerFired, Propose, RequestsPending, CommitPace, Executed, Synced]
+Event = Union[MessageReceived, TimerFired, Propose, RequestsPending, PeersReachable, CommitPace, Executed,
+              Synced]
 
 
 # -- actions (core -> driver) -----------------------------------------------------

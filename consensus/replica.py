@@ -57,7 +57,7 @@ from .config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER, ReplicaConfig
 from .epochs import Epoch, genesis_epoch, schedule_of
 from .errors import LocalProtocolError
 from .events import (Action, Broadcast, CancelTimer, CommitPace, Deliver, EpochChange, Event, Executed,
-                     MessageReceived, PersistSafety, Propose, ReportFault, RequestsPending,
+                     MessageReceived, PeersReachable, PersistSafety, Propose, ReportFault, RequestsPending,
                      RequestSync, Send, SetTimer, Signer, Synced, TimerFired, ViewChanged)
 from .messages import (PHASE_COMMIT, PHASE_PRE_PREPARE, PHASE_PREPARE, Checkpoint,
                        CheckpointProof, Commit, Message, NewView, PrePrepare, Prepare,
@@ -183,6 +183,7 @@ class Replica:
         self._failed_view_changes = 0                     # consecutive, without a delivery
         self._vc_timer_delay_ms = 0
         self._pace_ms = 0                                 # CommitPace: the slowest recent commit
+        self._reachable: frozenset[bytes] | None = None   # PeersReachable (None: not told, all)
         self._timers = _Timers()
         self._audit: Audit | None = None
         if config.check_invariants:
@@ -333,6 +334,8 @@ class Replica:
             self._refresh_progress_timer(out, progress=False)
         elif kind is CommitPace:
             self._pace_ms = event.slowest_ms
+        elif kind is PeersReachable:
+            self._reachable = event.keys
         elif kind is Executed:
             self._on_executed(out, event)
         elif kind is Synced:
@@ -855,6 +858,14 @@ class Replica:
         view = self._safety.view
         return sum(1 for vc in self._view_changes.values() if vc.new_view >= view) >= self._validators.quorum
 
+    def _quorum_reachable(self) -> bool:
+        """Connected to enough validators of my epoch to make a quorum with me."""
+        reachable = self._reachable
+        if reachable is None:
+            return True
+        me = self._key
+        return 1 + sum(1 for k in self._validators.keys if k != me and k in reachable) >= self._validators.quorum
+
     def _join_if_ahead(self, out: list[Action]) -> bool:
         """Liveness: f+1 replicas in views above mine include a correct one,
         so join the lowest view that f+1 of them reached.  (A passive replica
@@ -975,6 +986,12 @@ class Replica:
                 # view would only drift further from the others: it waits in v+1 instead,
                 # re-sending its VIEW-CHANGE, and is in place when they move.
                 self._arm_view_change_timer(out)
+                return
+            if self._phase is Phase.NORMAL and not self._quorum_reachable():
+                # Cut off: no quorum could answer a VIEW-CHANGE, and asking alone
+                # would strand me in v+1 after the links heal (the others, never
+                # having suspected their primary, stay in v).  Ask again later.
+                out.append(self._timers.arm(VIEW_CHANGE_TIMER, self._view_change_timeout_ms()))
                 return
             self._become_view_changing(out, self._safety.view + 1)
         elif event.kind == RETRANSMIT_TIMER:

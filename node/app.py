@@ -194,6 +194,7 @@ class Node:
     def _start_consensus(self, nursery: trio.Nursery) -> None:
         nursery.start_soon(self.timers.run)
         nursery.start_soon(self.proposer.run)
+        self.driver.step([ev.PeersReachable(frozenset(self.peers.connected()))])
         self.driver.start()
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -327,10 +328,18 @@ class Node:
 
     def _peer_connected(self, peer: bytes) -> None:
         self.peers.send(peer, peer_messages.STATUS, status_of(self.store))
-        self.metrics.peers_changed(len(self.peers.connected()))
+        self._peers_changed()
 
     def _peer_disconnected(self, peer: bytes) -> None:
-        self.metrics.peers_changed(len(self.peers.connected()))
+        self._peers_changed()
+
+    def _peers_changed(self) -> None:
+        connected = self.peers.connected()
+        self.metrics.peers_changed(len(connected))
+        if self.driver is not None:
+            # Cut off from a quorum, the core asks for no view change (it could
+            # not complete one, and would be left alone in it once back).
+            self.driver.step([ev.PeersReachable(frozenset(connected))])
 
     def _timer_fired(self, kind: str, token: int) -> None:
         self.driver.step([ev.TimerFired(kind, token)])

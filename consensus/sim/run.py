@@ -19,7 +19,7 @@ def run_world(world: World, sc: Scenario) -> SeedResult:
     """The faults of `sc`, then the liveness phase, on `world`."""
     seed = sc.seed
     for p in sc.partitions:
-        world.at(p.start_ms, world.partitions_now.append, p.side_a)
+        world.at(p.start_ms, _cut, world, p.side_a)
         world.at(p.end_ms, _heal, world, p.side_a)
     for c in sc.crashes:
         world.at(c.start_ms, _crash, world, c.validator)
@@ -29,6 +29,7 @@ def run_world(world: World, sc: Scenario) -> SeedResult:
 
     # Faults stop: the network heals, crashed replicas come back (Byzantine ones stay).
     world.partitions_now.clear()
+    world.links_changed()
     world.loss = world.duplicate = 0.0
     for v in list(world.faulty_now):
         _restart(world, v)
@@ -54,9 +55,15 @@ def run_world(world: World, sc: Scenario) -> SeedResult:
                       min((h.height for h in correct), default=0), world.now_ms, world.stats)
 
 
+def _cut(world: World, side: frozenset[int]) -> None:
+    world.partitions_now.append(side)
+    world.links_changed()
+
+
 def _heal(world: World, side: frozenset[int]) -> None:
     if side in world.partitions_now:
         world.partitions_now.remove(side)
+        world.links_changed()
 
 
 def _crash(world: World, validator: int) -> None:

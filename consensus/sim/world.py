@@ -38,8 +38,8 @@ from ledger.crypto import KeyPair, hash256
 from ..config import ReplicaConfig
 from ..errors import RemoteProtocolError
 from ..epochs import EpochSchedule, certificate_problem, genesis_epoch
-from ..events import (Deliver, EpochChange, Event, Executed, MessageReceived, PersistSafety,
-                      Propose, RequestsPending, RequestSync, Synced, TimerFired)
+from ..events import (Deliver, EpochChange, Event, Executed, MessageReceived, PeersReachable,
+                      PersistSafety, Propose, RequestsPending, RequestSync, Synced, TimerFired)
 from ..executor import Executor
 from ..messages import (Message, NewView, PrePrepare, decode_message, epoch_of_message, sign,
                         signed_votes)
@@ -209,6 +209,7 @@ class World:
             self.by_validator.setdefault(host.validator, []).append(host)
             if host.behaviour != SILENT:
                 self._boot(host)
+        self.links_changed()
 
     # -- event loop ----------------------------------------------------------------
 
@@ -255,12 +256,25 @@ class World:
         host.up = False
         host.replica = host.executor = None
         host.incarnation += 1
+        self.links_changed()
 
     def restart(self, host: Host) -> None:
         if not host.up:
             host.up = True
             self.stats["restarts"] += 1
             self._boot(host)
+            self.links_changed()
+
+    def links_changed(self) -> None:
+        """Tell every running replica which peers it is connected to now, as the
+        node's transport does (PeersReachable): the hosts that are up and on its
+        side of every partition.  A silent replica never connects."""
+        for host in self.hosts:
+            if host.up and host.executor is not None:
+                keys = frozenset(self.keys[other.validator].public_key for other in self.hosts
+                                 if other is not host and other.up and other.behaviour != SILENT
+                                 and self._linked(host, other))
+                self.handle(host, PeersReachable(keys))
 
     def handle(self, host: Host, event: Event) -> None:
         if host.up and host.executor is not None:

@@ -7,8 +7,8 @@ import pytest
 
 from consensus.config import RETRANSMIT_TIMER, VIEW_CHANGE_TIMER
 from consensus.errors import LocalProtocolError
-from consensus.events import (Broadcast, CommitPace, Deliver, MessageReceived, PersistSafety, Propose,
-                              ReportFault, RequestsPending, SetTimer, Synced, TimerFired)
+from consensus.events import (Broadcast, CommitPace, Deliver, MessageReceived, PeersReachable, PersistSafety,
+                              Propose, ReportFault, RequestsPending, SetTimer, Synced, TimerFired)
 from consensus.messages import (Checkpoint, Commit, NewView, PrePrepare, Prepare, ViewChange,
                                 decode_message, sign)
 from consensus.replica import Replica
@@ -337,6 +337,40 @@ def test_a_view_change_nobody_joins_stays_in_its_view():
     actions += replica.handle(MessageReceived(3, vc))
     _fire_view_change_timer(replica, actions)
     assert replica.view == 2 and replica.in_view_change
+
+
+def test_a_replica_cut_off_from_a_quorum_asks_for_no_view_change():
+    """Connected to fewer validators than make a quorum with it (cut off, or on
+    the small side of a split), a replica with txs waiting keeps its view and
+    asks again one timeout later; once a quorum is reachable it suspects the
+    primary as before.  (Alone in view 1, it would wait there after the links
+    heal while the others go on in view 0.)"""
+    n, me = 4, 2
+    replica = Replica(config(n, me, view_change_timeout_ms=100, max_view_change_timeout_ms=1000),
+                      keys(n)[me], None, (0, GENESIS))
+    replica.start()
+    others = [k.public_key for i, k in enumerate(keys(n)) if i != me]
+    replica.handle(PeersReachable(frozenset(others[:1])))          # 1 peer: 2 of the 3 a quorum needs
+    actions = replica.handle(RequestsPending())
+    for _ in range(3):
+        delay, actions = _fire_view_change_timer(replica, actions)
+        assert delay == 100 and not any(isinstance(a, Broadcast) for a in actions)
+        assert replica.view == 0 and not replica.in_view_change
+    stranger = keys(n + 1)[n].public_key                           # connected, but votes nowhere here
+    replica.handle(PeersReachable(frozenset([others[0], stranger, keys(n)[me].public_key])))
+    _, actions = _fire_view_change_timer(replica, actions)
+    assert replica.view == 0 and not replica.in_view_change
+    replica.handle(PeersReachable(frozenset(others[:2])))          # 2 peers and me: a quorum
+    _, actions = _fire_view_change_timer(replica, actions)
+    assert replica.view == 1 and replica.in_view_change
+    assert any(isinstance(a, Broadcast) and isinstance(a.message, ViewChange) for a in actions)
+
+
+def test_peers_reachable_takes_node_keys_only():
+    with pytest.raises(LocalProtocolError):
+        PeersReachable({keys(4)[0].public_key})
+    with pytest.raises(LocalProtocolError):
+        PeersReachable(frozenset([b"short"]))
 
 
 def test_replica_joins_a_view_change_when_f_plus_1_are_ahead():
