@@ -1,0 +1,208 @@
+"""After block sync: fetch the peers' kept stable checkpoints for the synced heights.
+
+Proof files hang from kept stable checkpoints (node.core.proofs).  A node
+keeps one when its own core sees it become stable (ConsensusDriver.
+_keep_checkpoint); heights it caught up on by block sync pass no such
+checkpoint, so without this it could prove nothing there, nor anything past a
+validator-set change it synced across (the link at the boundary is missing).
+
+When a sync session has stored blocks, BlockSync hands the synced heights and
+the peers that served them to `want`; `run` asks one of them at a time
+(GET_CHECKPOINTS [first, last], one request outstanding, REQUEST_TIMEOUT_S)
+and goes on from after the last checkpoint of each answer until an answer is
+empty.  A peer that does not answer (gone, or an older node that drops the
+unknown message type) or that has none is passed over for the next one.
+
+Each checkpoint is checked before `Store.put_checkpoint` keeps it
+(`checkpoint_problem`): its block is the one this node committed at its
+height, a quorum of the set of its epoch (this node's configuration) signed
+it, in one encoding (the one a proof file carries), and its next-epoch proof
+holds against the header's state root with the verifier's rule
+(node.core.proofs.checked_next_epoch).  A bad one is its peer's fault and is
+not kept; the rest of the answer still counts.  Keeping an older checkpoint
+never moves the newest kept one back (Store.put_checkpoint), so the state
+tree is pruned exactly as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import trio
+
+from consensus.epochs import EpochSchedule, checkpoint_proof_problem, from_chain_config
+from consensus.messages import CheckpointProof
+from ledger import codec
+from ledger.block import Block
+from ledger.codec import DecodeError
+from node.core import peer_messages
+from node.core.chain import Chain
+from node.core.config_history import ConfigHistory
+from node.core.proofs import NextEpochProofError, checked_next_epoch
+from node.core.sync import REQUEST_TIMEOUT_S
+from storage.base import Store
+from storage.errors import CorruptStoreError
+
+log = logging.getLogger("ynchain.sync")
+
+
+def checkpoints_for_peer(store: Store, first: int, last: int) -> list[list]:
+    """The CHECKPOINTS answer to a GET_CHECKPOINTS: the kept checkpoints in
+    first..last as stored (no re-encoding), within MAX_SYNC_BYTES."""
+    items, total = [], 0
+    for seq, proof, next_epoch in store.checkpoints_between(first, last, peer_messages.MAX_SYNC_CHECKPOINTS):
+        total += len(proof) + len(next_epoch)
+        if total > peer_messages.MAX_SYNC_BYTES:
+            break
+        items.append([seq, proof, next_epoch])
+    return items
+
+
+def checkpoint_problem(chain: Chain, history: ConfigHistory, schedule: EpochSchedule, seq: int,
+                       raw_proof: bytes, raw_next: bytes) -> str | None:
+    """None if the offered checkpoint at `seq` may be kept, else why not.
+    `schedule`: the epochs of this node's configuration (from_chain_config)."""
+    store = chain.store
+    if not 0 < seq <= store.last_height():
+        return f"checkpoint {seq} is not a height this node committed (it is at {store.last_height()})"
+    try:
+        proof = CheckpointProof.from_record(codec.unpack(raw_proof))
+    except DecodeError as exc:
+        return f"checkpoint {seq} does not decode: {exc}"
+    if proof.seq != seq:
+        return f"the checkpoint offered at {seq} is for height {proof.seq}"
+    if codec.pack(proof.to_record()) != raw_proof:
+        return f"checkpoint {seq} is not in canonical encoding"
+    order = [v.validator for v in proof.votes]
+    if order != sorted(order):
+        return f"checkpoint {seq}: the signatures are not in validator order"
+    raw_block = store.get_block_bytes(seq)
+    if raw_block is None:
+        return f"block {seq} is not stored here"
+    try:
+        header = Block.decode_header(raw_block)[0]
+    except DecodeError as exc:
+        raise CorruptStoreError(f"block {seq} does not decode: {exc}") from None
+    if proof.state_digest != header.hash:
+        return f"checkpoint {seq} is for another block than the one committed at {seq}"
+    problem = checkpoint_proof_problem(schedule, chain.genesis.chain_id, proof)
+    if problem is not None:
+        return f"checkpoint {seq}: {problem}"
+    try:
+        checked_next_epoch(history, seq, header.state_root, raw_next)
+    except NextEpochProofError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass
+class _Request:
+    peer: bytes
+    done: trio.Event = field(default_factory=trio.Event)
+    items: list[tuple[int, bytes, bytes]] | None = None
+
+
+class CheckpointFetch:
+    def __init__(self, chain: Chain, history: ConfigHistory, *,
+                 send: Callable[[bytes, int, object], bool],
+                 on_fault: Callable[[bytes, str], None]) -> None:
+        self.chain = chain
+        self.history = history
+        self._send = send
+        self._on_fault = on_fault
+        self._pending: tuple[list[bytes], int, int] | None = None
+        self._wanted = trio.Event()
+        self._request: _Request | None = None
+        self.busy = False                    # a range is being fetched
+        self.kept = 0                        # checkpoints kept so far
+
+    def want(self, peers: Iterable[bytes], first: int, last: int) -> None:
+        """Fetch the kept checkpoints in [first, last] from one of `peers` (most
+        recent first); merged with a range still waiting."""
+        peers = list(dict.fromkeys(peers))
+        if not peers or first > last:
+            return
+        if self._pending is not None:
+            old_peers, old_first, old_last = self._pending
+            peers = list(dict.fromkeys(peers + old_peers))
+            first, last = min(first, old_first), max(last, old_last)
+        self._pending = (peers, first, last)
+        self._wanted.set()
+
+    def on_checkpoints(self, peer: bytes, items: list[tuple[int, bytes, bytes]]) -> None:
+        req = self._request
+        if req is not None and req.peer == peer and not req.done.is_set():
+            req.items = items
+            req.done.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted = trio.Event()
+            self.busy = True
+            try:
+                while self._pending is not None:
+                    (peers, first, last), self._pending = self._pending, None
+                    for peer in peers:
+                        if await self._fetch_from(peer, first, last):
+                            break
+            finally:
+                self.busy = False
+
+    async def _fetch_from(self, peer: bytes, first: int, last: int) -> bool:
+        """Ask `peer` for its checkpoints in first..last, batch after batch:
+        whether it served some, all of them good (else the next peer is asked
+        for the range; what is kept already is not kept again)."""
+        served = False
+        while first <= last:
+            items = await self._ask(peer, first, last)
+            if items is None:
+                log.info("checkpoint fetch: no answer from peer %s for heights %d..%d", peer.hex()[:16],
+                         first, last)
+                return served
+            if not items:
+                return served
+            if not self._keep(peer, first, last, items):
+                return False
+            served = True
+            first = items[-1][0] + 1
+        return served
+
+    async def _ask(self, peer: bytes, first: int, last: int) -> list[tuple[int, bytes, bytes]] | None:
+        req = self._request = _Request(peer)
+        try:
+            if not self._send(peer, peer_messages.GET_CHECKPOINTS, [first, last]):
+                return None
+            with trio.move_on_after(REQUEST_TIMEOUT_S):
+                await req.done.wait()
+            return req.items
+        finally:
+            self._request = None
+
+    def _keep(self, peer: bytes, first: int, last: int, items: list[tuple[int, bytes, bytes]]) -> bool:
+        """Check and keep an answer's checkpoints; False if any was bad (its
+        peer's fault, not kept: the good ones are)."""
+        if items[0][0] < first or items[-1][0] > last:
+            self._on_fault(peer, "checkpoints outside the range asked for")
+            return False
+        store, schedule = self.chain.store, from_chain_config(self.chain.config.epochs)
+        good = True
+        kept = 0
+        for seq, raw_proof, raw_next in items:
+            problem = checkpoint_problem(self.chain, self.history, schedule, seq, raw_proof, raw_next)
+            if problem is not None:
+                good = False
+                self._on_fault(peer, "bad checkpoint")
+                log.warning("checkpoint fetch: peer %s: %s", peer.hex()[:16], problem)
+                continue
+            found = store.checkpoint_at_or_above(seq)
+            if found is None or found[0] != seq:
+                store.put_checkpoint(seq, raw_proof, raw_next)
+                kept += 1
+        self.kept += kept
+        if kept:
+            log.info("checkpoint fetch: kept %d stable checkpoints in %d..%d from peer %s", kept,
+                     items[0][0], items[-1][0], peer.hex()[:16])
+        return good
