@@ -133,7 +133,7 @@ class Node:
         # Configurations at past heights (GET /config, proofs, kept checkpoints): one cache.
         self.config_history = ConfigHistory(genesis.config, store.scan_state)
         self.checkpoint_fetch = CheckpointFetch(chain, self.config_history, send=peers.send,
-                                                on_fault=self._fault)
+                                                connected=peers.connected, on_fault=self._fault)
         self.sync = sync = BlockSync(chain, send=peers.send, connected=peers.connected,
                                      apply=self._synced, on_progress=self._sync_progress,
                                      on_synced=self.checkpoint_fetch.want)

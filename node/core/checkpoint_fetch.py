@@ -7,11 +7,17 @@ checkpoint, so without this it could prove nothing there, nor anything past a
 validator-set change it synced across (the link at the boundary is missing).
 
 When a sync session has stored blocks, BlockSync hands the synced heights and
-the peers that served them to `want`; `run` asks one of them at a time
-(GET_CHECKPOINTS [first, last], one request outstanding, REQUEST_TIMEOUT_S)
-and goes on from after the last checkpoint of each answer until an answer is
-empty.  A peer that does not answer (gone, or an older node that drops the
-unknown message type) or that has none is passed over for the next one.
+the peers that served them to `want`; `run` (a task of its own: block sync
+and consensus never wait for it) asks one peer at a time, those that served
+first, then the others connected (GET_CHECKPOINTS [first, last], one request
+outstanding, REQUEST_TIMEOUT_S), up to the tip.  Each answer holds the
+peer's kept checkpoints from `first` on, within a count and a size: the next
+request starts after its last one, while a checkpoint is due in the range
+and the answers are not empty.  Where a
+checkpoint is due (the grid of each epoch: `first_checkpoint_at_or_above`)
+and the peer kept none (it synced those heights itself), the next peer is
+asked for that range.  A peer that does not answer (gone, or an older node
+that drops the unknown message type) is passed over the same way.
 
 Each checkpoint is checked before `Store.put_checkpoint` keeps it
 (`checkpoint_problem`): its block is the one this node committed at its
@@ -38,6 +44,7 @@ from ledger import codec
 from ledger.block import Block
 from ledger.codec import DecodeError
 from node.core import peer_messages
+from ledger.consortium import ChainConfig
 from node.core.chain import Chain
 from node.core.config_history import ConfigHistory
 from node.core.proofs import NextEpochProofError, checked_next_epoch
@@ -97,6 +104,14 @@ def checkpoint_problem(chain: Chain, history: ConfigHistory, schedule: EpochSche
     return None
 
 
+def first_checkpoint_at_or_above(config: ChainConfig, seq: int) -> int:
+    """The lowest height >= seq (>= 1) on the checkpoint grid of its epoch (a
+    boundary is on the grid of the epoch it ends)."""
+    epoch = config.epoch_of(max(seq, 1))
+    step = epoch.params.checkpoint_interval
+    return epoch.start + max(1, -(-(seq - epoch.start) // step)) * step
+
+
 @dataclass
 class _Request:
     peer: bytes
@@ -107,10 +122,12 @@ class _Request:
 class CheckpointFetch:
     def __init__(self, chain: Chain, history: ConfigHistory, *,
                  send: Callable[[bytes, int, object], bool],
+                 connected: Callable[[], list[bytes]],
                  on_fault: Callable[[bytes, str], None]) -> None:
         self.chain = chain
         self.history = history
         self._send = send
+        self._connected = connected
         self._on_fault = on_fault
         self._pending: tuple[list[bytes], int, int] | None = None
         self._wanted = trio.Event()
@@ -119,16 +136,16 @@ class CheckpointFetch:
         self.kept = 0                        # checkpoints kept so far
 
     def want(self, peers: Iterable[bytes], first: int, last: int) -> None:
-        """Fetch the kept checkpoints in [first, last] from one of `peers` (most
-        recent first); merged with a range still waiting."""
-        peers = list(dict.fromkeys(peers))
-        if not peers or first > last:
+        """Fetch the kept checkpoints in [first, last] (and on to the tip),
+        asking `peers` first, in order; merged with a range still waiting."""
+        peers = list(peers)
+        if first > last:
             return
         if self._pending is not None:
             old_peers, old_first, old_last = self._pending
-            peers = list(dict.fromkeys(peers + old_peers))
+            peers += old_peers
             first, last = min(first, old_first), max(last, old_last)
-        self._pending = (peers, first, last)
+        self._pending = (list(dict.fromkeys(peers)), first, last)
         self._wanted.set()
 
     def on_checkpoints(self, peer: bytes, items: list[tuple[int, bytes, bytes]]) -> None:
@@ -145,30 +162,46 @@ class CheckpointFetch:
             try:
                 while self._pending is not None:
                     (peers, first, last), self._pending = self._pending, None
-                    for peer in peers:
-                        if await self._fetch_from(peer, first, last):
-                            break
+                    await self._fetch(peers, first, max(last, self.chain.height))
             finally:
                 self.busy = False
 
-    async def _fetch_from(self, peer: bytes, first: int, last: int) -> bool:
-        """Ask `peer` for its checkpoints in first..last, batch after batch:
-        whether it served some, all of them good (else the next peer is asked
-        for the range; what is kept already is not kept again)."""
-        served = False
-        while first <= last:
+    async def _fetch(self, peers: list[bytes], first: int, last: int) -> None:
+        """Ask the peers in turn (those named, then the others connected) for
+        the ranges the ones before them did not fill."""
+        gaps = [(first, last)]
+        for peer in dict.fromkeys(peers + list(self._connected())):
+            left: list[tuple[int, int]] = []
+            for low, high in gaps:
+                left += await self._fetch_from(peer, low, high)
+            gaps = left
+            if not gaps:
+                return
+        log.info("checkpoint fetch: no peer keeps the stable checkpoints in %s",
+                 ", ".join(f"{low}..{high}" for low, high in gaps[:8]))
+
+    async def _fetch_from(self, peer: bytes, first: int, last: int) -> list[tuple[int, int]]:
+        """Ask `peer` for its checkpoints in first..last, batch after batch;
+        the ranges left where a checkpoint is due and it had none (all of
+        what was left if it does not answer or lied: what was good is kept,
+        and is not checked again when another peer sends it)."""
+        config, gaps = self.chain.config, []
+        while first_checkpoint_at_or_above(config, first) <= last:      # one is due in first..last
             items = await self._ask(peer, first, last)
             if items is None:
                 log.info("checkpoint fetch: no answer from peer %s for heights %d..%d", peer.hex()[:16],
                          first, last)
-                return served
-            if not items:
-                return served
+                return gaps + [(first, last)]
             if not self._keep(peer, first, last, items):
-                return False
-            served = True
-            first = items[-1][0] + 1
-        return served
+                return gaps + [(first, last)]
+            if not items:
+                gaps.append((first, last))
+                break
+            for seq, _, _ in items:
+                if first_checkpoint_at_or_above(config, first) < seq:
+                    gaps.append((first, seq - 1))
+                first = seq + 1
+        return gaps
 
     async def _ask(self, peer: bytes, first: int, last: int) -> list[tuple[int, bytes, bytes]] | None:
         req = self._request = _Request(peer)
@@ -184,23 +217,23 @@ class CheckpointFetch:
     def _keep(self, peer: bytes, first: int, last: int, items: list[tuple[int, bytes, bytes]]) -> bool:
         """Check and keep an answer's checkpoints; False if any was bad (its
         peer's fault, not kept: the good ones are)."""
-        if items[0][0] < first or items[-1][0] > last:
+        if items and (items[0][0] < first or items[-1][0] > last):
             self._on_fault(peer, "checkpoints outside the range asked for")
             return False
         store, schedule = self.chain.store, from_chain_config(self.chain.config.epochs)
-        good = True
-        kept = 0
+        good, kept = True, 0
         for seq, raw_proof, raw_next in items:
+            found = store.checkpoint_at_or_above(seq)
+            if found is not None and found[0] == seq:
+                continue                     # kept already (checked when it was kept)
             problem = checkpoint_problem(self.chain, self.history, schedule, seq, raw_proof, raw_next)
             if problem is not None:
                 good = False
                 self._on_fault(peer, "bad checkpoint")
                 log.warning("checkpoint fetch: peer %s: %s", peer.hex()[:16], problem)
                 continue
-            found = store.checkpoint_at_or_above(seq)
-            if found is None or found[0] != seq:
-                store.put_checkpoint(seq, raw_proof, raw_next)
-                kept += 1
+            store.put_checkpoint(seq, raw_proof, raw_next)
+            kept += 1
         self.kept += kept
         if kept:
             log.info("checkpoint fetch: kept %d stable checkpoints in %d..%d from peer %s", kept,

@@ -14,7 +14,7 @@ their payloads must pass before the node acts on them.
                 checkpoints in [first, last], ascending seq, as stored
                 (Store.checkpoints_between): at most MAX_SYNC_CHECKPOINTS and
                 MAX_SYNC_BYTES; the requester asks on from after the last one
-                until an answer is empty
+                while one may be left in its range
 
 GET_CHECKPOINTS and CHECKPOINTS came after PROTOCOL_VERSION 5 without a bump:
 a node that does not know them counts a fault for the request and drops it,

@@ -27,7 +27,7 @@ from consensus.epochs import from_chain_config
 from tests.factories import make_store
 from tests.node.proven_chain import ProvenChain, two_changes
 
-SERVER, SILENT, LIAR = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+SERVER, SILENT, LIAR, PARTIAL = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32
 
 
 @pytest.fixture(scope="module")
@@ -176,58 +176,60 @@ def _non_canonical(rec: list) -> bytes:
 # -- fetching --------------------------------------------------------------------------
 
 class Peers:
-    """The fetching node's send: SERVER answers from the source's store (via a
-    real dispatcher), SILENT never answers (an older node), LIAR answers with
-    one checkpoint altered."""
+    """The fetching node's send: each peer of `stores` answers from its store
+    (through a real dispatcher), any other peer never answers (an older
+    node); LIAR's answers carry checkpoint 12 with another next-epoch proof."""
 
-    def __init__(self, source: ProvenChain, fetch: CheckpointFetch, nursery) -> None:
-        self.source, self.fetch, self.nursery = source, fetch, nursery
+    def __init__(self, stores: dict, fetch: CheckpointFetch, nursery) -> None:
+        self.fetch, self.nursery = fetch, nursery
         self.asked: list[tuple[bytes, list]] = []
-        self.servers = {}
-        for peer in (SERVER, LIAR):
-            self.servers[peer] = PeerDispatcher(
-                trio.open_memory_channel(1)[1], None, None, source.store, None,
-                send=lambda to, msg_type, payload, peer=peer: self._answer(peer, msg_type, payload),
-                on_fault=lambda *a: None, follower=None)
+        self.servers = {
+            peer: PeerDispatcher(trio.open_memory_channel(1)[1], None, None, store, None,
+                                 send=lambda to, msg_type, payload, peer=peer: self._answer(peer, payload),
+                                 on_fault=lambda *a: None, follower=None)
+            for peer, store in stores.items()}
         self.client = PeerDispatcher(trio.open_memory_channel(1)[1], None, None, None, None,
                                      send=lambda *a: True, on_fault=lambda *a: None, follower=None,
                                      checkpoints=fetch)
+        self.other_next = stores[SERVER].checkpoints_between(4, 4, 1)[0][2]
 
     def send(self, peer: bytes, msg_type: int, payload) -> bool:
         assert msg_type == peer_messages.GET_CHECKPOINTS
         self.asked.append((peer, payload))
         if peer in self.servers:
-            self.nursery.start_soon(self._deliver, self.servers[peer], [(msg_type, payload)])
+            self.nursery.start_soon(self._deliver, self.servers[peer], b"client", [(msg_type, payload)])
         return True
 
-    def _answer(self, peer: bytes, msg_type: int, payload) -> bool:
+    def _answer(self, peer: bytes, payload) -> bool:
         if peer == LIAR:
-            payload = [[seq, proof, self.source.store.checkpoints_between(4, 4, 1)[0][2] if seq == 12 else nxt]
-                       for seq, proof, nxt in payload]
-        self.nursery.start_soon(self._deliver_back, peer, [(msg_type, payload)])
+            payload = [[seq, proof, self.other_next if seq == 12 else nxt] for seq, proof, nxt in payload]
+        self.nursery.start_soon(self._deliver, self.client, peer, [(peer_messages.CHECKPOINTS, payload)])
         return True
 
-    async def _deliver(self, server, messages) -> None:
+    async def _deliver(self, to, sender, messages) -> None:
         await trio.sleep(0.01)
-        server.dispatch(b"client", messages)
-
-    async def _deliver_back(self, peer, messages) -> None:
-        await trio.sleep(0.01)
-        self.client.dispatch(peer, messages)
+        to.dispatch(sender, messages)
 
 
-async def fetch_with(source, chain, peers_wanted, nursery, monkeypatch, batch: int = 3):
+async def fetch_with(chain, stores, wanted, nursery, monkeypatch, batch: int = 3, connected=()):
+    """Run a CheckpointFetch on `chain` for its whole height, asking `wanted`
+    first, until it is idle; (the fetch, what each peer was asked, the faults)."""
     monkeypatch.setattr(peer_messages, "MAX_SYNC_CHECKPOINTS", batch)
     faults = []
     fetch = CheckpointFetch(chain, ConfigHistory(chain.genesis.config, chain.store.scan_state),
-                            send=lambda *a: peers.send(*a), on_fault=lambda peer, reason: faults.append((peer, reason)))
-    peers = Peers(source, fetch, nursery)
+                            send=lambda *a: peers.send(*a), connected=lambda: list(connected),
+                            on_fault=lambda peer, reason: faults.append((peer, reason)))
+    peers = Peers(stores, fetch, nursery)
     nursery.start_soon(fetch.run)
-    fetch.want(peers_wanted, 1, chain.height)
-    with trio.fail_after(60):
+    fetch.want(wanted, 1, chain.height)
+    with trio.fail_after(120):
         while not peers.asked or fetch.busy:
             await trio.sleep(0.1)
-    return fetch, peers, faults
+    return fetch, peers.asked, faults
+
+
+def kept_by(chain: Chain) -> dict[int, tuple[bytes, bytes]]:
+    return {seq: (p, n) for seq, p, n in chain.store.checkpoints_between(1, 99, 99)}
 
 
 async def test_a_synced_node_keeps_a_peers_checkpoints_passing_over_a_silent_peer(
@@ -235,21 +237,36 @@ async def test_a_synced_node_keeps_a_peers_checkpoints_passing_over_a_silent_pee
     chain = synced(source)
     every = kept(source)
     chain.store.put_checkpoint(32, *every[32])      # its own, newest: fetching older ones keeps it newest
-    fetch, peers, faults = await fetch_with(source, chain, [SILENT, SERVER], nursery, monkeypatch)
-    assert faults == []
-    assert {seq: (p, n) for seq, p, n in chain.store.checkpoints_between(1, 99, 99)} == every
+    fetch, asked, faults = await fetch_with(chain, {SERVER: source.store}, [SILENT, SERVER], nursery,
+                                            monkeypatch)
+    assert faults == [] and kept_by(chain) == every
     assert chain.store.newest_checkpoint() == 32
     assert fetch.kept == 7
     # one request at a time: the silent peer once (timed out), then the server in
     # batches of 3, each from after the last answer's last, up to the tip
-    assert peers.asked == [(SILENT, [1, 32]), (SERVER, [1, 32]), (SERVER, [13, 32]), (SERVER, [25, 32])]
+    assert asked == [(SILENT, [1, 32]), (SERVER, [1, 32]), (SERVER, [13, 32]), (SERVER, [25, 32])]
 
 
 async def test_a_lying_peer_is_faulted_and_its_bad_checkpoint_not_kept(source, autojump_clock, nursery,
                                                                       monkeypatch):
     chain = synced(source)
-    fetch, peers, faults = await fetch_with(source, chain, [LIAR, SERVER], nursery, monkeypatch, batch=8)
+    fetch, asked, faults = await fetch_with(chain, {LIAR: source.store, SERVER: source.store}, [LIAR, SERVER],
+                                            nursery, monkeypatch, batch=8)
     assert faults == [(LIAR, "bad checkpoint")]
     # the range is asked of the next peer, which has the good one (the liar's others are kept)
-    assert peers.asked == [(LIAR, [1, 32]), (SERVER, [1, 32])]
-    assert {seq: (p, n) for seq, p, n in chain.store.checkpoints_between(1, 99, 99)} == kept(source)
+    assert asked == [(LIAR, [1, 32]), (SERVER, [1, 32])]
+    assert kept_by(chain) == kept(source) and fetch.kept == 8
+
+
+async def test_where_a_peer_kept_no_checkpoint_the_next_one_connected_is_asked(
+        source, autojump_clock, nursery, monkeypatch):
+    """PARTIAL synced across 16 and has nothing above 28: the gaps go to a
+    peer that served no blocks but is connected."""
+    partial = two_changes(unkept=16, keep_through=28)
+    assert partial.store.last_block_hash() == source.store.last_block_hash()
+    chain = synced(source)
+    fetch, asked, faults = await fetch_with(chain, {PARTIAL: partial.store, SERVER: source.store}, [PARTIAL],
+                                            nursery, monkeypatch, connected=[SILENT, SERVER, PARTIAL])
+    assert faults == [] and kept_by(chain) == kept(source)
+    assert asked == [(PARTIAL, [1, 32]), (PARTIAL, [13, 32]), (PARTIAL, [29, 32]),
+                     (SILENT, [13, 19]), (SILENT, [29, 32]), (SERVER, [13, 19]), (SERVER, [29, 32])]
