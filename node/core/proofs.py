@@ -17,8 +17,12 @@ the checkpoint is kept (`next_epoch_proof`) and kept with it; a file whose
 anchors lie past validator-set changes carries one epoch link per change: the
 kept checkpoint at the boundary B where the change took effect (the last
 one the old set signed) with header B and its proof of the new epoch's
-record (ledger.proof_file).  A node that did not keep that checkpoint (it
-synced across the boundary) cannot build such a file: 409, another node can.
+record (ledger.proof_file).  A node whose core did not see those checkpoints
+become stable (it caught up by block sync) fetches them from its peers after
+the sync session, checked as a proof file verifier would check them
+(node.core.checkpoint_fetch, `checked_next_epoch`), and builds the same files;
+one that still lacks the checkpoint at a boundary (no peer kept it) answers
+409 for a file that must cross it.
 
 No trio here: a request builds one file synchronously (reading at most one
 block and MAX_HEADERS headers per anchor).

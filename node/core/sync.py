@@ -9,7 +9,10 @@ chain committing tens of blocks a second, a node that stopped at the older
 height would stay further behind than the core's window and never vote again.
 One request is outstanding at a time; every block is checked against its
 commit certificate and re-executed (Chain.apply_synced) before it is stored,
-so a lying peer can waste our time but never corrupt the store.
+so a lying peer can waste our time but never corrupt the store.  When a
+session stored blocks, their heights and the peers that served them go to
+`on_synced`: the node fetches those peers' kept stable checkpoints for them
+(node.core.checkpoint_fetch), which its own core never saw become stable.
 
 A sync session shows its progress (`SyncProgress`): `progress()` for /status
 ({target, height, rate, eta_s}), and a log line at most every
