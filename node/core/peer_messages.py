@@ -70,11 +70,7 @@ def decode_status(payload: Any) -> tuple[int, bytes]:
 
 
 def decode_get_blocks(payload: Any) -> tuple[int, int]:
-    codec.expect_list(payload, 2, "GET_BLOCKS")
-    first = codec.expect_uint(payload[0], "GET_BLOCKS.first")
-    last = codec.expect_uint(payload[1], "GET_BLOCKS.last")
-    if first < 1 or last < first:
-        raise DecodeError("GET_BLOCKS: expected 1 <= first <= last")
+    first, last = _heights(payload, "GET_BLOCKS")
     return first, min(last, first + MAX_SYNC_BLOCKS - 1)
 
 
@@ -96,11 +92,16 @@ def _block_and_certificate(item: Any, what: str) -> tuple[Block, CommitCertifica
 
 
 def decode_get_checkpoints(payload: Any) -> tuple[int, int]:
-    codec.expect_list(payload, 2, "GET_CHECKPOINTS")
-    first = codec.expect_uint(payload[0], "GET_CHECKPOINTS.first")
-    last = codec.expect_uint(payload[1], "GET_CHECKPOINTS.last")
+    return _heights(payload, "GET_CHECKPOINTS")
+
+
+def _heights(payload: Any, what: str) -> tuple[int, int]:
+    """A request's [first, last] heights, 1 <= first <= last."""
+    codec.expect_list(payload, 2, what)
+    first = codec.expect_uint(payload[0], f"{what}.first")
+    last = codec.expect_uint(payload[1], f"{what}.last")
     if first < 1 or last < first:
-        raise DecodeError("GET_CHECKPOINTS: expected 1 <= first <= last")
+        raise DecodeError(f"{what}: expected 1 <= first <= last")
     return first, last
 
 

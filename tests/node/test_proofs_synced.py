@@ -18,10 +18,9 @@ import trio
 from cli.ports import free_port_base
 from ledger.genesis import parse_genesis
 from ledger.proof_file import verify
-from tests.factories import genesis_dict, key_for, make_store, make_tx
+from tests.factories import genesis_dict, key_for, make_store
 from tests.node.test_observer import _node
-
-K, W = 2, 4
+from tests.node.test_proofs_promotion import K, W, promote_and_put
 
 
 def _genesis(base: int):
@@ -41,30 +40,11 @@ async def test_a_node_that_synced_across_a_set_change_proves_txs_on_both_sides(t
     genesis = _genesis(free_port_base(6))
     validator, watcher, auditor = (_node(genesis, name, tmp_path, make_store(genesis))
                                    for name in ("node0", "watcher", "auditor"))
-    admin = key_for("account", "finance")
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             for node in (validator, watcher):
                 await nursery.start(node.run)
-            promote = make_tx(admin, genesis, "gov", "propose", {"action": "promote_node", "target": "watcher"})
-            [admitted] = await validator.service.submit([promote])
-            assert admitted.accepted, admitted
-            await validator.service.wait_settled([promote.id], 10)
-            boundary = validator.chain.config.pending_boundary(validator.store.get_tx(promote.id)[0])
-            while watcher.role != "validator" or validator.replica.epoch != 1:
-                await trio.sleep(0.01)
-            put = make_tx(admin, genesis, nonce=1, args={"key": "after-boundary", "value": 1})
-            [admitted] = await validator.service.submit([put])
-            assert admitted.accepted, admitted
-            await validator.service.wait_settled([put.id], 10)
-            put_height = validator.store.get_tx(put.id)[0]
-            assert put_height > boundary
-            nonce = 2           # blocks until the validators keep a checkpoint above the put
-            while any(node.store.checkpoint_at_or_above(put_height) is None for node in (validator, watcher)):
-                filler = make_tx(admin, genesis, nonce=nonce, args={"key": f"filler-{nonce}", "value": nonce})
-                nonce += 1
-                await validator.service.submit([filler])
-                await validator.service.wait_settled([filler.id], 10)
+            promote, boundary, put, put_height = await promote_and_put(genesis, validator, watcher)
 
             await nursery.start(auditor.run)
             assert auditor.driver is None                     # it keeps no checkpoint of its own
