@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+from consensus.epochs import from_chain_config
 from consensus.messages import CheckpointProof
 from ledger import codec
 from ledger.certificate import Vote, checkpoint_bytes
@@ -23,7 +24,6 @@ from node.core.chain import Chain
 from node.core.checkpoint_fetch import CheckpointFetch, checkpoint_problem, checkpoints_for_peer
 from node.core.config_history import ConfigHistory
 from node.core.dispatch import PeerDispatcher
-from consensus.epochs import from_chain_config
 from tests.factories import make_store
 from tests.node.proven_chain import ProvenChain, two_changes
 
