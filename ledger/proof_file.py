@@ -165,6 +165,14 @@ def epoch_state_key(number: int) -> bytes:
     return state_key(config_state.CONTRACT, config_state.EPOCH, config_state.epoch_key(number))
 
 
+def next_epoch_problem(state_root: bytes, number: int, value: bytes | None, proof: StateProof) -> str | None:
+    """None if `proof` shows the record of epoch `number` (gov/epoch/<number>)
+    as `value` (None: absent) in the state of `state_root`, else why not: the
+    rule an anchor's next-epoch proof passes, for this verifier and for the
+    node that keeps it (node.core.proofs.checked_next_epoch)."""
+    return check_state(state_root, epoch_state_key(number), value, proof)
+
+
 # -- building (the node side) ------------------------------------------------------
 
 def anchor_record(checkpoint_seq: int, block_hash: bytes, votes: tuple[Vote, ...],
@@ -333,7 +341,7 @@ def _next_epoch(what: str, seq: int, header: BlockHeader, epoch: Epoch, number: 
     if number < expected:
         raise ProofError(f"{what} (checkpoint at height {seq}) is placed in epoch {number - 1}, but the "
                          f"file's validator-set history puts that height in epoch {epoch.number}")
-    problem = check_state(header.state_root, epoch_state_key(number), value, proof)
+    problem = next_epoch_problem(header.state_root, number, value, proof)
     if problem:
         raise ProofError(f"{what} (checkpoint at height {seq}): the proof of validator-set record "
                          f"gov/epoch/{config_state.epoch_key(number)} does not hold: {problem}")

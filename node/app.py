@@ -5,7 +5,7 @@ A validator (its key is in the validator set the replica runs with):
     PeerManager --inbound batches--> PeerDispatcher --> ConsensusDriver.step --> Replica
          ^                               |   |                  |
          |                               |   +--> TxRelay       +-- actions --> Chain (execute + store)
-         +------ send / broadcast -------+   +--> BlockSync                        |
+         +------ send / broadcast -------+   +--> BlockSync, CheckpointFetch       |
                                                                              CommitFanout
     Proposer: mempool -> proposals (when the core offers a seq)          (mempool, waiters, SSE)
     TxRelay: admission, gossip, re-offering pending txs to the primary
@@ -51,6 +51,7 @@ from node.config import NodeConfig
 from node.core import peer_messages
 from node.core.chain import Chain, CommitResult
 from node.core.commits import CommitFanout
+from node.core.checkpoint_fetch import CheckpointFetch
 from node.core.config_history import ConfigHistory
 from node.core.dispatch import PeerDispatcher
 from node.core.driver import ConsensusDriver
@@ -129,17 +130,20 @@ class Node:
                                      on_admitted=self._txs_admitted,
                                      on_pending_with_primary=self._requests_pending,
                                      verifier=verifier)
+        # Configurations at past heights (GET /config, proofs, kept checkpoints): one cache.
+        self.config_history = ConfigHistory(genesis.config, store.scan_state)
+        self.checkpoint_fetch = CheckpointFetch(chain, self.config_history, send=peers.send,
+                                                connected=peers.connected, on_fault=self._fault)
         self.sync = sync = BlockSync(chain, send=peers.send, connected=peers.connected,
-                                     apply=self._synced, on_progress=self._sync_progress)
+                                     apply=self._synced, on_progress=self._sync_progress,
+                                     on_synced=self.checkpoint_fetch.want)
         # Pushed blocks reach every node that does not vote (an observer, a
         # validator-to-be before its epoch, a demoted validator after its own).
         self.follower = BlockFollower(chain, want_sync=sync.want, on_commit=self._followed,
                                       on_fault=self._fault)
         self.dispatcher = PeerDispatcher(inbound_recv, relay, sync, store, metrics,
                                          send=peers.send, on_fault=self._fault, follower=self.follower,
-                                         verifier=verifier)
-        # Configurations at past heights (GET /config, proofs, kept checkpoints): one cache.
-        self.config_history = ConfigHistory(genesis.config, store.scan_state)
+                                         verifier=verifier, checkpoints=self.checkpoint_fetch)
         if runs_consensus(chain.config, chain.height, key.public_key):
             self._build_consensus()
         self.keys = keys = KeyExpiryWatch(lambda: chain.config, self._own_org(), config.key_expiry_warning_days)
@@ -210,6 +214,7 @@ class Node:
             nursery.start_soon(self.sync.status_loop, self.peers.broadcast, self.store,
                                lambda: commits.last_commit_at, self.genesis.consensus.window // 2)
             nursery.start_soon(self.sync.run)
+            nursery.start_soon(self.checkpoint_fetch.run)
             nursery.start_soon(self.keys.run)
             nursery.start_soon(HeapTrimmer.for_this_system().run)
             api_port = await nursery.start(serve_api, self.service, *self.config.api_listen)

@@ -102,6 +102,10 @@ class Store(Protocol):
         """(seq, encoded proof, next-epoch proof) of the lowest kept checkpoint
         >= `height` and <= the tip."""
 
+    def checkpoints_between(self, first: int, last: int, limit: int) -> list[tuple[int, bytes, bytes]]:
+        """[(seq, encoded proof, next-epoch proof)] of the kept checkpoints with
+        first <= seq <= min(last, the tip), ascending, at most `limit`."""
+
     def close(self) -> None:
         """Release the store; idempotent.  Any later call raises StoreError."""
 

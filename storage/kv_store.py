@@ -610,6 +610,21 @@ class KVStore:
         proof, next_epoch = self._decode(layout.decode_checkpoint, value, f"kept checkpoint {seq}")
         return seq, proof, next_epoch
 
+    def checkpoints_between(self, first: int, last: int, limit: int) -> list[tuple[int, bytes, bytes]]:
+        """The kept checkpoints with first <= seq <= min(last, the tip), at most
+        `limit`, in ascending seq: [(seq, encoded proof, next-epoch proof)]
+        as stored (block sync hands them to peers: GET_CHECKPOINTS)."""
+        last = min(last, self._tip.height)
+        if limit < 1 or first > last:
+            return []
+        found = self._kv.range(layout.CHECKPOINT + layout.height_key(first),
+                               layout.CHECKPOINT + layout.height_key(last + 1), limit)
+        out = []
+        for key, value in found:
+            seq = int.from_bytes(key[len(layout.CHECKPOINT):], "big")
+            out.append((seq, *self._decode(layout.decode_checkpoint, value, f"kept checkpoint {seq}")))
+        return out
+
     # -- lifetime -----------------------------------------------------------------
     def close(self) -> None:
         kv, self._kv = self._kv, _CLOSED

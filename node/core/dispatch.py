@@ -5,7 +5,9 @@ decoded message by message: consensus messages are stepped through the core
 together (one driver step per frame, not per message), with the sender named
 by its node key (the core maps it in the message's epoch and ignores a node
 that does not vote there); STATUS and BLOCKS go to block sync, GET_BLOCKS is
-answered from the store (the blocks, then this node's STATUS), NEW_BLOCK (a validator's push) goes to the follower
+answered from the store (the blocks, then this node's STATUS), GET_CHECKPOINTS
+too (the kept checkpoints), CHECKPOINTS go to the checkpoint fetch
+(node.core.checkpoint_fetch), NEW_BLOCK (a validator's push) goes to the follower
 unless this node votes in its replica's epoch (a push that crossed its
 promotion is not needed: its core delivers the block).  An observer has no
 driver until governance makes it a validator-to-be (`attach_driver`); a
@@ -41,6 +43,7 @@ from consensus.messages import PrePrepare, decode_message
 from ledger.block import Proposal
 from ledger.codec import DecodeError
 from node.core import peer_messages
+from node.core.checkpoint_fetch import CheckpointFetch, checkpoints_for_peer
 from node.core.driver import ConsensusDriver
 from node.core.follower import BlockFollower
 from node.core.sync import BlockSync, blocks_for_peer, status_of
@@ -62,11 +65,13 @@ class PeerDispatcher:
                  on_fault: Callable[[bytes, str], None],
                  follower: BlockFollower,
                  driver: ConsensusDriver | None = None,
-                 verifier: VerifyPool | None = None) -> None:
+                 verifier: VerifyPool | None = None,
+                 checkpoints: CheckpointFetch | None = None) -> None:
         """A node that runs the consensus core has a `driver` (from the start,
         or attached when it is promoted); `verifier`: the worker pool that
         checks a PRE-PREPARE's unknown txs before the step (None: the step
-        checks them on the event loop)."""
+        checks them on the event loop); `checkpoints`: where CHECKPOINTS
+        answers go (None: this node asks for none, and drops them)."""
         self._inbound = inbound
         self._verifier = verifier
         self._driver = driver
@@ -77,6 +82,7 @@ class PeerDispatcher:
         self._metrics = metrics
         self._send = send
         self._on_fault = on_fault
+        self._checkpoints = checkpoints
         self._tx_frames: deque[tuple[bytes, Any]] = deque()
         self._tx_frame_queued = trio.Event()
 
@@ -135,6 +141,13 @@ class PeerDispatcher:
                     self._send(peer, peer_messages.STATUS, status_of(self._store))
                 elif msg_type == peer_messages.BLOCKS:
                     self._sync.on_blocks(peer, peer_messages.decode_blocks(payload))
+                elif msg_type == peer_messages.GET_CHECKPOINTS:
+                    first, last = peer_messages.decode_get_checkpoints(payload)
+                    self._send(peer, peer_messages.CHECKPOINTS, checkpoints_for_peer(self._store, first, last))
+                elif msg_type == peer_messages.CHECKPOINTS:
+                    items = peer_messages.decode_checkpoints(payload)
+                    if self._checkpoints is not None:
+                        self._checkpoints.on_checkpoints(peer, items)
                 elif msg_type == peer_messages.NEW_BLOCK:
                     if self._driver is not None and self._driver.replica.index is not None:
                         continue        # a voter's core delivers it (pushed across its promotion)

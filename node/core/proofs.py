@@ -17,8 +17,12 @@ the checkpoint is kept (`next_epoch_proof`) and kept with it; a file whose
 anchors lie past validator-set changes carries one epoch link per change: the
 kept checkpoint at the boundary B where the change took effect (the last
 one the old set signed) with header B and its proof of the new epoch's
-record (ledger.proof_file).  A node that did not keep that checkpoint (it
-synced across the boundary) cannot build such a file: 409, another node can.
+record (ledger.proof_file).  A node whose core did not see those checkpoints
+become stable (it caught up by block sync) fetches them from its peers after
+the sync session, checked as a proof file verifier would check them
+(node.core.checkpoint_fetch, `checked_next_epoch`), and builds the same files;
+one that still lacks the checkpoint at a boundary (no peer kept it) answers
+409 for a file that must cross it.
 
 No trio here: a request builds one file synchronously (reading at most one
 block and MAX_HEADERS headers per anchor).
@@ -38,7 +42,7 @@ from ledger.execution import DUPLICATE_COMMITTED, DUPLICATE_IN_BLOCK, receipt_pr
 from ledger.genesis import Genesis
 from ledger.receipt import Receipt
 from ledger.consortium import ChainConfig
-from ledger.state_tree import StateProof, check, value_hash
+from ledger.state_tree import StateProof, value_hash
 from storage.base import Store
 from storage.errors import CorruptStoreError
 
@@ -71,6 +75,29 @@ def next_epoch_proof(store: Store, history: ConfigHistory, seq: int) -> bytes:
     anchor's header and the configuration history when they use it."""
     number, _ = next_epoch(history.at(seq), seq)
     return store.state_tree.prove(seq, proof_file.epoch_state_key(number)).encode()
+
+
+class NextEpochProofError(Exception):
+    """A kept (or offered) next-epoch proof does not hold; the message says why."""
+
+
+def checked_next_epoch(history: ConfigHistory, seq: int, state_root: bytes,
+                       raw: bytes) -> tuple[int, bytes | None, StateProof]:
+    """The next epoch's number and record at checkpoint `seq` (from the
+    configuration history) and `raw`, the encoded proof of it, checked against
+    `state_root` (header seq's) by the verifier's rule (proof_file.
+    next_epoch_problem): for the anchors this node builds and the checkpoints
+    block sync fetches (node.core.checkpoint_fetch)."""
+    number, value = next_epoch(history.at(seq), seq)
+    try:
+        proof = StateProof.decode(raw)
+    except DecodeError as exc:
+        raise NextEpochProofError(f"the next-epoch proof of checkpoint {seq} does not decode: {exc}") from None
+    problem = proof_file.next_epoch_problem(state_root, number, value, proof)
+    if problem is not None:
+        raise NextEpochProofError(f"the configuration history and the state at height {seq} disagree on "
+                                  f"{proof_file.epoch_state_key(number).decode()}: {problem}")
+    return number, value, proof
 
 
 @dataclass(slots=True)
@@ -252,17 +279,11 @@ class ProofBuilder:
         """The anchor with its proof of the next epoch's record, as the state
         after block `seq` held it: the record from the configuration history,
         the proof kept with the checkpoint, checked against the anchor's header."""
-        number, value = next_epoch(self.history.at(anchor.seq), anchor.seq)
-        key = proof_file.epoch_state_key(number)
         try:
-            proof = StateProof.decode(anchor.next_epoch)
-        except DecodeError as exc:
-            raise CorruptStoreError(f"the next-epoch proof kept with checkpoint {anchor.seq} does not "
-                                    f"decode: {exc}") from None
-        reason = check(anchor.headers[-1].state_root, key, value, proof)
-        if reason is not None:
-            raise CorruptStoreError(f"the configuration history and the state at height {anchor.seq} "
-                                    f"disagree on {key.decode()}: {reason}")
+            number, value, proof = checked_next_epoch(self.history, anchor.seq, anchor.headers[-1].state_root,
+                                                      anchor.next_epoch)
+        except NextEpochProofError as exc:
+            raise CorruptStoreError(f"kept checkpoint {anchor.seq}: {exc}") from None
         return proof_file.anchor_record(anchor.seq, anchor.block_hash, anchor.votes, anchor.headers,
                                         number, value, proof)
 

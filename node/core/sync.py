@@ -9,7 +9,10 @@ chain committing tens of blocks a second, a node that stopped at the older
 height would stay further behind than the core's window and never vote again.
 One request is outstanding at a time; every block is checked against its
 commit certificate and re-executed (Chain.apply_synced) before it is stored,
-so a lying peer can waste our time but never corrupt the store.
+so a lying peer can waste our time but never corrupt the store.  When a
+session stored blocks, their heights and the peers that served them go to
+`on_synced`: the node fetches those peers' kept stable checkpoints for them
+(node.core.checkpoint_fetch), which its own core never saw become stable.
 
 A sync session shows its progress (`SyncProgress`): `progress()` for /status
 ({target, height, rate, eta_s}), and a log line at most every
@@ -127,17 +130,23 @@ class _Request:
 
 class BlockSync:
     """`on_progress(height, target, applied)` runs after every batch of blocks
-    stored, and with target 0 (and nothing applied) when a session ends."""
+    stored, and with target 0 (and nothing applied) when a session ends;
+    `on_synced(peers, first, last)` when a session stored blocks first..last,
+    with the peers that served them, the latest first (the node fetches their
+    kept checkpoints: node.core.checkpoint_fetch)."""
 
     def __init__(self, chain: Chain, *, send: Callable[[int, int, object], bool],
                  connected: Callable[[], list[int]],
                  apply: Callable[[list[CommitResult]], None],
-                 on_progress: Callable[[int, int, int], None]) -> None:
+                 on_progress: Callable[[int, int, int], None],
+                 on_synced: Callable[[list[bytes], int, int], None] | None = None) -> None:
         self.chain = chain
         self._send = send
         self._connected = connected
         self._apply = apply
         self._on_progress = on_progress
+        self._on_synced = on_synced
+        self._served: dict[bytes, None] = {}     # this session's serving peers, in order of last use
         self.peer_heights: dict[bytes, int] = {}
         self.target = 0
         self.active = False
@@ -193,6 +202,7 @@ class BlockSync:
             await self._wanted.wait()
             self._wanted = trio.Event()
             self.active = True
+            self._served.clear()
             session = self.session = SyncProgress(
                 self.chain.height, max(self.target, self.best_peer_height()), trio.current_time())
             try:
@@ -207,6 +217,9 @@ class BlockSync:
                     log.info("block sync: %d blocks, height %d -> %d in %.2fs", synced,
                              session.start_height, self.chain.height,
                              trio.current_time() - session.started)
+                    if self._on_synced is not None:
+                        self._on_synced(list(reversed(self._served)), session.start_height + 1,
+                                        self.chain.height)
 
     async def _catch_up(self) -> None:
         failures = 0
@@ -250,6 +263,8 @@ class BlockSync:
             self._apply(results)
             if results:
                 failures = 0
+                self._served.pop(peer, None)
+                self._served[peer] = None
                 self._on_progress(self.chain.height, goal, len(results))
                 self._show_progress(goal)
             await trio.sleep(0)

@@ -180,3 +180,22 @@ def test_a_checkpoint_above_the_tip_is_refused(make_store):
     assert store.newest_checkpoint() == 0 and store.checkpoint_at_or_above(1) is None
     store.put_checkpoint(3, *checkpoint_record(3))
     assert store.checkpoint_at_or_above(1) == (3, *checkpoint_record(3))
+
+
+def test_kept_checkpoints_are_listed_by_range_up_to_the_tip_and_an_older_one_keeps_the_newest(make_store):
+    store = make_store()
+    writer = Writer(store)
+    writer.run(20, checkpoint_every=4)
+    assert store.checkpoints_between(1, 100, 10) == [(h, *checkpoint_record(h)) for h in (4, 8, 12, 16, 20)]
+    assert store.checkpoints_between(5, 16, 10) == [(h, *checkpoint_record(h)) for h in (8, 12, 16)]
+    assert store.checkpoints_between(8, 8, 10) == [(8, *checkpoint_record(8))]
+    assert store.checkpoints_between(5, 7, 10) == [] and store.checkpoints_between(21, 40, 10) == []
+    assert [seq for seq, _, _ in store.checkpoints_between(1, 20, 2)] == [4, 8]
+    assert store.checkpoints_between(1, 20, 0) == []
+    # a checkpoint kept later at an older height (block sync fetches them) is
+    # listed, and the newest kept one, from which the tree is kept, stays
+    store.put_checkpoint(6, *checkpoint_record(6))
+    assert store.newest_checkpoint() == 20
+    assert [seq for seq, _, _ in store.checkpoints_between(5, 9, 10)] == [6, 8]
+    writer.run(4)
+    assert_exactly_the_kept_versions(store, writer)
