@@ -215,6 +215,7 @@ class Node:
                                lambda: commits.last_commit_at, self.genesis.consensus.window // 2)
             nursery.start_soon(self.sync.run)
             nursery.start_soon(self.checkpoint_fetch.run)
+            nursery.start_soon(self.checkpoint_fetch.follow, lambda: self.driver is None)
             nursery.start_soon(self.keys.run)
             nursery.start_soon(HeapTrimmer.for_this_system().run)
             api_port = await nursery.start(serve_api, self.service, *self.config.api_listen)

@@ -28,6 +28,10 @@ holds against the header's state root with the verifier's rule
 not kept; the rest of the answer still counts.  Keeping an older checkpoint
 never moves the newest kept one back (Store.put_checkpoint), so the state
 tree is pruned exactly as before.
+
+A node that runs no consensus core (an observer) follows the chain by pushed
+blocks, with no sync session to name the heights: `follow` asks its peers
+every FOLLOW_INTERVAL_S for the checkpoints above its newest kept one.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from storage.errors import CorruptStoreError
 log = logging.getLogger("ynchain.sync")
 
 CHECKS_PER_TURN = 16         # checkpoints checked between two turns of the event loop (~3 ms)
+FOLLOW_INTERVAL_S = 5.0      # how often a node without a core asks for newer checkpoints
 
 
 def checkpoints_for_peer(store: Store, first: int, last: int) -> list[list]:
@@ -168,6 +173,17 @@ class CheckpointFetch:
             finally:
                 self.busy = False
 
+    async def follow(self, following: Callable[[], bool]) -> None:
+        """While `following()` (the node runs no consensus core: an observer
+        following the blocks validators push), ask the peers every FOLLOW_INTERVAL_S
+        for the kept checkpoints above the newest kept here.  No core of its
+        own keeps them, and pushed blocks make no sync session, so without
+        this an observer could prove nothing after its last catch-up."""
+        while True:
+            await trio.sleep(FOLLOW_INTERVAL_S)
+            if following() and not self.busy and self._pending is None:
+                self.want(self._connected(), self.chain.store.newest_checkpoint() + 1, self.chain.height)
+
     async def _fetch(self, peers: list[bytes], first: int, last: int) -> None:
         """Ask the peers in turn (those named, then the others connected) for
         the ranges the ones before them did not fill."""
@@ -179,8 +195,15 @@ class CheckpointFetch:
             gaps = left
             if not gaps:
                 return
-        log.info("checkpoint fetch: no peer keeps the stable checkpoints in %s",
-                 ", ".join(f"{low}..{high}" for low, high in gaps[:8]))
+        # A checkpoint within a window of the tip may not be stable anywhere yet
+        # (a follower asks up to its tip every few seconds); one further down
+        # is: the chain cannot run a window past its last stable checkpoint.
+        settled = self.chain.height - self.chain.config.epoch_of(max(self.chain.height, 1)).params.window
+        missing = [(low, min(high, settled)) for low, high in gaps
+                   if first_checkpoint_at_or_above(self.chain.config, low) <= min(high, settled)]
+        if missing:
+            log.info("checkpoint fetch: no peer keeps the stable checkpoints in %s",
+                     ", ".join(f"{low}..{high}" for low, high in missing[:8]))
 
     async def _fetch_from(self, peer: bytes, first: int, last: int) -> list[tuple[int, int]]:
         """Ask `peer` for its checkpoints in first..last, batch after batch;

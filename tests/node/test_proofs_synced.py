@@ -18,8 +18,9 @@ import trio
 from cli.ports import free_port_base
 from ledger.genesis import parse_genesis
 from ledger.proof_file import verify
-from tests.factories import genesis_dict, key_for, make_store
-from tests.node.test_observer import _node
+from node.core import checkpoint_fetch
+from tests.factories import genesis_dict, key_for, make_store, make_tx
+from tests.node.test_observer import _genesis as _observer_genesis, _node
 from tests.node.test_proofs_promotion import K, W, promote_and_put
 
 
@@ -63,4 +64,38 @@ async def test_a_node_that_synced_across_a_set_change_proves_txs_on_both_sides(t
                 proved = verify(answer.data, genesis)
                 assert [e.start for e in proved.epochs] == epochs
                 assert proved.txs[0].committers == committers
+            nursery.cancel_scope.cancel()
+
+
+async def test_an_observer_following_pushed_blocks_keeps_the_checkpoints_and_proves(tmp_path, monkeypatch):
+    """An observer that keeps up by the blocks the validator pushes has no sync
+    session and no core: it asks its peers for their kept checkpoints on its own
+    (CheckpointFetch.follow), so it proves what the validator proves."""
+    monkeypatch.setattr(checkpoint_fetch, "FOLLOW_INTERVAL_S", 0.05)
+    genesis = _observer_genesis(free_port_base(4), roles={"finance": ["admin", "writer"]},
+                                checkpoint_interval=K, window=W)
+    validator, watcher = (_node(genesis, name, tmp_path) for name in ("node0", "watcher"))
+    admin = key_for("account", "finance")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for node in (validator, watcher):
+                await nursery.start(node.run)
+            while not watcher.peers.connected():
+                await trio.sleep(0.01)
+            put = make_tx(admin, genesis, nonce=0, args={"key": "followed", "value": 1})
+            nonce = 1
+            await validator.service.submit([put])
+            await validator.service.wait_settled([put.id], 10)
+            put_height = validator.store.get_tx(put.id)[0]
+            while validator.store.checkpoint_at_or_above(put_height) is None:
+                filler = make_tx(admin, genesis, nonce=nonce, args={"key": f"filler-{nonce}", "value": nonce})
+                nonce += 1
+                await validator.service.submit([filler])
+                await validator.service.wait_settled([filler.id], 10)
+            while watcher.store.checkpoint_at_or_above(put_height) is None:
+                await trio.sleep(0.01)
+            assert watcher.driver is None and watcher.sync.session is None
+            answer = watcher.service.prove("tx", (put.id,))
+            assert answer.problem is None, answer.problem
+            assert verify(answer.data, genesis).txs[0].committers == ("node0",)
             nursery.cancel_scope.cancel()
