@@ -28,6 +28,7 @@ from tests.factories import make_store
 from tests.node.proven_chain import ProvenChain, two_changes
 
 SERVER, SILENT, LIAR, PARTIAL = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32
+WIDE = b"\x05" * 32
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +179,8 @@ def _non_canonical(rec: list) -> bytes:
 class Peers:
     """The fetching node's send: each peer of `stores` answers from its store
     (through a real dispatcher), any other peer never answers (an older
-    node); LIAR's answers carry checkpoint 12 with another next-epoch proof."""
+    node); LIAR's answers carry checkpoint 12 with another next-epoch proof,
+    WIDE answers with all it keeps whatever the range asked."""
 
     def __init__(self, stores: dict, fetch: CheckpointFetch, nursery) -> None:
         self.fetch, self.nursery = fetch, nursery
@@ -201,6 +203,8 @@ class Peers:
         return True
 
     def _answer(self, peer: bytes, payload) -> bool:
+        if peer == WIDE:            # everything it keeps, whatever was asked
+            payload = checkpoints_for_peer(self.servers[peer]._store, 1, 10**6)
         if peer == LIAR:
             payload = [[seq, proof, self.other_next if seq == 12 else nxt] for seq, proof, nxt in payload]
         self.nursery.start_soon(self._deliver, self.client, peer, [(peer_messages.CHECKPOINTS, payload)])
@@ -211,7 +215,7 @@ class Peers:
         to.dispatch(sender, messages)
 
 
-async def fetch_with(chain, stores, wanted, nursery, monkeypatch, batch: int = 3, connected=()):
+async def fetch_with(chain, stores, wanted, nursery, monkeypatch, batch: int = 3, connected=(), first: int = 1):
     """Run a CheckpointFetch on `chain` for its whole height, asking `wanted`
     first, until it is idle; (the fetch, what each peer was asked, the faults)."""
     monkeypatch.setattr(peer_messages, "MAX_SYNC_CHECKPOINTS", batch)
@@ -221,7 +225,7 @@ async def fetch_with(chain, stores, wanted, nursery, monkeypatch, batch: int = 3
                             on_fault=lambda peer, reason: faults.append((peer, reason)))
     peers = Peers(stores, fetch, nursery)
     nursery.start_soon(fetch.run)
-    fetch.want(wanted, 1, chain.height)
+    fetch.want(wanted, first, chain.height)
     with trio.fail_after(120):
         while not peers.asked or fetch.busy:
             await trio.sleep(0.1)
@@ -270,3 +274,13 @@ async def test_where_a_peer_kept_no_checkpoint_the_next_one_connected_is_asked(
     assert faults == [] and kept_by(chain) == kept(source)
     assert asked == [(PARTIAL, [1, 32]), (PARTIAL, [13, 32]), (PARTIAL, [29, 32]),
                      (SILENT, [13, 19]), (SILENT, [29, 32]), (SERVER, [13, 19]), (SERVER, [29, 32])]
+
+
+async def test_an_answer_outside_the_range_asked_is_a_fault_and_none_of_it_is_kept(
+        source, autojump_clock, nursery, monkeypatch):
+    chain = synced(source)
+    fetch, asked, faults = await fetch_with(chain, {WIDE: source.store, SERVER: source.store}, [WIDE, SERVER],
+                                            nursery, monkeypatch, batch=8, first=13)
+    assert faults == [(WIDE, "checkpoints outside the range asked for")]
+    assert asked == [(WIDE, [13, 32]), (SERVER, [13, 32])]
+    assert kept_by(chain) == {seq: rest for seq, rest in kept(source).items() if seq >= 13}
