@@ -335,7 +335,10 @@ class Replica:
         elif kind is CommitPace:
             self._pace_ms = event.slowest_ms
         elif kind is PeersReachable:
+            cut_off = not self._quorum_reachable()
             self._reachable = event.keys
+            if cut_off and self._quorum_reachable():
+                self._regained_quorum(out)
         elif kind is Executed:
             self._on_executed(out, event)
         elif kind is Synced:
@@ -865,6 +868,15 @@ class Replica:
             return True
         me = self._key
         return 1 + sum(1 for k in self._validators.keys if k != me and k in reachable) >= self._validators.quorum
+
+    def _regained_quorum(self, out: list[Action]) -> None:
+        """Back in touch with a quorum: the progress timer starts over, so the
+        chain has a whole timeout to move again before I suspect its primary.
+        The timer that ran while nothing could move (a primary restarting, a
+        partition) would fire at once, and asking alone, with the others
+        about to commit in v again, would leave me in v+1 without them."""
+        if self._phase is Phase.NORMAL and self._me is not None and VIEW_CHANGE_TIMER in self._timers:
+            out.append(self._timers.arm(VIEW_CHANGE_TIMER, self._view_change_timeout_ms()))
 
     def _join_if_ahead(self, out: list[Action]) -> bool:
         """Liveness: f+1 replicas in views above mine include a correct one,

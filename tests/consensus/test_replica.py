@@ -342,9 +342,10 @@ def test_a_view_change_nobody_joins_stays_in_its_view():
 def test_a_replica_cut_off_from_a_quorum_asks_for_no_view_change():
     """Connected to fewer validators than make a quorum with it (cut off, or on
     the small side of a split), a replica with txs waiting keeps its view and
-    asks again one timeout later; once a quorum is reachable it suspects the
-    primary as before.  (Alone in view 1, it would wait there after the links
-    heal while the others go on in view 0.)"""
+    asks again one timeout later; once a quorum is reachable the timer starts
+    over, and the primary is suspected if nothing moves within it.  (Alone in
+    view 1, it would wait there after the links heal while the others go on in
+    view 0.)"""
     n, me = 4, 2
     replica = Replica(config(n, me, view_change_timeout_ms=100, max_view_change_timeout_ms=1000),
                       keys(n)[me], None, (0, GENESIS))
@@ -360,8 +361,14 @@ def test_a_replica_cut_off_from_a_quorum_asks_for_no_view_change():
     replica.handle(PeersReachable(frozenset([others[0], stranger, keys(n)[me].public_key])))
     _, actions = _fire_view_change_timer(replica, actions)
     assert replica.view == 0 and not replica.in_view_change
-    replica.handle(PeersReachable(frozenset(others[:2])))          # 2 peers and me: a quorum
-    _, actions = _fire_view_change_timer(replica, actions)
+    # A quorum again (2 peers and me): the timer starts over, the one that ran
+    # while cut off is void; the next expiry with still no progress suspects.
+    rearmed = replica.handle(PeersReachable(frozenset(others[:2])))
+    assert [a.delay_ms for a in rearmed if isinstance(a, SetTimer) and a.kind == VIEW_CHANGE_TIMER] == [100]
+    stale = next(a for a in actions if isinstance(a, SetTimer) and a.kind == VIEW_CHANGE_TIMER)
+    assert replica.handle(TimerFired(VIEW_CHANGE_TIMER, stale.token)) == []
+    assert replica.handle(PeersReachable(frozenset(others))) == []      # reachable before: no restart
+    _, actions = _fire_view_change_timer(replica, rearmed)
     assert replica.view == 1 and replica.in_view_change
     assert any(isinstance(a, Broadcast) and isinstance(a.message, ViewChange) for a in actions)
 
