@@ -10,7 +10,7 @@ When a sync session has stored blocks, BlockSync hands the synced heights and
 the peers that served them to `want`; `run` (a task of its own: block sync
 and consensus never wait for it) asks one peer at a time, those that served
 first, then the others connected (GET_CHECKPOINTS [first, last], one request
-outstanding, REQUEST_TIMEOUT_S), up to the tip.  Each answer holds the
+outstanding, node.core.peer_request's timeout), up to the tip.  Each answer holds the
 peer's kept checkpoints from `first` on, within a count and a size: the next
 request starts after its last one, while a checkpoint is due in the range
 and the answers are not empty.  Where a
@@ -37,7 +37,6 @@ every FOLLOW_INTERVAL_S for the checkpoints above its newest kept one.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import trio
@@ -52,7 +51,7 @@ from node.core import peer_messages
 from node.core.chain import Chain
 from node.core.config_history import ConfigHistory
 from node.core.proofs import NextEpochProofError, checked_next_epoch
-from node.core.sync import REQUEST_TIMEOUT_S
+from node.core.peer_request import PeerRequest
 from storage.base import Store
 from storage.errors import CorruptStoreError
 
@@ -119,13 +118,6 @@ def first_checkpoint_at_or_above(config: ChainConfig, seq: int) -> int:
     return epoch.start + max(1, -(-(seq - epoch.start) // step)) * step
 
 
-@dataclass
-class _Request:
-    peer: bytes
-    done: trio.Event = field(default_factory=trio.Event)
-    items: list[tuple[int, bytes, bytes]] | None = None
-
-
 class CheckpointFetch:
     def __init__(self, chain: Chain, history: ConfigHistory, *,
                  send: Callable[[bytes, int, object], bool],
@@ -133,12 +125,11 @@ class CheckpointFetch:
                  on_fault: Callable[[bytes, str], None]) -> None:
         self.chain = chain
         self.history = history
-        self._send = send
         self._connected = connected
         self._on_fault = on_fault
         self._pending: tuple[list[bytes], int, int] | None = None
         self._wanted = trio.Event()
-        self._request: _Request | None = None
+        self._request = PeerRequest(send)
         self.busy = False                    # a range is being fetched
         self.kept = 0                        # checkpoints kept so far
 
@@ -156,10 +147,7 @@ class CheckpointFetch:
         self._wanted.set()
 
     def on_checkpoints(self, peer: bytes, items: list[tuple[int, bytes, bytes]]) -> None:
-        req = self._request
-        if req is not None and req.peer == peer and not req.done.is_set():
-            req.items = items
-            req.done.set()
+        self._request.answered(peer, items)
 
     async def run(self) -> None:
         while True:
@@ -212,7 +200,7 @@ class CheckpointFetch:
         and is not checked again when another peer sends it)."""
         config, gaps = self.chain.config, []
         while first_checkpoint_at_or_above(config, first) <= last:      # one is due in first..last
-            items = await self._ask(peer, first, last)
+            items = await self._request.ask(peer, peer_messages.GET_CHECKPOINTS, [first, last])
             if items is None:
                 log.info("checkpoint fetch: no answer from peer %s for heights %d..%d", peer.hex()[:16],
                          first, last)
@@ -227,17 +215,6 @@ class CheckpointFetch:
                     gaps.append((first, seq - 1))
                 first = seq + 1
         return gaps
-
-    async def _ask(self, peer: bytes, first: int, last: int) -> list[tuple[int, bytes, bytes]] | None:
-        req = self._request = _Request(peer)
-        try:
-            if not self._send(peer, peer_messages.GET_CHECKPOINTS, [first, last]):
-                return None
-            with trio.move_on_after(REQUEST_TIMEOUT_S):
-                await req.done.wait()
-            return req.items
-        finally:
-            self._request = None
 
     async def _keep(self, peer: bytes, first: int, last: int, items: list[tuple[int, bytes, bytes]]) -> bool:
         """Check and keep an answer's checkpoints; False if any was bad (its

@@ -25,7 +25,6 @@ import logging
 import random
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import trio
@@ -34,11 +33,11 @@ from ledger.block import Block
 from ledger.certificate import CommitCertificate
 from node.core import peer_messages
 from node.core.chain import Chain, CommitResult, SyncedBlockError
+from node.core.peer_request import PeerRequest
 from storage.base import Store
 
 log = logging.getLogger("ynchain.sync")
 
-REQUEST_TIMEOUT_S = 5.0
 STATUS_INTERVAL_S = 1.0
 STALL_BEFORE_SYNC_S = 1.0
 PROGRESS_LOG_INTERVAL_S = 5.0
@@ -120,14 +119,6 @@ class SyncProgress:
                 f"fetched, {self.target - self.height} to go{speed}{left})")
 
 
-@dataclass
-class _Request:
-    peer: bytes
-    first: int
-    done: trio.Event = field(default_factory=trio.Event)
-    blocks: list[tuple[Block, CommitCertificate]] | None = None
-
-
 class BlockSync:
     """`on_progress(height, target, applied)` runs after every batch of blocks
     stored, and with target 0 (and nothing applied) when a session ends;
@@ -141,7 +132,6 @@ class BlockSync:
                  on_progress: Callable[[int, int, int], None],
                  on_synced: Callable[[list[bytes], int, int], None] | None = None) -> None:
         self.chain = chain
-        self._send = send
         self._connected = connected
         self._apply = apply
         self._on_progress = on_progress
@@ -152,7 +142,7 @@ class BlockSync:
         self.active = False
         self.session: SyncProgress | None = None     # while a session runs
         self._wanted = trio.Event()
-        self._request: _Request | None = None
+        self._request = PeerRequest(send)
         self._rng = random.Random()
 
     async def status_loop(self, broadcast: Callable[[int, object], int], store: Store,
@@ -192,10 +182,7 @@ class BlockSync:
         return max((h for p, h in self.peer_heights.items() if p in connected), default=0)
 
     def on_blocks(self, peer: bytes, blocks: list[tuple[Block, CommitCertificate]]) -> None:
-        req = self._request
-        if req is not None and req.peer == peer and not req.done.is_set():
-            req.blocks = blocks
-            req.done.set()
+        self._request.answered(peer, blocks)
 
     async def run(self) -> None:
         while True:
@@ -235,14 +222,8 @@ class BlockSync:
             peer = self._rng.choice(candidates)
             first = height + 1
             last = min(self.peer_heights[peer], first + peer_messages.MAX_SYNC_BLOCKS - 1)
-            req = self._request = _Request(peer, first)
-            if not self._send(peer, peer_messages.GET_BLOCKS, [first, last]):
-                failures += 1
-            else:
-                with trio.move_on_after(REQUEST_TIMEOUT_S):
-                    await req.done.wait()
-            self._request = None
-            if not req.blocks:
+            blocks = await self._request.ask(peer, peer_messages.GET_BLOCKS, [first, last])
+            if not blocks:
                 failures += 1
                 log.info("block sync: no answer from peer %s for heights %d..%d", peer.hex()[:16], first, last)
                 self.peer_heights.pop(peer, None)
@@ -251,7 +232,7 @@ class BlockSync:
                 await trio.sleep(min(0.05 * 2**failures, 2.0))
                 continue
             results = []
-            for block, cert in req.blocks:
+            for block, cert in blocks:
                 if block.height <= self.chain.height:
                     continue
                 try:
