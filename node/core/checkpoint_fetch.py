@@ -44,16 +44,14 @@ import trio
 from consensus.epochs import EpochSchedule, checkpoint_proof_problem, from_chain_config
 from consensus.messages import CheckpointProof
 from ledger import codec
-from ledger.block import Block
 from ledger.codec import DecodeError
 from ledger.consortium import ChainConfig
 from node.core import peer_messages
 from node.core.chain import Chain
 from node.core.config_history import ConfigHistory
-from node.core.proofs import NextEpochProofError, checked_next_epoch
+from node.core.proofs import NextEpochProofError, checked_next_epoch, stored_header
 from node.core.peer_request import PeerRequest
 from storage.base import Store
-from storage.errors import CorruptStoreError
 
 log = logging.getLogger("ynchain.sync")
 
@@ -91,13 +89,7 @@ def checkpoint_problem(chain: Chain, history: ConfigHistory, schedule: EpochSche
     order = [v.validator for v in proof.votes]
     if order != sorted(order):
         return f"checkpoint {seq}: the signatures are not in validator order"
-    raw_block = store.get_block_bytes(seq)
-    if raw_block is None:
-        return f"block {seq} is not stored here"
-    try:
-        header = Block.decode_header(raw_block)[0]
-    except DecodeError as exc:
-        raise CorruptStoreError(f"block {seq} does not decode: {exc}") from None
+    header = stored_header(store, seq)
     if proof.state_digest != header.hash:
         return f"checkpoint {seq} is for another block than the one committed at {seq}"
     problem = checkpoint_proof_problem(schedule, chain.genesis.chain_id, proof)

@@ -77,6 +77,17 @@ def next_epoch_proof(store: Store, history: ConfigHistory, seq: int) -> bytes:
     return store.state_tree.prove(seq, proof_file.epoch_state_key(number)).encode()
 
 
+def stored_header(store: Store, height: int) -> BlockHeader:
+    """The header of committed block `height` (at or below the tip)."""
+    raw = store.get_block_bytes(height)
+    if raw is None:
+        raise CorruptStoreError(f"block {height} is missing below the tip")
+    try:
+        return Block.decode_header(raw)[0]      # the txs stay undecoded
+    except DecodeError as exc:
+        raise CorruptStoreError(f"block {height} does not decode: {exc}") from None
+
+
 class NextEpochProofError(Exception):
     """A kept (or offered) next-epoch proof does not hold; the message says why."""
 
@@ -230,7 +241,8 @@ class ProofBuilder:
             raise ProofUnavailable(f"the nearest kept checkpoint above height {height} is {seq}, too far "
                                    "to carry every header in between")
         anchors[seq] = self._checked(_Anchor(seq, block_hash, votes,
-                                             [self._header(h) for h in range(height, seq + 1)], next_proof))
+                                             [stored_header(self.store, h) for h in range(height, seq + 1)],
+                                             next_proof))
 
     def _checkpoint(self, height: int) -> tuple[int, bytes, tuple[Vote, ...], bytes] | None:
         """The lowest kept stable checkpoint proof at or above `height`, with
@@ -271,8 +283,8 @@ class ProofBuilder:
                 raise ProofUnavailable(
                     f"this node keeps no stable checkpoint at height {boundary}, where the validator set "
                     f"changed (epoch {number}), which a proof past it must carry; another node may keep it")
-            links.append(self._checked(_Anchor(boundary, found[1], found[2], [self._header(boundary)],
-                                               found[3])))
+            header = stored_header(self.store, boundary)
+            links.append(self._checked(_Anchor(boundary, found[1], found[2], [header], found[3])))
         return links
 
     def _anchor_record(self, anchor: _Anchor) -> list:
@@ -286,15 +298,6 @@ class ProofBuilder:
             raise CorruptStoreError(f"kept checkpoint {anchor.seq}: {exc}") from None
         return proof_file.anchor_record(anchor.seq, anchor.block_hash, anchor.votes, anchor.headers,
                                         number, value, proof)
-
-    def _header(self, height: int) -> BlockHeader:
-        raw = self.store.get_block_bytes(height)
-        if raw is None:
-            raise CorruptStoreError(f"block {height} is missing below the tip")
-        try:
-            return Block.decode_header(raw)[0]      # the txs stay undecoded
-        except DecodeError as exc:
-            raise CorruptStoreError(f"block {height} does not decode: {exc}") from None
 
     def _encode(self, kind: str, subject, anchors: dict[int, _Anchor], txs: list, states: list) -> bytes:
         links = self._links(max(anchors))
