@@ -338,7 +338,12 @@ class Replica:
             cut_off = not self._quorum_reachable()
             self._reachable = event.keys
             if cut_off and self._quorum_reachable():
-                self._regained_quorum(out)
+                # Back in touch with a quorum: the progress timer starts over, so the
+                # chain has a whole timeout to move again.  The timer that ran while
+                # nothing could (a primary restarting, a partition) would fire at once,
+                # and asking alone, with the others about to commit in v again, would
+                # leave me in v+1 without them.
+                self._refresh_progress_timer(out, progress=True)
         elif kind is Executed:
             self._on_executed(out, event)
         elif kind is Synced:
@@ -869,15 +874,6 @@ class Replica:
         me = self._key
         return 1 + sum(1 for k in self._validators.keys if k != me and k in reachable) >= self._validators.quorum
 
-    def _regained_quorum(self, out: list[Action]) -> None:
-        """Back in touch with a quorum: the progress timer starts over, so the
-        chain has a whole timeout to move again before I suspect its primary.
-        The timer that ran while nothing could move (a primary restarting, a
-        partition) would fire at once, and asking alone, with the others
-        about to commit in v again, would leave me in v+1 without them."""
-        if self._phase is Phase.NORMAL and self._me is not None and VIEW_CHANGE_TIMER in self._timers:
-            out.append(self._timers.arm(VIEW_CHANGE_TIMER, self._view_change_timeout_ms()))
-
     def _join_if_ahead(self, out: list[Action]) -> bool:
         """Liveness: f+1 replicas in views above mine include a correct one,
         so join the lowest view that f+1 of them reached.  (A passive replica
@@ -1003,7 +999,7 @@ class Replica:
                 # Cut off: no quorum could answer a VIEW-CHANGE, and asking alone
                 # would strand me in v+1 after the links heal (the others, never
                 # having suspected their primary, stay in v).  Ask again later.
-                out.append(self._timers.arm(VIEW_CHANGE_TIMER, self._view_change_timeout_ms()))
+                self._refresh_progress_timer(out, progress=True)
                 return
             self._become_view_changing(out, self._safety.view + 1)
         elif event.kind == RETRANSMIT_TIMER:
