@@ -31,7 +31,7 @@ validator checked them before voting for the block.
 State root.  The root of the state tree (ledger.state_tree) over the whole
 state after the block: every contract's tables, the gov/ configuration
 included.  `execute_block` applies the block's write set to the tree as one
-batched update at version = height (a block without writes copies the root),
+batched update at version = height, persisted at checkpoint heights only,
 so a header's state root commits to what every key holds, and a state proof
 shows it to anyone holding the certified header.  The tree's root depends only
 on the set of key/value pairs, and the write set only on the committed
@@ -172,7 +172,10 @@ def execute_block(config: ChainConfig, get_state: ReadState, height: int,
             block_writes.update(tx_writes)
             if tx.contract == config_state.CONTRACT:
                 config = config_state.apply_writes(config, tx_writes) or config
-    return ExecutionResult(tuple(receipts), block_writes, tree.apply(height, block_writes),
+    # The tree persists at the heights proofs are anchored at, checkpoints
+    # (node.core.proofs); the others' pages stay in memory (ledger.state_tree.tree).
+    persist = start_config.epoch_of(height).is_checkpoint(height)
+    return ExecutionResult(tuple(receipts), block_writes, tree.apply(height, block_writes, persist=persist),
                            receipt_root(txs, receipts), None if config is start_config else config)
 
 

@@ -16,7 +16,7 @@ to it, so a crash leaves only an unreferenced tail.
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Callable, Mapping, Protocol, Sequence, TypeVar
+from typing import Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 import msgpack
 
@@ -129,7 +129,9 @@ class KVStore:
     batch (and rewinds the tree if the commit fails), with the list of nodes it
     retired; the tree's versions from the newest kept checkpoint up are kept,
     and each commit deletes a bounded share of the older ones' nodes
-    (`_prune`).  With a `safety_copy` (storage.safety_copy), every
+    (`_prune`).  The tree persists at checkpoint heights only (m/tree): a
+    commit at any other height stores the keys it wrote instead (w/), and
+    opening re-applies those with the tip's values (`_replay_written`).  With a `safety_copy` (storage.safety_copy), every
     safety record saved is also kept there, and opening checks the store's
     record against it.
 
@@ -151,12 +153,15 @@ class KVStore:
         self._tip = self._open_or_create(genesis_hash, initial_state, create, kept)
         self._keep_from = self._read_uint(layout.KEY_KEEP, "kept tree version")
         self._pruned = self._read_uint(layout.KEY_PRUNED, "pruned height")
-        if not self._pruned <= self._keep_from <= self._tip.height:
-            raise CorruptStoreError(f"{where}: the state tree is pruned to height {self._pruned} and "
-                                    f"kept from {self._keep_from}, with the tip at {self._tip.height}")
+        self._tree_at = self._read_uint(layout.KEY_TREE, "persisted tree version")
+        if not (self._pruned <= self._keep_from <= self._tip.height and self._tree_at <= self._tip.height):
+            raise CorruptStoreError(f"{where}: the state tree is pruned to height {self._pruned}, "
+                                    f"kept from {self._keep_from} and persisted at {self._tree_at}, "
+                                    f"with the tip at {self._tip.height}")
         try:
-            self.state_tree = StateTree(_TreeNodes(self), self._tip.height)
+            self.state_tree = StateTree(_TreeNodes(self), self._tree_at)
             self.state_tree.oldest = self._keep_from
+            self._replay_written()
         except StateTreeError as exc:
             raise CorruptStoreError(f"{where}: the state tree at height {self._tip.height} "
                                     f"cannot be read: {exc}") from None
@@ -187,6 +192,7 @@ class KVStore:
             batch.put(layout.KEY_SCHEMA, pack(layout.SCHEMA_VERSION))
             batch.put(layout.KEY_GENESIS, pack(genesis_hash))
             batch.put(layout.KEY_TIP, tip.encode())
+            batch.put(layout.KEY_TREE, pack(0))
             for key, value in initial_state.items():     # the genesis state, in the same batch
                 batch.put(layout.STATE + key, value)
             for node_key, node in genesis_tree.new_nodes.items():
@@ -198,14 +204,40 @@ class KVStore:
         except DecodeError:
             raise SchemaVersionError(f"{self.where}: unreadable schema version "
                                      f"{raw_schema[:16]!r}, expected {layout.SCHEMA_VERSION}") from None
-        if schema != layout.SCHEMA_VERSION:
+        if schema != layout.SCHEMA_VERSION and schema not in layout.UPGRADABLE_SCHEMAS:
             raise SchemaVersionError(f"{self.where}: store schema version is {schema}, "
                                      f"this ynchain reads version {layout.SCHEMA_VERSION}")
         stored_genesis = self._decode(layout.decode_hash, kv.get(layout.KEY_GENESIS), "genesis hash")
         if stored_genesis != genesis_hash:
             raise GenesisMismatchError(f"{self.where}: store belongs to genesis {stored_genesis.hex()}, "
                                        f"not {genesis_hash.hex()}")
-        return self._decode(Tip.decode, kv.get(layout.KEY_TIP), "tip")
+        tip = self._decode(Tip.decode, kv.get(layout.KEY_TIP), "tip")
+        if schema != layout.SCHEMA_VERSION:
+            # Version 7: every height's tree was persisted, so it is a store
+            # persisted at the tip; nothing else differs.
+            batch = kv.batch()
+            batch.put(layout.KEY_SCHEMA, pack(layout.SCHEMA_VERSION))
+            batch.put(layout.KEY_TREE, pack(tip.height))
+            batch.write()
+        return tip
+
+    def _replay_written(self) -> None:
+        """Bring the tree from its persisted version to the tip: the keys the
+        heights above it wrote (w/), with the values they hold at the tip, as
+        one update (the root depends only on the final state)."""
+        tip = self._tip.height
+        if self._tree_at == tip:
+            return
+        keys: set[bytes] = set()
+        for height in range(self._tree_at + 1, tip + 1):
+            keys.update(self._decode(layout.decode_keys, self._kv.get(layout.WRITTEN + layout.height_key(height)),
+                                     f"written keys of height {height}"))
+        result = self.state_tree.apply(tip, {key: self.get_state(key) for key in keys}, persist=False)
+        if result.persisted:         # more pages than the tree keeps in memory
+            batch = self._kv.batch()
+            self._put_tree(batch, tip, result, ())
+            batch.write()
+            self._tree_at = tip
 
     def _read_uint(self, key: bytes, what: str) -> int:
         raw = self._kv.get(key)
@@ -426,10 +458,7 @@ class KVStore:
                     batch.delete(key)
                 else:
                     put(key, value)
-            tree_prefix = layout.STATE_TREE
-            for node_key, node in tree.new_nodes.items():
-                put(tree_prefix + node_key, node)
-            put(layout.STALE + hkey, pack(tree.stale))
+            self._put_tree(batch, height, tree, state_writes)
             pruned = self._prune(batch)
             put(layout.KEY_TIP, new_tip.encode())
         except (TypeError, ValueError, OverflowError) as exc:
@@ -438,6 +467,25 @@ class KVStore:
         batch.write()
         self._tip = new_tip
         self._pruned = pruned
+        if tree.persisted:
+            self._tree_at = height
+
+    def _put_tree(self, batch: Batch, height: int, tree: UpdateResult, written: Iterable[bytes]) -> None:
+        """Add the tree's part of height's commit to its batch: the nodes and
+        stale list of a persisted version (and the w/ lists it makes
+        useless), or else the keys the height wrote."""
+        hkey = layout.height_key(height)
+        if not tree.persisted:
+            batch.put(layout.WRITTEN + hkey, pack(list(written)))
+            return
+        put = batch.put
+        tree_prefix = layout.STATE_TREE
+        for node_key, node in tree.new_nodes.items():
+            put(tree_prefix + node_key, node)
+        put(layout.STALE + hkey, pack(tree.stale))
+        put(layout.KEY_TREE, pack(height))
+        for below in range(self._tree_at + 1, height):
+            batch.delete(layout.WRITTEN + layout.height_key(below))
 
     def _prune(self, batch: Batch) -> int:
         """Add to a commit's batch the deletes of the tree nodes that only
@@ -454,7 +502,10 @@ class KVStore:
         while cursor < last and deleted < layout.PRUNE_NODES:
             cursor += 1
             list_key = layout.STALE + layout.height_key(cursor)
-            stale = self._decode(layout.decode_stale, self._kv.get(list_key), f"stale list {cursor}")
+            raw = self._kv.get(list_key)
+            if raw is None:                 # a height the tree was not persisted at
+                continue
+            stale = self._decode(layout.decode_keys, raw, f"stale list {cursor}")
             for node_key in stale:
                 delete(tree_prefix + node_key)
             delete(list_key)

@@ -25,9 +25,15 @@ arrays (ledger.codec) unless noted.
                            the root of an empty or one-key tree.  Kept for the versions
                            from the newest kept checkpoint up (m/keep); older ones are
                            pruned
-    z/ + height (8 BE)  -> [node key, ...]: the tree nodes that height retired (its
-                           UpdateResult.stale), deleted with the list once the height is
-                           at or below m/keep
+    z/ + height (8 BE)  -> [node key, ...]: the tree nodes a persisted height retired
+                           (its UpdateResult.stale), deleted with the list once the height
+                           is at or below m/keep
+    m/tree              -> the newest persisted tree version (uint).  The tree persists its nodes at stable
+                           checkpoint heights only (ledger.execution); the heights above
+                           this one are rebuilt from their w/ lists on opening
+    w/ + height (8 BE)  -> [state key, ...]: the keys a height above m/tree wrote; opening
+                           re-applies them with the tip's values to reach the tip's tree.
+                           Deleted by the commit that persists the tree again
     m/keep              -> the newest kept checkpoint (uint): the oldest tree version kept
     m/pruned            -> the highest height whose z/ list is applied (uint; absent: 0)
     k/ + height (8 BE)  -> [checkpoint proof, next-epoch proof]: a stable checkpoint proof
@@ -72,9 +78,14 @@ from ledger.receipt import Receipt
 # of each leaf being a node of its own under n/; a page's node value has a
 # fifth field and versions only for its page children, so version-6 nodes
 # do not read as version-7 ones (roots and proofs are unchanged).
+# 8: the state tree persists its nodes at stable checkpoint heights only
+# (m/tree, w/ lists of the heights above it).  A version-7 store is a
+# version-8 one whose tree was persisted at the tip: opening upgrades it in
+# place (m/schema and m/tree in one batch).
 # A store of an older version is refused (SchemaVersionError); `ynchain
 # node resync` rebuilds it from the peers.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
+UPGRADABLE_SCHEMAS = (7,)
 
 KEY_SCHEMA = b"m/schema"
 KEY_GENESIS = b"m/genesis"
@@ -82,6 +93,7 @@ KEY_TIP = b"m/tip"
 KEY_SAFETY = b"p/safety"
 KEY_KEEP = b"m/keep"
 KEY_PRUNED = b"m/pruned"
+KEY_TREE = b"m/tree"
 
 BLOCK_INDEX = b"x/"
 CERTIFICATE = b"c/"
@@ -92,9 +104,10 @@ PAYLOAD = b"q/"
 STATE_TREE = b"n/"
 CHECKPOINT = b"k/"
 STALE = b"z/"
+WRITTEN = b"w/"
 
 FAMILIES = (b"m/", BLOCK_INDEX, CERTIFICATE, BLOCK_HASH, TX, STATE, b"p/", PAYLOAD, STATE_TREE, CHECKPOINT,
-            STALE)
+            STALE, WRITTEN)
 
 # Pruning catches up on stale lists at most this many per commit, and stops
 # after a list that brings its deletes past PRUNE_NODES: when a checkpoint
@@ -222,10 +235,11 @@ def decode_checkpoint(data: bytes) -> tuple[bytes, bytes]:
     return codec.expect_bytes(proof, "kept checkpoint.proof"), codec.expect_bytes(next_epoch, "kept checkpoint.next_epoch")
 
 
-def decode_stale(data: bytes) -> list[bytes]:
+def decode_keys(data: bytes) -> list[bytes]:
+    """A z/ or w/ list: an array of keys (bin)."""
     keys = codec.unpack(data)
     if type(keys) is not list or not all(type(key) is bytes for key in keys):
-        raise codec.DecodeError("stale list: expected an array of node keys (bin)")
+        raise codec.DecodeError("expected an array of keys (bin)")
     return keys
 
 

@@ -1,7 +1,8 @@
 """Measure the state tree: `python -m storage.state_tree_bench`.
 
 For each tree size: fill a tree with that many keys, then time blocks of
-`--block` writes (a mix of updates to existing keys and new keys) and report
+`--block` writes (a mix of updates to existing keys and new keys), persisted
+every `--persist-every` blocks as a node does at its checkpoints, and report
 CPU microseconds per written key (apply, and the store's write), nodes and
 bytes written per key, and proof size, proving and checking time.  Nodes live in memory, or in LevelDB with
 `--leveldb DIR` (one unsynced batch per block, read back through plyvel, as a
@@ -76,7 +77,7 @@ def _value(rng: random.Random) -> bytes:
 
 
 def run(size: int, block: int, blocks: int, update_share: float, proofs: int, seed: int,
-        leveldb: Path | None, prune: bool = True) -> dict:
+        leveldb: Path | None, prune: bool = True, persist_every: int = 16) -> dict:
     rng = random.Random(seed)
     store = _LevelDBNodeStore(leveldb / f"tree-{size}", prune) if leveldb else _MemoryStore()
     tree = StateTree(store)
@@ -101,7 +102,7 @@ def run(size: int, block: int, blocks: int, update_share: float, proofs: int, se
         version += 1
         # thread time: LevelDB compacts in a thread of its own, counted below
         t0 = time.thread_time()
-        result = tree.apply(version, writes)
+        result = tree.apply(version, writes, persist=version % persist_every == 0)
         t1 = time.thread_time()
         store.write(result)
         t2 = time.thread_time()
@@ -131,6 +132,7 @@ def run(size: int, block: int, blocks: int, update_share: float, proofs: int, se
     store.close()
     return {
         "tree_keys": size, "block_writes": block, "blocks": blocks, "update_share": update_share,
+        "persist_every": persist_every,
         "store": ("leveldb" if prune else "leveldb-keep-history") if leveldb else "memory",
         "apply_us_per_key_median": round(statistics.median(per_key_us), 2),
         "apply_us_per_key_min": round(min(per_key_us), 2),
@@ -167,7 +169,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000",
                         help="tree sizes (keys), comma-separated")
     parser.add_argument("--block", type=int, default=2000, help="writes per block")
-    parser.add_argument("--blocks", type=int, default=7, help="blocks timed per size")
+    parser.add_argument("--blocks", type=int, default=32, help="blocks timed per size")
+    parser.add_argument("--persist-every", type=int, default=16,
+                        help="persist the tree every N blocks (a node: at its checkpoints, 16 by default)")
     parser.add_argument("--update-share", type=float, default=0.5,
                         help="share of a block's writes that update existing keys")
     parser.add_argument("--proofs", type=int, default=2000)
@@ -180,7 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     for size in (int(s) for s in args.sizes.split(",")):
         figures = run(size, args.block, args.blocks, args.update_share, args.proofs, args.seed,
-                      args.leveldb, not args.keep_history)
+                      args.leveldb, not args.keep_history, args.persist_every)
         figures["signature_check_us"] = round(signature_check_us(), 1)
         print(json.dumps(figures) if args.json else
               " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)

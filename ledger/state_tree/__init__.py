@@ -81,9 +81,15 @@ Stored nodes (what `apply` returns, msgpack arrays)
     leaf      = [path (bin 32), value hash (bin 32)]
                 (only as the root: a tree of one key)
     empty     = []                (only as the root of an empty tree)
-A version is a block height below 2**48.  Every version has its root at
-(version, depth 0): `apply` writes it even when the block changes nothing (a
-copy), so any kept version is read from its height alone.  Nodes are
+A version is a block height below 2**48 - 1 (the all-ones version marks,
+in memory only, a page not persisted yet).  Every persisted version has its
+root at (version, depth 0): `apply(persist=True)` writes it even when nothing
+changed since the last persisted version (a copy), so any kept version is
+read from its height alone.  A version that is not persisted (`apply(
+persist=False)`) has its root computed, and its pages stay in memory until
+the next persisted version writes them, once, under its own version: the
+stored nodes of a persisted version are the same whichever versions before
+it were persisted, but for the versions in their keys.  Nodes are
 immutable; a version's tree shares every unchanged page with the versions
 before it.  A leaf is written again with every rewrite of its page (64
 bytes), and in return it never costs a store read, a key, a stale-list
@@ -122,9 +128,9 @@ path reaches the same empty slot or neighbour leaf: it is the same proof.
 
 Pruning
 -------
-`apply(v)` lists the node keys that v no longer uses (`stale`: pages, and an
-old root that is a leaf or empty); versions below
-v still do.  Keeping versions >= K, a node listed stale at v can be deleted
+`apply(v)` of a persisted version lists the node keys that v no longer uses
+and the previously persisted version did (`stale`: pages, and that
+version's root); versions below v still do.  Keeping versions >= K, a node listed stale at v can be deleted
 once v <= K: keep the lists by version and delete those up to the oldest
 version kept.  Set `StateTree.oldest` to K so reads below it are refused
 rather than answered in part from cached pages.  (The node's store keeps

@@ -26,7 +26,9 @@ FULL_BITMAP = (1 << RADIX) - 1
 # Versions (block heights) take 6 bytes, in node keys and in pages: up to
 # 2**48 - 1, a block a millisecond for 8,900 years.
 VERSION_BYTES = 6
-MAX_VERSION = (1 << 8 * VERSION_BYTES) - 1
+# The all-ones version marks, in memory only, a page written since the tree
+# was last persisted (tree.py: PENDING); no block ever gets that height.
+MAX_VERSION = (1 << 8 * VERSION_BYTES) - 2
 
 # Each hash starts from a copy of a prepared state: cheaper than building a
 # blake2b object with its parameters for every call (~40% of a page hash).

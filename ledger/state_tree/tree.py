@@ -6,6 +6,20 @@ keeps that version's nodes.  Nothing here writes to the store: `apply`
 returns the nodes to write and the ones that became stale, and the caller
 puts them in its own (synced) batch.  The format is specified in the package
 docstring (ledger/state_tree/__init__.py).
+
+Persisting.  `apply(v, writes, persist=False)` computes v's root but keeps
+the pages it writes in memory (the dirty pages, under PENDING node keys),
+and returns no nodes; the next `apply(..., persist=True)` writes every
+page dirty since the last persisted version once, at its own version.
+Every version's root is computed; only persisted versions (and the current
+one) can be read.  Why: a block of ~2,000 random keys rewrites the top
+three levels of pages and ~1,600 of the 4,096 fourth-level ones every
+time; persisting once per 16 blocks writes each of those once, and most of
+the tree's cost was writing, packing, compacting and pruning pages that no
+reader ever asked for (proofs are made at stable checkpoints only, the
+heights the node persists: ledger.execution).  The caller makes the
+versions in between recoverable on its own (storage.kv_store logs each
+block's written keys and re-applies them on reopening).
 """
 
 from __future__ import annotations
@@ -35,6 +49,16 @@ from .proof import StateProof
 TOP_DEPTH = 4
 MAX_TOP_PAGES = 8192
 DEEP_PAGES = 32_768
+
+# The version bytes of a page written since the last persisted version: it
+# lives in StateTree._dirty under PENDING + its position, and a parent in
+# memory refers to it with this version.  Persisting rewrites these to the
+# persisted version (format.MAX_VERSION keeps real versions below it).
+PENDING = b"\xff" * VERSION_BYTES
+PENDING_ROOT = PENDING + b"\x00"
+# Pages kept dirty before a version is persisted whatever the caller asked
+# (a chain whose checkpoints are far apart): ~0.7 KB each at 1M keys.
+MAX_DIRTY_PAGES = 65_536
 
 
 class _Recent:
@@ -113,15 +137,31 @@ class MemoryNodeStore:
 class UpdateResult:
     """What `apply(version, ...)` produced.
 
+    persisted: whether `version` is persisted; if not, new_nodes and stale
+    are empty (what it changed is kept in memory until the next persisted
+    version lists it).
     new_nodes: node key -> encoded node; store them before reading `version`.
-    stale: node keys the previous version used and `version` does not; the
-    versions below `version` still do, so delete them only once no version
-    below `version` will be read again.
+    stale: node keys the previously persisted version used and `version`
+    does not; the versions below `version` still do, so delete them only
+    once no version below `version` will be read again.
     """
     version: int
     root: bytes
     new_nodes: dict[bytes, bytes]
     stale: list[bytes]
+    persisted: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Undo:
+    """What the last `apply` changed, for `rewind` to its base version."""
+    version: int | None
+    root_at: bytes | None
+    persisted: int | None
+    dirty: dict                  # the dirty pages before it (restored by `pages`)
+    pages: dict                  # dirty key -> the page it held before (None: none)
+    stale: list                  # the pending stale list before it (truncated to stale_len)
+    stale_len: int
 
 
 class StateTree:
@@ -139,9 +179,21 @@ class StateTree:
         # ones use): reads below it are refused, even where cached pages of
         # the pruned versions could still answer part of them.
         self.oldest = 0
-        if version is not None:
-            self._root(version)                   # fail now if it is not there
+        # Pages (and a leaf or empty root) written since the last persisted
+        # version, under PENDING + position; the persisted nodes they
+        # replaced, for that version's stale list.
+        self._dirty: dict[bytes, tuple] = {}
+        self._stale: list[bytes] = []
+        self._undo: _Undo | None = None
+        self.persisted = version                  # the newest persisted version
+        self._root_at = None if version is None else root_key(version)   # where the current root is
         self.version = version
+        if version is not None:
+            self._root(version, stored=True)      # fail now if it is not there
+
+    @property
+    def dirty_pages(self) -> int:
+        return len(self._dirty)
 
     # -- reads ----------------------------------------------------------------------
     def root_hash(self, version: int | None = None) -> bytes:
@@ -151,6 +203,13 @@ class StateTree:
                 return EMPTY_ROOT
             version = self.version
         return node_hash(self._root(version))
+
+    def readable(self, version: int) -> bool:
+        """Whether `version` can be read: the current one, or a persisted one
+        the caller still keeps."""
+        if version == self.version:
+            return True
+        return self.oldest <= version <= MAX_VERSION and self.store.get(root_key(version)) is not None
 
     def get(self, version: int, key: bytes) -> bytes | None:
         """The value hash `key` has at `version`, or None if absent."""
@@ -194,10 +253,13 @@ class StateTree:
             node = self._load_page(versions[at:at + VERSION_BYTES] + position(path, depth))
 
     # -- the batch update -------------------------------------------------------------
-    def apply(self, version: int, writes: Mapping[bytes, bytes | None]) -> UpdateResult:
+    def apply(self, version: int, writes: Mapping[bytes, bytes | None], *,
+              persist: bool = True) -> UpdateResult:
         """Apply one block's writes (state key -> new value, None = delete) as
         `version`, which must be above the current one.  The tree moves to
-        `version`; the caller stores `new_nodes` before reading it, or calls
+        `version`; with `persist` (or once MAX_DIRTY_PAGES are dirty) the
+        result holds every node written since the last persisted version,
+        which the caller stores before reading `version`, or it calls
         `rewind` if it never does."""
         base = self.version
         _check_version(version)
@@ -205,32 +267,123 @@ class StateTree:
             raise StateTreeError(f"state tree version {version} does not follow {base}")
         items = hashed_writes(writes)
         items.sort()
-        batch = _Batch(self, version, items)
-        if base is None:
-            old_key, old = None, None
+        batch = _Batch(self, items)
+        old_key = self._root_at
+        old = None if old_key is None else self._load(old_key)
+        r = batch.update_root(old_key, old)
+        if r is None:
+            root, root_at = EMPTY_ROOT, PENDING_ROOT
+            batch.emitted[PENDING_ROOT] = ()
+        elif r[0] == LEAF:
+            root, root_at = r[1], PENDING_ROOT
+            batch.emitted[PENDING_ROOT] = (r[2], r[3])
         else:
-            old_key = root_key(base)
-            old = self._root(base)
-        batch.finish_root(batch.update_root(old_key, old), old_key, old)
-        # Only now that nothing can fail: the caches never hold a page of an
-        # update that raised.  Each list holds the pages of one cache, so each
-        # key is looked up in the one cache that can hold it.
+            root, root_at = r[1], r[2] + b"\x00"
+        # Only now that nothing can fail: the tree's state changes, and the
+        # caches never hold a page of an update that raised.  Each list holds
+        # the pages of one cache, so each key is looked up in the one cache
+        # that can hold it.
         top, deep = self._top, self._deep
         for key in batch.stale_top:
             top.pop(key, None)
         for key in batch.stale_deep:
             deep.discard(key)
-        _remember_all(top, batch.top_pages, MAX_TOP_PAGES)
-        deep.put_all(batch.deep_pages)
+        dirty = self._dirty
+        undo = _Undo(base, old_key, self.persisted, dirty, {k: dirty.get(k) for k in batch.emitted},
+                     self._stale, len(self._stale))
+        dirty.update(batch.emitted)
+        self._stale.extend(batch.stale_top)
+        self._stale.extend(batch.stale_deep)
+        self._undo = undo
         self.version = version
-        return UpdateResult(version, batch.root, batch.new, batch.stale_top + batch.stale_deep)
+        self._root_at = root_at
+        if not persist and len(dirty) < MAX_DIRTY_PAGES:
+            return UpdateResult(version, root, {}, [], persisted=False)
+        new, stale = self._persist(version)
+        return UpdateResult(version, root, new, stale)
+
+    def _persist(self, version: int) -> tuple[dict[bytes, bytes], list[bytes]]:
+        """Encode the dirty pages the current root reaches as `version`'s
+        nodes (rewriting PENDING child versions to it), store the root at
+        (version, depth 0) whatever it is, and start a new dirty set."""
+        vbytes = version.to_bytes(VERSION_BYTES, "big")
+        new: dict[bytes, bytes] = {}
+        stale = self._stale
+        dirty = self._dirty
+        pack = msgpack.Packer(use_bin_type=True).pack
+        top_pages: list[tuple[bytes, tuple]] = []
+        deep_pages: list[tuple[bytes, tuple]] = []
+        rkey = vbytes + b"\x00"
+        at = self._root_at
+        root = dirty[at] if at == PENDING_ROOT else self._load(at)
+        if at != PENDING_ROOT or len(root) != 5:
+            # A root that is not a page written since the last persisted
+            # version: a copy at this version (an unchanged page, a leaf, or
+            # the empty tree), so every persisted version has its root.
+            new[rkey] = EMPTY_NODE if not root else (encode_leaf(*root) if len(root) == 2
+                                                     else encode_page(*root, pack))
+            if len(root) == 5:
+                top_pages.append((rkey, root))
+        else:
+            todo = [(b"\x00", root)]
+            while todo:
+                pos, page = todo.pop()
+                bitmap, leafmap, hashes, versions, leaves = page
+                if PENDING in versions:           # may match across entries: checked one by one
+                    parts = []
+                    children = bitmap & ~leafmap
+                    for i in range(0, len(versions), VERSION_BYTES):
+                        low = children & -children
+                        children ^= low
+                        v = versions[i:i + VERSION_BYTES]
+                        if v == PENDING:
+                            cpos = _child_position(pos, low.bit_length() - 1)
+                            todo.append((cpos, dirty[PENDING + cpos]))
+                            v = vbytes
+                        parts.append(v)
+                    page = (bitmap, leafmap, hashes, b"".join(parts), leaves)
+                key = vbytes + pos
+                new[key] = pack(list(page))               # format.encode_page
+                (top_pages if pos[0] < TOP_DEPTH else deep_pages).append((key, page))
+        # The previously persisted root, if no update retired it (it was
+        # copied, or a leaf or empty root: updates retire pages only).
+        if self.persisted is not None:
+            old_root = root_key(self.persisted)
+            if old_root not in stale:
+                stale.append(old_root)
+        _remember_all(self._top, top_pages, MAX_TOP_PAGES)
+        self._deep.put_all(deep_pages)
+        self._dirty = {}
+        self._stale = []
+        self.persisted = version
+        self._root_at = rkey
+        return new, stale
 
     def rewind(self, version: int | None) -> None:
         """Move back to `version` (None: the empty tree), forgetting the
         applies above it, whose nodes the caller did not store (a synced
-        block that re-executes to another header, a commit that failed)."""
-        if version is not None:
-            self._root(version)                   # it must be there
+        block that re-executes to another header, a commit that failed):
+        the version the last apply started from, or a persisted one."""
+        if version == self.version:
+            return
+        undo = self._undo
+        if undo is not None and version == undo.version:
+            dirty = undo.dirty
+            for key, page in undo.pages.items():
+                if page is None:
+                    dirty.pop(key, None)
+                else:
+                    dirty[key] = page
+            del undo.stale[undo.stale_len:]
+            self._dirty, self._stale = dirty, undo.stale
+            self._root_at, self.persisted = undo.root_at, undo.persisted
+        else:
+            if version is not None:
+                self._root(version, stored=True)  # it must be there
+            self._dirty, self._stale = {}, []
+            self._root_at = None if version is None else root_key(version)
+            self.persisted = version
+        self._undo = None
         limit = -1 if version is None else version
         for key in [k for k in self._top if key_version(k) > limit]:
             del self._top[key]
@@ -239,21 +392,25 @@ class StateTree:
         self.version = version
 
     # -- nodes ---------------------------------------------------------------------
-    def _root(self, version: int) -> tuple:
+    def _root(self, version: int, stored: bool = False) -> tuple:
         _check_version(version)
         if version < self.oldest:
             raise StateTreeError(f"state tree version {version} was pruned (versions from "
                                  f"{self.oldest} are kept)")
+        if version == self.version and not stored:
+            return self._load(self._root_at)
         return self._load(root_key(version))
 
     def _load(self, key: bytes) -> tuple:
         node = self._top.get(key) or self._deep.get(key)
         if node is not None:
             return node
+        if key[:VERSION_BYTES] == PENDING:
+            return self._dirty[key]
         data = self.store.get(key)
         if data is None:
             raise StateTreeError(f"state tree node {key.hex()} is not in the store (version "
-                                 f"{key_version(key)} was never written, or was pruned)")
+                                 f"{key_version(key)} was never persisted, or was pruned)")
         node = _decode(key, data)
         if len(node) == 5:
             self._remember(key, node)
@@ -273,6 +430,14 @@ class StateTree:
         if len(top) >= MAX_TOP_PAGES:
             top.clear()          # only after reads at many old versions
         top[key] = page
+
+
+def _child_position(pos: bytes, n: int) -> bytes:
+    """The position of child `n` of the page at position `pos` (format.position)."""
+    depth = pos[0]
+    if depth & 1:
+        return bytes((depth + 1,)) + pos[1:-1] + bytes((pos[-1] | n,))
+    return bytes((depth + 1,)) + pos[1:] + bytes((n << 4,))
 
 
 def _remember_all(cache: dict, nodes: list, limit: int) -> None:
@@ -322,27 +487,23 @@ class _Batch:
     first, and popcount(leafmap & under) in the last; the difference is its
     place among the versions."""
 
-    __slots__ = ("tree", "version", "vbytes", "items", "new", "stale_top", "stale_deep",
-                 "top_pages", "deep_pages", "root", "pack", "page_state", "top_get", "deep_get")
+    __slots__ = ("tree", "vbytes", "items", "emitted", "stale_top", "stale_deep",
+                 "page_state", "top_get", "deep_get", "dirty")
 
-    def __init__(self, tree: StateTree, version: int, items: list) -> None:
+    def __init__(self, tree: StateTree, items: list) -> None:
         self.tree = tree
-        self.version = version
-        self.vbytes = version.to_bytes(VERSION_BYTES, "big")
+        self.vbytes = PENDING                    # the version new pages get until persisted
         self.items = items
-        self.new: dict[bytes, bytes] = {}
-        # Retired node keys, by the cache that may hold them: pages above
-        # TOP_DEPTH (and a retired root of any kind), deeper pages.
+        self.emitted: dict[bytes, tuple] = {}    # PENDING + position -> new page
+        # Retired persisted node keys, by the cache that may hold them: pages
+        # above TOP_DEPTH, deeper pages.  (A dirty page that is rewritten
+        # was never stored: nothing to retire.)
         self.stale_top: list[bytes] = []
         self.stale_deep: list[bytes] = []
-        # New pages to cache once the update has succeeded, the same way.
-        self.top_pages: list[tuple[bytes, tuple]] = []
-        self.deep_pages: list[tuple[bytes, tuple]] = []
-        self.root = EMPTY_ROOT
-        self.pack = msgpack.Packer(use_bin_type=True).pack
         self.page_state = PAGE_STATE.copy
         self.top_get = tree._top.get
         self.deep_get = tree._deep.get
+        self.dirty = tree._dirty
 
     def update_root(self, okey: bytes | None, node: tuple | None):
         """Update the root (`node`, stored under `okey`; None or () if empty)."""
@@ -412,7 +573,8 @@ class _Batch:
         """Update the position at `depth` that holds the page stored under `okey`."""
         if hi - lo == 1:
             return self.update_page_1(depth, okey, ohash, oversion, lo)
-        bitmap, leafmap, hashes, versions, leaves = self.tree._load_page(okey)
+        bitmap, leafmap, hashes, versions, leaves = (self.dirty[okey] if oversion == PENDING
+                                                     else self.tree._load_page(okey))
         items = self.items
         nib = NIBBLE[depth & 1]
         w = depth >> 1
@@ -440,7 +602,8 @@ class _Batch:
                     vat = VB * (bitmap & ~leafmap & under).bit_count()
                     cversion = versions[vat:vat + VB]
                     r = self.update_page(below, cversion + position(path, below), chash, cversion, i, j)
-                    if r is None or r[0] == LEAF or r[2] != cversion:
+                    # a dirty child rewritten keeps version PENDING: its hash tells
+                    if r is None or r[0] == LEAF or r[2] != cversion or r[1] != chash:
                         changes.append((n, r))
             else:
                 r = self.fresh(below, i, j)
@@ -449,7 +612,8 @@ class _Batch:
             i = j
         if not changes:
             return (PAGE, ohash, oversion)
-        (self.stale_top if depth < TOP_DEPTH else self.stale_deep).append(okey)
+        if oversion != PENDING:
+            (self.stale_top if depth < TOP_DEPTH else self.stale_deep).append(okey)
         new_bitmap, new_leafmap = bitmap, leafmap
         for n, r in changes:
             bit = 1 << n
@@ -507,9 +671,12 @@ class _Batch:
         below the top levels most pages see one write per block, and this path
         has no grouping or splicing loops.  The tests check both paths against
         trees built from scratch."""
-        page = self.top_get(okey) if depth < TOP_DEPTH else self.deep_get(okey)
-        if page is None:
-            page = self.tree._load_page(okey)
+        if oversion == PENDING:
+            page = self.dirty[okey]
+        else:
+            page = self.top_get(okey) if depth < TOP_DEPTH else self.deep_get(okey)
+            if page is None:
+                page = self.tree._load_page(okey)
         bitmap, leafmap, hashes, versions, leaves = page
         path, vhash = self.items[i]
         below = depth + 1
@@ -538,8 +705,9 @@ class _Batch:
             lend = lat + LEAF_BYTES
         elif bitmap & bit:
             cversion = versions[vat:vat + VB]
-            r = self.update_page_1(below, cversion + position(path, below), hashes[at:at + 32], cversion, i)
-            if r is not None and r[0] == PAGE and r[2] == cversion:
+            chash = hashes[at:at + 32]
+            r = self.update_page_1(below, cversion + position(path, below), chash, cversion, i)
+            if r is not None and r[0] == PAGE and r[2] == cversion and r[1] == chash:
                 return (PAGE, ohash, oversion)
             end = at + 32
             vend = vat + VB
@@ -547,7 +715,8 @@ class _Batch:
             return (PAGE, ohash, oversion)            # deleting a key that is not there
         else:
             r = (LEAF, leaf_hash(path, vhash), path, vhash, False)
-        (self.stale_top if depth < TOP_DEPTH else self.stale_deep).append(okey)
+        if oversion != PENDING:
+            (self.stale_top if depth < TOP_DEPTH else self.stale_deep).append(okey)
         if r is None:
             bitmap &= ~bit
             leafmap &= ~bit
@@ -596,34 +765,8 @@ class _Batch:
 
     def emit_page(self, depth: int, pos: bytes, bitmap: int, leafmap: int,
                   hashes: bytes, versions: bytes, leaves: bytes):
-        key = self.vbytes + pos
-        self.new[key] = self.pack([bitmap, leafmap, hashes, versions, leaves])     # format.encode_page
-        (self.top_pages if depth < TOP_DEPTH else self.deep_pages).append(
-            (key, (bitmap, leafmap, hashes, versions, leaves)))
+        self.emitted[PENDING + pos] = (bitmap, leafmap, hashes, versions, leaves)
         h = self.page_state()                                             # format.page_hash
         h.update(bitmap.to_bytes(2, "big"))
         h.update(hashes)
-        return (PAGE, h.digest(), self.vbytes)
-
-    def finish_root(self, r, old_key: bytes | None, old: tuple | None) -> None:
-        """Store the root at (version, empty path), so every version has one
-        whatever changed: a leaf root (a tree of one key) or an empty one is
-        a node of its own there; an unchanged root page is copied."""
-        key = root_key(self.version)
-        unchanged = False
-        if r is None:
-            self.new[key] = EMPTY_NODE
-            self.root = EMPTY_ROOT
-        elif r[0] == LEAF:
-            self.new[key] = encode_leaf(r[2], r[3])
-            self.root = r[1]
-        else:
-            self.root = r[1]
-            unchanged = r[2] != self.vbytes
-            if unchanged:
-                self.new[key] = encode_page(*old, self.pack)
-                self.top_pages.append((key, old))
-        # The update retired an old root page itself when it changed it; any
-        # other old root is retired here.
-        if old_key is not None and (unchanged or len(old) != 5):
-            self.stale_top.append(old_key)
+        return (PAGE, h.digest(), PENDING)

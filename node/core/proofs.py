@@ -5,7 +5,8 @@ checkpoint_at_or_above): the lowest one at or above the item's height, with
 the headers from that height up to it.  A height above the newest kept
 checkpoint is not provable yet (a checkpoint comes every K blocks, 16 by
 default).  The state tree keeps the versions from the newest kept checkpoint
-up (older ones are pruned: a state proof below it is 409), and the store
+up (older ones are pruned: a state proof below it is 409), persisted at
+checkpoint heights only (others are 409 too, ledger.execution), and the store
 keeps only the newest values: a value is served for an older height only
 while it is still the newest one (its hash matches the tree at that height).
 
@@ -209,6 +210,9 @@ class ProofBuilder:
             raise ProofUnavailable(f"this node keeps the state tree from height {newest} (its newest "
                                    f"stable checkpoint; older heights are pruned): ask for height "
                                    f"{newest} or later")
+        if not self.store.state_tree.readable(height):
+            raise ProofUnavailable(f"this node keeps the state tree at checkpoint heights only (and its "
+                                   f"tip); height {height} is not one: ask for height {newest}")
         return height
 
     def _state_item(self, skey: bytes, height: int, anchors: dict[int, _Anchor]) -> list:

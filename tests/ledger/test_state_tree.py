@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import random
 from contextlib import contextmanager
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -473,7 +474,7 @@ def test_rewind_forgets_an_update_that_was_never_stored() -> None:
 
 
 def test_reopening_a_version_that_is_not_stored() -> None:
-    with pytest.raises(StateTreeError, match="never written, or was pruned"):
+    with pytest.raises(StateTreeError, match="never persisted, or was pruned"):
         StateTree(MemoryNodeStore(), 3)
 
 
@@ -714,3 +715,91 @@ def test_the_recent_cache_keeps_what_was_used_lately_within_twice_its_half() -> 
     nothing = _Recent(0)
     nothing.put(b"x", (1,))
     assert len(nothing) == 0 and nothing.get(b"x") is None
+
+
+# -- versions kept in memory until a persisted one -----------------------------------
+
+@SETTINGS
+@given(st.lists(st.tuples(st.dictionaries(keys, st.one_of(st.none(), values), max_size=12),
+                          st.booleans()), min_size=1, max_size=14))
+def test_persisting_some_versions_stores_what_persisting_all_would(blocks) -> None:
+    """A tree persisted at some versions only has, at each of them, the same
+    roots, proofs and node contents as one persisted at every version; its
+    stale lists retire exactly the nodes the previous persisted version used
+    and this one does not; versions in between are readable while current."""
+    def shape(store, version):
+        """Positions and contents of a version's nodes, but for the versions they were written at."""
+        reach = Chain.reachable(SimpleNamespace(store=store), version)
+        return sorted((k[6:], (rec := codec.unpack(store.get(k)))[:3] + rec[4:]) for k in reach)
+
+    every = Chain()
+    some = MemoryNodeStore()
+    tree = StateTree(some)
+    last = None
+    for version, (writes, persist) in enumerate(blocks, start=1):
+        persist = persist or version == len(blocks)
+        expected = every.apply(version, writes)
+        result = tree.apply(version, writes, persist=persist)
+        assert (result.root, result.persisted) == (expected.root, persist)
+        if persist:
+            assert all(k[:6] == version.to_bytes(6, "big") for k in result.new_nodes)
+            before = Chain.reachable(SimpleNamespace(store=some), last) if last is not None else set()
+            assert set(result.stale) <= before and len(set(result.stale)) == len(result.stale)
+            some.write(result)
+            assert shape(some, version) == shape(every.store, version)
+            some.delete(result.stale)                   # prune at once: only `version` is left
+            assert set(some.nodes) == Chain.reachable(SimpleNamespace(store=some), version)
+            last = version
+        else:
+            assert result.new_nodes == {} and result.stale == []
+        assert tree.root_hash() == expected.root
+        for key in list(writes)[:4] + [b"absent"]:
+            value = every.state.get(key)
+            assert check(result.root, key, value, tree.prove(version, key)) is None
+    reopened = StateTree(some, last)
+    assert reopened.root_hash() == every.results[last].root
+
+
+def test_a_version_that_was_not_persisted_is_readable_only_while_current() -> None:
+    tree = StateTree(MemoryNodeStore())
+    tree.store.write(tree.apply(1, {b"k%d" % i: b"1" for i in range(100)}))
+    tree.apply(2, {b"k1": b"2"}, persist=False)
+    assert tree.get(2, b"k1") == H(b"2") and tree.get(1, b"k1") == H(b"1")
+    tree.apply(3, {b"k1": b"3"}, persist=False)
+    assert tree.get(3, b"k1") == H(b"3") and tree.get(1, b"k1") == H(b"1")
+    with pytest.raises(StateTreeError, match="never persisted"):
+        tree.get(2, b"k1")
+
+
+@pytest.mark.parametrize("persist_wrong", [False, True])
+def test_rewind_undoes_the_last_update_whether_or_not_it_persisted(persist_wrong) -> None:
+    chain = Chain()
+    chain.apply(1, {b"k%d" % i: b"v" for i in range(300)})
+    tree = StateTree(chain.store, 1)
+    tree.apply(2, {b"k%d" % i: b"two" for i in range(0, 300, 2)}, persist=False)
+    chain.apply(2, {b"k%d" % i: b"two" for i in range(0, 300, 2)})
+    dirty = tree.dirty_pages
+    wrong = tree.apply(3, {b"k%d" % i: b"wrong" for i in range(0, 300, 3)}, persist=persist_wrong)
+    tree.rewind(2)
+    assert tree.version == 2 and tree.dirty_pages == dirty and tree.persisted == 1
+    assert not any(k in tree._top or k in tree._deep for k in wrong.new_nodes)
+    assert tree.root_hash() == chain.tree.root_hash()
+    right = {b"k%d" % i: b"right" for i in range(1, 300, 3)}
+    result = tree.apply(3, right)
+    assert result.root == chain.apply(3, right).root
+    tree.store.write(result)
+    tree.apply(4, {b"k1": b"four"}, persist=False)
+    tree.apply(5, {b"k2": b"five"}, persist=False)
+    tree.apply(6, {b"k3": b"six"}, persist=False)
+    with pytest.raises(StateTreeError, match="never persisted"):
+        tree.rewind(4)                       # only the last update can be undone
+    tree.rewind(3)                           # or back to a persisted version
+    assert tree.root_hash() == chain.results[3].root and tree.dirty_pages == 0
+
+
+def test_too_many_dirty_pages_persist_anyway(monkeypatch) -> None:
+    monkeypatch.setattr(tree_module, "MAX_DIRTY_PAGES", 50)
+    tree = StateTree(MemoryNodeStore())
+    result = tree.apply(1, {b"k%d" % i: b"v" for i in range(2000)}, persist=False)
+    assert result.persisted and result.new_nodes and tree.dirty_pages == 0
+    assert not tree.apply(2, {b"k1": b"w"}, persist=False).persisted

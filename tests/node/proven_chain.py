@@ -48,12 +48,14 @@ def assert_flips_refused(data: bytes, genesis: Genesis, seed: int, count: int = 
 
 
 class ProvenChain:
-    def __init__(self, checkpoint_every: int = 4, signers: tuple[str, ...] = ("node0", "node2", "node3"),
+    def __init__(self, signers: tuple[str, ...] = ("node0", "node2", "node3"),
                  chain_id: str = "ynchain-test", governed: bool = False, **params: int) -> None:
         """`signers`: the validators that sign, in whichever set is in force at
         a height (the others are offline).  `governed`: the finance account is
         an admin, the only voting organisation's, so its proposals pass at
-        once.  `params`: the genesis consensus parameters."""
+        once.  `params`: the genesis consensus parameters (checkpoints every
+        4 blocks unless they say otherwise)."""
+        params.setdefault("checkpoint_interval", 4)
         roles = {**ROLES, "finance": ("writer", "admin")} if governed else ROLES
         self.genesis, self.validator_keys, self.accounts = make_genesis(
             accounts=tuple(ROLES), roles=roles, orgs=ORGS, chain_id=chain_id, **params)
@@ -61,7 +63,6 @@ class ProvenChain:
         self.chain = Chain(self.genesis, self.store)
         self.builder = ProofBuilder(self.genesis, self.store,
                                     ConfigHistory(self.genesis.config, self.store.scan_state))
-        self.checkpoint_every = checkpoint_every
         self.signers = signers
         self._nonce = 0
 
@@ -72,8 +73,8 @@ class ProvenChain:
 
     def commit(self, txs: list[Transaction] | None) -> CommitResult:
         """The next block (None: a null block), certified by the set in force
-        at its height, and checkpointed when its height is a multiple of
-        `checkpoint_every`."""
+        at its height, and checkpointed at its epoch's checkpoint heights, as
+        a node's core would (where the node persists its state tree)."""
         height = self.chain.height + 1
         epoch = self.chain.config.epoch_of(height)
         if txs is None:
@@ -84,7 +85,7 @@ class ProvenChain:
             digest = proposal.digest()
         votes = self.sign(vote_bytes(PHASE_COMMIT, self.genesis.chain_id, 0, height, digest), epoch.names)
         result = self.chain.commit(height, proposal, CommitCertificate(0, height, digest, votes))
-        if height % self.checkpoint_every == 0:
+        if epoch.is_checkpoint(height):
             self.checkpoint(height)
         return result
 

@@ -23,6 +23,11 @@ CHAIN_ID = "storage-test"
 GENESIS = hash256(b"storage-test genesis")
 OTHER_GENESIS = hash256(b"another chain")
 STATE_KEYS = 37
+# A node persists its state tree at checkpoint heights only (ledger.execution);
+# stores here do at every fourth height (a divisor of the crash writer's
+# checkpoint interval), so every test also reopens, crashes
+# and prunes with heights whose tree was not persisted.
+PERSIST_EVERY = 4
 
 
 def make_tx(height: int, i: int) -> Transaction:
@@ -54,7 +59,10 @@ class Commit:
         tree, height = store.state_tree, self.block.height
         # Out of order (a test of the store's refusals) the tree would refuse
         # first; the precomputed update lets the store say why.
-        update = tree.apply(height, self.state_writes) if tree.version == height - 1 else self.tree
+        if tree.version == height - 1:
+            update = tree.apply(height, self.state_writes, persist=height % PERSIST_EVERY == 0)
+        else:
+            update = self.tree
         store.commit(self.block, self.certificate, self.receipts, self.state_writes, update,
                      payload=payload)
 
@@ -76,7 +84,8 @@ _DEFAULT_UPDATES: list[UpdateResult] = []
 def default_update(height: int) -> UpdateResult:
     while len(_DEFAULT_UPDATES) <= height:
         h = len(_DEFAULT_UPDATES)
-        _DEFAULT_UPDATES.append(_DEFAULT_TREE.apply(h, default_writes(h) if h else {}))
+        _DEFAULT_UPDATES.append(_DEFAULT_TREE.apply(h, default_writes(h) if h else {},
+                                                    persist=h % PERSIST_EVERY == 0))
         _DEFAULT_TREE.store.write(_DEFAULT_UPDATES[-1])
     return _DEFAULT_UPDATES[height]
 
@@ -144,18 +153,24 @@ def expected_records(chain: list[Commit], pruned: int = 0, checkpoints: Iterable
     committed exactly the default `chain`, kept `checkpoints` and pruned its
     state tree up to height `pruned` must hold, in the form of
     `without_locations`: the nodes every version wrote, less those retired
-    at heights 1..pruned, and the stale lists of the heights above."""
+    at heights 1..pruned, the stale lists of the persisted heights above, and
+    the written keys of the heights above the last persisted one."""
     records: dict[bytes, bytes] = {}
     updates = list(map(default_update, range(len(chain) + 1)))
     for update in updates:
         for key, node in update.new_nodes.items():
             records[layout.STATE_TREE + key] = node
     for update in updates[1:]:
+        if not update.persisted:
+            continue
         if update.version <= pruned:
             for key in update.stale:
                 del records[layout.STATE_TREE + key]
         else:
             records[layout.STALE + layout.height_key(update.version)] = pack(update.stale)
+    persisted = max(u.version for u in updates if u.persisted)
+    for c in chain[persisted:]:
+        records[layout.WRITTEN + layout.height_key(c.block.height)] = pack(list(c.state_writes))
     for height in checkpoints:
         records[layout.CHECKPOINT + layout.height_key(height)] = layout.encode_checkpoint(*checkpoint_record(height))
     for c in chain:

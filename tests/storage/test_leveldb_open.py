@@ -16,7 +16,7 @@ from storage import (
 )
 from node.main import store_remedy
 
-from .chain import GENESIS, OTHER_GENESIS, build_chain
+from .chain import GENESIS, OTHER_GENESIS, PERSIST_EVERY, build_chain
 from .conftest import put_raw, raw_records
 
 
@@ -118,7 +118,7 @@ def test_a_store_of_the_previous_schema_is_refused_and_resync_rebuilds_it(tmp_pa
     data, safety = tmp_path / "home" / "data", tmp_path / "home" / "safety"
     with open_store(data, GENESIS, safety_dir=safety) as store:
         store.save_safety_record(b"voted")
-    put_raw(data, layout.KEY_SCHEMA, pack(layout.SCHEMA_VERSION - 1))
+    put_raw(data, layout.KEY_SCHEMA, pack(min(layout.UPGRADABLE_SCHEMAS) - 1))
     with pytest.raises(SchemaVersionError) as exc:
         open_store(data, GENESIS, safety_dir=safety)
     remedy = store_remedy(exc.value, tmp_path / "home")
@@ -191,3 +191,55 @@ def test_open_held_by_another_process_is_refused(tmp_path, repo_root):
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_tip_whose_tree_was_not_persisted_is_rebuilt_from_the_written_keys(tmp_path):
+    """The tree persists at some heights only (here every PERSIST_EVERY);
+    reopening re-applies the keys the heights above it wrote, with the tip's
+    values, and reaches the tip's root; the next persisted commit drops those
+    lists.  A list that is missing is a corrupt store, not a wrong root."""
+    path = tmp_path / "db"
+    chain = build_chain(3 * PERSIST_EVERY)
+    upto = 2 * PERSIST_EVERY + PERSIST_EVERY - 1          # two heights past a persisted one
+    with open_store(path, GENESIS) as store:
+        for c in chain[:upto]:
+            c.apply(store)
+        written = sorted(int.from_bytes(k[2:], "big") for k in raw_records(store) if k.startswith(layout.WRITTEN))
+        assert written == list(range(2 * PERSIST_EVERY + 1, upto + 1))
+        assert layout.decode_uint(store._kv.get(layout.KEY_TREE)) == 2 * PERSIST_EVERY
+    with open_store(path, GENESIS, create=False) as store:
+        assert store.state_tree.root_hash() == chain[upto - 1].state_root
+        assert store.state_tree.version == upto and store.state_tree.persisted == 2 * PERSIST_EVERY
+        for c in chain[upto:]:
+            c.apply(store)
+        records = raw_records(store)
+        assert not any(k.startswith(layout.WRITTEN) for k in records)
+        assert layout.decode_uint(records[layout.KEY_TREE]) == 3 * PERSIST_EVERY
+    with open_store(path, GENESIS, create=False) as store:
+        chain_more = build_chain(3 * PERSIST_EVERY + 1)[-1]
+        chain_more.apply(store)
+    put_raw(path, layout.WRITTEN + layout.height_key(3 * PERSIST_EVERY + 1), b"\xc1")
+    with pytest.raises(CorruptStoreError, match="written keys of height 13 does not decode"):
+        open_store(path, GENESIS, create=False)
+
+
+def test_a_store_of_schema_7_is_upgraded_in_place(tmp_path):
+    """Version 7 persisted the tree at every height and had no m/tree: it
+    reads as a store persisted at its tip."""
+    path = tmp_path / "db"
+    chain = build_chain(2 * PERSIST_EVERY + 1)
+    with open_store(path, GENESIS) as store:
+        for c in chain[:2 * PERSIST_EVERY]:
+            c.apply(store)
+        store.save_safety_record(b"voted")
+    db = plyvel.DB(str(path))
+    db.delete(layout.KEY_TREE)
+    db.put(layout.KEY_SCHEMA, pack(7))
+    db.close()
+    with open_store(path, GENESIS, create=False) as store:
+        assert store.state_tree.root_hash() == chain[2 * PERSIST_EVERY - 1].state_root
+        chain[-1].apply(store)
+        assert store.load_safety_record() == b"voted"
+        assert layout.decode_uint(store._kv.get(layout.KEY_SCHEMA)) == layout.SCHEMA_VERSION
+    with open_store(path, GENESIS, create=False) as store:
+        assert store.state_tree.root_hash() == chain[-1].state_root

@@ -23,15 +23,19 @@ KEYS = 400
 
 class Writer:
     """Commits blocks of seeded random writes (puts and deletes over KEYS
-    keys) to a store, remembering the state after each height."""
+    keys) to a store, remembering the state after each height.  The tree is
+    persisted where a node would: at checkpoint heights (here every
+    `persist_every`, and where `run` keeps a checkpoint)."""
 
-    def __init__(self, store, seed: int = 7) -> None:
+    def __init__(self, store, seed: int = 7, persist_every: int = 4) -> None:
         self.store = store
         self.rng = random.Random(seed)
         self.states: dict[int, dict[bytes, bytes]] = {store.last_height(): {}}
         self.roots: dict[int, bytes] = {}
+        self.persist_every = persist_every
+        self.persisted = {0}
 
-    def commit(self, writes: int = 40) -> None:
+    def commit(self, writes: int = 40, persist: bool = False) -> None:
         store = self.store
         height = store.last_height() + 1
         state = dict(self.states[height - 1])
@@ -46,15 +50,20 @@ class Writer:
                 state[key] = value
         commit = make_commit(height, store.last_block_hash(),
                              state_writes=batch, tree=store.state_tree)
-        commit.apply(store)
+        persist = persist or height % self.persist_every == 0
+        update = store.state_tree.apply(height, batch, persist=persist)
+        store.commit(commit.block, commit.certificate, commit.receipts, batch, update)
+        if persist:
+            self.persisted.add(height)
         self.states[height] = state
         self.roots[height] = commit.state_root
 
     def run(self, blocks: int, checkpoint_every: int | None = None) -> None:
         for _ in range(blocks):
-            self.commit()
-            height = self.store.last_height()
-            if checkpoint_every and height % checkpoint_every == 0:
+            height = self.store.last_height() + 1
+            checkpoint = bool(checkpoint_every) and height % checkpoint_every == 0
+            self.commit(persist=checkpoint)
+            if checkpoint:
                 self.store.put_checkpoint(height, *checkpoint_record(height))
 
 
@@ -92,16 +101,18 @@ def assert_exactly_the_kept_versions(store, writer: Writer) -> None:
     keep, tip = store.newest_checkpoint(), store.last_height()
     assert pruned_to(store) == keep, "pruning has caught up"
     nodes = tree_nodes(store)
+    persisted = sorted(v for v in writer.persisted if keep <= v <= tip)
     kept = set()
-    for version in range(keep, tip + 1):
+    for version in persisted:
         kept |= reachable(nodes, version)
     assert set(nodes) == kept
     stale_lists = sorted(int.from_bytes(k[len(layout.STALE):], "big") for k in raw_records(store)
                          if k.startswith(layout.STALE))
-    assert stale_lists == list(range(keep + 1, tip + 1))
-    # every kept version reads back and proves members and non-members
+    assert stale_lists == [v for v in persisted if v > keep]
+    # every kept version reads back and proves members and non-members, and
+    # so does the tip, persisted or not
     tree = store.state_tree
-    for version in range(max(keep, 1), tip + 1):
+    for version in sorted({max(keep, 1), *persisted, tip} - {0}):
         root = tree.root_hash(version)
         assert root == writer.roots[version]
         for i in range(0, KEYS, 37):
@@ -129,8 +140,11 @@ def test_without_a_checkpoint_every_version_is_kept(make_store):
     writer.run(10)
     assert store.newest_checkpoint() == 0 and pruned_to(store) == 0
     nodes = tree_nodes(store)
-    assert set().union(*(reachable(nodes, v) for v in range(11))) == set(nodes)
-    assert all(store.state_tree.root_hash(v) == writer.roots[v] for v in range(1, 11))
+    assert writer.persisted == {0, 4, 8}
+    assert set().union(*(reachable(nodes, v) for v in writer.persisted)) == set(nodes)
+    assert all(store.state_tree.root_hash(v) == writer.roots[v] for v in (4, 8, 10))
+    with pytest.raises(StateTreeError, match="never persisted"):
+        store.state_tree.root_hash(9)
 
 
 def test_one_commit_deletes_a_bounded_number_of_stale_lists(make_store, monkeypatch):
@@ -148,9 +162,9 @@ def test_one_commit_deletes_a_bounded_number_of_stale_lists(make_store, monkeypa
     writer.run(10)
     store.put_checkpoint(49, *checkpoint_record(49))
     writer.commit()
-    assert pruned_to(store) == 31
+    assert pruned_to(store) == 32             # 31 was not persisted: no list
     writer.commit()
-    assert pruned_to(store) == 32
+    assert pruned_to(store) == 36
 
 
 def test_a_reopened_store_keeps_its_kept_version_and_carries_on_pruning(tmp_path):

@@ -68,6 +68,10 @@ def test_a_reopened_database_continues_with_the_same_roots(tmp_path) -> None:
 
 
 def test_the_bench_runs_on_leveldb(tmp_path) -> None:
-    figures = state_tree_bench.run(size=3000, block=300, blocks=2, update_share=0.5, proofs=20,
-                                   seed=3, leveldb=tmp_path)
+    figures = state_tree_bench.run(size=3000, block=300, blocks=4, update_share=0.5, proofs=20,
+                                   seed=3, leveldb=tmp_path, persist_every=1)
     assert figures["store"] == "leveldb" and figures["nodes_per_key"] > 1
+    # persisted every 4th block, the pages the 4 blocks share are written once
+    fewer = state_tree_bench.run(size=3000, block=300, blocks=4, update_share=0.5, proofs=20,
+                                 seed=3, leveldb=tmp_path, persist_every=4)
+    assert 0 < fewer["nodes_per_key"] < figures["nodes_per_key"]

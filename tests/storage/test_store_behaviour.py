@@ -12,7 +12,7 @@ from ledger.receipt import ERR_DUPLICATE, OK, Receipt
 from ledger.state_tree import EMPTY_ROOT
 from storage import CommitOrderError, MemoryStore, Store, StoreError, layout
 
-from .chain import build_chain, expected_records, make_commit, make_tx, without_locations
+from .chain import PERSIST_EVERY, build_chain, expected_records, make_commit, make_tx, without_locations
 from .conftest import raw_records
 
 
@@ -79,7 +79,8 @@ def test_raw_contents_are_exactly_the_layout(make_store):
         c.apply(store)
     raw = raw_records(store)
     meta = {k: raw.pop(k) for k in list(raw) if k.startswith(b"m/")}
-    assert set(meta) == {layout.KEY_SCHEMA, layout.KEY_GENESIS, layout.KEY_TIP}
+    assert set(meta) == {layout.KEY_SCHEMA, layout.KEY_GENESIS, layout.KEY_TIP, layout.KEY_TREE}
+    assert layout.decode_uint(meta[layout.KEY_TREE]) == 12 // PERSIST_EVERY * PERSIST_EVERY
     assert layout.Tip.decode(meta[layout.KEY_TIP]) == layout.Tip(12, chain[-1].block.hash, chain[-1].state_root)
     assert without_locations(raw) == expected_records(chain)
 
