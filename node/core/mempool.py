@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -79,8 +80,12 @@ class Mempool:
         # tx id -> signature this node checked outside admission (a proposal that
         # arrived before the gossip did): admission then skips the check.  The
         # signature is compared too: the id does not cover it.
-        self._verified: dict[bytes, bytes] = {}
-        self._dropped: dict[bytes, str] = {}              # id -> reason, oldest first
+        # Bounded, oldest out first.  OrderedDict, not dict: evicting a dict's
+        # first key by next(iter(d)) walks over every key deleted before it
+        # (until the next resize), ~38 us per eviction at 100k entries:
+        # measured as 7 % of a backup's CPU at saturation.
+        self._verified: OrderedDict[bytes, bytes] = OrderedDict()
+        self._dropped: OrderedDict[bytes, str] = OrderedDict()   # id -> reason, oldest first
 
     # -- size ----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -172,7 +177,7 @@ class Mempool:
         """`tx`'s signature was checked outside admission (bounded memory)."""
         self._verified[tx.id] = tx.signature
         if len(self._verified) > MAX_REMEMBERED_SIGNATURES:
-            del self._verified[next(iter(self._verified))]
+            self._verified.popitem(last=False)
 
     # -- proposals -----------------------------------------------------------------
     def take(self, seq: int, max_txs: int, max_bytes: int) -> list[Transaction]:
@@ -258,7 +263,7 @@ class Mempool:
     def _remember_dropped(self, tx_id: bytes, reason: str) -> None:
         self._dropped[tx_id] = reason
         if len(self._dropped) > MAX_REMEMBERED_DROPS:
-            del self._dropped[next(iter(self._dropped))]
+            self._dropped.popitem(last=False)
 
     def release_all_in_flight(self) -> None:
         """Forget every in-flight mark (e.g. after block sync replaced the log)."""

@@ -102,6 +102,12 @@ def test_state_proofs_in_the_middle_epoch_where_its_heights_are_kept() -> None:
         c.builder.state("kv", "data/k", 20)
     with pytest.raises(ProofUnavailable, match="keeps the state tree from height 20"):
         c.builder.state("kv", "data/k", 16)
+    # above it, the tree is persisted at checkpoint heights (24, 28, 32) and kept at the tip (35)
+    with pytest.raises(ProofUnavailable, match="at checkpoint heights only .* height 22 is not one: "
+                                               "ask for height 20"):
+        c.builder.state("kv", "data/nothing", 22)
+    with pytest.raises(ProofUnavailable, match="not covered by a stable checkpoint"):
+        c.builder.state("kv", "data/nothing", 24)
 
 
 # -- getting the history wrong ------------------------------------------------------------
