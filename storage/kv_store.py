@@ -484,8 +484,9 @@ class KVStore:
             put(tree_prefix + node_key, node)
         put(layout.STALE + hkey, pack(tree.stale))
         put(layout.KEY_TREE, pack(height))
-        for below in range(self._tree_at + 1, height):
-            batch.delete(layout.WRITTEN + layout.height_key(below))
+        # up to `height` itself: reopening persists the tip whose list it read
+        for written_at in range(self._tree_at + 1, height + 1):
+            batch.delete(layout.WRITTEN + layout.height_key(written_at))
 
     def _prune(self, batch: Batch) -> int:
         """Add to a commit's batch the deletes of the tree nodes that only

@@ -10,6 +10,7 @@ import pytest
 
 from ledger.codec import pack
 from ledger.state_tree import MemoryNodeStore, StateTree, value_hash
+from ledger.state_tree import tree as tree_module
 from storage import (
     CorruptStoreError, GenesisMismatchError, NotAStoreError, SchemaVersionError,
     StoreLockedError, layout, open_store, resync_store,
@@ -243,3 +244,22 @@ def test_a_store_of_schema_7_is_upgraded_in_place(tmp_path):
         assert layout.decode_uint(store._kv.get(layout.KEY_SCHEMA)) == layout.SCHEMA_VERSION
     with open_store(path, GENESIS, create=False) as store:
         assert store.state_tree.root_hash() == chain[-1].state_root
+
+
+def test_a_reopening_that_persists_the_tip_leaves_no_written_keys(tmp_path, monkeypatch):
+    """Re-applying the written keys can pass the tree's bound on dirty pages:
+    the tip is then persisted at once, and its lists go with it."""
+    path = tmp_path / "db"
+    chain = build_chain(PERSIST_EVERY + 3)
+    with open_store(path, GENESIS) as store:
+        for c in chain:
+            c.apply(store)
+    monkeypatch.setattr(tree_module, "MAX_DIRTY_PAGES", 1)
+    with open_store(path, GENESIS, create=False) as store:
+        assert store.state_tree.persisted == len(chain)
+        assert store.state_tree.root_hash() == chain[-1].state_root
+        records = raw_records(store)
+        assert not any(k.startswith(layout.WRITTEN) for k in records)
+        assert layout.decode_uint(records[layout.KEY_TREE]) == len(chain)
+    with open_store(path, GENESIS, create=False) as store:
+        assert store.state_tree.root_hash(len(chain)) == chain[-1].state_root
