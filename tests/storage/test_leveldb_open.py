@@ -222,6 +222,11 @@ def test_a_tip_whose_tree_was_not_persisted_is_rebuilt_from_the_written_keys(tmp
     put_raw(path, layout.WRITTEN + layout.height_key(3 * PERSIST_EVERY + 1), b"\xc1")
     with pytest.raises(CorruptStoreError, match="written keys of height 13 does not decode"):
         open_store(path, GENESIS, create=False)
+    db = plyvel.DB(str(path))
+    db.delete(layout.WRITTEN + layout.height_key(3 * PERSIST_EVERY + 1))
+    db.close()
+    with pytest.raises(CorruptStoreError, match="written keys of height 13 is missing"):
+        open_store(path, GENESIS, create=False)
 
 
 def test_a_store_of_schema_7_is_upgraded_in_place(tmp_path):
