@@ -33,8 +33,8 @@ import msgpack
 from ..codec import DecodeError
 from ..errors import StateTreeError
 from .format import (EMPTY_NODE, EMPTY_ROOT, LEAF_BYTES, MAX_VERSION, NIBBLE, PAGE_STATE, VERSION_BYTES,
-                     decode_node, encode_leaf, encode_page, hashed_writes, key_path, key_version, leaf_hash,
-                     nibble, node_hash, page_hash, position, root_key)
+                     child_position, decode_node, encode_leaf, encode_page, hashed_writes, key_path,
+                     key_version, leaf_hash, nibble, node_hash, page_hash, position, root_key)
 from .proof import StateProof
 
 # Decoded pages are kept in memory.  Those above TOP_DEPTH are read by nearly
@@ -322,7 +322,7 @@ class StateTree:
         deep_pages: list[tuple[bytes, tuple]] = []
         rkey = vbytes + b"\x00"
         at = self._root_at
-        root = dirty[at] if at == PENDING_ROOT else self._load(at)
+        root = self._load(at)
         if at != PENDING_ROOT or len(root) != 5:
             # A root that is not a page written since the last persisted
             # version: a copy at this version (an unchanged page, a leaf, or
@@ -344,7 +344,8 @@ class StateTree:
                         children ^= low
                         v = versions[i:i + VERSION_BYTES]
                         if v == PENDING:
-                            cpos = _child_position(pos, low.bit_length() - 1)
+                            depth = pos[0]     # a position is its depth, then its nibbles
+                            cpos = position(child_position(pos[1:], depth, low.bit_length() - 1), depth + 1)
                             todo.append((cpos, dirty[PENDING + cpos]))
                             v = vbytes
                         parts.append(v)
@@ -437,14 +438,6 @@ class StateTree:
         if len(top) >= MAX_TOP_PAGES:
             top.clear()          # only after reads at many old versions
         top[key] = page
-
-
-def _child_position(pos: bytes, n: int) -> bytes:
-    """The position of child `n` of the page at position `pos` (format.position)."""
-    depth = pos[0]
-    if depth & 1:
-        return bytes((depth + 1,)) + pos[1:-1] + bytes((pos[-1] | n,))
-    return bytes((depth + 1,)) + pos[1:] + bytes((n << 4,))
 
 
 def _remember_all(cache: dict, nodes: list, limit: int) -> None:
