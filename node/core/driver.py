@@ -64,7 +64,6 @@ class ConsensusDriver:
         self.validators = validators
         self.me = me
         self._peers_for: tuple = (None, -1, ())      # (config, epoch, keys): consensus_peers
-        self._unkept_checkpoint = 0                   # the one stable checkpoint said to be unkept
         self._executor = Executor(replica, self)
         self.proposals = proposals
         self.chain = chain
@@ -98,19 +97,11 @@ class ConsensusDriver:
         its block is committed here (a checkpoint can become stable before, in
         a catch-up: it is kept at the step that commits it, if still the
         newest), with the next-epoch proof made from the tree at its height,
-        which the store keeps until a newer checkpoint is kept."""
+        which the store keeps until a newer checkpoint is kept: the tree is
+        persisted at every checkpoint height (ledger.execution)."""
         proof = self.replica.stable_checkpoint_proof
         store = self.store
         if store.newest_checkpoint() < proof.seq <= store.last_height():
-            if not store.state_tree.readable(proof.seq):
-                # The tree persists at the chain's checkpoint heights, which
-                # are the core's (ledger.execution): not reached unless they
-                # disagree.  Proofs then wait for the next checkpoint.
-                if proof.seq != self._unkept_checkpoint:
-                    log.error("stable checkpoint %d: the state tree was not persisted at that height; "
-                              "not kept as a proof anchor", proof.seq)
-                    self._unkept_checkpoint = proof.seq
-                return
             store.put_checkpoint(proof.seq, codec.pack(proof.to_record()),
                                  next_epoch_proof(store, self._history, proof.seq))
 
