@@ -19,13 +19,13 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ..errors import ContractError
-from . import fiscal, fiscal_v1, gov, kv, receivable, trace
+from . import fiscal, fiscal_v1, gov, kv, kv_v1, receivable, trace
 from .base import (CallContext, CommittedState, Contract, ContractState, Method, QueryReader,
                    StateReader, state_key)
 
 # name -> version -> rules
 VERSIONS: Mapping[str, Mapping[int, Contract]] = MappingProxyType({
-    "kv": MappingProxyType({1: kv.CONTRACT}),
+    "kv": MappingProxyType({1: kv_v1.CONTRACT, 2: kv.CONTRACT}),
     "fiscal": MappingProxyType({1: fiscal_v1.CONTRACT, 2: fiscal.CONTRACT}),
     "trace": MappingProxyType({1: trace.CONTRACT}),
     "receivable": MappingProxyType({1: receivable.CONTRACT}),
@@ -34,7 +34,7 @@ VERSIONS: Mapping[str, Mapping[int, Contract]] = MappingProxyType({
 
 # name -> ((first height, version), ...) ascending: what new chains run.
 DEFAULT_SCHEDULE: Mapping[str, tuple[tuple[int, int], ...]] = MappingProxyType({
-    "kv": ((1, 1),),
+    "kv": ((1, 2),),
     "fiscal": ((1, 2),),
     "trace": ((1, 1),),
     "receivable": ((1, 1),),

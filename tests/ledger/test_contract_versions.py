@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.contracts import DEFAULT_SCHEDULE, VERSIONS, build_schedule, contract_at
+from ledger import codec
+from ledger.contracts import (DEFAULT_SCHEDULE, VERSIONS, CallContext, ContractState, build_schedule,
+                              contract_at)
 from ledger.errors import GenesisError
 from ledger.execution import query_state
 from ledger.genesis import parse_genesis
-from ledger.receipt import ERR_BAD_ARGS, ERR_UNKNOWN_CONTRACT, ERR_UNKNOWN_METHOD
+from ledger.receipt import (ERR_BAD_ARGS, ERR_NOT_FOUND, ERR_PERMISSION, ERR_UNKNOWN_CONTRACT,
+                            ERR_UNKNOWN_METHOD)
 from tests.factories import genesis_dict, make_genesis
 from tests.ledger.world import ORGS, ROLES, World
 
@@ -18,7 +21,7 @@ ACCOUNTS_ROLES = {**ROLES, "finance": ("writer", "issuer")}
 def test_defaults_run_the_newest_rules_from_height_1() -> None:
     schedule = build_schedule({})
     assert contract_at(schedule, "fiscal", 1) is VERSIONS["fiscal"][2]
-    assert contract_at(schedule, "kv", 10**9) is VERSIONS["kv"][1]
+    assert contract_at(schedule, "kv", 10**9) is VERSIONS["kv"][2]
     assert contract_at(schedule, "nope", 1) == "unknown contract 'nope'"
     assert set(DEFAULT_SCHEDULE) == set(VERSIONS)
 
@@ -114,3 +117,52 @@ def test_same_blocks_under_another_schedule_give_another_root() -> None:
             accounts=tuple(ACCOUNTS_ROLES), roles=ACCOUNTS_ROLES, orgs=ORGS)[::2])
         roots.append([w.chain.run([w.tx(*call) for call in block]).state_root for block in v1_blocks])
     assert roots[0] != roots[1]
+
+
+def _kv_world(contract_versions: dict) -> World:
+    roles = {**ROLES, "tax": ("writer",)}
+    genesis, _, accounts = make_genesis(accounts=tuple(roles), roles=roles, orgs=ORGS,
+                                        contract_versions=contract_versions)
+    return World(genesis, accounts)
+
+
+def test_kv_keys_v1_wrote_move_to_one_record_when_v2_writes_them() -> None:
+    w = _kv_world({"kv": {"1": 1, "2": 6}})
+    for key in ("a", "b", "c", "d"):                     # heights 1-4: v1's two tables
+        w.ok("finance", "kv", "put", {"key": key, "value": key.upper()})
+    w.ok("finance", "kv", "delete", {"key": "d"})        # height 5: v1 keeps d's owner
+    state = w.chain.state
+    assert state[b"kv/owner/a"] == codec.pack("finance") and state[b"kv/data/a"] == codec.pack("A")
+    assert b"kv/owner/d" in state and b"kv/data/d" not in state
+    assert not any(k.startswith(b"kv/entry/") for k in state)
+    # From height 6, v2: keys v1 wrote keep their owner and are read where v1 left them
+    w.refused("tax", "kv", "put", {"key": "a", "value": 1}, ERR_PERMISSION, "key owned by finance")
+    w.refused("tax", "kv", "put", {"key": "d", "value": 1}, ERR_PERMISSION, "key owned by finance")
+    w.refused("finance", "kv", "delete", {"key": "d"}, ERR_NOT_FOUND, "no key 'd'")
+    # ... and the first v2 write moves a key into one record, deleting v1's
+    w.ok("finance", "kv", "put", {"key": "a", "value": 2})
+    w.ok("finance", "kv", "delete", {"key": "b"})
+    w.ok("finance", "kv", "put", {"key": "d", "value": "back"})
+    w.ok("tax", "kv", "put", {"key": "e", "value": 5})
+    assert {k: codec.unpack(v) for k, v in state.items() if k.startswith(b"kv/")} == {
+        b"kv/entry/a": ["finance", 2], b"kv/entry/b": ["finance"], b"kv/entry/d": ["finance", "back"],
+        b"kv/entry/e": ["tax", 5], b"kv/owner/c": "finance", b"kv/data/c": "C"}
+    assert [query_state(state.get, "kv", k) for k in "abcdef"] == [2, None, "C", "back", 5, None]
+    w.refused("finance", "kv", "put", {"key": "e", "value": 6}, ERR_PERMISSION, "key owned by tax")
+    w.refused("finance", "kv", "delete", {"key": "b"}, ERR_NOT_FOUND, "no key 'b'")
+
+
+def test_kv_on_a_chain_that_never_ran_v1_reads_one_record_per_put() -> None:
+    w = _kv_world({})
+    reads: list[bytes] = []
+    state = w.chain.state
+
+    def read(key: bytes) -> bytes | None:
+        reads.append(key)
+        return state.get(key)
+
+    ctx = CallContext(w.genesis.config.account_by_key(w.accounts["finance"].public_key), 1, b"\x01" * 32,
+                      0, w.genesis.config)
+    writes: dict = {}
+    VERSIONS["kv"][2].methods["put"](ctx, ContractState("kv", read, writes), {"key": "k", "value": 1})
+    assert reads == [b"kv/entry/k"] and writes == {b"kv/entry/k": codec.pack(["finance", 1])}

@@ -43,7 +43,7 @@ def test_one_receipt_per_tx_in_order_and_writes_are_packed() -> None:
     chain = Chain(GENESIS)
     r = chain.run([put(k="a", v=[1, "x"]), put(TAX, k="a", v=2), put(k="b", v={"n": 1})])
     assert statuses(r) == [OK, ERR_PERMISSION, OK]
-    assert r.writes[b"kv/data/a"] == codec.pack([1, "x"])
+    assert r.writes[b"kv/entry/a"] == codec.pack(["finance", [1, "x"]])     # owner, value
     assert query_state(chain.state.get, "kv", "a") == [1, "x"]
     assert query_state(chain.state.get, "kv", "b") == {"n": 1}
     for receipt in r.receipts:      # storable as they are
@@ -54,7 +54,7 @@ def test_later_txs_see_earlier_writes_of_the_block() -> None:
     chain = Chain(GENESIS)
     r = chain.run([put(v=1), put(v=2, nonce=1), delete(nonce=2), delete(nonce=3)])
     assert statuses(r) == [OK, OK, OK, ERR_NOT_FOUND]
-    assert r.writes[b"kv/data/k"] is None            # deleted within the block
+    assert r.writes[b"kv/entry/k"] == codec.pack(["finance"])    # deleted within the block
     assert query_state(chain.state.get, "kv", "k") is None
 
 
@@ -128,7 +128,7 @@ def test_unknown_contract_and_method() -> None:
     r = chain.run([call(FIN, "nope", "put", {}), call(FIN, "kv", "nope", {})])
     assert statuses(r) == [ERR_UNKNOWN_CONTRACT, ERR_UNKNOWN_METHOD]
     assert r.receipts[0].message == "unknown contract 'nope'"
-    assert r.receipts[1].message == "contract kv (version 1) has no method 'nope'"
+    assert r.receipts[1].message == "contract kv (version 2) has no method 'nope'"
 
 
 def test_signatures_are_not_checked_again() -> None:
@@ -165,11 +165,11 @@ def test_the_root_commits_to_the_whole_state() -> None:
     # the whole state at once, in any order, has it, and proves each key.
     rebuilt = StateTree(MemoryNodeStore())
     assert rebuilt.apply(0, dict(reversed(list(chain.state.items())))).root == r2.state_root
-    key = b"kv/data/k"
+    key = b"kv/entry/k"
     assert chain.tree.get(2, key) == value_hash(chain.state[key])
     proof = chain.tree.prove(2, key)
     assert check(r2.state_root, key, chain.state[key], proof) is None
-    assert check(r2.state_root, key, codec.pack(2), proof) is not None
+    assert check(r2.state_root, key, codec.pack(["finance", 2]), proof) is not None
     # every earlier version stays provable: before block 1 the key was absent
     assert check(genesis_root, key, None, chain.tree.prove(0, key)) is None
 

@@ -234,7 +234,7 @@ def test_a_restarted_node_reopens_the_state_tree_and_reaches_the_same_roots(tmp_
         chain = Chain(GENESIS, store)
         for r in expected[5:]:
             chain.apply_synced(r.block, r.certificate)       # re-executes: the roots must match
-        key = b"kv/data/k21"                                  # written by block 2
+        key = b"kv/entry/k21"                                  # written by block 2
         value = store.get_state(key)
         assert value is not None
         # K = 16: persisted at genesis only, so the reopening re-applied the

@@ -60,23 +60,23 @@ def test_tx_proofs_show_success_and_failure(chain) -> None:
 
 
 def test_state_proofs_members_non_members_and_older_heights(chain) -> None:
-    data, at = chain.builder.state("kv", "data/k", None)
+    data, at = chain.builder.state("kv", "entry/k", None)
     proved = verify(data, chain.genesis)
-    assert at == 12 and describe(proved).startswith("state kv/data/k holds 1 as of height 12, certified")
-    absent, _ = chain.builder.state("kv", "data/nothing", None)
-    assert describe(verify(absent, chain.genesis)).startswith("state kv/data/nothing is absent as of height 12")
+    assert at == 12 and describe(proved).startswith("state kv/entry/k holds ['finance', 1] as of height 12, certified")
+    absent, _ = chain.builder.state("kv", "entry/nothing", None)
+    assert describe(verify(absent, chain.genesis)).startswith("state kv/entry/nothing is absent as of height 12")
     # the state tree is kept from the newest checkpoint (12) up: block 3 wrote the
     # key, but heights below 12 are pruned, which is said (409, not 404)
     with pytest.raises(ProofUnavailable, match="keeps the state tree from height 12") as exc:
-        chain.builder.state("kv", "data/k", 3)
+        chain.builder.state("kv", "entry/k", 3)
     assert not exc.value.missing
 
 
 def test_what_cannot_be_proved_is_said(chain) -> None:
     with pytest.raises(ProofUnavailable, match="not covered by a stable checkpoint"):
-        chain.builder.state("kv", "data/k", 13)
+        chain.builder.state("kv", "entry/k", 13)
     with pytest.raises(ProofUnavailable, match="not committed"):
-        chain.builder.state("kv", "data/k", 14)
+        chain.builder.state("kv", "entry/k", 14)
     with pytest.raises(ProofUnavailable, match="no committed transaction") as exc:
         chain.builder.tx(bytes(32))
     assert exc.value.missing

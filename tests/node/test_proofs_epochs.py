@@ -75,17 +75,17 @@ def test_a_receipt_proof_spans_the_epochs(chain) -> None:
 
 
 def test_state_proofs_members_and_non_members_after_the_changes(chain) -> None:
-    data, at = chain.builder.state("kv", "data/k", None)
-    assert at == 32 and describe(verify(data, chain.genesis)).startswith("state kv/data/k holds 2 as of height 32")
-    absent, _ = chain.builder.state("kv", "data/nothing", None)
+    data, at = chain.builder.state("kv", "entry/k", None)
+    assert at == 32 and describe(verify(data, chain.genesis)).startswith("state kv/entry/k holds ['finance', 2] as of height 32")
+    absent, _ = chain.builder.state("kv", "entry/nothing", None)
     said = describe(verify(absent, chain.genesis))
-    assert said.startswith("state kv/data/nothing is absent as of height 32") and "(node2, node3, node0)" in said
+    assert said.startswith("state kv/entry/nothing is absent as of height 32") and "(node2, node3, node0)" in said
     # the validator-set records themselves are provable like any state
     record, _ = chain.builder.state("gov", "epoch/000002", None)
     assert "as of height 32" in describe(verify(record, chain.genesis))
     # heights below the newest checkpoint are pruned here
     with pytest.raises(ProofUnavailable, match="keeps the state tree from height 32"):
-        chain.builder.state("kv", "data/nothing", 20)
+        chain.builder.state("kv", "entry/nothing", 20)
 
 
 def test_state_proofs_in_the_middle_epoch_where_its_heights_are_kept() -> None:
@@ -94,20 +94,20 @@ def test_state_proofs_in_the_middle_epoch_where_its_heights_are_kept() -> None:
     c = two_changes(keep_through=20)
     for _ in range(3):
         c.commit(None)                  # commits prune up to the newest checkpoint
-    said = describe(verify(c.builder.state("kv", "data/nothing", 20)[0], c.genesis))
-    assert said == ("state kv/data/nothing is absent as of height 20, certified by 2 of 2 validators "
+    said = describe(verify(c.builder.state("kv", "entry/nothing", 20)[0], c.genesis))
+    assert said == ("state kv/entry/nothing is absent as of height 20, certified by 2 of 2 validators "
                     "(node2, node3) of the set in force from height 17")
     # at 20 the key held 1, rewritten at 29 (this node keeps the newest values only: said so)
     with pytest.raises(ProofUnavailable, match="changed since height 20"):
-        c.builder.state("kv", "data/k", 20)
+        c.builder.state("kv", "entry/k", 20)
     with pytest.raises(ProofUnavailable, match="keeps the state tree from height 20"):
-        c.builder.state("kv", "data/k", 16)
+        c.builder.state("kv", "entry/k", 16)
     # above it, the tree is persisted at checkpoint heights (24, 28, 32) and kept at the tip (35)
     with pytest.raises(ProofUnavailable, match="at checkpoint heights only .* height 22 is not one: "
                                                "ask for height 20"):
-        c.builder.state("kv", "data/nothing", 22)
+        c.builder.state("kv", "entry/nothing", 22)
     with pytest.raises(ProofUnavailable, match="not covered by a stable checkpoint"):
-        c.builder.state("kv", "data/nothing", 24)
+        c.builder.state("kv", "entry/nothing", 24)
 
 
 # -- getting the history wrong ------------------------------------------------------------
@@ -236,5 +236,5 @@ def test_files_anchored_where_the_state_tree_is_pruned_still_verify() -> None:
     assert codec.unpack(codec.unpack(c.builder.tx(c.issue.id))[ANCHORS][0][NEXT][1])[1] == [
         [name, c.validator_keys[name].public_key] for name in ("node1", "node2", "node3")]
     with pytest.raises(ProofUnavailable, match="keeps the state tree from height 40") as exc:
-        c.builder.state("kv", "data/k", 32)
+        c.builder.state("kv", "entry/k", 32)
     assert not exc.value.missing

@@ -37,7 +37,7 @@ async def test_proofs_after_a_promotion_verify_against_genesis_on_both_nodes(tmp
                     f"certified by 2 of 2 validators (node0, watcher) of the set in force from height "
                     f"{boundary + 1:,}"), describe(proved)
                 # a state member and a non-member at the newest checkpoint, after the change
-                for key, held in (("data/after-boundary", "holds 1"), ("data/never-written", "is absent")):
+                for key, held in (("entry/after-boundary", "holds ['finance', 1]"), ("entry/never-written", "is absent")):
                     answer = node.service.prove("state", ("kv", key, None))
                     assert answer.problem is None, answer.problem
                     assert held in describe(verify(answer.data, genesis))
@@ -45,7 +45,7 @@ async def test_proofs_after_a_promotion_verify_against_genesis_on_both_nodes(tmp
                 # tree below the newest one is pruned: a state proof there is a 409
                 newest = node.store.newest_checkpoint()
                 assert newest >= boundary
-                answer = node.service.prove("state", ("kv", "data/after-boundary", 1))
+                answer = node.service.prove("state", ("kv", "entry/after-boundary", 1))
                 assert not answer.missing and answer.problem.startswith(
                     f"this node keeps the state tree from height {newest} "), answer.problem
             nursery.cancel_scope.cancel()
