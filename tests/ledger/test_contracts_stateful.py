@@ -20,8 +20,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from ledger import codec
 from ledger.contracts import fiscal, receivable, trace
 from ledger.contracts.blocktime import block_date
+from ledger.execution import query_state
 from ledger.receipt import (ERR_BAD_ARGS, ERR_CONFLICT, ERR_NOT_FOUND, ERR_PERMISSION, Receipt)
-from tests.ledger.world import World
+from tests.factories import make_genesis
+from tests.ledger.world import ORGS as WORLD_ORGS, ROLES, World
 
 SETTINGS = settings(max_examples=50, stateful_step_count=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -39,6 +41,7 @@ def likely(data, good: list, anything: st.SearchStrategy):
 
 class ContractMachine(RuleBasedStateMachine):
     contract = ""
+    ok_changes_state = True      # every success changes the state (kv: a put of the same value does not)
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,7 +61,8 @@ class ContractMachine(RuleBasedStateMachine):
             assert chain.state == before
             self.refusals += 1
         else:
-            assert result.writes and result.state_root != root
+            assert result.writes
+            assert result.state_root != root or not self.ok_changes_state
         return receipt
 
     def table(self, table: str) -> dict[str, Any]:
@@ -355,3 +359,63 @@ class ReceivableMachine(ContractMachine):
 
 TestReceivable = ReceivableMachine.TestCase
 TestReceivable.settings = SETTINGS
+
+
+# -- kv, across the v1 -> v2 upgrade ----------------------------------------------------
+
+KV_V2_AT = 15            # v1's two tables for the first 14 blocks (steps), then one record a key
+KV_KEYS = st.sampled_from(["a", "b", "c/d"])
+KV_WRITERS = st.sampled_from(["finance", "tax"])
+KV_ROLES = {**ROLES, "tax": ("writer",)}
+KV_GENESIS, _, KV_ACCOUNTS = make_genesis(accounts=tuple(KV_ROLES), roles=KV_ROLES, orgs=WORLD_ORGS,
+                                          contract_versions={"kv": {"1": 1, "2": KV_V2_AT}})
+
+
+class KvUpgradeMachine(ContractMachine):
+    """Ownership and values behave the same under both versions and across the
+    upgrade, and each key lives in one place: v1's tables or v2's entry."""
+    contract = "kv"
+    ok_changes_state = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = World(KV_GENESIS, KV_ACCOUNTS)
+        self.owner: dict[str, str] = {}
+        self.value: dict[str, Any] = {}
+
+    @rule(org=KV_WRITERS, key=KV_KEYS, value=st.integers(0, 3))
+    def put(self, org, key, value) -> None:
+        receipt = self.do(org, "put", {"key": key, "value": value})
+        if self.owner.get(key, org) != org:
+            assert receipt.status == ERR_PERMISSION
+            return
+        assert receipt.ok, receipt
+        self.owner.setdefault(key, org)
+        self.value[key] = value
+
+    @rule(org=KV_WRITERS, key=KV_KEYS)
+    def delete(self, org, key) -> None:
+        receipt = self.do(org, "delete", {"key": key})
+        if self.owner.get(key, org) != org:
+            assert receipt.status == ERR_PERMISSION
+        elif key not in self.value:
+            assert receipt.status == ERR_NOT_FOUND
+        else:
+            assert receipt.ok, receipt
+            del self.value[key]
+
+    @invariant()
+    def one_place_per_key(self) -> None:
+        entries, owners, data = self.table("entry"), self.table("owner"), self.table("data")
+        if self.w.chain.height < KV_V2_AT:
+            assert not entries
+        assert not set(entries) & (set(owners) | set(data))
+        assert set(data) <= set(owners)
+        held = {k: e[0] for k, e in entries.items()} | owners
+        assert held == self.owner
+        for key in ("a", "b", "c/d"):
+            assert query_state(self.w.chain.state.get, "kv", key) == self.value.get(key)
+
+
+TestKvUpgrade = KvUpgradeMachine.TestCase
+TestKvUpgrade.settings = SETTINGS
