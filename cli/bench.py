@@ -56,7 +56,14 @@ from .target import print_fields, print_json
 
 PRESIGN_RATE = 5000          # with --duration: txs signed per second of run time (above
                              # what a 2-core testnet commits, so the run is not cut short)
-MAX_PRESIGNED = 1_000_000
+MAX_PRESIGNED = 3_000_000    # 10 minutes at PRESIGN_RATE; on disk (~230 bytes a kv tx), not in memory
+# Every presigned tx is valid for the testnet's tx_validity_window blocks from
+# the start, so a run presigns at most this many per block of it: a saturated
+# run here commits ~1,100 per block, and more would expire before their turn.
+PRESIGNED_PER_WINDOW_BLOCK = 1_000
+# A temporary testnet's window: with the default 1,000 blocks a saturated run
+# here expires after ~400 s (~1M txs), short of a 10-minute run.
+BENCH_VALIDITY_WINDOW = 10_000
 MAX_INFLIGHT = 20_000        # well below the default mempool (50,000 txs)
 MAX_TIMED_TXS = 200_000      # txs whose latency a run measures (a sample beyond this)
 TIMELINE_S = 10.0            # the report's timeline: one point per this many seconds
@@ -442,6 +449,12 @@ def _data_bytes(net: Testnet) -> int:
     return total
 
 
+def presign_count(duration: float, rate: float, window: int) -> int:
+    """Txs a --duration run presigns: `rate` per second, within MAX_PRESIGNED and
+    what the testnet's validity window leaves time to commit."""
+    return max(1, min(MAX_PRESIGNED, window * PRESIGNED_PER_WINDOW_BLOCK, int(duration * rate)))
+
+
 def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: int | None,
               batch_size: int, progress: bool = True, rate: float | None = None,
               workload_name: str = "kv") -> dict:
@@ -451,8 +464,9 @@ def run_bench(net: Testnet, txs: int | None, duration: float | None, accounts: i
         chain_id, height = chain_head(client)
     load = with_payers(load, chain_id)
     presign_rate = rate * 1.05 if rate else PRESIGN_RATE
-    count = txs if txs is not None else min(MAX_PRESIGNED, int(duration * presign_rate) or 1)
-    valid_until = height + net.genesis.consensus.tx_validity_window
+    window = net.genesis.consensus.tx_validity_window
+    count = txs if txs is not None else presign_count(duration, presign_rate, window)
+    valid_until = height + window
     senders = len(load.seeds) if load.seeds else len(load.account_seeds)
     if progress:
         click.echo(f"signing {count} {workload_name} transactions from {senders} accounts...", err=True)
@@ -579,7 +593,8 @@ def sample_receipts(url: str, tx_ids: list[bytes], size: int = RECEIPT_SAMPLE) -
 def temporary_testnet(nodes: int, progress: bool) -> Iterator[Testnet]:
     root = tempfile.mkdtemp(prefix="ynchain-bench-")
     try:
-        net = init_testnet(Path(root), nodes, free_port_base(2 * nodes))
+        net = init_testnet(Path(root), nodes, free_port_base(2 * nodes),
+                           tx_validity_window=BENCH_VALIDITY_WINDOW)
         try:
             bring_up(net, timeout_s=60.0, progress=progress)
             yield net

@@ -120,7 +120,8 @@ def account_roles(count: int) -> dict[str, tuple[str, ...]]:
 
 
 def build_genesis(chain_id: str, validator_keys: list[KeyPair], account_keys: dict[str, KeyPair],
-                  base_port: int, empty_blocks_ms: int = 0) -> Genesis:
+                  base_port: int, empty_blocks_ms: int = 0, tx_validity_window: int | None = None) -> Genesis:
+    """A testnet's genesis; `tx_validity_window` None keeps the default (ledger.consortium)."""
     orgs = organisations(len(validator_keys))
     roles = account_roles(len(validator_keys))
     doc = {
@@ -135,6 +136,8 @@ def build_genesis(chain_id: str, validator_keys: list[KeyPair], account_keys: di
                       "roles": list(roles[org])} for org, k in account_keys.items()],
         "consensus": {"empty_blocks_interval_ms": empty_blocks_ms},
     }
+    if tx_validity_window is not None:
+        doc["consensus"]["tx_validity_window"] = tx_validity_window
     return parse_genesis(doc)
 
 
@@ -147,7 +150,7 @@ def _existing_parts(root: Path) -> list[Path]:
 
 def init_testnet(root: Path, nodes: int = 4, base_port: int = DEFAULT_BASE_PORT,
                  chain_id: str = DEFAULT_CHAIN_ID, force: bool = False, *,
-                 empty_blocks_ms: int = 0) -> Testnet:
+                 empty_blocks_ms: int = 0, tx_validity_window: int | None = None) -> Testnet:
     """Write a fresh testnet into `root`; with `force`, replace an existing one
     (the caller makes sure none of its nodes is running)."""
     if not 1 <= nodes <= MAX_VALIDATORS:
@@ -171,7 +174,8 @@ def init_testnet(root: Path, nodes: int = 4, base_port: int = DEFAULT_BASE_PORT,
 
     validator_keys = [KeyPair.generate() for _ in range(nodes)]
     account_keys = {org: KeyPair.generate() for org in account_roles(nodes)}
-    genesis = build_genesis(chain_id, validator_keys, account_keys, base_port, empty_blocks_ms)
+    genesis = build_genesis(chain_id, validator_keys, account_keys, base_port, empty_blocks_ms,
+                            tx_validity_window)
     try:
         root.mkdir(parents=True, exist_ok=True)
         (root / "accounts").mkdir()

@@ -4,9 +4,10 @@ import math
 
 import pytest
 
-from cli import workload
-from cli.bench import (Workload, is_timed, latency_sample_every, make_batches,
-                       percentile, presign, sign_all)
+from cli import bench, workload
+from cli.bench import (MAX_PRESIGNED, Workload, is_timed, latency_sample_every, make_batches,
+                       percentile, presign, presign_count, sign_all)
+from cli.layout import load_genesis
 from ledger import codec
 from ledger.crypto import KeyPair
 from ledger.tx import Transaction
@@ -94,3 +95,25 @@ def test_mixed_rounds_stay_whole_in_one_batch_and_all_succeed_in_order():
     assert [r.status_name for r in result.receipts] == ["ok"] * 36
     contracts = [tx.contract for tx in txs[:12]]
     assert contracts.count("fiscal") == contracts.count("trace") == contracts.count("receivable") == 4
+
+
+def test_a_duration_run_presigns_what_the_validity_window_leaves_time_to_commit():
+    assert presign_count(30, 5000, 1000) == 150_000
+    assert presign_count(600, 5000, 1000) == 1_000_000             # the default window: ~400 s saturated
+    assert presign_count(600, 5000, bench.BENCH_VALIDITY_WINDOW) == MAX_PRESIGNED == 3_000_000
+    assert presign_count(0.1, 1.05, 1000) == 1
+
+
+def test_a_temporary_testnet_keeps_txs_valid_long_enough_for_a_ten_minute_run(tmp_path, monkeypatch):
+    seen = {}
+
+    def up(net, **kw):
+        seen["window"] = load_genesis(net.dir / "genesis.json").consensus.tx_validity_window
+
+    monkeypatch.setattr(bench, "bring_up", up)
+    monkeypatch.setattr(bench, "bring_down", lambda net, **kw: None)
+    monkeypatch.setattr(bench.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "net"))
+    with bench.temporary_testnet(4, progress=False):
+        pass
+    assert seen["window"] == bench.BENCH_VALIDITY_WINDOW == 10_000
+    assert presign_count(600, bench.PRESIGN_RATE, seen["window"]) == 600 * bench.PRESIGN_RATE
