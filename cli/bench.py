@@ -56,7 +56,7 @@ from .target import print_fields, print_json
 
 PRESIGN_RATE = 5000          # with --duration: txs signed per second of run time (above
                              # what a 2-core testnet commits, so the run is not cut short)
-MAX_PRESIGNED = 3_000_000    # 10 minutes at PRESIGN_RATE; on disk (~230 bytes a kv tx), not in memory
+MAX_PRESIGNED = 3_000_000    # 10 minutes at PRESIGN_RATE; on disk (171 bytes a kv put: ~510 MB), not in memory
 # Every presigned tx is valid for the testnet's tx_validity_window blocks from
 # the start, so a run presigns at most this many per block of it: a saturated
 # run here commits ~1,100 per block, and more would expire before their turn.

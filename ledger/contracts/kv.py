@@ -17,12 +17,13 @@ deletes the old records, so every key lives in one place.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ContractError
 from ..receipt import ERR_NOT_FOUND, ERR_PERMISSION
 from . import kv_v1
-from .base import DATA, CallContext, Contract, ContractState, Method, StateReader
+from .base import DATA, CallContext, Contract, ContractState, StateReader
 
 ENTRY = "entry"       # table: key -> [owner] or [owner, value]
 
@@ -42,38 +43,39 @@ def _ran_v1(ctx: CallContext) -> bool:
     return ctx.config.contract_schedule[CONTRACT.name][0][1].version == 1
 
 
-def _owned_entry(ctx: CallContext, state: ContractState, key: str) -> tuple[list | None, bool]:
-    """(the key's entry or None, whether it is still in version-1 records),
-    refusing a key another organisation owns."""
+def _owned_entry(ctx: CallContext, state: ContractState, key: str) -> tuple[list | None, list | None]:
+    """(the key's entry or None, the same if it is still in version-1 records
+    else None), refusing a key another organisation owns."""
     entry = state.get(key, ENTRY)
-    in_v1 = False
+    v1 = None
     if entry is None and _ran_v1(ctx):
-        entry = _v1_entry(state, key)
-        in_v1 = entry is not None
+        entry = v1 = _v1_entry(state, key)
     if entry is not None and entry[0] != ctx.org:
         raise ContractError(ERR_PERMISSION, f"key owned by {entry[0]}")
-    return entry, in_v1
+    return entry, v1
 
 
-def _write(state: ContractState, key: str, entry: list, in_v1: bool) -> None:
+def _write(state: ContractState, key: str, entry: list, v1: list | None) -> None:
+    """Store `entry`, deleting the version-1 records the key still had."""
     state.put(key, entry, ENTRY)
-    if in_v1:
+    if v1 is not None:
         state.delete(key, kv_v1.OWNER)
-        state.delete(key, DATA)
+        if len(v1) == 2:
+            state.delete(key, DATA)
 
 
 def put(ctx: CallContext, state: ContractState, args: dict) -> None:
     key = args["key"]
-    entry, in_v1 = _owned_entry(ctx, state, key)
-    _write(state, key, [ctx.org if entry is None else entry[0], args["value"]], in_v1)
+    entry, v1 = _owned_entry(ctx, state, key)
+    _write(state, key, [ctx.org if entry is None else entry[0], args["value"]], v1)
 
 
 def delete(ctx: CallContext, state: ContractState, args: dict) -> None:
     key = args["key"]
-    entry, in_v1 = _owned_entry(ctx, state, key)
+    entry, v1 = _owned_entry(ctx, state, key)
     if entry is None or len(entry) < 2:
         raise ContractError(ERR_NOT_FOUND, f"no key {key!r}")
-    _write(state, key, [entry[0]], in_v1)
+    _write(state, key, [entry[0]], v1)
 
 
 def query(reader: StateReader, key: str) -> Any | None:
@@ -85,8 +87,6 @@ def query(reader: StateReader, key: str) -> Any | None:
 
 
 # Same arguments, summaries and roles as version 1; only the records differ.
-METHODS: dict[str, Any] = {
-    name: Method(v1.summary, v1.args, {"put": put, "delete": delete}[name], role=v1.role)
-    for name, v1 in kv_v1.METHODS.items()
-}
+METHODS: dict[str, Any] = {"put": replace(kv_v1.METHODS["put"], run=put),
+                           "delete": replace(kv_v1.METHODS["delete"], run=delete)}
 CONTRACT = Contract("kv", METHODS, query, version=2)

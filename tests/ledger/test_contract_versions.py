@@ -142,7 +142,9 @@ def test_kv_keys_v1_wrote_move_to_one_record_when_v2_writes_them() -> None:
     # ... and the first v2 write moves a key into one record, deleting v1's
     w.ok("finance", "kv", "put", {"key": "a", "value": 2})
     w.ok("finance", "kv", "delete", {"key": "b"})
-    w.ok("finance", "kv", "put", {"key": "d", "value": "back"})
+    moved = w.chain.run([w.tx("finance", "kv", "put", {"key": "d", "value": "back"})])
+    assert moved.receipts[0].ok                          # d had no v1 value left: only its owner goes
+    assert moved.writes == {b"kv/entry/d": codec.pack(["finance", "back"]), b"kv/owner/d": None}
     w.ok("tax", "kv", "put", {"key": "e", "value": 5})
     assert {k: codec.unpack(v) for k, v in state.items() if k.startswith(b"kv/")} == {
         b"kv/entry/a": ["finance", 2], b"kv/entry/b": ["finance"], b"kv/entry/d": ["finance", "back"],

@@ -62,7 +62,8 @@ class ContractMachine(RuleBasedStateMachine):
             self.refusals += 1
         else:
             assert result.writes
-            assert result.state_root != root or not self.ok_changes_state
+            assert (result.state_root != root) == (chain.state != before)    # the root follows the state
+            assert chain.state != before or not self.ok_changes_state
         return receipt
 
     def table(self, table: str) -> dict[str, Any]:
